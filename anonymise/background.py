@@ -1,0 +1,151 @@
+"""Running-average background model, frozen under people, that never shows a person.
+
+A pixel is learned only in frames where it is free of people (``alpha == 0``): the first such
+frame sets it, later ones move it by ``rate``. A pixel that has *never* been seen free has no
+background yet; it is filled from the surrounding learned background by OpenCV's Telea
+inpainting (mid-grey when nothing at all has been seen), never from the current frame. The
+pipeline also lets the model look ahead (``Config.lookahead`` frames) before a frame is
+written, so most pixels behind a person have been seen free by then.
+
+``BackgroundModel`` runs on the CPU with OpenCV; ``TorchBackgroundModel`` keeps the same state
+as tensors on a torch device (CUDA) and only goes to the CPU for the rare inpainting refresh.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+#: recompute the inpainted fill of never-seen pixels every this many updates
+FILL_REFRESH = 25
+#: what a pixel shows when no pixel of the frame has ever been seen free
+UNSEEN_GREY = 128
+
+
+def _check_rate(rate: float) -> float:
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"rate must be in (0, 1], got {rate}")
+    return float(rate)
+
+
+def inpaint_unseen(image: np.ndarray, unseen: np.ndarray) -> np.ndarray:
+    """Fill ``unseen`` (bool H, W) pixels of ``image`` from the seen ones around them."""
+    if not unseen.any():
+        return image.copy()
+    if unseen.all():
+        return np.full_like(image, UNSEEN_GREY)
+    return cv2.inpaint(image, unseen.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+
+
+class BackgroundModel:
+    """Per-pixel running average of the scene, learned only where no person is (CPU, OpenCV)."""
+
+    def __init__(self, rate: float = 0.05):
+        self.rate = _check_rate(rate)
+        self._acc: np.ndarray | None = None  # float32 (H, W, 3)
+        self._seen: np.ndarray | None = None  # uint8 (H, W), 255 where seen free at least once
+        self._fill: np.ndarray | None = None  # uint8 (H, W, 3) inpainted image, refreshed now and then
+        self._since_fill = 0
+
+    @property
+    def shape(self) -> tuple[int, int] | None:
+        return None if self._acc is None else self._acc.shape[:2]
+
+    @property
+    def seen(self) -> np.ndarray | None:
+        """Boolean (H, W): pixels seen free of people at least once."""
+        return None if self._seen is None else self._seen > 0
+
+    def reset(self) -> None:
+        self.__init__(self.rate)
+
+    def update(self, frame: np.ndarray, alpha: np.ndarray) -> None:
+        """Learn from ``frame`` wherever ``alpha`` (uint8 or bool, H x W) is zero."""
+        _check_frame(frame, alpha)
+        if self._acc is None or self._acc.shape != frame.shape:
+            self._acc = np.zeros(frame.shape, np.float32)
+            self._seen = np.zeros(frame.shape[:2], np.uint8)
+            self._fill = None
+        free = (alpha == 0).view(np.uint8)
+        new = cv2.bitwise_and(free, cv2.bitwise_not(self._seen))
+        known = cv2.bitwise_and(free, self._seen)
+        cv2.accumulateWeighted(frame, self._acc, self.rate, mask=known)
+        cv2.accumulateWeighted(frame, self._acc, 1.0, mask=new)  # first sight: take it as is
+        cv2.bitwise_or(self._seen, new * 255, dst=self._seen)
+        self._since_fill += 1
+
+    def image(self) -> np.ndarray:
+        """The background as uint8 BGR; never-seen pixels inpainted from their surroundings."""
+        if self._acc is None:
+            raise RuntimeError("the background model has not been updated yet")
+        image = cv2.convertScaleAbs(self._acc)  # rounds to nearest and saturates
+        unseen = self._seen == 0
+        if unseen.any():
+            if self._fill is None or self._since_fill >= FILL_REFRESH:
+                self._fill = inpaint_unseen(image, unseen)
+                self._since_fill = 0
+            # the unseen set only shrinks, so an older fill still covers every unseen pixel
+            np.copyto(image, self._fill, where=unseen[..., None])
+        return image
+
+
+class TorchBackgroundModel:
+    """The same model as :class:`BackgroundModel` with its state as tensors on ``device``.
+
+    ``update`` and ``image`` take and return torch tensors (H, W, 3) uint8 on the device, so
+    a GPU pipeline uploads a frame once and downloads the composite once.
+    """
+
+    def __init__(self, rate: float = 0.05, device: str = "cuda"):
+        import torch
+
+        self.rate = _check_rate(rate)
+        self.device = torch.device(device)
+        self._torch = torch
+        self._acc = None
+        self._seen = None
+        self._fill = None
+        self._since_fill = 0
+
+    @property
+    def seen(self):
+        return self._seen
+
+    def update(self, frame, alpha) -> None:
+        torch = self._torch
+        frame = torch.as_tensor(frame, device=self.device)
+        alpha = torch.as_tensor(alpha, device=self.device)
+        _check_frame(frame, alpha)
+        if self._acc is None or self._acc.shape != frame.shape:
+            self._acc = torch.zeros(frame.shape, dtype=torch.float32, device=self.device)
+            self._seen = torch.zeros(frame.shape[:2], dtype=torch.bool, device=self.device)
+            self._fill = None
+        free = alpha == 0
+        f = frame.float()
+        known = (free & self._seen)[..., None]
+        new = (free & ~self._seen)[..., None]
+        self._acc = torch.where(known, self._acc + self.rate * (f - self._acc), self._acc)
+        self._acc = torch.where(new, f, self._acc)
+        self._seen |= free
+        self._since_fill += 1
+
+    def image(self):
+        torch = self._torch
+        if self._acc is None:
+            raise RuntimeError("the background model has not been updated yet")
+        image = self._acc.round().clamp_(0, 255).to(torch.uint8)
+        unseen = ~self._seen
+        if bool(unseen.any()):
+            if self._fill is None or self._since_fill >= FILL_REFRESH:
+                filled = inpaint_unseen(image.cpu().numpy(), unseen.cpu().numpy())
+                self._fill = torch.from_numpy(filled).to(self.device)
+                self._since_fill = 0
+            image = torch.where(unseen[..., None], self._fill, image)
+        return image
+
+
+def _check_frame(frame, alpha) -> None:
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"frame: expected shape (H, W, 3), got {tuple(frame.shape)}")
+    if tuple(alpha.shape) != tuple(frame.shape[:2]):
+        raise ValueError(f"alpha: expected shape {tuple(frame.shape[:2])}, got {tuple(alpha.shape)}")

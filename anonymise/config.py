@@ -1,0 +1,115 @@
+"""Every knob of the pipeline, in frozen dataclasses validated on construction."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields, replace
+
+from .errors import ConfigError
+
+DEFAULT_SEG_MODEL = "yolo11n-seg.pt"
+DEFAULT_POSE_MODEL = "yolo11n-pose.pt"
+
+
+class Mode(str, enum.Enum):
+    """How people are found: instance masks (``seg``) or boxes (``bbox``)."""
+
+    SEG = "seg"
+    BBOX = "bbox"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Processing settings shared by the CLI and the Python API.
+
+    Defaults favour privacy (recall) over precision: a false mask costs a little background,
+    a missed person is a leak.
+    """
+
+    mode: Mode = Mode.BBOX
+    seg_model: str = DEFAULT_SEG_MODEL
+    #: person detector for ``bbox`` mode; ``None`` takes the pose model's boxes (one forward pass)
+    bbox_model: str | None = None
+    pose_model: str = DEFAULT_POSE_MODEL
+    #: draw skeletons (and run the pose model when it is not needed for boxes)
+    pose: bool = True
+    #: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps`` ...
+    device: str = "auto"
+    #: inference size; ``None`` picks one from the frame size (see ``auto_imgsz``)
+    imgsz: int | None = None
+    #: person confidence threshold (low on purpose: recall first)
+    conf: float = 0.15
+    #: IoU threshold of the detector's non-maximum suppression
+    iou: float = 0.6
+    #: running-average background learning rate per frame, in (0, 1]
+    alpha: float = 0.05
+    #: seg: grow every instance mask by this many pixels (distance transform)
+    inflate: int = 8
+    #: bbox: grow every box by this many pixels
+    dilate: int = 8
+    #: Gaussian feather kernel size in pixels (0: hard edge); grows outwards, never into the person
+    feather: int = 15
+    #: minimum keypoint confidence for a joint to be drawn
+    pose_conf: float = 0.3
+    #: frames the background model sees ahead of the frame being written (output delay);
+    #: ``None``: 30 for files, 0 for cameras and streams
+    lookahead: int | None = None
+    #: frames per model call; ``None``: 1 on CPU, 8 on CUDA
+    batch: int | None = None
+    #: half precision inference; ``None``: on for CUDA, off elsewhere
+    half: bool | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "mode", Mode(self.mode))
+        except ValueError:
+            raise ConfigError(f"mode must be 'seg' or 'bbox', got {self.mode!r}") from None
+        _check_range("conf", self.conf, 0.0, 1.0, low_open=True)
+        _check_range("iou", self.iou, 0.0, 1.0, low_open=True)
+        _check_range("alpha", self.alpha, 0.0, 1.0, low_open=True)
+        _check_range("pose_conf", self.pose_conf, 0.0, 1.0)
+        for name in ("inflate", "dilate", "feather", "lookahead"):
+            value = getattr(self, name)
+            if name == "lookahead" and value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.imgsz is not None and (not isinstance(self.imgsz, int) or not 32 <= self.imgsz <= 4096):
+            raise ConfigError(f"imgsz must be an integer in [32, 4096], got {self.imgsz!r}")
+        if self.batch is not None and (not isinstance(self.batch, int) or self.batch < 1):
+            raise ConfigError(f"batch must be an integer >= 1, got {self.batch!r}")
+        for name in ("seg_model", "pose_model"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name} must name a model file or an Ultralytics model name")
+
+    def replace(self, **changes) -> Config:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def _check_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if value > high or value < low or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise ConfigError(f"{name} must be in {bracket}{low:g}, {high:g}], got {value!r}")
+
+
+def auto_imgsz(width: int, height: int) -> int:
+    """Inference size for a frame when ``--imgsz`` is not given.
+
+    Nano YOLO models stop seeing people under ~40 px at their native 640, and surveillance
+    frames are full of such people, so small frames are upscaled 2x (480x360 -> 960) and large
+    ones run at up to 1280. The size is a multiple of 32 (the models' stride).
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"frame size must be positive, got {width}x{height}")
+    side = min(1280, max(640, 2 * max(width, height)))
+    return int(round(side / 32) * 32)
+
+
+__all__ = ["Config", "Mode", "auto_imgsz", "DEFAULT_SEG_MODEL", "DEFAULT_POSE_MODEL"]

@@ -1,0 +1,184 @@
+"""People and their keypoints from Ultralytics YOLO models (the only module that imports ultralytics).
+
+``bbox`` mode without ``--bbox-model`` takes person boxes from the pose model: one forward
+pass gives boxes and keypoints. ``seg`` mode runs the segmentation model for instance masks
+(aligned to the original frame: letterbox padding removed, resized back) and the pose model
+for keypoints; people the pose model finds but the segmentation missed are masked by box.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import models
+from .config import Config, Mode, auto_imgsz
+from .errors import AnonymiseError, ConfigError, ModelError
+from .types import Detections
+
+# Privacy: no DNS probe at import, no usage analytics, no pip installs at run time.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+import torch  # noqa: E402
+from ultralytics import YOLO  # noqa: E402
+from ultralytics.utils import ops  # noqa: E402
+from ultralytics.utils.events import events as _ultralytics_events  # noqa: E402
+
+_ultralytics_events.enabled = False  # even if a user sets YOLO_OFFLINE=0
+
+
+@dataclass
+class FrameDetections:
+    """What the models found in one frame."""
+
+    #: what gets masked: boxes, plus instance masks in ``seg`` mode
+    people: Detections
+    #: pose-model detections with ``keypoints`` (empty when pose is off)
+    poses: Detections
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda:0`` when CUDA is available, else ``cpu``; other values are checked."""
+    d = str(device).strip().lower()
+    if d in ("auto", ""):
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if d == "cpu":
+        return "cpu"
+    if d == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError("device 'mps' requested but this machine has no Apple GPU")
+        return "mps"
+    if d.isdigit():
+        d = f"cuda:{d}"
+    if d == "cuda" or (d.startswith("cuda:") and d[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{device}' requested but CUDA is not available (try --device cpu)")
+        index = int(d[5:]) if ":" in d else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device '{device}' requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+        return f"cuda:{index}"
+    raise ConfigError(f"unknown device '{device}': use auto, cpu, cuda, cuda:N or mps")
+
+
+def load_model(spec: str, task: str | tuple[str, ...], option: str):
+    """Load a YOLO model and check its task; every failure becomes one :class:`ModelError` line."""
+    tasks = (task,) if isinstance(task, str) else task
+    resolved = models.resolve(spec)
+    if resolved.path is not None and resolved.path.is_file() and resolved.path.suffix.lower() not in models.WEIGHT_SUFFIXES:
+        raise ModelError(f"{spec} is not a YOLO model file (expected one of {', '.join(models.WEIGHT_SUFFIXES)})")
+    try:
+        model = YOLO(resolved.target, task=None)
+    except (ConnectionError, FileNotFoundError) as e:
+        if resolved.source == "download":
+            raise ModelError(models.missing_model_message(spec, option, _first_line(e))) from None
+        raise ModelError(f"cannot load model {spec}: {_first_line(e)}") from None
+    except Exception as e:  # noqa: BLE001 - torch/pickle/yaml raise many kinds for a file that is not a model
+        raise ModelError(f"{spec} is not a YOLO model: {_first_line(e)}") from None
+    if model.task not in tasks:
+        want = " or ".join(tasks)
+        raise ModelError(f"{spec} is a '{model.task}' model but {option} needs a '{want}' model")
+    person = person_class(model.names)
+    if person is None:
+        raise ModelError(f"{spec} has no 'person' class (classes: {_short(model.names)})")
+    return model
+
+
+def person_class(names: dict | list) -> int | None:
+    items = names.items() if isinstance(names, dict) else enumerate(names)
+    for k, v in items:
+        if str(v).lower() == "person":
+            return int(k)
+    return None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__).strip(" ❌⚠️")
+
+
+def _short(names) -> str:
+    values = list(names.values()) if isinstance(names, dict) else list(names)
+    return ", ".join(map(str, values[:5])) + (" ..." if len(values) > 5 else "")
+
+
+class Detector:
+    """Runs the models a :class:`Config` asks for on batches of BGR frames."""
+
+    def __init__(self, config: Config, device: str | None = None):
+        self.config = config
+        self.device = resolve_device(device or config.device)
+        cuda = self.device.startswith("cuda")
+        self.half = cuda if config.half is None else bool(config.half and cuda)
+        self.batch = config.batch or (8 if cuda else 1)
+        self.pose_model = None
+        self.box_model = None
+        self.seg_model = None
+        if config.mode is Mode.SEG:
+            self.seg_model = load_model(config.seg_model, "segment", "--seg-model")
+        elif config.bbox_model:
+            self.box_model = load_model(config.bbox_model, ("detect", "segment", "pose"), "--bbox-model")
+        if config.pose or (config.mode is Mode.BBOX and not config.bbox_model):
+            self.pose_model = load_model(config.pose_model, "pose", "--pose-model")
+
+    def _predict(self, model, frames: list[np.ndarray], imgsz: int):
+        return model.predict(
+            frames,
+            imgsz=imgsz,
+            conf=self.config.conf,
+            iou=self.config.iou,
+            classes=[person_class(model.names)],
+            device=self.device,
+            half=self.half,
+            verbose=False,
+            retina_masks=False,
+        )
+
+    def __call__(self, frames: list[np.ndarray]) -> list[FrameDetections]:
+        """Detect people in a batch of frames (all of one size)."""
+        if not frames:
+            return []
+        height, width = frames[0].shape[:2]
+        imgsz = self.config.imgsz or auto_imgsz(width, height)
+        try:
+            poses = [to_detections(r) for r in self._predict(self.pose_model, frames, imgsz)] if self.pose_model else None
+            if self.seg_model is not None:
+                people = [to_detections(r, (height, width)) for r in self._predict(self.seg_model, frames, imgsz)]
+            elif self.box_model is not None:
+                people = [to_detections(r) for r in self._predict(self.box_model, frames, imgsz)]
+            else:
+                people = poses
+        except AnonymiseError:
+            raise
+        except torch.cuda.OutOfMemoryError as e:
+            raise AnonymiseError(f"out of GPU memory (try a smaller --batch or --imgsz): {_first_line(e)}") from None
+        if poses is None or not self.config.pose:
+            poses = [Detections.empty() for _ in frames]
+        return [FrameDetections(p, k) for p, k in zip(people, poses)]
+
+
+def to_detections(result, frame_shape: tuple[int, int] | None = None) -> Detections:
+    """Convert one Ultralytics ``Results`` to :class:`Detections` (masks at the frame's size)."""
+    boxes = result.boxes
+    if boxes is None or len(boxes) == 0:
+        return Detections.empty(frame_shape if frame_shape and result.masks is not None else None)
+    xyxy = boxes.xyxy.float().cpu().numpy()
+    conf = boxes.conf.float().cpu().numpy()
+    cls = boxes.cls.cpu().numpy().astype(np.int64)
+    ids = boxes.id.cpu().numpy().astype(np.int64) if boxes.is_track and boxes.id is not None else None
+    keypoints = result.keypoints.data.float().cpu().numpy() if result.keypoints is not None else None
+    mask = None
+    if result.masks is not None:
+        mask = align_masks(result.masks.data, frame_shape or tuple(result.orig_shape))
+    return Detections(xyxy, conf, cls, mask=mask, tracker_id=ids, keypoints=keypoints)
+
+
+def align_masks(masks: torch.Tensor, frame_shape: tuple[int, int]) -> np.ndarray:
+    """(N, h, w) masks at the letterboxed inference size -> (N, H, W) bool at the frame's size."""
+    if masks.ndim != 3:
+        raise ValueError(f"masks: expected (N, h, w), got {tuple(masks.shape)}")
+    scaled = ops.scale_masks(masks[None].float(), tuple(frame_shape))[0]
+    return (scaled > 0.5).cpu().numpy()

@@ -1,0 +1,551 @@
+"""The pipeline: wires the stages, owns the loop, the threads and the progress bars.
+
+Per frame: detect -> person alpha -> background update -> (``lookahead`` frames later)
+blend -> skeleton. Decoding and encoding run in their own threads with bounded queues, so
+inference sets the pace. A frame whose processing fails is written fully covered by the
+background (fail closed), never as it came in.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import composite, masks, pose
+from .background import BackgroundModel, TorchBackgroundModel
+from .config import Config, Mode
+from .errors import AnonymiseError, OutputError, SourceError
+from .sources import (
+    IMAGE_EXTS,
+    VIDEO_EXTS,
+    Source,
+    default_output,
+    find_media,
+    media_kind,
+    open_reader,
+    output_for,
+    parse_source,
+    read_image,
+    write_image,
+)
+from .video import Frame, VideoWriter, partial_path
+
+log = logging.getLogger(__name__)
+
+#: frames queued between the decoder, the models and the encoder
+QUEUE_SIZE = 8
+#: frames of look-ahead on a live source when ``Config.lookahead`` is ``None``
+LIVE_LOOKAHEAD = 0
+FILE_LOOKAHEAD = 30
+
+
+@dataclass
+class FileResult:
+    """What happened to one input."""
+
+    source: str
+    output: Path | None
+    status: str  # "done", "skipped", "failed" or "stopped" (a live source ended by the user)
+    frames: int = 0
+    seconds: float = 0.0
+    #: frames written fully masked because their processing failed (fail closed)
+    failed_frames: int = 0
+    message: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class BatchReport:
+    """The results of one run over a file, a folder, a camera or a stream."""
+
+    results: list[FileResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class Progress:
+    """Nested progress (files, then frames with fps) on stderr; silent when ``enabled`` is false."""
+
+    def __init__(self, enabled: bool = True, files: int = 1):
+        self._progress = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichProgress
+
+        self._progress = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._files = self._progress.add_task("files", total=files, rate="", visible=files > 1)
+        self._frames = None
+
+    def __enter__(self) -> Progress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def start_file(self, name: str, total: int | None) -> None:
+        if self._progress is None:
+            return
+        if self._frames is not None:
+            self._progress.remove_task(self._frames)
+        self._frames = self._progress.add_task(name, total=total, rate="")
+
+    def advance(self, n: int = 1) -> None:
+        if self._progress is None or self._frames is None:
+            return
+        self._progress.advance(self._frames, n)
+        speed = self._progress.tasks[-1].speed if self._progress.tasks else None
+        if speed:
+            self._progress.update(self._frames, rate=f"{speed:.1f} fps")
+
+    def end_file(self) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._files, 1)
+
+
+class Anonymiser:
+    """Removes people from frames, videos, images and folders.
+
+    >>> anon = Anonymiser(Config(mode="bbox"))
+    >>> clean = anon.process_frame(frame)                     # one BGR frame (stateful)
+    >>> anon.process_file("in.mp4", "out.mp4")                 # a video or an image
+    >>> report = anon.run("clips/", "clips_anonymised/")       # anything --video-source takes
+
+    ``detector`` may be any callable taking a list of BGR frames and returning one
+    :class:`~anonymise.detect.FrameDetections` per frame (tests pass synthetic ones).
+    ``background`` is ``auto`` (torch tensors on CUDA, OpenCV otherwise), ``cpu`` or ``torch``.
+    """
+
+    def __init__(self, config: Config | None = None, *, detector: Callable | None = None, background: str = "auto"):
+        self.config = config or Config()
+        if detector is None:
+            from .detect import Detector  # imports torch and ultralytics: only when needed
+
+            detector = Detector(self.config)
+        self.detector = detector
+        self.device = getattr(detector, "device", "cpu")
+        self.batch = getattr(detector, "batch", None) or self.config.batch or 1
+        if background not in ("auto", "cpu", "torch"):
+            raise ValueError(f"background must be auto, cpu or torch, got {background!r}")
+        self._torch_bg = background == "torch" or (background == "auto" and str(self.device).startswith("cuda"))
+        self._frame_bg = None
+
+    # -- the per-frame stages -------------------------------------------------------------
+
+    def _new_background(self):
+        if self._torch_bg:
+            return TorchBackgroundModel(self.config.alpha, device=self.device if str(self.device) != "auto" else "cpu")
+        return BackgroundModel(self.config.alpha)
+
+    def alpha(self, frame: np.ndarray, found) -> np.ndarray:
+        """The person alpha (uint8 H x W) for a frame and its detections."""
+        c = self.config
+        shape = frame.shape[:2]
+        extra = None
+        if c.mode is Mode.SEG and found.people.mask is not None and len(found.poses):
+            # people only the pose model saw are masked by their box (recall first)
+            hard = masks.instances_mask(found.people.mask, shape)
+            extra = found.poses.xyxy[masks.uncovered(found.poses.xyxy, hard)]
+        return masks.person_alpha(found.people, shape, inflate_px=c.inflate, dilate_px=c.dilate, feather_px=c.feather, extra_boxes=extra)
+
+    def _frames_out(self, frames: Iterable[Frame], lookahead: int, stats: dict) -> Iterator[tuple[Frame, np.ndarray]]:
+        """(input frame, output image) in input order, ``lookahead`` frames behind the input."""
+        bg = self._new_background()
+        pending: deque = deque()
+        done_any = False
+        for batch in _batched(frames, self.batch):
+            images = [f.image for f in batch]
+            try:
+                found = self.detector(images)
+                done_any = True
+            except AnonymiseError:
+                raise
+            except Exception as e:  # noqa: BLE001 - fail closed on this batch, unless nothing ever worked
+                if not done_any:
+                    raise
+                log.warning("detection failed on frames %d-%d, writing them fully masked: %s", batch[0].index, batch[-1].index, e)
+                found = [None] * len(batch)
+            for frame, result in zip(batch, found):
+                alpha = self._alpha_or_all(frame.image, result, stats)
+                device_frame = self._to_device(frame.image)
+                device_alpha = self._to_device(alpha)
+                bg.update(device_frame, device_alpha)
+                pending.append((frame, device_frame, device_alpha, result))
+                while len(pending) > lookahead:
+                    yield self._compose(bg, *pending.popleft(), stats)
+        while pending:
+            yield self._compose(bg, *pending.popleft(), stats)
+
+    def _alpha_or_all(self, image: np.ndarray, result, stats: dict) -> np.ndarray:
+        if result is not None:
+            try:
+                return self.alpha(image, result)
+            except Exception as e:  # noqa: BLE001
+                log.warning("mask building failed, frame written fully masked: %s", e)
+        stats["failed_frames"] = stats.get("failed_frames", 0) + 1
+        return np.full(image.shape[:2], 255, np.uint8)
+
+    def _to_device(self, array: np.ndarray):
+        if not self._torch_bg:
+            return array
+        import torch
+
+        return torch.from_numpy(array).to(self.device, non_blocking=True)
+
+    def _compose(self, bg, frame: Frame, image, alpha, result, stats: dict) -> tuple[Frame, np.ndarray]:
+        try:
+            background = bg.image()
+            if self._torch_bg:
+                out = composite.blend_torch(image, background, alpha).cpu().numpy()
+            else:
+                out = composite.blend(image, background, alpha)
+            if result is not None and self.config.pose and len(result.poses) and result.poses.keypoints is not None:
+                out = pose.draw_skeleton(out, result.poses.keypoints, self.config.pose_conf)
+            return frame, out
+        except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes background
+            log.warning("compositing failed on frame %d, written fully masked: %s", frame.index, e)
+            stats["failed_frames"] = stats.get("failed_frames", 0) + 1
+            try:
+                background = bg.image()
+                return frame, background.cpu().numpy() if self._torch_bg else background
+            except Exception:  # noqa: BLE001
+                return frame, np.zeros_like(frame.image)
+
+    # -- public API ------------------------------------------------------------------------
+
+    def process_frame(self, frame: np.ndarray) -> np.ndarray:
+        """Anonymise one BGR frame; the background is learned across calls (see :meth:`reset`)."""
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frame: expected a uint8 BGR array (H, W, 3), got {getattr(frame, 'dtype', type(frame))} {getattr(frame, 'shape', '')}")
+        if self._frame_bg is None:
+            self._frame_bg = self._new_background()
+        stats: dict = {}
+        result = self.detector([frame])[0]
+        alpha = self._alpha_or_all(frame, result, stats)
+        image, alpha_d = self._to_device(frame), self._to_device(alpha)
+        self._frame_bg.update(image, alpha_d)
+        return self._compose(self._frame_bg, Frame(frame, 0), image, alpha_d, result, stats)[1]
+
+    def reset(self) -> None:
+        """Forget the background learned by :meth:`process_frame`."""
+        self._frame_bg = None
+
+    def process_image(self, src: str | Path, dst: str | Path) -> FileResult:
+        """Anonymise one image file into ``dst`` (written atomically, no metadata copied)."""
+        src, dst = Path(src), Path(dst)
+        start = time.perf_counter()
+        image = read_image(src)
+        stats: dict = {}
+        (_, out), = self._frames_out([Frame(image, 0)], 0, stats)
+        write_image(dst, out)
+        return FileResult(str(src), dst, "done", 1, time.perf_counter() - start, stats.get("failed_frames", 0))
+
+    def process_video(
+        self,
+        source: str | Path | Source,
+        dst: str | Path,
+        *,
+        audio: bool = True,
+        show: bool = False,
+        progress: Progress | None = None,
+    ) -> FileResult:
+        """Anonymise a video file, stream URL or camera into ``dst`` (H.264, audio kept).
+
+        The output appears at ``dst`` only when complete. Ctrl-C on a file removes the partial
+        output and re-raises; on a camera or stream it finishes a valid file and returns.
+        """
+        src = source if isinstance(source, Source) else parse_source(source)
+        dst = Path(dst)
+        progress = progress or Progress(enabled=False)
+        start = time.perf_counter()
+        reader = open_reader(src, audio=audio)
+        viewer = _Viewer(str(src.spec)) if show else None
+        stats: dict = {}
+        written = 0
+        try:
+            info = reader.info
+            lookahead = self.config.lookahead if self.config.lookahead is not None else (LIVE_LOOKAHEAD if info.live else FILE_LOOKAHEAD)
+            writer = VideoWriter(dst, info.width, info.height, info.fps, reader.time_base, reader.audio_stream if audio else None)
+            sink = _WriterThread(writer)
+            progress.start_file(Path(str(src.spec)).name, info.frames)
+            stop = threading.Event()
+            try:
+                frames = _threaded(reader, stop)
+                for frame, out in self._frames_out(frames, lookahead, stats):
+                    sink.put(frame, out)
+                    written += 1
+                    progress.advance()
+                    if viewer is not None and not viewer.show(out):
+                        if not info.live:
+                            raise KeyboardInterrupt
+                        break
+                stop.set()
+                sink.finish()
+            except KeyboardInterrupt:
+                stop.set()
+                if info.live and written:
+                    sink.finish()
+                    return FileResult(str(src.spec), dst, "stopped", written, time.perf_counter() - start, stats.get("failed_frames", 0))
+                sink.abort()
+                raise
+            except BaseException:
+                stop.set()
+                sink.abort()
+                raise
+        finally:
+            reader.close()
+            if viewer is not None:
+                viewer.close()
+        return FileResult(str(src.spec), dst, "done", written, time.perf_counter() - start, stats.get("failed_frames", 0))
+
+    def process_file(self, src: str | Path, dst: str | Path, **kwargs) -> FileResult:
+        """Anonymise an image or a video file, chosen by its extension."""
+        if media_kind(Path(src)) == "image":
+            return self.process_image(src, dst)
+        return self.process_video(src, dst, **kwargs)
+
+    def run(
+        self,
+        source: str | Path | int,
+        output: str | Path | None = None,
+        *,
+        overwrite: bool = False,
+        audio: bool = True,
+        show: bool = False,
+        progress: bool = False,
+    ) -> BatchReport:
+        """Anonymise anything ``--video-source`` accepts; see the CLI for the rules on outputs.
+
+        A single input raises :class:`~anonymise.errors.AnonymiseError` on failure. A folder is
+        processed file by file: a bad file is reported in the returned :class:`BatchReport`
+        and the run goes on; outputs that exist are skipped unless ``overwrite``.
+        """
+        src = parse_source(source)
+        out = Path(output) if output is not None else default_output(src)
+        jobs = plan_jobs(src, out)
+        report = BatchReport()
+        with Progress(enabled=progress, files=len(jobs)) as bar:
+            for job_src, job_dst in jobs:
+                if src.kind == "folder" and job_dst.exists() and not overwrite:
+                    report.results.append(FileResult(str(job_src), job_dst, "skipped", message="output exists (use --overwrite)"))
+                    bar.end_file()
+                    continue
+                try:
+                    job_dst.parent.mkdir(parents=True, exist_ok=True)
+                    check_writable(job_dst.parent)
+                    if not isinstance(job_src, Source) and media_kind(job_src) == "image":
+                        result = self.process_image(job_src, job_dst)
+                    else:  # a video file, or a camera / stream Source
+                        result = self.process_video(job_src, job_dst, audio=audio, show=show, progress=bar)
+                except (AnonymiseError, OSError) as e:
+                    if src.kind != "folder":
+                        raise _as_anonymise_error(e) from None
+                    result = FileResult(str(job_src), job_dst, "failed", message=str(_as_anonymise_error(e)))
+                except KeyboardInterrupt:
+                    raise
+                except Exception as e:  # noqa: BLE001 - a folder run goes on past one bad file
+                    if src.kind != "folder":
+                        raise
+                    result = FileResult(str(job_src), job_dst, "failed", message=f"{type(e).__name__}: {e}")
+                report.results.append(result)
+                bar.end_file()
+        return report
+
+
+def _as_anonymise_error(e: Exception) -> AnonymiseError:
+    if isinstance(e, AnonymiseError):
+        return e
+    return OutputError(f"{getattr(e, 'filename', '') or ''}: {getattr(e, 'strerror', None) or e}".lstrip(": "))
+
+
+def plan_jobs(src: Source, out: Path) -> list[tuple]:
+    """Pairs of (input, output path) for a source; checks that no output can replace an input."""
+    if src.kind == "folder":
+        root = src.path.resolve()
+        out = out.resolve()
+        if out == root:
+            raise OutputError(f"output folder is the input folder ({src.path}); choose another --output")
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"output must be a folder for a folder input, got the file {out}")
+        inputs = find_media(root, exclude=out)
+        if not inputs:
+            raise SourceError(f"no videos or images in {src.path}")
+        jobs, used = [], set()
+        for path in inputs:
+            dst = output_for(path, root, out)
+            if dst in used:  # e.g. a.avi and a.mp4 both -> a.mp4
+                dst = dst.with_name(f"{path.stem}_{path.suffix.lstrip('.')}{dst.suffix}")
+            used.add(dst)
+            jobs.append((path, dst))
+        return jobs
+    if out.is_dir():
+        out = out / default_output(src).name
+    if src.path is not None and out.resolve() == src.path.resolve():
+        raise OutputError(f"output would overwrite the input {src.path}; choose another --output")
+    allowed = IMAGE_EXTS if src.kind == "image" else VIDEO_EXTS
+    if out.suffix.lower() not in allowed:
+        kind = "an image" if src.kind == "image" else "a video"
+        raise OutputError(f"output {out} needs {kind} extension ({', '.join(sorted(allowed))})")
+    return [(src.path if src.path is not None else src, out)]
+
+
+def check_writable(folder: Path) -> None:
+    """Raise :class:`OutputError` unless a file can be created in ``folder``."""
+    probe = partial_path(folder / "probe.tmp")
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"cannot write to folder {folder}: {e.strerror or e}") from None
+
+
+def _batched(iterable: Iterable, n: int) -> Iterator[list]:
+    it = iter(iterable)
+    while chunk := list(itertools.islice(it, n)):
+        yield chunk
+
+
+_DONE = object()
+
+
+def _threaded(iterable: Iterable, stop: threading.Event, maxsize: int = QUEUE_SIZE) -> Iterator:
+    """Iterate ``iterable`` in a background thread; its exceptions are re-raised in the caller."""
+    q: queue.Queue = queue.Queue(maxsize)
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in iterable:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put(e)
+
+    thread = threading.Thread(target=work, name="anonymise-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class _WriterThread:
+    """Encodes frames in a thread; ``finish`` closes the file into place, ``abort`` removes it."""
+
+    def __init__(self, writer: VideoWriter, maxsize: int = QUEUE_SIZE):
+        self.writer = writer
+        self._queue: queue.Queue = queue.Queue(maxsize)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="anonymise-encode", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if self._error is not None:
+                continue  # drain after a failure so producers never block
+            frame, image = item
+            try:
+                self.writer.write_audio(frame.audio)
+                self.writer.write(image, frame.pts, frame.duration)
+                self.writer.write_audio(frame.audio_after)
+            except BaseException as e:  # noqa: BLE001 - reported by put/finish
+                self._error = e
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            e = self._error
+            if isinstance(e, AnonymiseError):
+                raise e
+            raise OutputError(f"writing {self.writer.path} failed: {e}") from e
+
+    def put(self, frame: Frame, image: np.ndarray) -> None:
+        self._raise()
+        self._queue.put((frame, image))
+
+    def finish(self) -> Path:
+        self._queue.put(_DONE)
+        self._thread.join()
+        if self._error is not None:
+            self.writer.abort()
+            self._raise()
+        return self.writer.close()
+
+    def abort(self) -> None:
+        self._error = self._error or RuntimeError("aborted")
+        self._queue.put(_DONE)
+        self._thread.join(timeout=10)
+        self.writer.abort()
+
+
+class _Viewer:
+    """The ``--show`` preview window; ``show`` returns False when the user pressed q or Esc."""
+
+    def __init__(self, title: str):
+        import cv2
+
+        self._cv2 = cv2
+        self.title = f"anonymise: {title}"
+        try:
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+        except cv2.error as e:
+            raise OutputError(f"--show needs a display: {str(e).strip().splitlines()[-1]}") from None
+
+    def show(self, image: np.ndarray) -> bool:
+        self._cv2.imshow(self.title, image)
+        return self._cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+
+    def close(self) -> None:
+        try:
+            self._cv2.destroyWindow(self.title)
+        except self._cv2.error:
+            pass

@@ -1,0 +1,283 @@
+"""Video in and out with PyAV: exact timestamps, H.264 ``yuv420p`` output, the source's audio kept.
+
+The reader demuxes video and audio from one container in one pass (so it works for live
+streams too) and hands every audio packet along with the next video frame; the writer muxes
+those packets just before it encodes that frame, which keeps the two streams interleaved and
+in sync without a second pass over the input.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import OutputError, SourceError
+from .types import VideoInfo
+
+log = logging.getLogger(__name__)
+
+#: audio codecs an MP4/MOV file can carry as they are; anything else is re-encoded to AAC
+MP4_AUDIO_CODECS = {"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"}
+MP4_LIKE = {".mp4", ".m4v", ".mov"}
+
+
+@dataclass
+class Frame:
+    """One decoded frame with the timing needed to write it back unchanged."""
+
+    image: np.ndarray  # (H, W, 3) uint8 BGR
+    index: int
+    pts: int | None = None
+    time_base: Fraction | None = None
+    #: frame duration in ``time_base`` units when known
+    duration: int | None = None
+    #: audio packets demuxed since the previous video frame (muxed before this frame)
+    audio: list = field(default_factory=list)
+    #: audio packets after the last video frame (muxed after it)
+    audio_after: list = field(default_factory=list)
+
+    @property
+    def time(self) -> float | None:
+        if self.pts is None or self.time_base is None:
+            return None
+        return float(self.pts * self.time_base)
+
+
+def _open_input(url: str, options: dict | None = None, timeout: float | None = None):
+    try:
+        return av.open(url, mode="r", options=options or {}, timeout=timeout)
+    except FileNotFoundError:
+        raise SourceError(f"no such file: {url}") from None
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise SourceError(f"cannot read {url}: {_ffmpeg_reason(e)}") from None
+
+
+def _ffmpeg_reason(e: Exception) -> str:
+    text = getattr(e, "strerror", None) or str(e)
+    return text.split(": '")[0].strip() or type(e).__name__
+
+
+class VideoReader:
+    """Decode a video file or stream into BGR frames, with the audio packets riding along.
+
+    Use as a context manager, then iterate. ``info`` describes the source before decoding.
+    """
+
+    def __init__(self, url: str | os.PathLike, audio: bool = True, live: bool | None = None):
+        self.url = str(url)
+        options = {"rtsp_transport": "tcp"} if self.url.startswith("rtsp") else None
+        self._container = _open_input(self.url, options, timeout=(15.0, 15.0) if "://" in self.url else None)
+        try:
+            if not self._container.streams.video:
+                raise SourceError(f"no video stream in {self.url}")
+            self._video = self._container.streams.video[0]
+            self._video.thread_type = "AUTO"
+            self._audio = self._container.streams.audio[0] if audio and self._container.streams.audio else None
+            cc = self._video.codec_context
+            if not cc.width or not cc.height:
+                raise SourceError(f"cannot read {self.url}: the video stream has no frame size")
+            fps = self._video.average_rate or self._video.guessed_rate or self._video.base_rate or Fraction(25)
+            duration = None
+            if self._video.duration is not None and self._video.time_base:
+                duration = float(self._video.duration * self._video.time_base)
+            elif self._container.duration:
+                duration = self._container.duration / av.time_base
+            if live is None:
+                live = duration is None and "://" in self.url
+            self.info = VideoInfo(
+                width=cc.width,
+                height=cc.height,
+                fps=Fraction(fps),
+                frames=self._video.frames or None,
+                duration=duration,
+                has_audio=self._audio is not None,
+                live=live,
+            )
+        except BaseException:
+            self._container.close()
+            raise
+
+    @property
+    def audio_stream(self):
+        return self._audio
+
+    @property
+    def time_base(self) -> Fraction:
+        return self._video.time_base or Fraction(1, 90000)
+
+    def __iter__(self) -> Iterator[Frame]:
+        # One frame is held back so that audio demuxed after the last video frame can ride on it.
+        streams = [self._video] + ([self._audio] if self._audio is not None else [])
+        pending: list = []
+        held: Frame | None = None
+        index = 0
+        try:
+            for packet in self._container.demux(streams):
+                if packet.stream.type == "audio":
+                    if packet.dts is not None and packet.size:
+                        pending.append(packet)
+                    continue
+                for vf in packet.decode():
+                    if held is not None:
+                        yield held
+                    held, pending = self._frame(vf, index, pending), []
+                    index += 1
+        except av.FFmpegError as e:
+            raise SourceError(f"corrupt video {self.url} (after {index} frames): {_ffmpeg_reason(e)}") from None
+        if held is None:
+            raise SourceError(f"no video frames could be decoded from {self.url}")
+        held.audio_after = pending
+        yield held
+
+    def _frame(self, vf: av.VideoFrame, index: int, audio: list) -> Frame:
+        image = vf.to_ndarray(format="bgr24")
+        duration = vf.duration if getattr(vf, "duration", None) else None
+        return Frame(image, index, vf.pts, vf.time_base or self.time_base, duration, audio)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def partial_path(path: Path) -> Path:
+    """A hidden temporary name beside ``path`` that keeps its extension (muxers pick by it)."""
+    return path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
+
+
+class VideoWriter:
+    """Encode BGR frames to H.264 ``yuv420p`` at ``path``, atomically.
+
+    Frames keep the source's timestamps (no drift, variable frame rate kept). Audio packets
+    are copied, or re-encoded to AAC when the output container cannot carry the codec. The
+    file is written under a temporary name and renamed on :meth:`close`; :meth:`abort`
+    removes it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        width: int,
+        height: int,
+        fps: Fraction,
+        time_base: Fraction | None = None,
+        audio_stream=None,
+        crf: int = 20,
+        preset: str = "veryfast",
+        codec: str = "libx264",
+    ):
+        self.path = Path(path)
+        self.tmp = partial_path(self.path)
+        self.width, self.height = width + width % 2, height + height % 2  # 4:2:0 needs even sizes
+        self.time_base = time_base or Fraction(1, 1) / Fraction(fps)
+        self._fps = Fraction(fps)
+        self._next_pts = 0
+        self._last_pts: int | None = None
+        self._audio_out = None
+        self._audio_decoder = None
+        self._resampler = None
+        try:
+            self._container = av.open(str(self.tmp), mode="w")
+        except (av.FFmpegError, OSError) as e:
+            raise OutputError(f"cannot write {self.path}: {_ffmpeg_reason(e)}") from None
+        try:
+            stream = self._container.add_stream(codec, rate=self._fps)
+            stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
+            stream.time_base = self.time_base
+            stream.codec_context.time_base = self.time_base
+            stream.options = {"crf": str(crf), "preset": preset} if codec == "libx264" else {}
+            self._stream = stream
+            if audio_stream is not None:
+                self._add_audio(audio_stream)
+        except BaseException:
+            self._container.close()
+            self.tmp.unlink(missing_ok=True)
+            raise
+
+    def _add_audio(self, src) -> None:
+        name = src.codec_context.name
+        if self.path.suffix.lower() in MP4_LIKE and name not in MP4_AUDIO_CODECS:
+            rate = src.codec_context.sample_rate or 48000
+            self._audio_out = self._container.add_stream("aac", rate=rate)
+            self._audio_out.layout = src.codec_context.layout.name if src.codec_context.layout else "stereo"
+            self._audio_decoder = av.CodecContext.create(name, "r")
+            if src.codec_context.extradata:
+                self._audio_decoder.extradata = src.codec_context.extradata
+            self._audio_decoder.sample_rate = rate
+            self._audio_decoder.layout = self._audio_out.layout
+            self._audio_decoder.format = src.codec_context.format
+            self._resampler = av.AudioResampler(format="fltp", layout=self._audio_out.layout, rate=rate)
+            log.info("re-encoding %s audio to AAC for %s", name, self.path.suffix)
+        else:
+            self._audio_out = self._container.add_stream_from_template(src)
+
+    def write_audio(self, packets: list) -> None:
+        if self._audio_out is None:
+            return
+        for packet in packets:
+            if self._audio_decoder is None:
+                packet.stream = self._audio_out
+                self._container.mux(packet)
+                continue
+            for frame in self._audio_decoder.decode(packet):
+                for resampled in self._resampler.resample(frame):
+                    resampled.pts = None
+                    self._container.mux(self._audio_out.encode(resampled))
+
+    def write(self, image: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:
+        """Encode one BGR frame at ``pts`` (in ``time_base`` units; ``None``: the next frame slot)."""
+        if image.shape[0] != self.height or image.shape[1] != self.width:
+            image = _pad_even(image, self.height, self.width)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        if pts is None or (self._last_pts is not None and pts <= self._last_pts):
+            pts = self._next_pts if self._last_pts is None else max(self._next_pts, self._last_pts + 1)
+        step = round(Fraction(1, 1) / (self._fps * self.time_base)) or 1
+        frame.pts, frame.time_base = pts, self.time_base
+        frame.duration = duration or step
+        self._last_pts, self._next_pts = pts, pts + (duration or step)
+        self._container.mux(self._stream.encode(frame))
+
+    def close(self) -> Path:
+        """Flush the encoders, finish the file and move it to its final name."""
+        try:
+            self._container.mux(self._stream.encode(None))
+            if self._audio_decoder is not None:
+                self._container.mux(self._audio_out.encode(None))
+            self._container.close()
+        except BaseException:
+            self.abort()
+            raise
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop writing and remove the temporary file; the final path is never touched."""
+        try:
+            self._container.close()
+        except Exception:  # noqa: BLE001 - a half-open container may fail to close; it is deleted anyway
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+
+def _pad_even(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    import cv2
+
+    return cv2.copyMakeBorder(image, 0, height - image.shape[0], 0, width - image.shape[1], cv2.BORDER_REPLICATE)
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Read a video's :class:`VideoInfo` without decoding it."""
+    with VideoReader(path) as reader:
+        return reader.info
