@@ -88,10 +88,13 @@ def load_model(spec: str, task: str | tuple[str, ...], option: str):
 
 
 def person_class(names: dict | list) -> int | None:
-    items = names.items() if isinstance(names, dict) else enumerate(names)
+    """The index of the 'person' class; 0 for an unnamed 80-class (COCO-layout) model built from a yaml."""
+    items = list(names.items() if isinstance(names, dict) else enumerate(names))
     for k, v in items:
         if str(v).lower() == "person":
             return int(k)
+    if len(items) == 80 and all(str(v) == str(k) for k, v in items):
+        return 0
     return None
 
 
@@ -160,19 +163,25 @@ class Detector:
         return [FrameDetections(p, k) for p, k in zip(people, poses)]
 
 
-def to_detections(result, frame_shape: tuple[int, int] | None = None) -> Detections:
-    """Convert one Ultralytics ``Results`` to :class:`Detections` (masks at the frame's size)."""
+def to_detections(result, mask_shape: tuple[int, int] | None = None) -> Detections:
+    """Convert one Ultralytics ``Results`` to :class:`Detections`.
+
+    With ``mask_shape`` (segmentation models) the detections always carry masks at that size,
+    an empty (0, H, W) stack when nobody was found.
+    """
     boxes = result.boxes
     if boxes is None or len(boxes) == 0:
-        return Detections.empty(frame_shape if frame_shape and result.masks is not None else None)
+        return Detections.empty(mask_shape)
     xyxy = boxes.xyxy.float().cpu().numpy()
     conf = boxes.conf.float().cpu().numpy()
     cls = boxes.cls.cpu().numpy().astype(np.int64)
     ids = boxes.id.cpu().numpy().astype(np.int64) if boxes.is_track and boxes.id is not None else None
     keypoints = result.keypoints.data.float().cpu().numpy() if result.keypoints is not None else None
     mask = None
-    if result.masks is not None:
-        mask = align_masks(result.masks.data, frame_shape or tuple(result.orig_shape))
+    if mask_shape is not None:
+        if result.masks is None:
+            raise ModelError("the segmentation model returned boxes without masks")
+        mask = align_masks(result.masks.data, mask_shape)
     return Detections(xyxy, conf, cls, mask=mask, tracker_id=ids, keypoints=keypoints)
 
 

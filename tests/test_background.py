@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from anonymise.background import UNSEEN_GREY, BackgroundModel, TorchBackgroundModel
+
+from conftest import MAGENTA, is_person_colour, scene
+
+
+def _person_frame(background, box):
+    frame = background.copy()
+    x1, y1, x2, y2 = box
+    frame[y1:y2, x1:x2] = MAGENTA
+    return frame
+
+
+def _alpha(shape, box):
+    a = np.zeros(shape[:2], np.uint8)
+    x1, y1, x2, y2 = box
+    a[y1:y2, x1:x2] = 255
+    return a
+
+
+@pytest.fixture(params=["cpu", "torch"])
+def model(request):
+    if request.param == "torch":
+        pytest.importorskip("torch")
+        return TorchBackgroundModel(0.5, device="cpu")
+    return BackgroundModel(0.5)
+
+
+def _np(x):
+    return x.cpu().numpy() if hasattr(x, "cpu") else x
+
+
+def test_never_learns_under_the_mask(model):
+    bg = scene()
+    box = (40, 30, 80, 90)
+    model.update(bg, np.zeros(bg.shape[:2], np.uint8))
+    for _ in range(20):
+        model.update(_person_frame(bg, box), _alpha(bg.shape, box))
+    image = _np(model.image())
+    assert not is_person_colour(image).any()
+    assert np.abs(image.astype(int) - bg.astype(int)).max() <= 1
+
+
+def test_never_seen_pixels_are_inpainted_not_copied_from_the_frame(model):
+    """The peer's bug: a background started from frame 0 shows the person who is in frame 0."""
+    bg = scene()
+    box = (40, 30, 80, 90)
+    frame = _person_frame(bg, box)
+    model.update(frame, _alpha(bg.shape, box))
+    image = _np(model.image())
+    assert not is_person_colour(image).any(), "a never-seen pixel showed the person"
+    assert _np(model.seen)[50, 60] == 0 and _np(model.seen)[0, 0]
+    assert (image[0:20] == bg[0:20]).all()  # seen pixels are the frame as is
+
+
+def test_first_sight_sets_then_running_average(model):
+    a0 = np.zeros((4, 4), np.uint8)
+    model.update(np.full((4, 4, 3), 100, np.uint8), a0)
+    assert (_np(model.image()) == 100).all()
+    model.update(np.full((4, 4, 3), 200, np.uint8), a0)
+    assert (_np(model.image()) == 150).all()  # rate 0.5
+
+
+def test_all_unseen_is_grey(model):
+    frame = np.full((8, 8, 3), 77, np.uint8)
+    model.update(frame, np.full((8, 8), 255, np.uint8))
+    assert (_np(model.image()) == UNSEEN_GREY).all()
+
+
+def test_cpu_and_torch_models_agree():
+    pytest.importorskip("torch")
+    cpu, gpu = BackgroundModel(0.1), TorchBackgroundModel(0.1, device="cpu")
+    rng = np.random.default_rng(1)
+    for i in range(10):
+        frame = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+        alpha = np.zeros((30, 40), np.uint8)
+        alpha[5 + i : 15 + i, 10:20] = 200
+        cpu.update(frame, alpha)
+        gpu.update(frame, alpha)
+    assert np.abs(cpu.image().astype(int) - gpu.image().cpu().numpy().astype(int)).max() <= 1
+
+
+def test_shape_checks():
+    m = BackgroundModel()
+    with pytest.raises(ValueError, match=r"alpha: expected shape \(4, 4\)"):
+        m.update(np.zeros((4, 4, 3), np.uint8), np.zeros((3, 3), np.uint8))
+    with pytest.raises(RuntimeError, match="not been updated"):
+        m.image()
+    with pytest.raises(ValueError, match=r"rate must be in \(0, 1\]"):
+        BackgroundModel(0)

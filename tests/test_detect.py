@@ -1,0 +1,112 @@
+"""The detector on real weights (the bundled pose model) and on an architecture-only seg model."""
+
+import numpy as np
+import pytest
+
+from anonymise import Config, ConfigError, ModelError, models
+
+from conftest import read_frames
+
+detect = pytest.importorskip("anonymise.detect")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def frame(clip):
+    return read_frames(clip)[0]
+
+
+def test_pose_model_boxes_are_people_with_keypoints(frame):
+    d = detect.Detector(Config(mode="bbox", imgsz=960, device="cpu"))
+    assert d.box_model is None and d.seg_model is None, "bbox mode uses the pose model's boxes: one forward pass"
+    (found,) = d([frame])
+    assert len(found.people) >= 2, "several pedestrians are walking in this frame"
+    assert found.people is found.poses
+    assert found.poses.keypoints.shape == (len(found.people), 17, 3)
+    assert (found.people.class_id == 0).all() and (found.people.confidence >= 0.15).all()
+    h, w = frame.shape[:2]
+    assert (found.people.xyxy[:, 2] <= w + 1).all() and (found.people.xyxy[:, 3] <= h + 1).all()
+
+
+def test_seg_mode_masks_are_frame_sized():
+    d = detect.Detector(Config(mode="seg", seg_model="yolo11n-seg.yaml", conf=0.001, imgsz=320, device="cpu", pose=False))
+    frames = [np.full((120, 200, 3), 90, np.uint8), np.full((120, 200, 3), 160, np.uint8)]
+    found = d(frames)
+    assert len(found) == 2
+    for f in found:
+        assert f.people.mask is not None and f.people.mask.shape[1:] == (120, 200)
+        assert len(f.poses) == 0
+
+
+def test_align_masks_undoes_ultralytics_letterbox():
+    """A mask letterboxed the way Ultralytics does comes back onto the original frame."""
+    torch = pytest.importorskip("torch")
+    from ultralytics.data.augment import LetterBox
+
+    h, w = 90, 200
+    mask = np.zeros((h, w, 3), np.uint8)
+    mask[20:60, 130:170] = 255
+    boxed = LetterBox((320, 320), auto=True, stride=32)(image=mask)
+    assert boxed.shape[:2] != (h, w)
+    aligned = detect.align_masks(torch.from_numpy(boxed[..., 0] > 127)[None].float(), (h, w))[0]
+    truth = mask[..., 0] > 0
+    iou = (aligned & truth).sum() / (aligned | truth).sum()
+    assert iou > 0.95
+
+
+def test_model_errors(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match=r"junk.pt is not a YOLO model"):
+        detect.load_model(str(junk), "segment", "--seg-model")
+    text = tmp_path / "weights.txt"
+    text.write_text("x")
+    with pytest.raises(ModelError, match=r"is not a YOLO model file"):
+        detect.load_model(str(text), "segment", "--seg-model")
+    with pytest.raises(ModelError, match=r"is a 'pose' model but --seg-model needs a 'segment' model"):
+        detect.load_model("yolo11n-pose.pt", "segment", "--seg-model")
+
+
+def test_offline_missing_weights_name_the_file(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(models, "PROJECT_MODELS", tmp_path / "none")
+    monkeypatch.delenv("ANONYMISE_MODELS", raising=False)
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Download failure. Environment may be offline.")
+
+    monkeypatch.setattr("ultralytics.utils.downloads.safe_download", offline)
+    with pytest.raises(ModelError, match=r"model 'yolo11n-seg.pt' is not on this machine and could not be downloaded .*--seg-model PATH"):
+        detect.load_model("yolo11n-seg.pt", "segment", "--seg-model")
+
+
+@pytest.mark.parametrize(("device", "message"), [("tpu", "unknown device 'tpu'"), ("cuda:7", "CUDA")])
+def test_device_errors(device, message):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has 8 GPUs")
+    with pytest.raises(ConfigError, match=message):
+        detect.resolve_device(device)
+
+
+def test_auto_device_picks_cuda_only_when_present():
+    import torch
+
+    assert detect.resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    assert detect.resolve_device("cpu") == "cpu"
+
+
+def test_real_segmentation_weights(frame):
+    """Runs only where the official yolo11n-seg.pt is on disk (it cannot be downloaded here)."""
+    resolved = models.resolve("yolo11n-seg.pt")
+    if resolved.path is None:
+        dirs = ", ".join(str(d) for d in models.models_dirs())
+        pytest.skip(f"yolo11n-seg.pt not found (looked in {dirs}); put it in models/ to run this check")
+    d = detect.Detector(Config(mode="seg", imgsz=960, device="cpu"))
+    (found,) = d([frame])
+    assert len(found.people) >= 2 and found.people.mask.shape[1:] == frame.shape[:2]
+    for box, mask in zip(found.people.xyxy, found.people.mask):
+        ys, xs = np.nonzero(mask)
+        if len(xs):  # each mask lies in (a slightly grown) box
+            assert xs.min() >= box[0] - 4 and xs.max() <= box[2] + 4

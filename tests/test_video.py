@@ -1,0 +1,119 @@
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from anonymise import SourceError
+from anonymise.video import VideoReader, VideoWriter
+
+from conftest import scene, stream_summary, synthetic_frames, write_video
+
+
+def _copy(src, dst, **writer_kwargs):
+    """Read and write back unchanged: what the pipeline does around its image work."""
+    with VideoReader(src) as r:
+        w = VideoWriter(dst, r.info.width, r.info.height, r.info.fps, r.time_base, r.audio_stream, **writer_kwargs)
+        for f in r:
+            w.write_audio(f.audio)
+            w.write(f.image, f.pts, f.duration)
+            w.write_audio(f.audio_after)
+        w.close()
+    return dst
+
+
+def _pts(path):
+    with av.open(str(path)) as c:
+        return sorted(f.pts * f.time_base for f in c.decode(video=0))
+
+
+def test_roundtrip_keeps_frames_duration_fps_and_audio(tmp_path):
+    src = write_video(tmp_path / "in.mp4", synthetic_frames(25), fps=10, audio="aac")
+    out = _copy(src, tmp_path / "out.mp4")
+    a, b = stream_summary(src), stream_summary(out)
+    assert b["frames"] == a["frames"] == 25
+    assert b["duration"] == pytest.approx(2.5)
+    assert b["fps"] == 10 and b["codec"] == "h264" and b["pix_fmt"] == "yuv420p"
+    assert b["audio"] == ["aac"]
+    assert _pts(out) == _pts(src)
+    with av.open(str(src)) as c1, av.open(str(out)) as c2:
+        n1 = sum(p.size for p in c1.demux(c1.streams.audio[0]))
+        n2 = sum(p.size for p in c2.demux(c2.streams.audio[0]))
+    assert n1 == n2, "audio is copied packet for packet"
+
+
+def test_ntsc_rate_is_not_rounded(tmp_path):
+    src = write_video(tmp_path / "ntsc.mp4", synthetic_frames(30), fps=Fraction(30000, 1001), audio=None)
+    with VideoReader(src) as r:
+        assert r.info.fps == Fraction(30000, 1001)
+    out = _copy(src, tmp_path / "out.mp4")
+    s = stream_summary(out)
+    assert s["fps"] == Fraction(30000, 1001) and s["frames"] == 30
+    assert s["duration"] == pytest.approx(30 * 1001 / 30000, abs=1e-3)
+
+
+def test_variable_frame_rate_timestamps_are_kept(tmp_path):
+    """A header rate of 25 fps with frames actually spaced irregularly: the output must not drift."""
+    tb = Fraction(1, 1000)
+    pts = [0, 40, 80, 200, 240, 500, 540, 1000]
+    src = write_video(tmp_path / "vfr.mkv", synthetic_frames(len(pts)), fps=25, audio=None, time_base=tb, pts=pts)
+    out = _copy(src, tmp_path / "out.mp4")
+    assert [float(t) for t in _pts(out)] == pytest.approx([p / 1000 for p in pts], abs=1e-3)
+
+
+def test_pcm_audio_is_reencoded_for_mp4_and_copied_for_mkv(tmp_path):
+    src = write_video(tmp_path / "pcm.mov", synthetic_frames(10), fps=10, audio="pcm_s16le")
+    assert stream_summary(_copy(src, tmp_path / "out.mp4"))["audio"] == ["aac"]
+    assert stream_summary(_copy(src, tmp_path / "out.mkv"))["audio"] == ["pcm_s16le"]
+
+
+def test_odd_frame_size_is_padded_to_even(tmp_path):
+    frames = [f[:119, :159].copy() for f in synthetic_frames(3)]
+    w = VideoWriter(tmp_path / "odd.mp4", 159, 119, Fraction(10))
+    for f in frames:
+        w.write(f)
+    w.close()
+    assert stream_summary(tmp_path / "odd.mp4")["size"] == (160, 120)
+
+
+def test_writer_is_atomic(tmp_path):
+    dst = tmp_path / "out.mp4"
+    w = VideoWriter(dst, 160, 120, Fraction(10))
+    for _ in range(40):  # enough for the encoder to emit packets, so the file exists on disk
+        w.write(scene())
+    assert not dst.exists() and w.tmp.exists() and w.tmp.name.startswith(".out.partial-")
+    w.abort()
+    assert not dst.exists() and list(tmp_path.iterdir()) == []
+    w = VideoWriter(dst, 160, 120, Fraction(10))
+    w.write(scene())
+    w.close()
+    assert dst.exists() and [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_corrupt_truncated_and_empty_inputs_raise_source_errors(tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    with pytest.raises(SourceError, match=r"cannot read .*junk.mp4"):
+        VideoReader(junk)
+    good = write_video(tmp_path / "good.mp4", synthetic_frames(20), audio=None)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(SourceError):
+        with VideoReader(cut) as r:
+            list(r)
+    empty = tmp_path / "empty.mkv"  # a video stream with no frames (and some audio); MP4 would drop the track
+    with av.open(str(empty), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=44100)
+        a.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 44100, 0
+        c.mux(a.encode(frame))
+        c.mux(a.encode())
+    assert empty.stat().st_size > 0
+    with pytest.raises(SourceError, match=r"no video frames could be decoded"):
+        with VideoReader(empty) as r:
+            list(r)
+    with pytest.raises(SourceError, match=r"no such file"):
+        VideoReader(tmp_path / "missing.mp4")
