@@ -293,15 +293,15 @@ class Anonymiser:
         viewer = _Viewer(str(src.spec)) if show else None
         stats: dict = {}
         written = 0
+        frames = None
         try:
             info = reader.info
             lookahead = self.config.lookahead if self.config.lookahead is not None else (LIVE_LOOKAHEAD if info.live else FILE_LOOKAHEAD)
             writer = VideoWriter(dst, info.width, info.height, info.fps, reader.time_base, reader.audio_stream if audio else None)
             sink = _WriterThread(writer)
             progress.start_file(Path(str(src.spec)).name, info.frames)
-            stop = threading.Event()
             try:
-                frames = _threaded(reader, stop)
+                frames = _Prefetch(reader)
                 for frame, out in self._frames_out(frames, lookahead, stats):
                     sink.put(frame, out)
                     written += 1
@@ -310,21 +310,19 @@ class Anonymiser:
                         if not info.live:
                             raise KeyboardInterrupt
                         break
-                stop.set()
                 sink.finish()
             except KeyboardInterrupt:
-                stop.set()
                 if info.live and written:
                     sink.finish()
                     return FileResult(str(src.spec), dst, "stopped", written, time.perf_counter() - start, stats.get("failed_frames", 0))
                 sink.abort()
                 raise
             except BaseException:
-                stop.set()
                 sink.abort()
                 raise
         finally:
-            reader.close()
+            if frames is None or frames.close():  # never close a container a thread is still reading
+                reader.close()
             if viewer is not None:
                 viewer.close()
         return FileResult(str(src.spec), dst, "done", written, time.perf_counter() - start, stats.get("failed_frames", 0))
@@ -362,7 +360,6 @@ class Anonymiser:
                     bar.end_file()
                     continue
                 try:
-                    job_dst.parent.mkdir(parents=True, exist_ok=True)
                     check_writable(job_dst.parent)
                     if not isinstance(job_src, Source) and media_kind(job_src) == "image":
                         result = self.process_image(job_src, job_dst)
@@ -421,9 +418,10 @@ def plan_jobs(src: Source, out: Path) -> list[tuple]:
 
 
 def check_writable(folder: Path) -> None:
-    """Raise :class:`OutputError` unless a file can be created in ``folder``."""
+    """Create ``folder`` if needed; raise :class:`OutputError` unless a file can be created in it."""
     probe = partial_path(folder / "probe.tmp")
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         probe.touch()
         probe.unlink()
     except OSError as e:
@@ -439,41 +437,52 @@ def _batched(iterable: Iterable, n: int) -> Iterator[list]:
 _DONE = object()
 
 
-def _threaded(iterable: Iterable, stop: threading.Event, maxsize: int = QUEUE_SIZE) -> Iterator:
-    """Iterate ``iterable`` in a background thread; its exceptions are re-raised in the caller."""
-    q: queue.Queue = queue.Queue(maxsize)
+class _Prefetch:
+    """Iterate ``iterable`` in a background thread through a bounded queue.
 
-    def put(item) -> bool:
-        while not stop.is_set():
+    Exceptions raised by the iterable are re-raised in the consumer. :meth:`close` stops the
+    thread and waits for it, so a decoder is never closed while the thread is inside it.
+    """
+
+    def __init__(self, iterable: Iterable, maxsize: int = QUEUE_SIZE):
+        self._iterable = iterable
+        self._queue: queue.Queue = queue.Queue(maxsize)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="anonymise-decode", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
             try:
-                q.put(item, timeout=0.1)
+                self._queue.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def work() -> None:
+    def _work(self) -> None:
         try:
-            for item in iterable:
-                if not put(item):
+            for item in self._iterable:
+                if not self._put(item):
                     return
-            put(_DONE)
+            self._put(_DONE)
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            put(e)
+            self._put(e)
 
-    thread = threading.Thread(target=work, name="anonymise-decode", daemon=True)
-    thread.start()
-    try:
+    def __iter__(self) -> Iterator:
         while True:
-            item = q.get()
+            item = self._queue.get()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+
+    def close(self) -> bool:
+        """Stop and join the thread; ``False`` if it is still stuck (e.g. in a network read)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        return not self._thread.is_alive()
 
 
 class _WriterThread:
@@ -523,7 +532,7 @@ class _WriterThread:
     def abort(self) -> None:
         self._error = self._error or RuntimeError("aborted")
         self._queue.put(_DONE)
-        self._thread.join(timeout=10)
+        self._thread.join()  # the encoder must be idle before its container is closed
         self.writer.abort()
 
 

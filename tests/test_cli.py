@@ -1,0 +1,253 @@
+"""The command line: real runs on a clip of the shared video, and one clear line for every bad input."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from anonymise import __version__
+from anonymise.cli import app
+
+from conftest import ROOT, stream_summary, synthetic_frames, write_video
+
+runner = CliRunner()
+FAST = ["--imgsz", "320", "--quiet"]
+
+
+def _clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YOLO_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _error_line(result) -> str:
+    text = (result.stderr if hasattr(result, "stderr") and isinstance(result.stderr, str) else result.output).strip()
+    return text
+
+
+def test_version_and_help():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"anonymise {__version__}"
+    for command in ("seg", "bbox"):
+        r = runner.invoke(app, [command, "-h"])
+        assert r.exit_code == 0
+        for option in ("--video-source", "--output", "--pose-model", "--device", "--imgsz", "--conf", "--alpha", "--feather",
+                       "--pose-conf", "--no-pose", "--show", "--no-audio", "--quiet", "--lookahead", "--overwrite"):  # fmt: skip
+            assert option in r.output, f"{command} -h lacks {option}"
+    assert "--inflate" in runner.invoke(app, ["seg", "-h"]).output and "--seg-model" in runner.invoke(app, ["seg", "-h"]).output
+    assert "--dilate" in runner.invoke(app, ["bbox", "-h"]).output and "--bbox-model" in runner.invoke(app, ["bbox", "-h"]).output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["bbox", "seg"])
+def test_real_clip_end_to_end(clip, tmp_path, command):
+    """12 frames of pedestrians.mp4: same frame count, duration, fps, H.264 and the AAC track."""
+    out = tmp_path / f"{command}.mp4"
+    extra = ["--seg-model", "yolo11n-seg.yaml"] if command == "seg" else []
+    r = runner.invoke(app, [command, "-i", str(clip), "-o", str(out), *FAST, *extra])
+    assert r.exit_code == 0, r.output
+    src, dst = stream_summary(clip), stream_summary(out)
+    assert dst["frames"] == src["frames"] == 12
+    assert dst["duration"] == pytest.approx(src["duration"]) == pytest.approx(1.2)
+    assert dst["fps"] == src["fps"] == 10
+    assert dst["codec"] == "h264" and dst["pix_fmt"] == "yuv420p" and dst["audio"] == ["aac"]
+    assert dst["size"] == (480, 360)
+    assert [p.name for p in tmp_path.iterdir()] == [out.name], "no temporary files left"
+
+
+@pytest.mark.slow
+def test_bbox_changes_people_and_keeps_the_rest(clip, tmp_path):
+    """On real footage: pixels around the pose model's people change, the lawn far from them does not."""
+    from anonymise.detect import Detector
+    from anonymise import Config
+
+    from conftest import read_frames
+
+    out = tmp_path / "o.mp4"
+    r = runner.invoke(app, ["bbox", "-i", str(clip), "-o", str(out), "--imgsz", "960", "--quiet", "--no-pose"])
+    assert r.exit_code == 0, r.output
+    src, dst = read_frames(clip), read_frames(out)
+    found = Detector(Config(imgsz=960, device="cpu"))([src[-1]])[0].people
+    assert len(found) >= 2
+    for x1, y1, x2, y2 in found.xyxy.astype(int):
+        before = src[-1][y1:y2, x1:x2].astype(int)
+        after = dst[-1][y1:y2, x1:x2].astype(int)
+        assert np.abs(before - after).mean() > 8, "a person's box still looks like the input"
+    lawn = (slice(300, 360), slice(0, 200))  # bottom-left lawn: nobody walks there in this clip
+    assert np.abs(src[-1][lawn].astype(int) - dst[-1][lawn].astype(int)).mean() < 2.5
+
+
+def _write_corrupt(tmp_path):
+    bad = tmp_path / "corrupt.mp4"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
+    return bad
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", r"no such file or folder: .*missing.mp4"),
+        ("empty_folder", r"no videos or images in"),
+        ("corrupt", r"cannot read .*corrupt.mp4"),
+        ("truncated", r"(cannot read|corrupt video) .*truncated.mp4"),
+        ("zero_frames", r"no video frames could be decoded"),
+        ("camera", r"cannot open camera 97"),
+        ("unwritable", r"cannot write to folder .*plainfile"),
+        ("same_as_input", r"output would overwrite the input"),
+        ("device", r"unknown device 'quantum'"),
+        ("not_a_model", r"is not a YOLO model"),
+        ("detect_model_for_seg", r"is a 'detect' model but --seg-model needs a 'segment' model"),
+        ("bad_value", r"alpha must be in \(0, 1\], got 2.0"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(tmp_path, monkeypatch, case, message):
+    monkeypatch.chdir(tmp_path)
+    good = write_video(tmp_path / "good.mp4", synthetic_frames(20), audio=None)
+    args = ["bbox", "-i", str(good), *FAST]
+    if case == "missing":
+        args[2] = str(tmp_path / "missing.mp4")
+    elif case == "empty_folder":
+        (tmp_path / "empty").mkdir()
+        args[2] = str(tmp_path / "empty")
+    elif case == "corrupt":
+        args[2] = str(_write_corrupt(tmp_path))
+    elif case == "truncated":
+        cut = tmp_path / "truncated.mp4"
+        cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+        args[2] = str(cut)
+    elif case == "zero_frames":
+        empty = tmp_path / "zero.mkv"
+        with av.open(str(empty), "w") as c:
+            s = c.add_stream("libx264", rate=10)
+            s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+            a = c.add_stream("aac", rate=44100)
+            a.layout = "mono"
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            f.sample_rate, f.pts = 44100, 0
+            c.mux(a.encode(f))
+            c.mux(a.encode())
+        args[2] = str(empty)
+    elif case == "camera":
+        args[2] = "97"
+    elif case == "unwritable":
+        (tmp_path / "plainfile").write_text("x")
+        args += ["-o", str(tmp_path / "plainfile" / "out.mp4")]
+    elif case == "same_as_input":
+        args += ["-o", str(good)]
+    elif case == "device":
+        args += ["--device", "quantum"]
+    elif case == "not_a_model":
+        (tmp_path / "fake.pt").write_bytes(b"definitely not a checkpoint")
+        args += ["--pose-model", str(tmp_path / "fake.pt")]
+    elif case == "detect_model_for_seg":
+        args = ["seg", "-i", str(good), "--seg-model", "yolo11n.yaml", *FAST]
+    elif case == "bad_value":
+        args += ["--alpha", "2"]
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1, r.output
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line, got: {r.output!r}"
+    assert lines[0].startswith("Error: ")
+    import re
+
+    assert re.search(message, lines[0]), lines[0]
+    after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before, "a failed run must not create, change or remove files"
+
+
+@pytest.mark.slow
+def test_unwritable_folder_for_a_normal_user(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root can write to a read-only folder; the plain-file case above covers the error path")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    good = write_video(tmp_path / "good.mp4", synthetic_frames(5), audio=None)
+    r = runner.invoke(app, ["bbox", "-i", str(good), "-o", str(locked / "o.mp4"), *FAST])
+    assert r.exit_code == 1 and "cannot write to folder" in r.output
+
+
+@pytest.mark.slow
+def test_folder_run_summary_and_exit_code(tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    write_video(root / "a.mp4", synthetic_frames(6), audio=None)
+    (root / "b.mp4").write_bytes(b"\x00" * 100)
+    r = runner.invoke(app, ["bbox", "-i", str(root), "--imgsz", "320"])
+    assert r.exit_code == 1
+    assert "1 done, 0 skipped, 1 failed" in r.output
+    assert (tmp_path / "in_anonymised" / "a.mp4").exists()
+    r = runner.invoke(app, ["bbox", "-i", str(root), "--imgsz", "320"])
+    assert "0 done, 1 skipped, 1 failed" in r.output
+
+
+AUDIT = """
+import sys, json
+events = []
+def hook(name, args):
+    if name.startswith("socket.") or name in ("urllib.Request", "http.client.connect"):
+        events.append(name)
+sys.addaudithook(hook)
+from anonymise.cli import main
+try:
+    sys.argv = ["anonymise"] + sys.argv[1:]
+    main()
+except SystemExit as e:
+    code = e.code or 0
+else:
+    code = 0
+print("SOCKET_EVENTS=" + json.dumps(events))
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_a_run_opens_no_socket(clip, tmp_path):
+    """Audit hooks see every socket created, resolved or connected: a real run must make none."""
+    out = tmp_path / "o.mp4"
+    r = subprocess.run(
+        [sys.executable, "-c", AUDIT, "bbox", "-i", str(clip), "-o", str(out), *FAST],
+        capture_output=True, text=True, env=_clean_env(), cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "SOCKET_EVENTS=[]" in r.stdout, r.stdout
+    assert stream_summary(out)["frames"] == 12
+
+
+@pytest.mark.slow
+def test_installed_entry_point_and_module(tmp_path):
+    exe = shutil.which("anonymise")
+    assert exe, "the anonymise entry point is not installed (pip install -e .)"
+    r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == f"anonymise {__version__}"
+    r = subprocess.run([sys.executable, "-m", "anonymise", "bbox", "-i", str(tmp_path / "nope.mp4")],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [f"Error: no such file or folder: {tmp_path / 'nope.mp4'}"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_no_file(tmp_path):
+    src = write_video(tmp_path / "long.mp4", synthetic_frames(300, speed=0), audio="aac")
+    proc = subprocess.Popen(
+        [shutil.which("anonymise"), "bbox", "-i", str(src), "--imgsz", "320", "--lookahead", "0", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_clean_env(), cwd=tmp_path,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob(".long_anonymised.partial-*")):
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".long_anonymised.partial-*")), "the run never started writing"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip() == "Error: interrupted; unfinished outputs were removed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]

@@ -1,0 +1,235 @@
+"""The pipeline on synthetic scenes with a synthetic detector: effects, ordering, failure and batch rules."""
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from anonymise import Anonymiser, Config, OutputError, SourceError
+from anonymise.video import Frame
+
+from conftest import ColourDetector, is_person_colour, person_box, read_frames, scene, stream_summary, synthetic_frames, write_video
+
+
+def _outputs(anon, frames, lookahead):
+    stats = {}
+    out = [image for _, image in anon._frames_out((Frame(f, i) for i, f in enumerate(frames)), lookahead, stats)]
+    return out, stats
+
+
+def test_people_replaced_and_far_pixels_bit_identical():
+    frames = synthetic_frames(20)
+    anon = Anonymiser(Config(feather=7, dilate=2), detector=ColourDetector())
+    out, stats = _outputs(anon, frames, lookahead=10)
+    assert len(out) == 20 and stats.get("failed_frames", 0) == 0
+    for i, (f, o) in enumerate(zip(frames, out)):
+        assert not is_person_colour(o).any(), f"person visible in frame {i}"
+        x1, y1, x2, y2 = person_box(i)
+        far = np.ones(f.shape[:2], bool)
+        far[max(y1 - 12, 0) : y2 + 12, max(x1 - 12, 0) : x2 + 12] = False
+        assert (o[far] == f[far]).all(), f"pixels far from the person changed in frame {i}"
+
+
+def test_lookahead_shows_the_real_scene_behind_a_person_who_later_moves():
+    frames = synthetic_frames(20)
+    truth = scene()
+    anon = Anonymiser(Config(feather=0, dilate=0), detector=ColourDetector())
+    ahead, _ = _outputs(anon, frames, lookahead=10)
+    x1, y1, x2, y2 = person_box(0)
+    err = np.abs(ahead[0][y1:y2, x1:x2].astype(int) - truth[y1:y2, x1:x2].astype(int))
+    assert err.max() <= 1, "with look-ahead the first frame shows the true background"
+    blind, _ = _outputs(anon, frames, lookahead=0)
+    assert not is_person_colour(blind[0]).any(), "without look-ahead the hole is inpainted, never the person"
+
+
+def test_output_order_is_input_order():
+    frames = [np.full((40, 40, 3), i, np.uint8) for i in range(25)]
+    anon = Anonymiser(Config(lookahead=7), detector=ColourDetector())
+    out, _ = _outputs(anon, frames, lookahead=7)
+    assert [int(o[0, 0, 0]) for o in out] == list(range(25))
+
+
+def test_fail_closed_frame_is_fully_masked():
+    frames = synthetic_frames(12)
+    anon = Anonymiser(Config(), detector=ColourDetector(fail_on={6}))
+    out, stats = _outputs(anon, frames, lookahead=0)
+    assert stats["failed_frames"] == 1
+    assert not is_person_colour(out[5]).any(), "a frame whose detection failed is never written as it came"
+    far = np.abs(out[5][110:].astype(int) - scene()[110:].astype(int))  # below the dilate + feather rim
+    assert far.max() <= 1, "the failed frame is the learned background all over"
+
+
+def test_first_batch_failing_is_an_error_not_a_silent_blank_video():
+    anon = Anonymiser(Config(), detector=ColourDetector(fail_on={1}))
+    with pytest.raises(RuntimeError, match="synthetic detector failure"):
+        _outputs(anon, synthetic_frames(3), lookahead=0)
+
+
+def test_seg_masks_and_torch_background_match_cpu():
+    pytest.importorskip("torch")
+    frames = synthetic_frames(15)
+    cpu = Anonymiser(Config(mode="seg", inflate=2), detector=ColourDetector(with_masks=True))
+    gpu = Anonymiser(Config(mode="seg", inflate=2), detector=ColourDetector(with_masks=True), background="torch")
+    a, _ = _outputs(cpu, frames, lookahead=5)
+    b, _ = _outputs(gpu, frames, lookahead=5)
+    assert max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(a, b)) <= 1
+    assert not any(is_person_colour(x).any() for x in b)
+
+
+def test_skeletons_are_drawn_over_the_filled_person():
+    frames = synthetic_frames(5)
+    anon = Anonymiser(Config(pose_conf=0.5), detector=ColourDetector(keypoints=True))
+    out, _ = _outputs(anon, frames, lookahead=2)
+    x1, y1, x2, y2 = person_box(2)
+    column = out[2][y1:y2, (x1 + x2) // 2 - 1 : (x1 + x2) // 2 + 2]
+    assert (column.max(axis=-1) >= 250).any(), "white joints drawn where the keypoints are"
+    off = Anonymiser(Config(pose=False), detector=ColourDetector(keypoints=True))
+    plain, _ = _outputs(off, frames, lookahead=2)
+    assert not np.array_equal(out[2], plain[2])
+
+
+def test_process_frame_learns_across_calls():
+    frames = synthetic_frames(12)
+    anon = Anonymiser(Config(feather=0, dilate=0), detector=ColourDetector())
+    first = anon.process_frame(frames[0])
+    assert not is_person_colour(first).any()
+    for f in frames[1:]:
+        last = anon.process_frame(f)
+    x1, y1, x2, y2 = person_box(11)
+    assert not is_person_colour(last).any()
+    assert np.abs(last[y1:y2, x1:x2].astype(int) - scene()[y1:y2, x1:x2].astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="expected a uint8 BGR array"):
+        anon.process_frame(np.zeros((4, 4), np.uint8))
+
+
+def test_video_file_end_to_end_with_audio(tmp_path):
+    src = write_video(tmp_path / "walk.mp4", synthetic_frames(30), fps=10, audio="aac")
+    anon = Anonymiser(Config(), detector=ColourDetector())
+    report = anon.run(src)
+    (result,) = report.results
+    dst = tmp_path / "walk_anonymised.mp4"
+    assert result.status == "done" and result.output == dst and result.frames == 30
+    s = stream_summary(dst)
+    assert s["frames"] == 30 and s["duration"] == pytest.approx(3.0) and s["audio"] == ["aac"] and s["codec"] == "h264"
+    assert not any(is_person_colour(f, 60).sum() > 5 for f in read_frames(dst))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.mp4", "walk_anonymised.mp4"]
+    anon.run(src, tmp_path / "silent.mp4", audio=False)
+    assert stream_summary(tmp_path / "silent.mp4")["audio"] == []
+
+
+def test_image_in_image_out(tmp_path):
+    src = tmp_path / "photo.png"
+    cv2.imwrite(str(src), synthetic_frames(1)[0])
+    report = Anonymiser(Config(), detector=ColourDetector()).run(src)
+    out = cv2.imread(str(tmp_path / "photo_anonymised.png"))
+    assert report.ok and out.shape == (120, 160, 3)
+    assert not is_person_colour(out).any()
+
+
+def test_folder_mirrors_tree_skips_existing_and_survives_a_bad_file(tmp_path):
+    root = tmp_path / "in"
+    (root / "sub").mkdir(parents=True)
+    write_video(root / "a.mp4", synthetic_frames(8), audio=None)
+    cv2.imwrite(str(root / "sub" / "b.jpg"), synthetic_frames(1)[0])
+    (root / "sub" / "broken.mp4").write_bytes(b"\x00" * 1000)
+    (root / "notes.txt").write_text("not media")
+    anon = Anonymiser(Config(), detector=ColourDetector())
+    report = anon.run(root)
+    out = tmp_path / "in_anonymised"
+    status = {Path(r.source).name: r.status for r in report.results}
+    assert status == {"a.mp4": "done", "b.jpg": "done", "broken.mp4": "failed"}
+    assert not report.ok and "broken.mp4" in report.failed[0].message
+    assert (out / "a.mp4").exists() and (out / "sub" / "b.jpg").exists() and not (out / "sub" / "broken.mp4").exists()
+    assert not [p for p in out.rglob(".*")], "no partial files left behind"
+    again = anon.run(root)
+    assert {Path(r.source).name: r.status for r in again.results}["a.mp4"] == "skipped"
+    forced = anon.run(root, overwrite=True)
+    assert {Path(r.source).name: r.status for r in forced.results}["a.mp4"] == "done"
+
+
+def test_folder_errors(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("x")
+    anon = Anonymiser(Config(), detector=ColourDetector())
+    with pytest.raises(SourceError, match="no videos or images in"):
+        anon.run(empty)
+    with pytest.raises(OutputError, match="output folder is the input folder"):
+        anon.run(empty, empty)
+
+
+def test_output_rules(tmp_path):
+    src = write_video(tmp_path / "v.mp4", synthetic_frames(3), audio=None)
+    anon = Anonymiser(Config(), detector=ColourDetector())
+    with pytest.raises(OutputError, match="would overwrite the input"):
+        anon.run(src, src)
+    with pytest.raises(OutputError, match="needs a video extension"):
+        anon.run(src, tmp_path / "out.txt")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError):
+        anon.run(src, blocker / "out.mp4")
+    assert src.read_bytes()[:4] and blocker.read_text() == "x"
+
+
+class _Interrupt(ColourDetector):
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def __call__(self, frames):
+        if self.calls + len(frames) >= self.at:
+            raise KeyboardInterrupt
+        return super().__call__(frames)
+
+
+def test_ctrl_c_on_a_file_leaves_nothing(tmp_path):
+    src = write_video(tmp_path / "v.mp4", synthetic_frames(40), audio="aac")
+    anon = Anonymiser(Config(lookahead=0), detector=_Interrupt(at=25))
+    with pytest.raises(KeyboardInterrupt):
+        anon.run(src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+def test_ctrl_c_on_a_camera_finishes_a_valid_file(tmp_path, monkeypatch):
+    video = write_video(tmp_path / "cam.mp4", synthetic_frames(40), audio=None)
+    real = cv2.VideoCapture
+    monkeypatch.setattr("anonymise.sources.cv2.VideoCapture", lambda index: real(str(video)))
+    monkeypatch.chdir(tmp_path)
+    anon = Anonymiser(Config(), detector=_Interrupt(at=20))
+    report = anon.run("0")
+    (result,) = report.results
+    assert result.status == "stopped" and result.output == tmp_path / "camera0_anonymised.mp4"
+    s = stream_summary(result.output)
+    assert s["frames"] == result.frames >= 15 and s["codec"] == "h264"
+    assert not any(is_person_colour(f, 60).sum() > 5 for f in read_frames(result.output))
+
+
+def test_unreadable_camera_is_a_source_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    anon = Anonymiser(Config(), detector=ColourDetector())
+    with pytest.raises(SourceError, match="cannot open camera 97"):
+        anon.run("97")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_http_stream_source(tmp_path):
+    """A URL source, served from this machine's loopback only."""
+    (tmp_path / "www").mkdir()
+    write_video(tmp_path / "www" / "s.mp4", synthetic_frames(15), audio="aac")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/s.mp4"
+        report = Anonymiser(Config(), detector=ColourDetector()).run(url, tmp_path / "out.mp4")
+    finally:
+        server.shutdown()
+    assert report.results[0].frames == 15
+    s = stream_summary(tmp_path / "out.mp4")
+    assert s["frames"] == 15 and s["audio"] == ["aac"]
