@@ -104,6 +104,7 @@ class Progress:
         )
         self._files = self._progress.add_task("files", total=files, rate="", visible=files > 1)
         self._frames = None
+        self._count, self._start = 0, 0.0
 
     def __enter__(self) -> Progress:
         if self._progress is not None:
@@ -120,14 +121,14 @@ class Progress:
         if self._frames is not None:
             self._progress.remove_task(self._frames)
         self._frames = self._progress.add_task(name, total=total, rate="")
+        self._count, self._start = 0, time.perf_counter()
 
     def advance(self, n: int = 1) -> None:
         if self._progress is None or self._frames is None:
             return
-        self._progress.advance(self._frames, n)
-        speed = self._progress.tasks[-1].speed if self._progress.tasks else None
-        if speed:
-            self._progress.update(self._frames, rate=f"{speed:.1f} fps")
+        self._count += n
+        fps = self._count / max(time.perf_counter() - self._start, 1e-6)
+        self._progress.update(self._frames, advance=n, rate=f"{fps:.1f} fps")
 
     def end_file(self) -> None:
         if self._progress is not None:
