@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -353,6 +355,8 @@ class Anonymiser:
         src = parse_source(source)
         out = Path(output) if output is not None else default_output(src)
         jobs = plan_jobs(src, out)
+        if show:
+            require_display()
         report = BatchReport()
         with Progress(enabled=progress, files=len(jobs)) as bar:
             for job_src, job_dst in jobs:
@@ -537,12 +541,19 @@ class _WriterThread:
         self.writer.abort()
 
 
+def require_display() -> None:
+    """Raise :class:`OutputError` where a window cannot open (OpenCV's Qt would abort the process)."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise OutputError("--show needs a display, and this session has none (no DISPLAY or WAYLAND_DISPLAY)")
+
+
 class _Viewer:
     """The ``--show`` preview window; ``show`` returns False when the user pressed q or Esc."""
 
     def __init__(self, title: str):
         import cv2
 
+        require_display()
         self._cv2 = cv2
         self.title = f"anonymise: {title}"
         try:

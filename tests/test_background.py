@@ -90,3 +90,17 @@ def test_shape_checks():
         m.image()
     with pytest.raises(ValueError, match=r"rate must be in \(0, 1\]"):
         BackgroundModel(0)
+
+
+def test_freezes_under_the_whole_blended_region_not_just_the_core(model):
+    """The peer froze under the raw box but blended the dilated one: the rim leaked into its background."""
+    bg = scene()
+    model.update(bg, np.zeros(bg.shape[:2], np.uint8))
+    frame = bg.copy()
+    frame[20:100, 30:90] = MAGENTA  # a person whose rim (shadow, limbs) the detector did not cover
+    alpha = np.zeros(bg.shape[:2], np.uint8)
+    alpha[20:100, 30:90] = 1  # the faintest feather still counts as blended
+    alpha[40:80, 50:70] = 255
+    for _ in range(10):
+        model.update(frame, alpha)
+    assert not is_person_colour(_np(model.image())).any()

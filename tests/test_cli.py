@@ -107,6 +107,7 @@ def _write_corrupt(tmp_path):
         ("not_a_model", r"is not a YOLO model"),
         ("detect_model_for_seg", r"is a 'detect' model but --seg-model needs a 'segment' model"),
         ("bad_value", r"alpha must be in \(0, 1\], got 2.0"),
+        ("no_display", r"--show needs a display"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(tmp_path, monkeypatch, case, message):
@@ -152,6 +153,10 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path, monkeypatch, case, message):
         args = ["seg", "-i", str(good), "--seg-model", "yolo11n.yaml", *FAST]
     elif case == "bad_value":
         args += ["--alpha", "2"]
+    elif case == "no_display":
+        monkeypatch.delenv("DISPLAY", raising=False)
+        monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+        args += ["--show"]
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     r = runner.invoke(app, args)
     assert r.exit_code == 1, r.output
