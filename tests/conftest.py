@@ -212,6 +212,20 @@ def write_video(
     return path
 
 
+def write_zero_frame_video(path: Path) -> Path:
+    """A Matroska file with a video stream that has no frames (and a little audio, so it is a valid file)."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=44100)
+        a.layout = "mono"
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        f.sample_rate, f.pts = 44100, 0
+        c.mux(a.encode(f))
+        c.mux(a.encode())
+    return path
+
+
 def read_frames(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -16,7 +15,7 @@ from typer.testing import CliRunner
 from anonymise import __version__
 from anonymise.cli import app
 
-from conftest import ROOT, stream_summary, synthetic_frames, write_video
+from conftest import stream_summary, synthetic_frames, write_video, write_zero_frame_video
 
 runner = CliRunner()
 FAST = ["--imgsz", "320", "--quiet"]
@@ -126,16 +125,7 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path, monkeypatch, case, message):
         cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
         args[2] = str(cut)
     elif case == "zero_frames":
-        empty = tmp_path / "zero.mkv"
-        with av.open(str(empty), "w") as c:
-            s = c.add_stream("libx264", rate=10)
-            s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-            a = c.add_stream("aac", rate=44100)
-            a.layout = "mono"
-            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            f.sample_rate, f.pts = 44100, 0
-            c.mux(a.encode(f))
-            c.mux(a.encode())
+        empty = write_zero_frame_video(tmp_path / "zero.mkv")
         args[2] = str(empty)
     elif case == "camera":
         args[2] = "97"

@@ -7,7 +7,7 @@ import pytest
 from anonymise import SourceError
 from anonymise.video import VideoReader, VideoWriter
 
-from conftest import scene, stream_summary, synthetic_frames, write_video
+from conftest import scene, stream_summary, synthetic_frames, write_video, write_zero_frame_video
 
 
 def _copy(src, dst, **writer_kwargs):
@@ -101,16 +101,7 @@ def test_corrupt_truncated_and_empty_inputs_raise_source_errors(tmp_path):
     with pytest.raises(SourceError):
         with VideoReader(cut) as r:
             list(r)
-    empty = tmp_path / "empty.mkv"  # a video stream with no frames (and some audio); MP4 would drop the track
-    with av.open(str(empty), "w") as c:
-        s = c.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        a = c.add_stream("aac", rate=44100)
-        a.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate, frame.pts = 44100, 0
-        c.mux(a.encode(frame))
-        c.mux(a.encode())
+    empty = write_zero_frame_video(tmp_path / "empty.mkv")  # MP4 would drop a track with no frames
     assert empty.stat().st_size > 0
     with pytest.raises(SourceError, match=r"no video frames could be decoded"):
         with VideoReader(empty) as r:
