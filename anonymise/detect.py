@@ -117,6 +117,9 @@ class Detector:
         cuda = self.device.startswith("cuda")
         self.half = cuda if config.half is None else bool(config.half and cuda)
         self.batch = config.batch or (8 if cuda else 1)
+        # Ultralytics' select_device() sets torch to cpu_count - 1 threads (a core for its training
+        # data loader); here inference is the bottleneck, so keep torch's own count (2x on 2 cores).
+        self._threads = torch.get_num_threads()
         self.pose_model = None
         self.box_model = None
         self.seg_model = None
@@ -128,17 +131,21 @@ class Detector:
             self.pose_model = load_model(config.pose_model, "pose", "--pose-model")
 
     def _predict(self, model, frames: list[np.ndarray], imgsz: int):
-        return model.predict(
-            frames,
-            imgsz=imgsz,
-            conf=self.config.conf,
-            iou=self.config.iou,
-            classes=[person_class(model.names)],
-            device=self.device,
-            half=self.half,
-            verbose=False,
-            retina_masks=False,
-        )
+        try:
+            return model.predict(
+                frames,
+                imgsz=imgsz,
+                conf=self.config.conf,
+                iou=self.config.iou,
+                classes=[person_class(model.names)],
+                device=self.device,
+                half=self.half,
+                verbose=False,
+                retina_masks=False,
+            )
+        finally:
+            if torch.get_num_threads() != self._threads:
+                torch.set_num_threads(self._threads)
 
     def __call__(self, frames: list[np.ndarray]) -> list[FrameDetections]:
         """Detect people in a batch of frames (all of one size)."""

@@ -110,3 +110,12 @@ def test_real_segmentation_weights(frame):
         ys, xs = np.nonzero(mask)
         if len(xs):  # each mask lies in (a slightly grown) box
             assert xs.min() >= box[0] - 4 and xs.max() <= box[2] + 4
+
+
+def test_ultralytics_does_not_take_torch_threads_away(frame):
+    import torch
+
+    before = torch.get_num_threads()
+    d = detect.Detector(Config(mode="bbox", imgsz=320, device="cpu"))
+    d([frame])
+    assert torch.get_num_threads() == before

@@ -1,0 +1,494 @@
+"""Benchmark the anonymise pipeline against its own models (the floor) and a naive loop.
+
+For each mode (``bbox``, ``seg``) and device, everything in one process, on the same video:
+
+decode
+    PyAV decode of every frame to a BGR ``ndarray`` (``anonymise.video.VideoReader``).
+floor
+    The exact models the pipeline runs for that mode (``anonymise.detect.Detector`` built from
+    the same ``Config``: imgsz, conf, device, batch, half), called on batches of
+    ``detector.batch`` frames already decoded into memory. No decode, masks, background,
+    compositing or encode: the best fps the pipeline could reach with these models.
+pipeline
+    ``Anonymiser(config).process_video(src, tmp)``: wall time of the whole thing (decode and
+    encode threads, masks, background model, blending, skeletons, H.264 + audio).
+naive
+    A reference loop the way a naive peer writes it: one thread, ``cv2.VideoCapture``, two
+    model calls per frame (a person detector, then the pose model; in ``bbox`` mode no
+    separate detector is available offline, so the pose model runs twice), float32 numpy
+    blending and running average, skeletons with cv2, ``cv2.VideoWriter`` ('mp4v').
+
+Reading the ratios:
+
+pipeline/floor
+    Share of the models' own speed the pipeline keeps; 1.0 means every cost besides inference
+    is hidden (overlapped or negligible). On a CPU with few cores the decode and encode
+    threads compete with torch for the same cores, so expect below 1; on a small shared VM
+    run-to-run noise is about +-10%, so values a little above 1 mean "as fast as the models".
+pipeline/naive
+    Speed-up over the naive loop; in ``bbox`` mode about 2x of it comes from running one
+    model pass instead of two.
+
+Ultralytics sets torch's intra-op threads to ``min(8, cpu_count - 1)`` on a model's first CPU
+predict, for the rest of the process; each stage line shows the threads it ended with.
+
+Every model gets one untimed warm-up call, so the figures are steady-state. Peak RSS is read
+from ``getrusage(RUSAGE_SELF).ru_maxrss``; where Linux allows it (``/proc/self/clear_refs``)
+the high-water mark is reset before each stage, so ``stage MiB`` is that stage's own peak
+(models and buffers it holds; the floor stage includes every decoded frame held in memory),
+and ``peak MiB`` is the process's peak so far.
+
+    python scripts/bench.py [--video PATH] [--frames N] [--mode bbox|seg|both] [--imgsz N] [--device cpu] [--skip-naive]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from anonymise import models
+from anonymise.config import DEFAULT_POSE_MODEL, DEFAULT_SEG_MODEL, Config, auto_imgsz
+from anonymise.detect import Detector, person_class, resolve_device  # sets Ultralytics' offline environment
+from anonymise.errors import AnonymiseError
+from anonymise.pipeline import Anonymiser
+from anonymise.pose import SKELETON
+from anonymise.video import VideoReader, VideoWriter
+from ultralytics import YOLO  # isort: skip - only after anonymise.detect has set YOLO_OFFLINE
+
+DEFAULT_VIDEO = Path(__file__).resolve().parent.parent.parent / "shared/data/pedestrians.mp4"
+VIDEO_NAME = "pedestrians.mp4"
+SEG_FALLBACK = "yolo11n-seg.yaml"  # same architecture as yolo11n-seg.pt, random weights
+
+
+# -- memory -------------------------------------------------------------------------------
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's RSS high-water mark (Linux >= 4.0); ``False`` where not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _ru_maxrss_mib() -> float:
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / (1024 * 1024) if sys.platform == "darwin" else kib / 1024  # bytes on macOS
+
+
+class Memory:
+    """Per-stage and process peak RSS in MiB."""
+
+    def __init__(self) -> None:
+        self.process_peak = _ru_maxrss_mib()
+        self.resettable = _reset_peak_rss()
+
+    def start_stage(self) -> None:
+        self.process_peak = max(self.process_peak, _ru_maxrss_mib())
+        if self.resettable:
+            _reset_peak_rss()
+
+    def end_stage(self) -> tuple[float, float]:
+        """(this stage's peak, the process's peak so far)."""
+        stage = _ru_maxrss_mib()
+        self.process_peak = max(self.process_peak, stage)
+        return stage, self.process_peak
+
+
+# -- results ------------------------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    frames: int
+    seconds: float
+    stage_mib: float
+    peak_mib: float
+    #: torch intra-op threads at the end of the stage (Ultralytics lowers them on its first predict)
+    threads: int
+    note: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    device: str
+    imgsz: int
+    batch: int
+    stages: dict[str, Stage] = field(default_factory=dict)
+
+    def fps(self, name: str) -> float | None:
+        return self.stages[name].fps if name in self.stages else None
+
+    def ratio(self, num: str, den: str) -> float | None:
+        a, b = self.fps(num), self.fps(den)
+        return a / b if a is not None and b else None
+
+    @property
+    def own_mib(self) -> float:
+        """The highest stage peak of this mode (its own peak when the high-water mark is resettable)."""
+        return max((s.stage_mib for s in self.stages.values()), default=0.0)
+
+    @property
+    def process_mib(self) -> float:
+        return max((s.peak_mib for s in self.stages.values()), default=0.0)
+
+
+# -- input --------------------------------------------------------------------------------
+
+
+def find_video(arg: str | None) -> Path:
+    """``--video``, else ``$ANONYMISE_TEST_DATA/pedestrians.mp4``, else ``../shared/data``."""
+    if arg:
+        path = Path(arg).expanduser()
+    elif os.environ.get("ANONYMISE_TEST_DATA"):
+        path = Path(os.environ["ANONYMISE_TEST_DATA"]).expanduser() / VIDEO_NAME
+    else:
+        path = DEFAULT_VIDEO
+    if not path.is_file():
+        sys.exit(f"bench: video not found: {path} (pass --video PATH or set ANONYMISE_TEST_DATA to its folder)")
+    return path
+
+
+def cut_clip(src: Path, dst: Path, frames: int) -> int:
+    """Re-encode the first ``frames`` frames of ``src`` (H.264, with that span's audio) to ``dst``."""
+    written = 0
+    with VideoReader(src) as reader:
+        info = reader.info
+        writer = VideoWriter(dst, info.width, info.height, info.fps, reader.time_base, reader.audio_stream)
+        try:
+            for frame in reader:
+                writer.write_audio(frame.audio)
+                writer.write(frame.image, frame.pts, frame.duration)
+                written += 1
+                if written >= frames:
+                    break
+            else:
+                writer.write_audio(frame.audio_after)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+    return written
+
+
+def decode_frames(path: Path) -> Iterator[np.ndarray]:
+    with VideoReader(path) as reader:
+        for frame in reader:
+            yield frame.image
+
+
+def first_frame(path: Path) -> np.ndarray:
+    frames = decode_frames(path)
+    try:
+        return next(frames)
+    finally:
+        frames.close()
+
+
+# -- stages -------------------------------------------------------------------------------
+
+
+def timed(memory: Memory, run: Callable[[], int], note: str = "") -> Stage:
+    """Run one stage (``run`` returns its frame count) and measure its wall time and memory."""
+    memory.start_stage()
+    start = time.perf_counter()
+    frames = run()
+    seconds = time.perf_counter() - start
+    stage_mib, peak_mib = memory.end_stage()
+    return Stage(frames, seconds, stage_mib, peak_mib, torch.get_num_threads(), note)
+
+
+def bench_decode(path: Path) -> int:
+    return sum(1 for _ in decode_frames(path))
+
+
+def bench_floor(detector: Detector, frames: list[np.ndarray]) -> tuple[int, float, float]:
+    """Run the detector over all frames; (frames, people per frame, poses per frame)."""
+    people = poses = 0
+    for i in range(0, len(frames), detector.batch):
+        for found in detector(frames[i : i + detector.batch]):
+            people += len(found.people)
+            poses += len(found.poses)
+    n = max(len(frames), 1)
+    return len(frames), people / n, poses / n
+
+
+def bench_pipeline(anon: Anonymiser, src: Path, dst: Path) -> int:
+    result = anon.process_video(src, dst)
+    if result.failed_frames:
+        print(f"    warning: the pipeline wrote {result.failed_frames} frame(s) fully masked after errors")
+    return result.frames
+
+
+def load_yolo(spec: str) -> YOLO:
+    return YOLO(models.resolve(spec).target)
+
+
+def naive_loop(src: Path, dst: Path, config: Config, imgsz: int, device: str, first: np.ndarray) -> Callable[[], int]:
+    """Load and warm up the naive loop's two models; return the loop itself (see the module docstring)."""
+    seg = config.mode.value == "seg"
+    detector = load_yolo(config.seg_model if seg else config.pose_model)
+    pose_model = load_yolo(config.pose_model)
+    kwargs = dict(imgsz=imgsz, conf=config.conf, iou=config.iou, device=device, verbose=False)
+    for model in (detector, pose_model):  # warm-up, untimed like every other stage's
+        model.predict(first, classes=[person_class(model.names)], **kwargs)
+
+    def run() -> int:
+        cap = cv2.VideoCapture(str(src))
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        out = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        background: np.ndarray | None = None
+        n = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            found = detector.predict(frame, classes=[person_class(detector.names)], **kwargs)[0]
+            mask = naive_mask(found, (height, width), config.dilate)
+            a = cv2.GaussianBlur(mask, (config.feather | 1, config.feather | 1), 0)[..., None] if config.feather else mask[..., None]
+            f = frame.astype(np.float32)
+            if background is None:
+                background = f.copy()
+            else:
+                background = np.where(a > 0, background, background * (1 - config.alpha) + f * config.alpha)
+            blended = f * (1 - a) + background.astype(np.float32) * a
+            result = np.clip(blended, 0, 255).astype(np.uint8)
+            kp = pose_model.predict(frame, classes=[person_class(pose_model.names)], **kwargs)[0].keypoints
+            if kp is not None:
+                naive_skeleton(result, kp.data.cpu().numpy(), config.pose_conf)
+            out.write(result)
+            n += 1
+        cap.release()
+        out.release()
+        return n
+
+    return run
+
+
+def naive_mask(found, shape: tuple[int, int], grow: int) -> np.ndarray:
+    """float32 0/1 person mask: polygons of instance masks, else grown boxes."""
+    height, width = shape
+    mask = np.zeros(shape, np.float32)
+    if found.masks is not None:
+        for poly in found.masks.xy:
+            if len(poly):
+                cv2.fillPoly(mask, [poly.astype(np.int32)], 1.0)
+        return mask
+    for x1, y1, x2, y2 in found.boxes.xyxy.cpu().numpy().astype(int):
+        mask[max(y1 - grow, 0) : min(y2 + grow, height), max(x1 - grow, 0) : min(x2 + grow, width)] = 1.0
+    return mask
+
+
+def naive_skeleton(image: np.ndarray, keypoints: np.ndarray, conf: float) -> None:
+    for person in keypoints:
+        for (i, j), colour in SKELETON:
+            if person[i, 2] >= conf and person[j, 2] >= conf:
+                cv2.line(image, (int(person[i, 0]), int(person[i, 1])), (int(person[j, 0]), int(person[j, 1])), colour, 2)
+        for x, y, c in person:
+            if c >= conf:
+                cv2.circle(image, (int(x), int(y)), 3, (255, 255, 255), -1)
+
+
+# -- one mode on one device -----------------------------------------------------------------
+
+
+def mode_config(mode: str, imgsz: int | None, device: str) -> tuple[Config, str]:
+    """The Config to benchmark, and a note when the seg weights had to be replaced."""
+    if mode == "seg" and models.resolve(DEFAULT_SEG_MODEL).path is None:
+        note = (
+            f"{DEFAULT_SEG_MODEL} is not available offline: using {SEG_FALLBACK} (same architecture, random weights); "
+            "inference cost is the same, mask post-processing cost may differ (it scales with the detections)"
+        )
+        return Config(mode=mode, seg_model=SEG_FALLBACK, pose_model=DEFAULT_POSE_MODEL, imgsz=imgsz, device=device), note
+    return Config(mode=mode, imgsz=imgsz, device=device), ""
+
+
+def log_stage(mode: str, device: str, name: str, stage: Stage) -> None:
+    print(
+        f"  [{mode}/{device}] {name:<8} {stage.frames:5d} frames in {stage.seconds:7.2f} s = {stage.fps:6.2f} fps"
+        f"  torch threads {stage.threads}  stage {stage.stage_mib:5.0f} MiB  peak {stage.peak_mib:5.0f} MiB"
+        f"{'   ' + stage.note if stage.note else ''}",
+        flush=True,
+    )
+
+
+def bench_mode(mode: str, src: Path, args: argparse.Namespace, device: str, memory: Memory, tmp: Path) -> ModeResult:
+    config, note = mode_config(mode, args.imgsz, device)
+    if note:
+        print(f"  note: {note}")
+    first = first_frame(src)
+    imgsz = config.imgsz or auto_imgsz(first.shape[1], first.shape[0])
+
+    result = ModeResult(mode, device, imgsz, 0)
+    # Order: decode, pipeline, naive, floor, so that the floor's frames held in memory do not
+    # inflate the other stages' peak RSS.
+    result.stages["decode"] = stage = timed(memory, lambda: bench_decode(src))
+    log_stage(mode, device, "decode", stage)
+
+    anon = Anonymiser(config)
+    result.batch = anon.batch
+    anon.detector([first])  # warm-up
+    result.stages["pipeline"] = stage = timed(memory, lambda: bench_pipeline(anon, src, tmp / f"{mode}_pipeline.mp4"))
+    log_stage(mode, device, "pipeline", stage)
+    del anon
+
+    if not args.skip_naive:
+        naive = naive_loop(src, tmp / f"{mode}_naive.mp4", config, imgsz, device, first)
+        result.stages["naive"] = stage = timed(memory, naive)
+        log_stage(mode, device, "naive", stage)
+        del naive
+
+    detector = Detector(config)
+    detector([first])  # warm-up
+    frames = list(decode_frames(src))
+    counts: list[float] = []
+
+    def floor() -> int:
+        n, people, poses = bench_floor(detector, frames)
+        counts.extend((people, poses))
+        return n
+
+    stage = timed(memory, floor)
+    stage.note = f"(batch {detector.batch}, half {detector.half}; per frame: {counts[0]:.1f} people, {counts[1]:.1f} poses)"
+    result.stages["floor"] = stage
+    log_stage(mode, device, "floor", stage)
+    del frames, detector
+    return result
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def machine_line(devices: list[str], threads_at_start: int) -> str:
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    threads = f"{threads_at_start}" if threads_at_start == torch.get_num_threads() else f"{threads_at_start} at start, {torch.get_num_threads()} now"
+    return (
+        f"machine: {platform.node() or '?'} ({platform.machine()}), os.cpu_count()={os.cpu_count()}, "
+        f"torch threads={threads}, cv2 threads={cv2.getNumThreads()}, devices={', '.join(devices)}{gpu}; "
+        f"python {platform.python_version()}, torch {torch.__version__}"
+    )
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(results: list[ModeResult], frames: int) -> str:
+    head = ("mode", "device", "imgsz", "batch", "frames", "decode fps", "floor fps", "pipeline fps", "pipe/floor", "naive fps", "pipe/naive", "pipeline MiB", "mode MiB", "peak RSS MiB")
+    rows = [
+        (
+            r.mode,
+            r.device,
+            str(r.imgsz),
+            str(r.batch),
+            str(r.stages["pipeline"].frames if "pipeline" in r.stages else frames),
+            _fmt(r.fps("decode"), ".1f"),
+            _fmt(r.fps("floor"), ".2f"),
+            _fmt(r.fps("pipeline"), ".2f"),
+            _fmt(r.ratio("pipeline", "floor"), ".2f"),
+            _fmt(r.fps("naive"), ".2f"),
+            _fmt(r.ratio("pipeline", "naive"), ".2f"),
+            f"{r.stages['pipeline'].stage_mib:.0f}" if "pipeline" in r.stages else "-",
+            f"{r.own_mib:.0f}",
+            f"{r.process_mib:.0f}",
+        )
+        for r in results
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+# -- main ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--video", help=f"input video (default: $ANONYMISE_TEST_DATA/{VIDEO_NAME}, else {DEFAULT_VIDEO})")
+    p.add_argument("--frames", type=int, help="benchmark only the first N frames (cut into a temporary H.264 clip); default: all")
+    p.add_argument("--mode", choices=("bbox", "seg", "both"), default="both")
+    p.add_argument("--imgsz", type=int, help="inference size (default: the pipeline's auto size for the video)")
+    p.add_argument("--device", default="cpu", help="device of the main section (default: cpu); cuda runs again in the GPU section when present")
+    p.add_argument("--skip-naive", action="store_true", help="do not run the naive reference loop")
+    args = p.parse_args(argv)
+    if args.frames is not None and args.frames < 1:
+        p.error("--frames must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        run(parse_args(argv))
+    except AnonymiseError as e:  # bad --device, --imgsz, missing model, unreadable video: one line
+        sys.exit(f"bench: {e}")
+
+
+def run(args: argparse.Namespace) -> None:
+    video = find_video(args.video)
+    modes = ["bbox", "seg"] if args.mode == "both" else [args.mode]
+    device = resolve_device(args.device)
+    for mode in modes:
+        mode_config(mode, args.imgsz, device)  # validate the settings before any work
+    devices = [device]
+    if torch.cuda.is_available() and not device.startswith("cuda"):
+        devices.append("cuda:0")
+
+    threads_at_start = torch.get_num_threads()
+    print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}")
+    print(machine_line(devices, threads_at_start))
+    memory = Memory()
+    if not memory.resettable:
+        print("note: cannot reset the RSS high-water mark here; 'stage' memory is the process peak")
+
+    results: list[ModeResult] = []
+    with tempfile.TemporaryDirectory(prefix="anonymise-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        src, total = video, None
+        if args.frames is not None:
+            src = tmp / f"first{args.frames}.mp4"
+            total = cut_clip(video, src, args.frames)
+            print(f"input: first {total} frames of {video} (re-encoded to {src.name})")
+        else:
+            print(f"input: {video}")
+        for section in devices:
+            print(f"\n== {'GPU' if section.startswith('cuda') else 'CPU'} section: device {section} ==")
+            for mode in modes:
+                results.append(bench_mode(mode, src, args, section, memory, tmp))
+        if not torch.cuda.is_available():
+            print("\nGPU section skipped: no CUDA")
+        frames = total if total is not None else results[0].stages["decode"].frames
+
+    print(f"\ncommand: {shlex.join([Path(sys.executable).name, *sys.argv])}")
+    print(machine_line(devices, threads_at_start))
+    print(table(results, frames))
+    print(
+        "pipe/floor: share of the models' own fps the whole pipeline keeps (1.0 = everything else hidden); "
+        "pipe/naive: speed-up over the naive single-threaded loop.\n"
+        "pipeline MiB: peak RSS during the pipeline stage; mode MiB: highest stage peak of the mode "
+        "(the floor holds every decoded frame); peak RSS MiB: the process's peak so far (ru_maxrss)."
+    )
+
+
+if __name__ == "__main__":
+    main()
