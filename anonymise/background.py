@@ -74,6 +74,12 @@ class BackgroundModel:
         cv2.bitwise_or(self._seen, new * 255, dst=self._seen)
         self._since_fill += 1
 
+    def reference(self) -> tuple[np.ndarray, np.ndarray]:
+        """(learned background as uint8 BGR without any fill, bool mask of the pixels it knows)."""
+        if self._acc is None:
+            raise RuntimeError("the background model has not been updated yet")
+        return cv2.convertScaleAbs(self._acc), self._seen > 0
+
     def image(self) -> np.ndarray:
         """The background as uint8 BGR; never-seen pixels inpainted from their surroundings."""
         if self._acc is None:
@@ -128,6 +134,12 @@ class TorchBackgroundModel:
         self._acc = torch.where(new, f, self._acc)
         self._seen |= free
         self._since_fill += 1
+
+    def reference(self) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`BackgroundModel.reference`, downloaded to numpy."""
+        if self._acc is None:
+            raise RuntimeError("the background model has not been updated yet")
+        return self._acc.round().clamp_(0, 255).to(self._torch.uint8).cpu().numpy(), self._seen.cpu().numpy()
 
     def image(self):
         torch = self._torch

@@ -148,7 +148,7 @@ def _summary(report) -> None:
     results = report.results
     if len(results) == 1 and results[0].status != "failed":
         r = results[0]
-        note = f", {r.failed_frames} frames fully masked after errors" if r.failed_frames else ""
+        note = f", {r.counts.failed} frames fully masked after errors" if r.counts.failed else ""
         out.print(f"{r.status}: {r.output} ({r.frames} frames, {r.fps:.1f} fps{note})")
         return
     table = Table(title="anonymise summary", show_lines=False)

@@ -54,6 +54,20 @@ class Config:
     #: frames the background model sees ahead of the frame being written (output delay);
     #: ``None``: 30 for files, 0 for cameras and streams
     lookahead: int | None = None
+    #: smallest person height (pixels) to find: sets the inference size and tiling (see ``auto_imgsz``)
+    min_person: int = 32
+    #: tiled inference: ``auto`` (when people are small for the frame), ``off``, or N tiles on the long side
+    tiles: str = "auto"
+    #: track people (Ultralytics ByteTrack) for the hold, back-fill and gap-fill
+    track: bool = True
+    #: frames a lost track stays masked; also how far back a new track is back-filled
+    hold: int = 15
+    #: mask moving, person-sized regions no detection explains; ``None``: on for files, off for live sources
+    fail_closed: bool | None = None
+    #: grey-level difference from the background that counts as foreground for the motion guard
+    motion_threshold: int = 30
+    #: look again at a higher resolution on a crop around each unexplained region
+    second_look: bool = True
     #: frames per model call; ``None``: 1 on CPU, 8 on CUDA
     batch: int | None = None
     #: half precision inference; ``None``: on for CUDA, off elsewhere
@@ -68,7 +82,7 @@ class Config:
         _check_range("iou", self.iou, 0.0, 1.0, low_open=True)
         _check_range("alpha", self.alpha, 0.0, 1.0, low_open=True)
         _check_range("pose_conf", self.pose_conf, 0.0, 1.0)
-        for name in ("inflate", "dilate", "feather", "lookahead"):
+        for name in ("inflate", "dilate", "feather", "lookahead", "hold"):
             value = getattr(self, name)
             if name == "lookahead" and value is None:
                 continue
@@ -76,6 +90,14 @@ class Config:
                 raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
         if self.imgsz is not None and (not isinstance(self.imgsz, int) or not 32 <= self.imgsz <= 4096):
             raise ConfigError(f"imgsz must be an integer in [32, 4096], got {self.imgsz!r}")
+        if not isinstance(self.min_person, int) or not 4 <= self.min_person <= 4096:
+            raise ConfigError(f"min_person must be an integer in [4, 4096], got {self.min_person!r}")
+        if not isinstance(self.motion_threshold, int) or not 1 <= self.motion_threshold <= 255:
+            raise ConfigError(f"motion_threshold must be an integer in [1, 255], got {self.motion_threshold!r}")
+        tiles = str(self.tiles).strip().lower()
+        if tiles not in ("auto", "off") and not (tiles.isdigit() and 1 <= int(tiles) <= 16):
+            raise ConfigError(f"tiles must be auto, off or a number of tiles 1-16, got {self.tiles!r}")
+        object.__setattr__(self, "tiles", tiles)
         if self.batch is not None and (not isinstance(self.batch, int) or self.batch < 1):
             raise ConfigError(f"batch must be an integer >= 1, got {self.batch!r}")
         for name in ("seg_model", "pose_model"):
@@ -99,17 +121,25 @@ def _check_range(name: str, value: float, low: float, high: float, low_open: boo
         raise ConfigError(f"{name} must be in {bracket}{low:g}, {high:g}], got {value!r}")
 
 
-def auto_imgsz(width: int, height: int) -> int:
+#: people this tall (pixels, at the model's input) are found reliably by nano YOLO models
+TARGET_PERSON_PX = 64
+MIN_IMGSZ, MAX_IMGSZ = 640, 1280
+
+
+def inference_scale(min_person: int = 32) -> float:
+    """How much frames are enlarged for the model so that a ``min_person`` person is found."""
+    return TARGET_PERSON_PX / min_person
+
+
+def auto_imgsz(width: int, height: int, min_person: int = 32) -> int:
     """Inference size for a frame when ``--imgsz`` is not given.
 
-    Nano YOLO models stop seeing people under ~40 px at their native 640, and surveillance
-    frames are full of such people, so small frames are upscaled 2x (480x360 -> 960) and large
-    ones run at up to 1280. The size is a multiple of 32 (the models' stride).
+    Nano YOLO models stop seeing people under ~40-60 px at their input, and surveillance frames
+    are full of such people, so a frame is enlarged until a ``min_person`` person is
+    ``TARGET_PERSON_PX`` tall (480x360 with 32 px people -> 960), within [640, 1280]. Beyond
+    1280, tiling takes over (see ``detect.tile_windows``). A multiple of 32 (the models' stride).
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"frame size must be positive, got {width}x{height}")
-    side = min(1280, max(640, 2 * max(width, height)))
+    side = min(MAX_IMGSZ, max(MIN_IMGSZ, max(width, height) * inference_scale(min_person)))
     return int(round(side / 32) * 32)
-
-
-__all__ = ["Config", "Mode", "auto_imgsz", "DEFAULT_SEG_MODEL", "DEFAULT_POSE_MODEL"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import models
-from .config import Config, Mode, auto_imgsz
+from .config import MAX_IMGSZ, MIN_IMGSZ, Config, Mode, auto_imgsz, inference_scale
 from .errors import AnonymiseError, ConfigError, ModelError
 from .types import Detections
 
@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from ultralytics import YOLO  # noqa: E402
 from ultralytics.utils import ops  # noqa: E402
 from ultralytics.utils.events import events as _ultralytics_events  # noqa: E402
+from ultralytics.utils.metrics import bbox_ioa  # noqa: E402
 
 _ultralytics_events.enabled = False  # even if a user sets YOLO_OFFLINE=0
 
@@ -147,12 +148,28 @@ class Detector:
             if torch.get_num_threads() != self._threads:
                 torch.set_num_threads(self._threads)
 
-    def __call__(self, frames: list[np.ndarray]) -> list[FrameDetections]:
-        """Detect people in a batch of frames (all of one size)."""
+    def __call__(self, frames: list[np.ndarray], imgsz: int | None = None) -> list[FrameDetections]:
+        """Detect people in a batch of frames (all of one size).
+
+        ``imgsz`` overrides the inference size (and turns tiling off), e.g. for a second look at a crop.
+        """
         if not frames:
             return []
         height, width = frames[0].shape[:2]
-        imgsz = self.config.imgsz or auto_imgsz(width, height)
+        min_person = self.config.min_person
+        size = imgsz or self.config.imgsz or auto_imgsz(width, height, min_person)
+        windows = [] if imgsz else tile_windows(height, width, self.config.tiles, min_person)
+        if not windows:
+            return self._run(frames, size)
+        tile_w, tile_h = windows[0][2] - windows[0][0], windows[0][3] - windows[0][1]
+        crops = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames for x0, y0, x1, y1 in windows]
+        whole = self._run(frames, size)
+        parts = self._run(crops, self.config.imgsz or auto_imgsz(tile_w, tile_h, min_person))
+        n = len(windows)
+        return [merge_tiles(whole[i], parts[i * n : (i + 1) * n], windows, (height, width)) for i in range(len(frames))]
+
+    def _run(self, frames: list[np.ndarray], imgsz: int) -> list[FrameDetections]:
+        height, width = frames[0].shape[:2]
         try:
             poses = [to_detections(r) for r in self._predict(self.pose_model, frames, imgsz)] if self.pose_model else None
             if self.seg_model is not None:
@@ -168,6 +185,82 @@ class Detector:
         if poses is None or not self.config.pose:
             poses = [Detections.empty() for _ in frames]
         return [FrameDetections(p, k) for p, k in zip(people, poses)]
+
+
+def tile_windows(height: int, width: int, tiles: str = "auto", min_person: int = 32) -> list[tuple[int, int, int, int]]:
+    """Equal-size overlapping windows (x0, y0, x1, y1) covering the frame, or ``[]`` for no tiling.
+
+    ``auto`` tiles only when enlarging the whole frame enough for ``min_person`` people would
+    need more than ``MAX_IMGSZ``; each tile is then sized to be inferred at ``MIN_IMGSZ``.
+    ``N`` cuts the long side into N tiles. Tiles overlap by at least two person heights, so
+    every person lies whole in some tile.
+    """
+    tiles = str(tiles).lower()
+    long_side = max(height, width)
+    if tiles == "off":
+        return []
+    if tiles == "auto":
+        scale = inference_scale(min_person)
+        if long_side * scale <= MAX_IMGSZ:
+            return []
+        side = int(MIN_IMGSZ / scale)
+    else:
+        if int(tiles) <= 1:
+            return []
+        side = int(np.ceil(long_side / int(tiles) * 1.25))
+    overlap = max(2 * min_person, side // 5)
+    side = max(side, overlap + min_person)
+    tile_w, tile_h = min(side, width), min(side, height)
+    xs = _starts(width, tile_w, overlap)
+    ys = _starts(height, tile_h, overlap)
+    return [(x, y, x + tile_w, y + tile_h) for y in ys for x in xs]
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    if tile >= length:
+        return [0]
+    count = int(np.ceil((length - overlap) / (tile - overlap)))
+    return [round(i * (length - tile) / (count - 1)) for i in range(count)] if count > 1 else [0]
+
+
+def merge_tiles(whole: FrameDetections, parts: list[FrameDetections], windows, shape: tuple[int, int]) -> FrameDetections:
+    """One frame's detections from a full-frame pass and its tiles.
+
+    Every box (and mask) is kept for masking, duplicates included: dropping a box that is only
+    mostly inside another would leave the rest of that person unmasked. Skeletons are
+    de-duplicated (:func:`suppress`) so a person cut by a tile edge is drawn once.
+    """
+    people, poses = [whole.people], [whole.poses]
+    for part, (x0, y0, x1, y1) in zip(parts, windows):
+        shifted = part.people.shifted(x0, y0)
+        if part.people.mask is not None:
+            canvas = np.zeros((len(part.people), *shape), bool)
+            canvas[:, y0:y1, x0:x1] = part.people.mask
+            shifted.mask = canvas
+        people.append(shifted)
+        poses.append(part.poses.shifted(x0, y0) if part.poses is not part.people else shifted)
+    merged_people = Detections.concat(people)
+    merged_poses = Detections.concat([p for p in poses if len(p)]) if any(len(p) for p in poses) else Detections.empty()
+    if merged_poses.keypoints is not None and len(merged_poses):
+        merged_poses = merged_poses[suppress(merged_poses)]
+    return FrameDetections(merged_people, merged_poses)
+
+
+def suppress(dets: Detections, iou: float = 0.5, inside: float = 0.7) -> np.ndarray:
+    """Indices kept by a greedy, confidence-ordered suppression of duplicates across tiles.
+
+    A box is dropped when it overlaps a kept one by IoU > ``iou`` or lies more than ``inside``
+    of its own area within a kept one (the part of a person a tile edge cut off).
+    """
+    keep: list[int] = []
+    for i in np.argsort(-dets.confidence, kind="stable"):
+        if keep:
+            kept = dets.xyxy[keep]
+            box = dets.xyxy[i : i + 1]
+            if (bbox_ioa(box, kept, iou=True)[0] > iou).any() or (bbox_ioa(kept, box)[:, 0] > inside).any():
+                continue
+        keep.append(int(i))
+    return np.asarray(sorted(keep), np.int64)
 
 
 def to_detections(result, mask_shape: tuple[int, int] | None = None) -> Detections:

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import composite, masks, pose
 from .background import BackgroundModel, TorchBackgroundModel
-from .config import Config, Mode
+from .config import Config
 from .errors import AnonymiseError, OutputError, SourceError
 from .sources import (
     IMAGE_EXTS,
@@ -39,6 +38,7 @@ from .sources import (
     read_image,
     write_image,
 )
+from .stream import Counts, FrameStream
 from .video import Frame, VideoWriter, partial_path
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ class FileResult:
     status: str  # "done", "skipped", "failed" or "stopped" (a live source ended by the user)
     frames: int = 0
     seconds: float = 0.0
-    #: frames written fully masked because their processing failed (fail closed)
-    failed_frames: int = 0
+    #: what the safety nets did (frames fully masked after errors, held boxes, motion regions ...)
+    counts: Counts = field(default_factory=Counts)
     message: str = ""
 
     @property
@@ -162,62 +162,14 @@ class Anonymiser:
         if background not in ("auto", "cpu", "torch"):
             raise ValueError(f"background must be auto, cpu or torch, got {background!r}")
         self._torch_bg = background == "torch" or (background == "auto" and str(self.device).startswith("cuda"))
-        self._frame_bg = None
+        self._frame_stream: FrameStream | None = None
 
-    # -- the per-frame stages -------------------------------------------------------------
+    # -- the per-frame work (see stream.py) ------------------------------------------------
 
     def _new_background(self):
         if self._torch_bg:
             return TorchBackgroundModel(self.config.alpha, device=self.device if str(self.device) != "auto" else "cpu")
         return BackgroundModel(self.config.alpha)
-
-    def alpha(self, frame: np.ndarray, found) -> np.ndarray:
-        """The person alpha (uint8 H x W) for a frame and its detections."""
-        c = self.config
-        shape = frame.shape[:2]
-        extra = None
-        if c.mode is Mode.SEG and found.people.mask is not None and len(found.poses):
-            # people only the pose model saw are masked by their box (recall first)
-            hard = masks.instances_mask(found.people.mask, shape)
-            extra = found.poses.xyxy[masks.uncovered(found.poses.xyxy, hard)]
-        return masks.person_alpha(found.people, shape, inflate_px=c.inflate, dilate_px=c.dilate, feather_px=c.feather, extra_boxes=extra)
-
-    def _frames_out(self, frames: Iterable[Frame], lookahead: int, stats: dict) -> Iterator[tuple[Frame, np.ndarray]]:
-        """(input frame, output image) in input order, ``lookahead`` frames behind the input."""
-        bg = self._new_background()
-        pending: deque = deque()
-        done_any = False
-        for batch in _batched(frames, self.batch):
-            images = [f.image for f in batch]
-            try:
-                found = self.detector(images)
-                done_any = True
-            except AnonymiseError:
-                raise
-            except Exception as e:  # noqa: BLE001 - fail closed on this batch, unless nothing ever worked
-                if not done_any:
-                    raise
-                log.warning("detection failed on frames %d-%d, writing them fully masked: %s", batch[0].index, batch[-1].index, e)
-                found = [None] * len(batch)
-            for frame, result in zip(batch, found):
-                alpha = self._alpha_or_all(frame.image, result, stats)
-                device_frame = self._to_device(frame.image)
-                device_alpha = self._to_device(alpha)
-                bg.update(device_frame, device_alpha)
-                pending.append((frame, device_frame, device_alpha, result))
-                while len(pending) > lookahead:
-                    yield self._compose(bg, *pending.popleft(), stats)
-        while pending:
-            yield self._compose(bg, *pending.popleft(), stats)
-
-    def _alpha_or_all(self, image: np.ndarray, result, stats: dict) -> np.ndarray:
-        if result is not None:
-            try:
-                return self.alpha(image, result)
-            except Exception as e:  # noqa: BLE001
-                log.warning("mask building failed, frame written fully masked: %s", e)
-        stats["failed_frames"] = stats.get("failed_frames", 0) + 1
-        return np.full(image.shape[:2], 255, np.uint8)
 
     def _to_device(self, array: np.ndarray):
         if not self._torch_bg:
@@ -226,53 +178,41 @@ class Anonymiser:
 
         return torch.from_numpy(array).to(self.device, non_blocking=True)
 
-    def _compose(self, bg, frame: Frame, image, alpha, result, stats: dict) -> tuple[Frame, np.ndarray]:
-        try:
-            background = bg.image()
-            if self._torch_bg:
-                out = composite.blend_torch(image, background, alpha).cpu().numpy()
-            else:
-                out = composite.blend(image, background, alpha)
-            if result is not None and self.config.pose and len(result.poses) and result.poses.keypoints is not None:
-                out = pose.draw_skeleton(out, result.poses.keypoints, self.config.pose_conf)
-            return frame, out
-        except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes background
-            log.warning("compositing failed on frame %d, written fully masked: %s", frame.index, e)
-            stats["failed_frames"] = stats.get("failed_frames", 0) + 1
-            try:
-                background = bg.image()
-                return frame, background.cpu().numpy() if self._torch_bg else background
-            except Exception:  # noqa: BLE001
-                return frame, np.zeros_like(frame.image)
+    def stream(self, lookahead: int = 0, live: bool = False) -> FrameStream:
+        """A fresh :class:`~anonymise.stream.FrameStream` (one per video) with this anonymiser's models."""
+        fail_closed = self.config.fail_closed if self.config.fail_closed is not None else not live
+        return FrameStream(self.config, self.detector, self._new_background(), lookahead, fail_closed, self._to_device)
+
+    def _frames_out(self, frames: Iterable[Frame], stream: FrameStream) -> Iterator[tuple[Frame, np.ndarray]]:
+        """(input frame, output image) in input order, ``stream.lookahead`` frames behind the input."""
+        for batch in _batched(frames, self.batch):
+            yield from stream.push(batch)
+        yield from stream.flush()
 
     # -- public API ------------------------------------------------------------------------
 
     def process_frame(self, frame: np.ndarray) -> np.ndarray:
-        """Anonymise one BGR frame; the background is learned across calls (see :meth:`reset`)."""
+        """Anonymise one BGR frame; background and tracks are kept across calls (see :meth:`reset`)."""
         if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame: expected a uint8 BGR array (H, W, 3), got {getattr(frame, 'dtype', type(frame))} {getattr(frame, 'shape', '')}")
-        if self._frame_bg is None:
-            self._frame_bg = self._new_background()
-        stats: dict = {}
-        result = self.detector([frame])[0]
-        alpha = self._alpha_or_all(frame, result, stats)
-        image, alpha_d = self._to_device(frame), self._to_device(alpha)
-        self._frame_bg.update(image, alpha_d)
-        return self._compose(self._frame_bg, Frame(frame, 0), image, alpha_d, result, stats)[1]
+        if self._frame_stream is None:
+            self._frame_stream = self.stream(lookahead=0, live=True)
+        ((_, out),) = self._frame_stream.push([Frame(frame, 0)])
+        return out
 
     def reset(self) -> None:
-        """Forget the background learned by :meth:`process_frame`."""
-        self._frame_bg = None
+        """Forget the background and tracks learned by :meth:`process_frame`."""
+        self._frame_stream = None
 
     def process_image(self, src: str | Path, dst: str | Path) -> FileResult:
         """Anonymise one image file into ``dst`` (written atomically, no metadata copied)."""
         src, dst = Path(src), Path(dst)
         start = time.perf_counter()
         image = read_image(src)
-        stats: dict = {}
-        (_, out), = self._frames_out([Frame(image, 0)], 0, stats)
+        stream = self.stream(lookahead=0)
+        ((_, out),) = self._frames_out([Frame(image, 0)], stream)
         write_image(dst, out)
-        return FileResult(str(src), dst, "done", 1, time.perf_counter() - start, stats.get("failed_frames", 0))
+        return FileResult(str(src), dst, "done", 1, time.perf_counter() - start, stream.counts)
 
     def process_video(
         self,
@@ -294,18 +234,18 @@ class Anonymiser:
         start = time.perf_counter()
         reader = open_reader(src, audio=audio)
         viewer = _Viewer(str(src.spec)) if show else None
-        stats: dict = {}
         written = 0
         frames = None
         try:
             info = reader.info
             lookahead = self.config.lookahead if self.config.lookahead is not None else (LIVE_LOOKAHEAD if info.live else FILE_LOOKAHEAD)
+            stream = self.stream(lookahead, live=info.live)
             writer = VideoWriter(dst, info.width, info.height, info.fps, reader.time_base, reader.audio_stream if audio else None)
             sink = _WriterThread(writer)
             progress.start_file(Path(str(src.spec)).name, info.frames)
             try:
                 frames = _Prefetch(reader)
-                for frame, out in self._frames_out(frames, lookahead, stats):
+                for frame, out in self._frames_out(frames, stream):
                     sink.put(frame, out)
                     written += 1
                     progress.advance()
@@ -317,7 +257,7 @@ class Anonymiser:
             except KeyboardInterrupt:
                 if info.live and written:
                     sink.finish()
-                    return FileResult(str(src.spec), dst, "stopped", written, time.perf_counter() - start, stats.get("failed_frames", 0))
+                    return FileResult(str(src.spec), dst, "stopped", written, time.perf_counter() - start, stream.counts)
                 sink.abort()
                 raise
             except BaseException:
@@ -328,7 +268,7 @@ class Anonymiser:
                 reader.close()
             if viewer is not None:
                 viewer.close()
-        return FileResult(str(src.spec), dst, "done", written, time.perf_counter() - start, stats.get("failed_frames", 0))
+        return FileResult(str(src.spec), dst, "done", written, time.perf_counter() - start, stream.counts)
 
     def process_file(self, src: str | Path, dst: str | Path, **kwargs) -> FileResult:
         """Anonymise an image or a video file, chosen by its extension."""

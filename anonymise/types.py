@@ -55,6 +55,29 @@ class Detections:
     def __len__(self) -> int:
         return len(self.xyxy)
 
+    @classmethod
+    def concat(cls, parts: list[Detections]) -> Detections:
+        """All detections of ``parts`` in one; masks and keypoints kept only where every part has them."""
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            return cls.empty()
+
+        def join(name):
+            values = [getattr(p, name) for p in parts]
+            return None if any(v is None for v in values) else np.concatenate(values)
+
+        return cls(join("xyxy"), join("confidence"), join("class_id"), join("mask"), join("tracker_id"), join("keypoints"))
+
+    def shifted(self, dx: float, dy: float) -> Detections:
+        """Boxes and keypoints moved by (dx, dy), e.g. from a crop back to the frame; masks dropped."""
+        xyxy = self.xyxy + np.array([dx, dy, dx, dy], np.float32)
+        keypoints = None
+        if self.keypoints is not None:
+            keypoints = self.keypoints.copy()
+            keypoints[..., 0] += dx
+            keypoints[..., 1] += dy
+        return Detections(xyxy, self.confidence, self.class_id, None, self.tracker_id, keypoints)
+
     def __getitem__(self, index) -> Detections:
         index = np.asarray(index)
         if index.ndim == 0:

@@ -132,7 +132,7 @@ class ColourDetector:
         self.batch = 1
         self.device = "cpu"
 
-    def __call__(self, frames):
+    def __call__(self, frames, imgsz=None):
         from anonymise.detect import FrameDetections
 
         out = []

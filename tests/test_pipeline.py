@@ -16,16 +16,16 @@ from conftest import ColourDetector, is_person_colour, person_box, read_frames, 
 
 
 def _outputs(anon, frames, lookahead):
-    stats = {}
-    out = [image for _, image in anon._frames_out((Frame(f, i) for i, f in enumerate(frames)), lookahead, stats)]
-    return out, stats
+    stream = anon.stream(lookahead)
+    out = [image for _, image in anon._frames_out((Frame(f, i) for i, f in enumerate(frames)), stream)]
+    return out, stream.counts
 
 
 def test_people_replaced_and_far_pixels_bit_identical():
     frames = synthetic_frames(20)
     anon = Anonymiser(Config(feather=7, dilate=2), detector=ColourDetector())
     out, stats = _outputs(anon, frames, lookahead=10)
-    assert len(out) == 20 and stats.get("failed_frames", 0) == 0
+    assert len(out) == 20 and stats.failed == 0
     for i, (f, o) in enumerate(zip(frames, out)):
         assert not is_person_colour(o).any(), f"person visible in frame {i}"
         x1, y1, x2, y2 = person_box(i)
@@ -37,8 +37,8 @@ def test_people_replaced_and_far_pixels_bit_identical():
 def test_lookahead_shows_the_real_scene_behind_a_person_who_later_moves():
     frames = synthetic_frames(20)
     truth = scene()
-    anon = Anonymiser(Config(feather=0, dilate=0), detector=ColourDetector())
-    ahead, _ = _outputs(anon, frames, lookahead=10)
+    anon = Anonymiser(Config(feather=0, dilate=0, hold=5), detector=ColourDetector())
+    ahead, _ = _outputs(anon, frames, lookahead=15)  # the background sees 15 - 5 frames ahead
     x1, y1, x2, y2 = person_box(0)
     err = np.abs(ahead[0][y1:y2, x1:x2].astype(int) - truth[y1:y2, x1:x2].astype(int))
     assert err.max() <= 1, "with look-ahead the first frame shows the true background"
@@ -57,7 +57,7 @@ def test_fail_closed_frame_is_fully_masked():
     frames = synthetic_frames(12)
     anon = Anonymiser(Config(), detector=ColourDetector(fail_on={6}))
     out, stats = _outputs(anon, frames, lookahead=0)
-    assert stats["failed_frames"] == 1
+    assert stats.failed == 1
     assert not is_person_colour(out[5]).any(), "a frame whose detection failed is never written as it came"
     far = np.abs(out[5][110:].astype(int) - scene()[110:].astype(int))  # below the dilate + feather rim
     assert far.max() <= 1, "the failed frame is the learned background all over"
@@ -181,7 +181,7 @@ class _Interrupt(ColourDetector):
         super().__init__()
         self.at = at
 
-    def __call__(self, frames):
+    def __call__(self, frames, imgsz=None):
         if self.calls + len(frames) >= self.at:
             raise KeyboardInterrupt
         return super().__call__(frames)

@@ -1,0 +1,238 @@
+"""The per-frame work for one video, in order, with a look-ahead buffer.
+
+``FrameStream.push(frames)`` takes decoded frames and returns the anonymised ones that are
+ready, ``lookahead`` frames behind the input:
+
+1. **detect** people (one batched model call), fail closed: a batch the models fail on is
+   fully masked;
+2. **track** them (Ultralytics ByteTrack) and **hold** lost tracks for ``hold`` frames;
+   a new track is **back-filled** into the buffered frames before it, a gap is **filled**
+   with interpolated boxes (both need the frames still in the buffer);
+3. **finalise** a frame ``depth = min(hold, lookahead)`` frames after it arrived, once no
+   back-fill can reach it: its mask is built, the **motion guard** masks moving person-sized
+   regions that nothing explains (after a second look on a crop), and only then does the
+   **background** learn from it, so it never learns a held, back-filled or unexplained region;
+4. **compose** a frame ``lookahead`` frames after it arrived: background blended over the
+   people, skeletons drawn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import composite, masks, motion, pose
+from .config import Config, Mode
+from .errors import AnonymiseError
+from .track import PersonTracker, TrackHistory, grow
+from .types import Detections
+from .video import Frame
+
+log = logging.getLogger(__name__)
+
+#: unexplained motion regions are masked this much larger (fraction of their size per side)
+MOTION_GROWTH = 0.25
+#: inference size of the second look at a crop around an unexplained region
+SECOND_LOOK_IMGSZ = 320
+
+
+@dataclass
+class Counts:
+    """What the safety nets did in one run (all per frame or per region, summed)."""
+
+    frames: int = 0
+    #: frames written fully masked because their processing failed
+    failed: int = 0
+    #: boxes added by the temporal hold, back-fill and gap-fill
+    held: int = 0
+    #: unexplained moving regions masked by the motion guard
+    motion: int = 0
+    #: people the second look found in such regions
+    second_look: int = 0
+
+
+@dataclass
+class _Slot:
+    t: int
+    frame: Frame
+    found: Any  # FrameDetections, or None when detection failed
+    extra: list = field(default_factory=list)  # boxes to mask beyond the detections
+    image: Any = None  # the frame on the compositing device, once final
+    alpha: Any = None  # the final person alpha, on the compositing device
+
+
+class FrameStream:
+    """The frames of one video through detect, track, mask, background and compose."""
+
+    def __init__(self, config: Config, detector, background, lookahead: int, fail_closed: bool, to_device):
+        self.config = config
+        self.detector = detector
+        self.background = background
+        self.lookahead = lookahead
+        self.depth = min(config.hold, lookahead)
+        self.fail_closed = fail_closed
+        self.to_device = to_device
+        self.counts = Counts()
+        self._tracker = PersonTracker(config.conf, config.hold) if config.track else None
+        self._history = TrackHistory(self.depth)
+        self._buffer: deque[_Slot] = deque()
+        self._previous: np.ndarray | None = None
+        self._t = 0
+        self._detected_any = False
+
+    # -- intake ---------------------------------------------------------------------------
+
+    def push(self, frames: list[Frame]) -> list[tuple[Frame, np.ndarray]]:
+        """Add decoded frames; return the (frame, output) pairs that are ready, in order."""
+        ready = []
+        for frame, found in zip(frames, self._detect([f.image for f in frames])):
+            slot = _Slot(self._t, frame, found)
+            self._buffer.append(slot)
+            if found is not None:
+                self._track(slot)
+            self._t += 1
+            if len(self._buffer) > self.depth:
+                self._finalise(self._buffer[-1 - self.depth])
+            while len(self._buffer) > self.lookahead:
+                ready.append(self._compose(self._buffer.popleft()))
+        return ready
+
+    def flush(self) -> list[tuple[Frame, np.ndarray]]:
+        """Everything still buffered, at the end of the input."""
+        for slot in self._buffer:
+            if slot.alpha is None:
+                self._finalise(slot)
+        ready = [self._compose(slot) for slot in self._buffer]
+        self._buffer.clear()
+        return ready
+
+    def _detect(self, images: list[np.ndarray]) -> list:
+        try:
+            found = self.detector(images)
+            self._detected_any = True
+            return found
+        except AnonymiseError:
+            raise
+        except Exception as e:  # noqa: BLE001 - fail closed on this batch, unless nothing ever worked
+            if not self._detected_any:
+                raise
+            log.warning("detection failed on %d frame(s), writing them fully masked: %s", len(images), e)
+            return [None] * len(images)
+
+    def _track(self, slot: _Slot) -> None:
+        if self._tracker is None:
+            return
+        found = slot.found
+        try:
+            tracked, held = self._tracker.update(found.people, slot.frame.image.shape[:2])
+        except Exception as e:  # noqa: BLE001 - without tracks the detections are still masked
+            log.warning("tracking failed on frame %d: %s", slot.t, e)
+            return
+        if found.poses is found.people:
+            found.poses = tracked
+        found.people = tracked
+        slot.extra.extend(held)
+        self.counts.held += len(held)
+        first = self._buffer[0].t
+        for j, boxes in self._history.observe(slot.t, tracked).items():
+            target = self._buffer[j - first]
+            if target.alpha is None:  # still open: the background has not learned it yet
+                target.extra.extend(boxes)
+                self.counts.held += len(boxes)
+
+    # -- finalising a frame's mask, then learning the background ---------------------------
+
+    def _alpha(self, image: np.ndarray, found, extra: list) -> np.ndarray:
+        c = self.config
+        shape = image.shape[:2]
+        boxes = [np.asarray(extra, np.float32).reshape(-1, 4)]
+        if c.mode is Mode.SEG and found.people.mask is not None and len(found.poses):
+            # people only the pose model saw are masked by their box (recall first)
+            hard = masks.instances_mask(found.people.mask, shape)
+            boxes.append(found.poses.xyxy[masks.uncovered(found.poses.xyxy, hard)])
+        extra_boxes = np.concatenate(boxes)
+        return masks.person_alpha(found.people, shape, inflate_px=c.inflate, dilate_px=c.dilate, feather_px=c.feather,
+                                  extra_boxes=extra_boxes if len(extra_boxes) else None)  # fmt: skip
+
+    def _finalise(self, slot: _Slot) -> None:
+        image = slot.frame.image
+        alpha = None
+        if slot.found is not None:
+            try:
+                alpha = self._alpha(image, slot.found, slot.extra)
+                if self.fail_closed and self.background_ready:
+                    alpha = self._guard(slot, alpha)
+            except Exception as e:  # noqa: BLE001
+                log.warning("mask building failed on frame %d, written fully masked: %s", slot.t, e)
+                alpha = None
+        if alpha is None:
+            self.counts.failed += 1
+            alpha = np.full(image.shape[:2], 255, np.uint8)
+        slot.image, slot.alpha = self.to_device(image), self.to_device(alpha)
+        self.background.update(slot.image, slot.alpha)
+        self._previous = image
+
+    @property
+    def background_ready(self) -> bool:
+        return getattr(self.background, "seen", None) is not None
+
+    def _guard(self, slot: _Slot, alpha: np.ndarray) -> np.ndarray:
+        """Mask moving, person-sized regions that no detection explains (after a second look)."""
+        reference, seen = self.background.reference()
+        regions = motion.unexplained_regions(slot.frame.image, self._previous, reference, seen, alpha,
+                                             threshold=self.config.motion_threshold,
+                                             min_height=max(self.config.min_person // 2, 4))  # fmt: skip
+        if not len(regions):
+            return alpha
+        if self.config.second_look:
+            found = self._second_look(slot.frame.image, regions)
+            if len(found):
+                self.counts.second_look += len(found)
+                slot.extra.extend(found.xyxy)
+                slot.found.poses = Detections.concat([slot.found.poses, found]) if len(slot.found.poses) else found
+        self.counts.motion += len(regions)
+        slot.extra.extend(grow(box, MOTION_GROWTH) for box in regions)
+        return self._alpha(slot.frame.image, slot.found, slot.extra)
+
+    def _second_look(self, image: np.ndarray, regions: np.ndarray) -> Detections:
+        """People found on crops around ``regions``, at a higher resolution, in frame coordinates."""
+        windows = [motion.crop_window(box, image.shape[:2]) for box in regions]
+        crops = [np.ascontiguousarray(image[t:b, l:r]) for l, t, r, b in windows]
+        found = []
+        try:
+            for (l, t, _, _), crop in zip(windows, crops):
+                (result,) = self.detector([crop], imgsz=SECOND_LOOK_IMGSZ)
+                people = result.poses if len(result.poses) else result.people
+                if len(people):
+                    found.append(people.shifted(l, t))
+        except Exception as e:  # noqa: BLE001 - the regions are masked anyway
+            log.warning("second look failed: %s", e)
+        return Detections.concat(found)
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _compose(self, slot: _Slot) -> tuple[Frame, np.ndarray]:
+        self.counts.frames += 1
+        torch_bg = not isinstance(slot.image, np.ndarray)
+        try:
+            background = self.background.image()
+            if torch_bg:
+                out = composite.blend_torch(slot.image, background, slot.alpha).cpu().numpy()
+            else:
+                out = composite.blend(slot.image, background, slot.alpha)
+            found = slot.found
+            if found is not None and self.config.pose and len(found.poses) and found.poses.keypoints is not None:
+                out = pose.draw_skeleton(out, found.poses.keypoints, self.config.pose_conf)
+            return slot.frame, out
+        except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes background
+            log.warning("compositing failed on frame %d, written fully masked: %s", slot.t, e)
+            self.counts.failed += 1
+            try:
+                background = self.background.image()
+                return slot.frame, background.cpu().numpy() if torch_bg else background
+            except Exception:  # noqa: BLE001
+                return slot.frame, np.zeros_like(slot.frame.image)
