@@ -46,6 +46,7 @@ class BackgroundModel:
         self._seen: np.ndarray | None = None  # uint8 (H, W), 255 where seen free at least once
         self._fill: np.ndarray | None = None  # uint8 (H, W, 3) inpainted image, refreshed now and then
         self._since_fill = 0
+        self._primed: np.ndarray | None = None  # bool (H, W): a prior, for the motion guard only
 
     @property
     def shape(self) -> tuple[int, int] | None:
@@ -59,13 +60,28 @@ class BackgroundModel:
     def reset(self) -> None:
         self.__init__(self.rate)
 
+    def _allocate(self, shape: tuple[int, ...]) -> None:
+        if self._acc is None or self._acc.shape != shape:
+            self._acc = np.zeros(shape, np.float32)
+            self._seen = np.zeros(shape[:2], np.uint8)
+            self._fill = None
+            self._primed = None
+
+    def prime(self, image: np.ndarray) -> None:
+        """Set a prior (e.g. a temporal median) for the pixels not seen yet.
+
+        It shows in :meth:`reference`, which the motion guard compares frames with, and never in
+        :meth:`image`: a prior may still hold a person who did not move, so it is never used as fill.
+        """
+        self._allocate(image.shape)
+        unseen = self._seen == 0
+        self._acc[unseen] = image[unseen]
+        self._primed = unseen
+
     def update(self, frame: np.ndarray, alpha: np.ndarray) -> None:
         """Learn from ``frame`` wherever ``alpha`` (uint8 or bool, H x W) is zero."""
         _check_frame(frame, alpha)
-        if self._acc is None or self._acc.shape != frame.shape:
-            self._acc = np.zeros(frame.shape, np.float32)
-            self._seen = np.zeros(frame.shape[:2], np.uint8)
-            self._fill = None
+        self._allocate(frame.shape)
         free = (alpha == 0).view(np.uint8)
         new = cv2.bitwise_and(free, cv2.bitwise_not(self._seen))
         known = cv2.bitwise_and(free, self._seen)
@@ -78,7 +94,8 @@ class BackgroundModel:
         """(learned background as uint8 BGR without any fill, bool mask of the pixels it knows)."""
         if self._acc is None:
             raise RuntimeError("the background model has not been updated yet")
-        return cv2.convertScaleAbs(self._acc), self._seen > 0
+        known = self._seen > 0
+        return cv2.convertScaleAbs(self._acc), known if self._primed is None else known | self._primed
 
     def image(self) -> np.ndarray:
         """The background as uint8 BGR; never-seen pixels inpainted from their surroundings."""
@@ -112,20 +129,33 @@ class TorchBackgroundModel:
         self._seen = None
         self._fill = None
         self._since_fill = 0
+        self._primed = None
 
     @property
     def seen(self):
         return self._seen
+
+    def _allocate(self, shape) -> None:
+        torch = self._torch
+        if self._acc is None or self._acc.shape != shape:
+            self._acc = torch.zeros(shape, dtype=torch.float32, device=self.device)
+            self._seen = torch.zeros(shape[:2], dtype=torch.bool, device=self.device)
+            self._fill = None
+            self._primed = None
+
+    def prime(self, image) -> None:
+        """As :meth:`BackgroundModel.prime`."""
+        image = self._torch.as_tensor(image, device=self.device)
+        self._allocate(image.shape)
+        self._primed = ~self._seen
+        self._acc = self._torch.where(self._primed[..., None], image.float(), self._acc)
 
     def update(self, frame, alpha) -> None:
         torch = self._torch
         frame = torch.as_tensor(frame, device=self.device)
         alpha = torch.as_tensor(alpha, device=self.device)
         _check_frame(frame, alpha)
-        if self._acc is None or self._acc.shape != frame.shape:
-            self._acc = torch.zeros(frame.shape, dtype=torch.float32, device=self.device)
-            self._seen = torch.zeros(frame.shape[:2], dtype=torch.bool, device=self.device)
-            self._fill = None
+        self._allocate(frame.shape)
         free = alpha == 0
         f = frame.float()
         known = (free & self._seen)[..., None]
@@ -139,7 +169,8 @@ class TorchBackgroundModel:
         """As :meth:`BackgroundModel.reference`, downloaded to numpy."""
         if self._acc is None:
             raise RuntimeError("the background model has not been updated yet")
-        return self._acc.round().clamp_(0, 255).to(self._torch.uint8).cpu().numpy(), self._seen.cpu().numpy()
+        known = self._seen if self._primed is None else self._seen | self._primed
+        return self._acc.round().clamp_(0, 255).to(self._torch.uint8).cpu().numpy(), known.cpu().numpy()
 
     def image(self):
         torch = self._torch

@@ -39,6 +39,10 @@ Feather = Annotated[int, typer.Option("--feather", help="Gaussian feather kernel
 PoseConf = Annotated[float, typer.Option("--pose-conf", help="Minimum keypoint confidence for a joint to be drawn.")]
 NoPose = Annotated[bool, typer.Option("--no-pose", help="Do not draw skeletons.")]
 Lookahead = Annotated[Optional[int], typer.Option("--lookahead", help="Frames the background looks ahead (output delay). (default: 30 for files, 0 for cameras/streams)", show_default=False)]
+MinPerson = Annotated[int, typer.Option("--min-person", help="Smallest person height (px) to find: sets the inference size and when to tile.")]
+Tiles = Annotated[str, typer.Option("--tiles", help="Tiled inference: auto (when people are small for the frame), off, or N tiles on the long side.")]
+Hold = Annotated[int, typer.Option("--hold", help="Frames a lost track stays masked (and a new one is back-filled).")]
+FailClosed = Annotated[Optional[bool], typer.Option("--fail-closed/--no-fail-closed", help="Mask moving person-sized regions no detection explains. (default: on for files, off for cameras/streams)", show_default=False)]
 Batch = Annotated[Optional[int], typer.Option("--batch", help="Frames per model call. (default: 1 on CPU, 8 on CUDA)", show_default=False)]
 Show = Annotated[bool, typer.Option("--show", help="Preview window (q or Esc stops a camera or stream).")]
 NoAudio = Annotated[bool, typer.Option("--no-audio", help="Drop the audio track.")]
@@ -76,6 +80,10 @@ def seg(
     pose_conf: PoseConf = _D.pose_conf,
     no_pose: NoPose = False,
     lookahead: Lookahead = _D.lookahead,
+    min_person: MinPerson = _D.min_person,
+    tiles: Tiles = _D.tiles,
+    hold: Hold = _D.hold,
+    fail_closed: FailClosed = _D.fail_closed,
     batch: Batch = _D.batch,
     show: Show = False,
     no_audio: NoAudio = False,
@@ -102,6 +110,10 @@ def bbox(
     pose_conf: PoseConf = _D.pose_conf,
     no_pose: NoPose = False,
     lookahead: Lookahead = _D.lookahead,
+    min_person: MinPerson = _D.min_person,
+    tiles: Tiles = _D.tiles,
+    hold: Hold = _D.hold,
+    fail_closed: FailClosed = _D.fail_closed,
     batch: Batch = _D.batch,
     show: Show = False,
     no_audio: NoAudio = False,

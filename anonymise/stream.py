@@ -159,6 +159,10 @@ class FrameStream:
                                   extra_boxes=extra_boxes if len(extra_boxes) else None)  # fmt: skip
 
     def _finalise(self, slot: _Slot) -> None:
+        if slot.t == 0 and self.fail_closed and len(self._buffer) > 1:
+            # The motion guard's reference for the first frames: the median of what the buffer holds,
+            # where a walking person is absent from most frames (never used as fill).
+            self.background.prime(np.median(np.stack([s.frame.image for s in self._buffer]), axis=0).astype(np.uint8))
         image = slot.frame.image
         alpha = None
         if slot.found is not None:
@@ -178,6 +182,7 @@ class FrameStream:
 
     @property
     def background_ready(self) -> bool:
+        """Whether the background has anything (learned or primed) to compare a frame with."""
         return getattr(self.background, "seen", None) is not None
 
     def _guard(self, slot: _Slot, alpha: np.ndarray) -> np.ndarray:

@@ -82,44 +82,62 @@ class PersonTracker:
 
 
 @dataclass
-class _Sighting:
-    frame: int
-    box: np.ndarray
+class _Track:
+    first: int
+    first_box: np.ndarray
+    last: int
+    last_box: np.ndarray
+    extrapolated: bool = False
 
 
 class TrackHistory:
     """Back-fill and gap-fill for the frames still in the look-ahead buffer.
 
-    ``observe(t, tracked)`` returns ``{frame_index: [boxes]}`` to add to earlier frames:
-    interpolated boxes for a gap of up to ``depth`` frames since the track's last sighting,
-    or, for a track seen for the first time, its box (growing with the distance) in the
-    ``depth`` frames before ``t``.
+    ``observe(t, tracked)`` returns ``{frame_index: [boxes]}`` to add to earlier frames, at most
+    ``depth`` frames back:
+
+    - a track seen for the first time: its box, growing with the distance, in the frames before;
+    - the same track's second sighting: boxes extrapolated backwards along its velocity, so a
+      person who walked in before being detected is masked where they actually were;
+    - a gap since the last sighting: boxes interpolated between the two sightings.
     """
 
     def __init__(self, depth: int):
         self.depth = depth
-        self._last: dict[int, _Sighting] = {}
+        self._tracks: dict[int, _Track] = {}
 
     def observe(self, t: int, tracked: Detections) -> dict[int, list[np.ndarray]]:
         extra: dict[int, list[np.ndarray]] = {}
         if tracked.tracker_id is None or self.depth <= 0:
             return extra
+        oldest = max(t - self.depth, 0)
+
+        def add(j: int, box: np.ndarray) -> None:
+            if j >= oldest:
+                extra.setdefault(j, []).append(box)
+
         for box, track_id in zip(tracked.xyxy, tracked.tracker_id):
             if track_id < 0:
                 continue
-            last = self._last.get(int(track_id))
-            if last is None:
-                first = max(t - self.depth, 0)
-                for j in range(first, t):
-                    extra.setdefault(j, []).append(grow(box, margin(t - j)))
-            elif 1 < t - last.frame <= self.depth + 1:
-                gap = t - last.frame
-                for j in range(last.frame + 1, t):
-                    w = (j - last.frame) / gap
-                    between = (1 - w) * last.box + w * box
-                    extra.setdefault(j, []).append(grow(between, margin(min(j - last.frame, t - j))))
-            self._last[int(track_id)] = _Sighting(t, np.asarray(box, np.float32))
+            box = np.asarray(box, np.float32)
+            track = self._tracks.get(int(track_id))
+            if track is None:
+                for j in range(oldest, t):
+                    add(j, grow(box, margin(t - j)))
+                self._tracks[int(track_id)] = _Track(t, box, t, box)
+                continue
+            if not track.extrapolated:
+                velocity = (box - track.first_box) / max(t - track.first, 1)
+                for j in range(oldest, track.first):
+                    add(j, grow(track.first_box - velocity * (track.first - j), margin(track.first - j)))
+                track.extrapolated = True
+            gap = t - track.last
+            if 1 < gap <= self.depth + 1:
+                for j in range(track.last + 1, t):
+                    w = (j - track.last) / gap
+                    add(j, grow((1 - w) * track.last_box + w * box, margin(min(j - track.last, t - j))))
+            track.last, track.last_box = t, box
         # forget tracks that can no longer fill anything
-        for track_id in [k for k, s in self._last.items() if t - s.frame > 10 * max(self.depth, 1)]:
-            del self._last[track_id]
+        for track_id in [k for k, tr in self._tracks.items() if t - tr.last > 10 * max(self.depth, 1)]:
+            del self._tracks[track_id]
         return extra

@@ -124,10 +124,14 @@ def is_person_colour(image: np.ndarray, tolerance: int = 40) -> np.ndarray:
 class ColourDetector:
     """Finds the synthetic magenta person: a real detector for synthetic frames (boxes and masks)."""
 
-    def __init__(self, with_masks: bool = False, keypoints: bool = False, fail_on: set[int] | None = None):
+    def __init__(self, with_masks: bool = False, keypoints: bool = False, fail_on: set[int] | None = None,
+                 blind_on: set[int] | None = None, blind_full_frame: bool = False):  # fmt: skip
+        """``fail_on``/``blind_on``: 1-based calls that raise / see nobody; ``blind_full_frame``: sees only on crops."""
         self.with_masks = with_masks
         self.keypoints = keypoints
         self.fail_on = fail_on or set()
+        self.blind_on = blind_on or set()
+        self.blind_full_frame = blind_full_frame
         self.calls = 0
         self.batch = 1
         self.device = "cpu"
@@ -141,6 +145,8 @@ class ColourDetector:
             if self.calls in self.fail_on:
                 raise RuntimeError("synthetic detector failure")
             hit = is_person_colour(frame, 10)
+            if self.calls in self.blind_on or (self.blind_full_frame and imgsz is None):
+                hit[:] = False
             if not hit.any():
                 people = Detections.empty(frame.shape[:2] if self.with_masks else None)
                 out.append(FrameDetections(people, Detections.empty()))

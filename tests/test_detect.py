@@ -119,3 +119,55 @@ def test_ultralytics_does_not_take_torch_threads_away(frame):
     d = detect.Detector(Config(mode="bbox", imgsz=320, device="cpu"))
     d([frame])
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(("size", "tiles", "expected"), [((360, 480), "auto", 0), ((720, 1280), "auto", 15), ((360, 480), "2", 4), ((720, 1280), "off", 0)])
+def test_tile_windows_cover_the_frame_with_person_sized_overlap(size, tiles, expected):
+    h, w = size
+    windows = detect.tile_windows(h, w, tiles, min_person=32)
+    assert len(windows) == expected
+    if not windows:
+        return
+    assert len({(x1 - x0, y1 - y0) for x0, y0, x1, y1 in windows}) == 1, "equal sizes: one batch"
+    covered = np.zeros(size, int)
+    for x0, y0, x1, y1 in windows:
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+        covered[y0:y1, x0:x1] += 1
+    assert covered.min() >= 1
+    xs = sorted({x0 for x0, *_ in windows})
+    tile_w = windows[0][2] - windows[0][0]
+    assert all(b - a <= tile_w - 64 for a, b in zip(xs, xs[1:])), "neighbours overlap by two person heights"
+
+
+def test_merge_tiles_keeps_every_box_for_masking_and_one_skeleton_per_person():
+    from anonymise import Detections
+
+    def kp(box):
+        k = np.zeros((1, 17, 3), np.float32)
+        k[0, :, 0], k[0, :, 1], k[0, :, 2] = box[0], box[1], 0.9
+        return k
+
+    full_person = np.array([[90, 40, 130, 140]], np.float32)  # found by the full-frame pass
+    whole_det = Detections(full_person, [0.8], [0], keypoints=kp(full_person[0]))
+    whole = detect.FrameDetections(whole_det, whole_det)
+    # tile 1 (x 0..100) sees the left part of the same person, tile 2 (x 80..180) sees all of them
+    cut = Detections([[90, 40, 100, 140]], [0.5], [0], keypoints=kp([90, 40]))
+    full_in_tile = Detections([[10, 40, 50, 140]], [0.9], [0], keypoints=kp([10, 40]))
+    parts = [detect.FrameDetections(cut, cut), detect.FrameDetections(full_in_tile, full_in_tile)]
+    merged = detect.merge_tiles(whole, parts, [(0, 0, 100, 200), (80, 0, 180, 200)], (200, 180))
+    assert len(merged.people) == 3, "masking keeps every box (dropping one could leave part of a person bare)"
+    assert len(merged.poses) == 1, "the skeleton is drawn once"
+    assert merged.poses.confidence[0] == pytest.approx(0.9) and merged.poses.xyxy[0].tolist() == [90, 40, 130, 140]
+
+
+def test_merge_tiles_pastes_masks_into_the_frame():
+    from anonymise import Detections
+
+    mask = np.zeros((1, 50, 50), bool)
+    mask[0, 10:20, 10:20] = True
+    tile = Detections([[10, 10, 20, 20]], [0.9], [0], mask=mask)
+    whole = detect.FrameDetections(Detections.empty((100, 100)), Detections.empty())
+    merged = detect.merge_tiles(whole, [detect.FrameDetections(tile, Detections.empty())], [(50, 30, 100, 80)], (100, 100))
+    assert merged.people.mask.shape == (1, 100, 100)
+    assert merged.people.mask[0, 40:50, 60:70].all() and merged.people.mask[0].sum() == 100
+    assert merged.people.xyxy[0].tolist() == [60, 40, 70, 50]

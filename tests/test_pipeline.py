@@ -233,3 +233,52 @@ def test_http_stream_source(tmp_path):
     assert report.results[0].frames == 15
     s = stream_summary(tmp_path / "out.mp4")
     assert s["frames"] == 15 and s["audio"] == ["aac"]
+
+
+def _visible(out):
+    return [i for i, o in enumerate(out) if is_person_colour(o, 60).sum() > 5]
+
+
+def test_hold_masks_a_tracked_person_through_detector_drop_outs():
+    frames = synthetic_frames(30)
+    blind = {12, 13, 14}  # frames 11-13
+    held = Anonymiser(Config(fail_closed=False, hold=5), detector=ColourDetector(blind_on=blind))
+    out, counts = _outputs(held, frames, lookahead=0)
+    assert _visible(out) == [] and counts.held >= 3
+    bare = Anonymiser(Config(fail_closed=False, track=False), detector=ColourDetector(blind_on=blind))
+    assert _visible(_outputs(bare, frames, lookahead=0)[0]) == [11, 12, 13], "without the hold the drop-outs leak"
+
+
+def test_lookahead_masks_a_person_before_their_first_detection():
+    frames = synthetic_frames(30)
+    late = set(range(1, 7))  # the detector only finds them from frame 6 on
+    ahead = Anonymiser(Config(fail_closed=False, hold=10), detector=ColourDetector(blind_on=late))
+    assert _visible(_outputs(ahead, frames, lookahead=20)[0]) == []
+    blind = Anonymiser(Config(fail_closed=False, hold=10), detector=ColourDetector(blind_on=late))
+    leaked = _visible(_outputs(blind, frames, lookahead=0)[0])
+    assert set(range(6)) <= set(leaked), "no look-ahead, no back-fill"
+    assert len(leaked) > 6, "and the missed frames burn the person into the background, whose fill then shows them"
+
+
+def test_motion_guard_masks_a_moving_person_the_detector_never_finds():
+    frames = synthetic_frames(30)
+    guarded = Anonymiser(Config(fail_closed=True, second_look=False), detector=ColourDetector(blind_on=set(range(1, 100))))
+    stream = guarded.stream(lookahead=20)
+    out = [o for _, o in guarded._frames_out((Frame(f, i) for i, f in enumerate(frames)), stream)]
+    assert _visible(out) == [], "every frame of an undetected walker is masked from motion"
+    assert stream.counts.motion >= 29
+    assert not is_person_colour(stream.background.image(), 60).any(), "the background never learned the walker"
+    open_ = Anonymiser(Config(fail_closed=False), detector=ColourDetector(blind_on=set(range(1, 100))))
+    assert len(_visible(_outputs(open_, frames, lookahead=20)[0])) == 30
+
+
+def test_second_look_finds_the_person_on_a_crop_and_keeps_their_skeleton():
+    frames = synthetic_frames(20)
+    detector = ColourDetector(keypoints=True, blind_full_frame=True)
+    anon = Anonymiser(Config(fail_closed=True), detector=detector)
+    stream = anon.stream(lookahead=10)
+    out = [o for _, o in anon._frames_out((Frame(f, i) for i, f in enumerate(frames)), stream)]
+    assert _visible(out) == []
+    assert stream.counts.second_look >= 15, "the crops found the person the full frame missed"
+    x1, y1, x2, y2 = person_box(10)
+    assert (out[10][y1:y2, (x1 + x2) // 2 - 1 : (x1 + x2) // 2 + 2].max(axis=-1) >= 250).any(), "their skeleton is drawn"

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from anonymise.motion import crop_window, unexplained_regions
+
+from conftest import MAGENTA, scene
+
+
+def _frame(x, background):
+    f = background.copy()
+    f[30:80, x : x + 20] = MAGENTA
+    return f
+
+
+def test_a_moving_unexplained_blob_is_found_and_a_masked_one_is_not():
+    bg = scene()
+    seen = np.ones(bg.shape[:2], bool)
+    previous, frame = _frame(40, bg), _frame(46, bg)
+    none = np.zeros(bg.shape[:2], np.uint8)
+    (box,) = unexplained_regions(frame, previous, bg, seen, none, min_height=16)
+    assert box[0] <= 46 and box[2] >= 66 and box[1] <= 30 and box[3] >= 80
+    covered = none.copy()
+    covered[25:85, 40:70] = 255
+    assert len(unexplained_regions(frame, previous, bg, seen, covered, min_height=16)) == 0
+
+
+def test_still_changes_small_blobs_and_unknown_background_are_ignored():
+    bg = scene()
+    seen = np.ones(bg.shape[:2], bool)
+    none = np.zeros(bg.shape[:2], np.uint8)
+    parked = _frame(40, bg)
+    assert len(unexplained_regions(parked, parked, bg, seen, none)) == 0, "no motion: a parked car, not a person"
+    speck = bg.copy()
+    speck[10:14, 10:14] = 255
+    assert len(unexplained_regions(speck, bg, bg, seen, none, min_height=16)) == 0, "too small to be a person"
+    assert len(unexplained_regions(_frame(46, bg), _frame(40, bg), bg, ~seen, none)) == 0, "nothing known to compare with"
+    flash = np.full_like(bg, 255)
+    assert len(unexplained_regions(flash, bg, bg, seen, none)) == 0, "a lighting change covering the frame is not a person"
+
+
+def test_crop_window_keeps_context_and_stays_in_frame():
+    assert crop_window(np.array([100, 100, 110, 120]), (200, 300)) == (73, 78, 137, 142)  # 3x the box, at least 64
+    l, t, r, b = crop_window(np.array([0, 0, 10, 10]), (200, 300), minimum=64)
+    assert (l, t) == (0, 0) and r <= 300 and b <= 200
+    with pytest.raises(ValueError):
+        unexplained_regions(scene(), None, scene()[:10], np.ones((120, 160), bool), np.zeros((120, 160), np.uint8))
