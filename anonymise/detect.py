@@ -164,7 +164,7 @@ class Detector:
         tile_w, tile_h = windows[0][2] - windows[0][0], windows[0][3] - windows[0][1]
         crops = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames for x0, y0, x1, y1 in windows]
         whole = self._run(frames, size)
-        parts = self._run(crops, self.config.imgsz or auto_imgsz(tile_w, tile_h, min_person))
+        parts = self._run(crops, auto_imgsz(tile_w, tile_h, min_person))  # --imgsz is the full-frame pass's
         n = len(windows)
         return [merge_tiles(whole[i], parts[i * n : (i + 1) * n], windows, (height, width)) for i in range(len(frames))]
 

@@ -183,8 +183,14 @@ class Anonymiser:
         fail_closed = self.config.fail_closed if self.config.fail_closed is not None else not live
         return FrameStream(self.config, self.detector, self._new_background(), lookahead, fail_closed, self._to_device)
 
-    def _frames_out(self, frames: Iterable[Frame], stream: FrameStream) -> Iterator[tuple[Frame, np.ndarray]]:
-        """(input frame, output image) in input order, ``stream.lookahead`` frames behind the input."""
+    def anonymise_frames(self, frames: Iterable[Frame], stream: FrameStream | None = None) -> Iterator[tuple[Frame, np.ndarray]]:
+        """Anonymise in-memory frames: (input frame, output image) in input order.
+
+        ``stream`` (from :meth:`stream`) carries the state of one video; by default a fresh one
+        with the file look-ahead. Each yielded frame's ``poses`` holds the skeletons drawn on it.
+        """
+        if stream is None:
+            stream = self.stream(self.config.lookahead if self.config.lookahead is not None else FILE_LOOKAHEAD)
         for batch in _batched(frames, self.batch):
             yield from stream.push(batch)
         yield from stream.flush()
@@ -210,7 +216,7 @@ class Anonymiser:
         start = time.perf_counter()
         image = read_image(src)
         stream = self.stream(lookahead=0)
-        ((_, out),) = self._frames_out([Frame(image, 0)], stream)
+        ((_, out),) = self.anonymise_frames([Frame(image, 0)], stream)
         write_image(dst, out)
         return FileResult(str(src), dst, "done", 1, time.perf_counter() - start, stream.counts)
 
@@ -245,7 +251,7 @@ class Anonymiser:
             progress.start_file(Path(str(src.spec)).name, info.frames)
             try:
                 frames = _Prefetch(reader)
-                for frame, out in self._frames_out(frames, stream):
+                for frame, out in self.anonymise_frames(frames, stream):
                     sink.put(frame, out)
                     written += 1
                     progress.advance()

@@ -232,6 +232,7 @@ class FrameStream:
             found = slot.found
             if found is not None and self.config.pose and len(found.poses) and found.poses.keypoints is not None:
                 out = pose.draw_skeleton(out, found.poses.keypoints, self.config.pose_conf)
+                slot.frame.poses = found.poses
             return slot.frame, out
         except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes background
             log.warning("compositing failed on frame %d, written fully masked: %s", slot.t, e)

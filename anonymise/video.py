@@ -43,6 +43,8 @@ class Frame:
     audio: list = field(default_factory=list)
     #: audio packets after the last video frame (muxed after it)
     audio_after: list = field(default_factory=list)
+    #: the people whose skeletons the output of this frame shows (set by the pipeline)
+    poses: object = None
 
     @property
     def time(self) -> float | None:

@@ -17,7 +17,7 @@ from conftest import ColourDetector, is_person_colour, person_box, read_frames, 
 
 def _outputs(anon, frames, lookahead):
     stream = anon.stream(lookahead)
-    out = [image for _, image in anon._frames_out((Frame(f, i) for i, f in enumerate(frames)), stream)]
+    out = [image for _, image in anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream)]
     return out, stream.counts
 
 
@@ -264,7 +264,7 @@ def test_motion_guard_masks_a_moving_person_the_detector_never_finds():
     frames = synthetic_frames(30)
     guarded = Anonymiser(Config(fail_closed=True, second_look=False), detector=ColourDetector(blind_on=set(range(1, 100))))
     stream = guarded.stream(lookahead=20)
-    out = [o for _, o in guarded._frames_out((Frame(f, i) for i, f in enumerate(frames)), stream)]
+    out = [o for _, o in guarded.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream)]
     assert _visible(out) == [], "every frame of an undetected walker is masked from motion"
     assert stream.counts.motion >= 29
     assert not is_person_colour(stream.background.image(), 60).any(), "the background never learned the walker"
@@ -277,7 +277,7 @@ def test_second_look_finds_the_person_on_a_crop_and_keeps_their_skeleton():
     detector = ColourDetector(keypoints=True, blind_full_frame=True)
     anon = Anonymiser(Config(fail_closed=True), detector=detector)
     stream = anon.stream(lookahead=10)
-    out = [o for _, o in anon._frames_out((Frame(f, i) for i, f in enumerate(frames)), stream)]
+    out = [o for _, o in anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream)]
     assert _visible(out) == []
     assert stream.counts.second_look >= 15, "the crops found the person the full frame missed"
     x1, y1, x2, y2 = person_box(10)
