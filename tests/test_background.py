@@ -104,3 +104,16 @@ def test_freezes_under_the_whole_blended_region_not_just_the_core(model):
     for _ in range(10):
         model.update(frame, alpha)
     assert not is_person_colour(_np(model.image())).any()
+
+
+def test_a_prior_guides_the_motion_guard_but_is_never_used_as_fill(model):
+    """A median prior may hold a person who stood still; only the motion guard's reference sees it."""
+    bg = scene()
+    prior = _person_frame(bg, (40, 30, 80, 90))  # the median still shows someone
+    model.prime(prior)
+    reference, known = model.reference()
+    assert known.all() and is_person_colour(reference).any()
+    model.update(bg, _alpha(bg.shape, (0, 0, 160, 60)))  # learns the bottom half only
+    image = _np(model.image())
+    assert not is_person_colour(image).any(), "the prior leaked into the fill"
+    assert (image[60:] == bg[60:]).all()
