@@ -23,6 +23,11 @@ def test_defaults_are_valid_and_recall_first():
         ({"batch": 0}, r"batch must be an integer >= 1, got 0"),
         ({"mode": "blur"}, r"mode must be 'seg' or 'bbox', got 'blur'"),
         ({"seg_model": ""}, r"seg_model must name a model"),
+        ({"tiles": "many"}, r"tiles must be auto, off or a number of tiles 1-16, got 'many'"),
+        ({"tiles": 40}, r"tiles must be auto, off or a number"),
+        ({"hold": -1}, r"hold must be an integer >= 0, got -1"),
+        ({"min_person": 2}, r"min_person must be an integer in \[4, 4096\], got 2"),
+        ({"motion_threshold": 0}, r"motion_threshold must be an integer in \[1, 255\]"),
     ],
 )
 def test_bad_values_raise_specific_messages(kwargs, message):
@@ -36,10 +41,17 @@ def test_mode_from_string_and_replace_revalidates():
         Config().replace(alpha=0)
 
 
-@pytest.mark.parametrize(("size", "expected"), [((480, 360), 960), ((320, 240), 640), ((1920, 1080), 1280), ((200, 100), 640)])
-def test_auto_imgsz_upscales_small_frames_and_caps_large(size, expected):
-    assert auto_imgsz(*size) == expected
-    assert auto_imgsz(*size) % 32 == 0
+@pytest.mark.parametrize(
+    ("size", "min_person", "expected"),
+    [((480, 360), 32, 960), ((320, 240), 32, 640), ((1920, 1080), 32, 1280), ((200, 100), 32, 640), ((480, 360), 64, 640), ((480, 360), 16, 1280)],
+)
+def test_auto_imgsz_enlarges_for_small_people_within_bounds(size, min_person, expected):
+    assert auto_imgsz(*size, min_person) == expected
+    assert auto_imgsz(*size, min_person) % 32 == 0
+
+
+def test_tiles_are_normalised():
+    assert Config(tiles="AUTO").tiles == "auto" and Config(tiles=3).tiles == "3"
 
 
 def test_detections_shapes_are_checked_and_indexable():
