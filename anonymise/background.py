@@ -78,6 +78,18 @@ class BackgroundModel:
         self._acc[unseen] = image[unseen]
         self._primed = unseen
 
+    def forget(self, where: np.ndarray) -> None:
+        """Distrust what was learned at ``where`` (bool H x W): those pixels are unseen again.
+
+        They are inpainted until the model sees them free of people again. The motion guard calls
+        this where a moving region disagrees with the background, which is how a person learned
+        while the detector missed them (a ghost) is kept out of the fill.
+        """
+        if self._seen is None or not where.any():
+            return
+        self._seen[where] = 0
+        self._fill = None
+
     def update(self, frame: np.ndarray, alpha: np.ndarray) -> None:
         """Learn from ``frame`` wherever ``alpha`` (uint8 or bool, H x W) is zero."""
         _check_frame(frame, alpha)
@@ -149,6 +161,15 @@ class TorchBackgroundModel:
         self._allocate(image.shape)
         self._primed = ~self._seen
         self._acc = self._torch.where(self._primed[..., None], image.float(), self._acc)
+
+    def forget(self, where) -> None:
+        """As :meth:`BackgroundModel.forget`."""
+        if self._seen is None:
+            return
+        where = self._torch.as_tensor(where, device=self.device)
+        if bool(where.any()):
+            self._seen &= ~where
+            self._fill = None
 
     def update(self, frame, alpha) -> None:
         torch = self._torch

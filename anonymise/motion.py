@@ -8,6 +8,8 @@ second look at a higher resolution on a crop, and masks what stays unexplained a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -17,7 +19,16 @@ def _difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return cv2.absdiff(a, b).max(axis=2)
 
 
-def unexplained_regions(
+@dataclass
+class Regions:
+    """Moving, person-sized foreground regions of one frame."""
+
+    boxes: np.ndarray  # (K, 4) float32
+    explained: np.ndarray  # (K,) bool: mostly under the person mask already
+    foreground: np.ndarray  # (H, W) bool: their pixels, where the background disagrees with the frame
+
+
+def moving_regions(
     frame: np.ndarray,
     previous: np.ndarray | None,
     reference: np.ndarray,
@@ -28,26 +39,27 @@ def unexplained_regions(
     min_height: int = 16,
     max_share: float = 0.5,
     explained: float = 0.5,
-) -> np.ndarray:
-    """Boxes (K, 4) of moving, person-sized foreground regions that the current mask does not cover.
+) -> Regions:
+    """Foreground regions that move and are person-sized, and which of them a mask explains.
 
     ``reference`` is the learned background and ``seen`` (bool) where it is known; ``alpha`` is
     the person mask so far. A region counts when its height is at least ``min_height`` pixels,
-    it covers at most ``max_share`` of the frame (a lighting change is not a person), part of it
-    moved since ``previous`` and less than ``explained`` of it is under ``alpha``.
+    it covers at most ``max_share`` of the frame (a lighting change is not a person) and part of
+    it moved since ``previous``; it is explained when at least ``explained`` of it is under ``alpha``.
     """
     if frame.shape != reference.shape:
         raise ValueError(f"frame and reference: expected equal shapes, got {frame.shape} and {reference.shape}")
     height, width = frame.shape[:2]
-    fg = (_difference(frame, reference) > threshold) & seen
-    if not fg.any():
-        return np.zeros((0, 4), np.float32)
+    none = Regions(np.zeros((0, 4), np.float32), np.zeros(0, bool), np.zeros((height, width), bool))
+    raw = (_difference(frame, reference) > threshold) & seen
+    if not raw.any():
+        return none
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    fg = cv2.morphologyEx(fg.view(np.uint8), cv2.MORPH_OPEN, kernel)
+    fg = cv2.morphologyEx(raw.view(np.uint8), cv2.MORPH_OPEN, kernel)
     fg = cv2.dilate(fg, kernel, iterations=2)  # join a body's broken parts
     moving = _difference(frame, previous) > threshold if previous is not None else np.ones((height, width), bool)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-    boxes = []
+    boxes, flags, keep = [], [], np.zeros(count, bool)
     for i in range(1, count):
         x, y, w, h, area = stats[i]
         if h < min_height or area < min_height * min_height / 8 or area > max_share * height * width:
@@ -55,10 +67,18 @@ def unexplained_regions(
         region = labels[y : y + h, x : x + w] == i
         if not moving[y : y + h, x : x + w][region].any():
             continue  # a still change (a parked car): the background will learn it
-        if np.count_nonzero(alpha[y : y + h, x : x + w][region]) >= explained * np.count_nonzero(region):
-            continue
+        keep[i] = True
         boxes.append((x, y, x + w, y + h))
-    return np.asarray(boxes, np.float32).reshape(-1, 4)
+        flags.append(np.count_nonzero(alpha[y : y + h, x : x + w][region]) >= explained * np.count_nonzero(region))
+    if not boxes:
+        return none
+    return Regions(np.asarray(boxes, np.float32), np.asarray(flags, bool), keep[labels])
+
+
+def unexplained_regions(frame, previous, reference, seen, alpha, **kwargs) -> np.ndarray:
+    """Boxes (K, 4) of the moving, person-sized regions that the mask does not explain."""
+    regions = moving_regions(frame, previous, reference, seen, alpha, **kwargs)
+    return regions.boxes[~regions.explained]
 
 
 def crop_window(box: np.ndarray, shape: tuple[int, int], context: float = 1.0, minimum: int = 64) -> tuple[int, int, int, int]:

@@ -186,21 +186,29 @@ class FrameStream:
         return getattr(self.background, "seen", None) is not None
 
     def _guard(self, slot: _Slot, alpha: np.ndarray) -> np.ndarray:
-        """Mask moving, person-sized regions that no detection explains (after a second look)."""
+        """Mask every moving, person-sized region; look again at those no detection explains.
+
+        Where such a region disagrees with the background, the background is not trusted: it may
+        hold a person it learned while the detector missed them, so those pixels are forgotten
+        (inpainted until seen free again) and can never come back as fill.
+        """
         reference, seen = self.background.reference()
-        regions = motion.unexplained_regions(slot.frame.image, self._previous, reference, seen, alpha,
-                                             threshold=self.config.motion_threshold,
-                                             min_height=max(self.config.min_person // 2, 4))  # fmt: skip
-        if not len(regions):
+        regions = motion.moving_regions(slot.frame.image, self._previous, reference, seen, alpha,
+                                        threshold=self.config.motion_threshold,
+                                        min_height=max(self.config.min_person // 2, 4))  # fmt: skip
+        if not len(regions.boxes):
             return alpha
-        if self.config.second_look:
-            found = self._second_look(slot.frame.image, regions)
+        self.background.forget(regions.foreground)
+        unexplained = regions.boxes[~regions.explained]
+        if self.config.second_look and len(unexplained):
+            found = self._second_look(slot.frame.image, unexplained)
             if len(found):
                 self.counts.second_look += len(found)
                 slot.extra.extend(found.xyxy)
                 slot.found.poses = Detections.concat([slot.found.poses, found]) if len(slot.found.poses) else found
-        self.counts.motion += len(regions)
-        slot.extra.extend(grow(box, MOTION_GROWTH) for box in regions)
+        self.counts.motion += len(unexplained)
+        slot.extra.extend(regions.boxes[regions.explained])  # what sticks out of a detection's mask
+        slot.extra.extend(grow(box, MOTION_GROWTH) for box in unexplained)
         return self._alpha(slot.frame.image, slot.found, slot.extra)
 
     def _second_look(self, image: np.ndarray, regions: np.ndarray) -> Detections:

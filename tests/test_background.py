@@ -117,3 +117,14 @@ def test_a_prior_guides_the_motion_guard_but_is_never_used_as_fill(model):
     image = _np(model.image())
     assert not is_person_colour(image).any(), "the prior leaked into the fill"
     assert (image[60:] == bg[60:]).all()
+
+
+def test_forget_makes_pixels_unseen_and_never_fills_with_what_was_learned(model):
+    bg = scene()
+    ghost = _person_frame(bg, (40, 30, 80, 90))
+    model.update(ghost, np.zeros(bg.shape[:2], np.uint8))  # learned a person the detector missed
+    where = np.zeros(bg.shape[:2], bool)
+    where[30:90, 40:80] = True
+    model.forget(where)
+    assert not _np(model.seen)[50, 60] and _np(model.seen)[0, 0]
+    assert not is_person_colour(_np(model.image())).any()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from anonymise.motion import crop_window, unexplained_regions
+from anonymise.motion import crop_window, moving_regions, unexplained_regions
 
 from conftest import MAGENTA, scene
 
@@ -44,3 +44,14 @@ def test_crop_window_keeps_context_and_stays_in_frame():
     assert (l, t) == (0, 0) and r <= 300 and b <= 200
     with pytest.raises(ValueError):
         unexplained_regions(scene(), None, scene()[:10], np.ones((120, 160), bool), np.zeros((120, 160), np.uint8))
+
+
+def test_moving_regions_report_explained_ones_and_their_foreground():
+    """Explained regions are reported too: the guard masks what sticks out of a detection and distrusts the background there."""
+    bg = scene()
+    seen = np.ones(bg.shape[:2], bool)
+    covered = np.zeros(bg.shape[:2], np.uint8)
+    covered[30:70, 46:66] = 255  # a detection covering 80% of the person
+    r = moving_regions(_frame(46, bg), _frame(40, bg), bg, seen, covered, min_height=16)
+    assert r.explained.tolist() == [True]
+    assert r.foreground[75, 50] and not r.foreground[10, 10], "the part below the detection is foreground"

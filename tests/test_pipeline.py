@@ -12,7 +12,7 @@ import pytest
 from anonymise import Anonymiser, Config, OutputError, SourceError
 from anonymise.video import Frame
 
-from conftest import ColourDetector, is_person_colour, person_box, read_frames, scene, stream_summary, synthetic_frames, write_video
+from conftest import MAGENTA, ColourDetector, is_person_colour, person_box, read_frames, scene, stream_summary, synthetic_frames, write_video
 
 
 def _outputs(anon, frames, lookahead):
@@ -30,7 +30,7 @@ def test_people_replaced_and_far_pixels_bit_identical():
         assert not is_person_colour(o).any(), f"person visible in frame {i}"
         x1, y1, x2, y2 = person_box(i)
         far = np.ones(f.shape[:2], bool)
-        far[max(y1 - 12, 0) : y2 + 12, max(x1 - 12, 0) : x2 + 12] = False
+        far[max(y1 - 16, 0) : y2 + 16, max(x1 - 16, 0) : x2 + 16] = False  # dilate 2 + feather 7 + motion region
         assert (o[far] == f[far]).all(), f"pixels far from the person changed in frame {i}"
 
 
@@ -282,3 +282,29 @@ def test_second_look_finds_the_person_on_a_crop_and_keeps_their_skeleton():
     assert stream.counts.second_look >= 15, "the crops found the person the full frame missed"
     x1, y1, x2, y2 = person_box(10)
     assert (out[10][y1:y2, (x1 + x2) // 2 - 1 : (x1 + x2) // 2 + 2].max(axis=-1) >= 250).any(), "their skeleton is drawn"
+
+
+def _stand_then_walk(n=40, start=15):
+    background = scene()
+    frames = []
+    for t in range(n):
+        f = background.copy()
+        x = 10 + 4 * max(t - start, 0)
+        f[40:80, x : x + 20] = MAGENTA
+        frames.append(f)
+    return frames
+
+
+def test_a_person_learned_while_undetected_never_comes_back_as_fill(monkeypatch):
+    """Undetected and still for 15 frames, the background learns them; once they walk, the guard must not let that ghost fill."""
+    frames = _stand_then_walk()
+    config = Config(hold=5)
+    anon = Anonymiser(config, detector=ColourDetector(blind_on=set(range(1, 16))))
+    out, _ = _outputs(anon, frames, lookahead=10)
+    assert [i for i in _visible(out) if i >= 15] == []
+    from anonymise.background import BackgroundModel
+
+    monkeypatch.setattr(BackgroundModel, "forget", lambda self, where: None)
+    anon = Anonymiser(config, detector=ColourDetector(blind_on=set(range(1, 16))))
+    out, _ = _outputs(anon, frames, lookahead=10)
+    assert [i for i in _visible(out) if i >= 15], "without forgetting, the ghost shows in the fill"
