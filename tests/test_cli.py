@@ -39,7 +39,8 @@ def test_version_and_help():
         r = runner.invoke(app, [command, "-h"])
         assert r.exit_code == 0
         for option in ("--video-source", "--output", "--pose-model", "--device", "--imgsz", "--conf", "--alpha", "--feather",
-                       "--pose-conf", "--no-pose", "--show", "--no-audio", "--quiet", "--lookahead", "--overwrite"):  # fmt: skip
+                       "--pose-conf", "--no-pose", "--show", "--no-audio", "--quiet", "--lookahead", "--overwrite",
+                       "--min-person", "--tiles", "--hold", "--fail-closed"):  # fmt: skip
             assert option in r.output, f"{command} -h lacks {option}"
     assert "--inflate" in runner.invoke(app, ["seg", "-h"]).output and "--seg-model" in runner.invoke(app, ["seg", "-h"]).output
     assert "--dilate" in runner.invoke(app, ["bbox", "-h"]).output and "--bbox-model" in runner.invoke(app, ["bbox", "-h"]).output
