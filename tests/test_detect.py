@@ -171,3 +171,16 @@ def test_merge_tiles_pastes_masks_into_the_frame():
     assert merged.people.mask.shape == (1, 100, 100)
     assert merged.people.mask[0, 40:50, 60:70].all() and merged.people.mask[0].sum() == 100
     assert merged.people.xyxy[0].tolist() == [60, 40, 70, 50]
+
+
+def test_tiles_find_small_people_a_single_pass_misses(frame):
+    """On real footage at a small inference size, 2x2 tiles see people the whole-frame pass does not."""
+    single = detect.Detector(Config(mode="bbox", imgsz=320, tiles="off", device="cpu"))
+    tiled = detect.Detector(Config(mode="bbox", imgsz=320, tiles="2", min_person=48, device="cpu"))
+    (one,) = single([frame])
+    (many,) = tiled([frame])
+    people = many.people[detect.suppress(many.people)]
+    assert len(people) > len(one.people)
+    h, w = frame.shape[:2]
+    assert (many.people.xyxy[:, [0, 1]] >= -1).all() and (many.people.xyxy[:, 2] <= w + 1).all() and (many.people.xyxy[:, 3] <= h + 1).all()
+    assert len(many.poses) <= len(many.people) and many.poses.keypoints is not None
