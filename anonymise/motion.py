@@ -25,12 +25,19 @@ class Regions:
 
     boxes: np.ndarray  # (K, 4) float32
     explained: np.ndarray  # (K,) bool: mostly under the person mask already
-    foreground: np.ndarray  # (H, W) bool: their pixels, where the background disagrees with the frame
+    foreground: np.ndarray  # (H, W) bool: their pixels where the background really disagrees with the frame
+
+
+def moved(frame: np.ndarray, previous: np.ndarray | None, threshold: int = 30) -> np.ndarray:
+    """Bool (H, W): pixels that changed since ``previous`` (all of them when there is none)."""
+    if previous is None:
+        return np.ones(frame.shape[:2], bool)
+    return _difference(frame, previous) > threshold
 
 
 def moving_regions(
     frame: np.ndarray,
-    previous: np.ndarray | None,
+    moving: np.ndarray,
     reference: np.ndarray,
     seen: np.ndarray,
     alpha: np.ndarray,
@@ -42,10 +49,12 @@ def moving_regions(
 ) -> Regions:
     """Foreground regions that move and are person-sized, and which of them a mask explains.
 
+    ``moving`` (bool) marks the pixels that moved recently (see :func:`moved`; the pipeline
+    remembers motion for a few seconds, so that a person who stops walking still counts).
     ``reference`` is the learned background and ``seen`` (bool) where it is known; ``alpha`` is
     the person mask so far. A region counts when its height is at least ``min_height`` pixels,
     it covers at most ``max_share`` of the frame (a lighting change is not a person) and part of
-    it moved since ``previous``; it is explained when at least ``explained`` of it is under ``alpha``.
+    it is ``moving``; it is explained when at least ``explained`` of it is under ``alpha``.
     """
     if frame.shape != reference.shape:
         raise ValueError(f"frame and reference: expected equal shapes, got {frame.shape} and {reference.shape}")
@@ -57,7 +66,6 @@ def moving_regions(
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
     fg = cv2.morphologyEx(raw.view(np.uint8), cv2.MORPH_OPEN, kernel)
     fg = cv2.dilate(fg, kernel, iterations=2)  # join a body's broken parts
-    moving = _difference(frame, previous) > threshold if previous is not None else np.ones((height, width), bool)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     boxes, flags, keep = [], [], np.zeros(count, bool)
     for i in range(1, count):
@@ -72,12 +80,12 @@ def moving_regions(
         flags.append(np.count_nonzero(alpha[y : y + h, x : x + w][region]) >= explained * np.count_nonzero(region))
     if not boxes:
         return none
-    return Regions(np.asarray(boxes, np.float32), np.asarray(flags, bool), keep[labels])
+    return Regions(np.asarray(boxes, np.float32), np.asarray(flags, bool), keep[labels] & raw)
 
 
-def unexplained_regions(frame, previous, reference, seen, alpha, **kwargs) -> np.ndarray:
+def unexplained_regions(frame, moving, reference, seen, alpha, **kwargs) -> np.ndarray:
     """Boxes (K, 4) of the moving, person-sized regions that the mask does not explain."""
-    regions = moving_regions(frame, previous, reference, seen, alpha, **kwargs)
+    regions = moving_regions(frame, moving, reference, seen, alpha, **kwargs)
     return regions.boxes[~regions.explained]
 
 

@@ -178,10 +178,10 @@ class Anonymiser:
 
         return torch.from_numpy(array).to(self.device, non_blocking=True)
 
-    def stream(self, lookahead: int = 0, live: bool = False) -> FrameStream:
+    def stream(self, lookahead: int = 0, live: bool = False, fps: float = 30.0) -> FrameStream:
         """A fresh :class:`~anonymise.stream.FrameStream` (one per video) with this anonymiser's models."""
         fail_closed = self.config.fail_closed if self.config.fail_closed is not None else not live
-        return FrameStream(self.config, self.detector, self._new_background(), lookahead, fail_closed, self._to_device)
+        return FrameStream(self.config, self.detector, self._new_background(), lookahead, fail_closed, self._to_device, fps)
 
     def anonymise_frames(self, frames: Iterable[Frame], stream: FrameStream | None = None) -> Iterator[tuple[Frame, np.ndarray]]:
         """Anonymise in-memory frames: (input frame, output image) in input order.
@@ -245,7 +245,7 @@ class Anonymiser:
         try:
             info = reader.info
             lookahead = self.config.lookahead if self.config.lookahead is not None else (LIVE_LOOKAHEAD if info.live else FILE_LOOKAHEAD)
-            stream = self.stream(lookahead, live=info.live)
+            stream = self.stream(lookahead, live=info.live, fps=float(info.fps))
             writer = VideoWriter(dst, info.width, info.height, info.fps, reader.time_base, reader.audio_stream if audio else None)
             sink = _WriterThread(writer)
             progress.start_file(Path(str(src.spec)).name, info.frames)

@@ -23,12 +23,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
 from . import composite, masks, motion, pose
 from .config import Config, Mode
 from .errors import AnonymiseError
-from .track import PersonTracker, TrackHistory, grow
+from .track import MAX_GROWTH, PersonTracker, TrackHistory, grow
 from .types import Detections
 from .video import Frame
 
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 MOTION_GROWTH = 0.25
 #: inference size of the second look at a crop around an unexplained region
 SECOND_LOOK_IMGSZ = 320
+#: seconds a pixel counts as moving after it last changed: a person who stops walking is still guarded
+MOTION_MEMORY_S = 5.0
 
 
 @dataclass
@@ -68,7 +71,7 @@ class _Slot:
 class FrameStream:
     """The frames of one video through detect, track, mask, background and compose."""
 
-    def __init__(self, config: Config, detector, background, lookahead: int, fail_closed: bool, to_device):
+    def __init__(self, config: Config, detector, background, lookahead: int, fail_closed: bool, to_device, fps: float = 30.0):
         self.config = config
         self.detector = detector
         self.background = background
@@ -81,6 +84,8 @@ class FrameStream:
         self._history = TrackHistory(self.depth)
         self._buffer: deque[_Slot] = deque()
         self._previous: np.ndarray | None = None
+        self._last_moved: np.ndarray | None = None  # int32 (H, W): frame when each pixel last changed
+        self._motion_memory = max(1, round(MOTION_MEMORY_S * fps))
         self._t = 0
         self._detected_any = False
 
@@ -143,6 +148,12 @@ class FrameStream:
             if target.alpha is None:  # still open: the background has not learned it yet
                 target.extra.extend(boxes)
                 self.counts.held += len(boxes)
+        if self._history.new_boxes and self.background_ready:
+            # A new track was most likely there, undetected, before: what the background learned
+            # around its first box may be that person. Forget it (it is relearned once free).
+            shape = slot.frame.image.shape[:2]
+            grown = [grow(b, MAX_GROWTH) for b in self._history.new_boxes]
+            self.background.forget(masks.boxes_mask(np.asarray(grown), shape) > 0)
 
     # -- finalising a frame's mask, then learning the background ---------------------------
 
@@ -188,17 +199,30 @@ class FrameStream:
     def _guard(self, slot: _Slot, alpha: np.ndarray) -> np.ndarray:
         """Mask every moving, person-sized region; look again at those no detection explains.
 
-        Where such a region disagrees with the background, the background is not trusted: it may
-        hold a person it learned while the detector missed them, so those pixels are forgotten
-        (inpainted until seen free again) and can never come back as fill.
+        Where such a region disagrees with the background outside the person mask, the background
+        is not trusted: it may hold a person it learned while the detector missed them (a ghost
+        beside where they are now), so those pixels are forgotten (inpainted until seen free
+        again) and can never come back as fill.
         """
-        reference, seen = self.background.reference()
-        regions = motion.moving_regions(slot.frame.image, self._previous, reference, seen, alpha,
+        reference, known = self.background.reference()
+        learned = _numpy(self.background.seen)
+        image = slot.frame.image
+        if self._last_moved is None or self._last_moved.shape != image.shape[:2]:
+            self._last_moved = np.full(image.shape[:2], -(2**30), np.int32)
+        now = motion.moved(image, self._previous, self.config.motion_threshold)
+        self._last_moved[now] = slot.t
+        recent = (slot.t - self._last_moved) <= self._motion_memory
+        # Remembered motion counts only against what the background really learned: against a
+        # prior it would flag the prior's own ghost of a slow walker, mask it, and so never replace it.
+        near_now = cv2.dilate(now.view(np.uint8), np.ones((7, 7), np.uint8)).view(bool)
+        trusted = learned | (known & near_now)
+        regions = motion.moving_regions(image, recent, reference, trusted, alpha,
                                         threshold=self.config.motion_threshold,
                                         min_height=max(self.config.min_person // 2, 4))  # fmt: skip
         if not len(regions.boxes):
             return alpha
-        self.background.forget(regions.foreground)
+        # not under the person mask: there the background is the scene learned before they came
+        self.background.forget(regions.foreground & (alpha == 0))
         unexplained = regions.boxes[~regions.explained]
         if self.config.second_look and len(unexplained):
             found = self._second_look(slot.frame.image, unexplained)
@@ -228,6 +252,7 @@ class FrameStream:
 
     # -- output ----------------------------------------------------------------------------
 
+
     def _compose(self, slot: _Slot) -> tuple[Frame, np.ndarray]:
         self.counts.frames += 1
         torch_bg = not isinstance(slot.image, np.ndarray)
@@ -250,3 +275,7 @@ class FrameStream:
                 return slot.frame, background.cpu().numpy() if torch_bg else background
             except Exception:  # noqa: BLE001
                 return slot.frame, np.zeros_like(slot.frame.image)
+
+
+def _numpy(array) -> np.ndarray:
+    return array.cpu().numpy() if hasattr(array, "cpu") else array

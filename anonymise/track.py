@@ -105,10 +105,13 @@ class TrackHistory:
     def __init__(self, depth: int):
         self.depth = depth
         self._tracks: dict[int, _Track] = {}
+        #: boxes of the tracks seen for the first time in the last ``observe`` call
+        self.new_boxes: list[np.ndarray] = []
 
     def observe(self, t: int, tracked: Detections) -> dict[int, list[np.ndarray]]:
         extra: dict[int, list[np.ndarray]] = {}
-        if tracked.tracker_id is None or self.depth <= 0:
+        self.new_boxes = []
+        if tracked.tracker_id is None:
             return extra
         oldest = max(t - self.depth, 0)
 
@@ -122,6 +125,7 @@ class TrackHistory:
             box = np.asarray(box, np.float32)
             track = self._tracks.get(int(track_id))
             if track is None:
+                self.new_boxes.append(box)
                 for j in range(oldest, t):
                     add(j, grow(box, margin(t - j)))
                 self._tracks[int(track_id)] = _Track(t, box, t, box)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from anonymise.motion import crop_window, moving_regions, unexplained_regions
+from anonymise.motion import crop_window, moved, moving_regions, unexplained_regions
 
 from conftest import MAGENTA, scene
 
@@ -17,11 +17,11 @@ def test_a_moving_unexplained_blob_is_found_and_a_masked_one_is_not():
     seen = np.ones(bg.shape[:2], bool)
     previous, frame = _frame(40, bg), _frame(46, bg)
     none = np.zeros(bg.shape[:2], np.uint8)
-    (box,) = unexplained_regions(frame, previous, bg, seen, none, min_height=16)
+    (box,) = unexplained_regions(frame, moved(frame, previous), bg, seen, none, min_height=16)
     assert box[0] <= 46 and box[2] >= 66 and box[1] <= 30 and box[3] >= 80
     covered = none.copy()
     covered[25:85, 40:70] = 255
-    assert len(unexplained_regions(frame, previous, bg, seen, covered, min_height=16)) == 0
+    assert len(unexplained_regions(frame, moved(frame, previous), bg, seen, covered, min_height=16)) == 0
 
 
 def test_still_changes_small_blobs_and_unknown_background_are_ignored():
@@ -29,13 +29,13 @@ def test_still_changes_small_blobs_and_unknown_background_are_ignored():
     seen = np.ones(bg.shape[:2], bool)
     none = np.zeros(bg.shape[:2], np.uint8)
     parked = _frame(40, bg)
-    assert len(unexplained_regions(parked, parked, bg, seen, none)) == 0, "no motion: a parked car, not a person"
+    assert len(unexplained_regions(parked, moved(parked, parked), bg, seen, none)) == 0, "no motion: a parked car, not a person"
     speck = bg.copy()
     speck[10:14, 10:14] = 255
-    assert len(unexplained_regions(speck, bg, bg, seen, none, min_height=16)) == 0, "too small to be a person"
-    assert len(unexplained_regions(_frame(46, bg), _frame(40, bg), bg, ~seen, none)) == 0, "nothing known to compare with"
+    assert len(unexplained_regions(speck, moved(speck, bg), bg, seen, none, min_height=16)) == 0, "too small to be a person"
+    assert len(unexplained_regions(_frame(46, bg), moved(_frame(46, bg), _frame(40, bg)), bg, ~seen, none)) == 0, "nothing known to compare with"
     flash = np.full_like(bg, 255)
-    assert len(unexplained_regions(flash, bg, bg, seen, none)) == 0, "a lighting change covering the frame is not a person"
+    assert len(unexplained_regions(flash, moved(flash, bg), bg, seen, none)) == 0, "a lighting change covering the frame is not a person"
 
 
 def test_crop_window_keeps_context_and_stays_in_frame():
@@ -43,7 +43,7 @@ def test_crop_window_keeps_context_and_stays_in_frame():
     l, t, r, b = crop_window(np.array([0, 0, 10, 10]), (200, 300), minimum=64)
     assert (l, t) == (0, 0) and r <= 300 and b <= 200
     with pytest.raises(ValueError):
-        unexplained_regions(scene(), None, scene()[:10], np.ones((120, 160), bool), np.zeros((120, 160), np.uint8))
+        unexplained_regions(scene(), moved(scene(), None), scene()[:10], np.ones((120, 160), bool), np.zeros((120, 160), np.uint8))
 
 
 def test_moving_regions_report_explained_ones_and_their_foreground():
@@ -52,6 +52,6 @@ def test_moving_regions_report_explained_ones_and_their_foreground():
     seen = np.ones(bg.shape[:2], bool)
     covered = np.zeros(bg.shape[:2], np.uint8)
     covered[30:70, 46:66] = 255  # a detection covering 80% of the person
-    r = moving_regions(_frame(46, bg), _frame(40, bg), bg, seen, covered, min_height=16)
+    r = moving_regions(_frame(46, bg), moved(_frame(46, bg), _frame(40, bg)), bg, seen, covered, min_height=16)
     assert r.explained.tolist() == [True]
     assert r.foreground[75, 50] and not r.foreground[10, 10], "the part below the detection is foreground"
