@@ -107,6 +107,15 @@ def evaluate(name: str, frames: list[Frame], truth: list[Detections], reference:
         "fps": len(frames) / seconds,
     }
     row["residual %"] = 100 * row["residual"] / max(row["input people"], 1)
+    spans, start = [], None
+    for i, flag in enumerate(per_frame + [False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            spans.append(f"{start}-{i - 1}" if i - 1 > start else str(start))
+            start = None
+    boxes = [r.xyxy[x].round().astype(int).tolist() for r, x in zip(residual, leaks) if x.any()][:3]
+    print(f"  {name}: residual frames {', '.join(spans) or 'none'}; first boxes {boxes}")
     if utility:
         drawn = Anonymiser(config.replace(pose=True))
         skeletons = [f.poses for f, _ in drawn.anonymise_frames(Frame(f.image, f.index) for f in frames)]
