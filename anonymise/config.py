@@ -18,6 +18,25 @@ class Mode(str, enum.Enum):
     BBOX = "bbox"
 
 
+class Fill(str, enum.Enum):
+    """What replaces a person (``--fill``)."""
+
+    #: the reconstructed scene behind them (the default)
+    BACKGROUND = "background"
+    #: black inside the mask
+    BLACKOUT = "blackout"
+    #: a Gaussian blur whose kernel scales with the person's size
+    BLUR = "blur"
+    #: big square cells whose size scales with the person's size
+    PIXELATE = "pixelate"
+    #: a flat-coloured silhouette over the reconstructed scene
+    SILHOUETTE = "silhouette"
+    #: the mask as a heat colour over the reconstructed scene
+    HEATMAP = "heatmap"
+    #: no fill: the frame as it is (for skeleton or data output only, never private on its own)
+    NONE = "none"
+
+
 @dataclass(frozen=True)
 class Config:
     """Processing settings shared by the CLI and the Python API.
