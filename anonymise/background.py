@@ -47,6 +47,7 @@ class BackgroundModel:
         self._fill: np.ndarray | None = None  # uint8 (H, W, 3) inpainted image, refreshed now and then
         self._since_fill = 0
         self._primed: np.ndarray | None = None  # bool (H, W): a prior, for the motion guard only
+        self._forgotten: np.ndarray | None = None  # bool (H, W): forgotten, the old value kept as a prior
 
     @property
     def shape(self) -> tuple[int, int] | None:
@@ -66,6 +67,7 @@ class BackgroundModel:
             self._seen = np.zeros(shape[:2], np.uint8)
             self._fill = None
             self._primed = None
+            self._forgotten = np.zeros(shape[:2], bool)
 
     def prime(self, image: np.ndarray) -> None:
         """Set a prior (e.g. a temporal median) for the pixels not seen yet.
@@ -87,6 +89,7 @@ class BackgroundModel:
         """
         if self._seen is None or not where.any():
             return
+        self._forgotten |= where & (self._seen > 0)
         self._seen[where] = 0
         self._fill = None
 
@@ -100,7 +103,14 @@ class BackgroundModel:
         cv2.accumulateWeighted(frame, self._acc, self.rate, mask=known)
         cv2.accumulateWeighted(frame, self._acc, 1.0, mask=new)  # first sight: take it as is
         cv2.bitwise_or(self._seen, new * 255, dst=self._seen)
+        self._forgotten[new.view(bool)] = False
         self._since_fill += 1
+
+    @property
+    def forgotten(self) -> np.ndarray | None:
+        """Boolean (H, W): pixels :meth:`forget` took away and not learned since; :meth:`reference`
+        still holds the value they had (what the scene looked like before)."""
+        return self._forgotten
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         """(learned background as uint8 BGR without any fill, bool mask of the pixels it knows)."""
@@ -142,6 +152,7 @@ class TorchBackgroundModel:
         self._fill = None
         self._since_fill = 0
         self._primed = None
+        self._forgotten = None
 
     @property
     def seen(self):
@@ -154,6 +165,7 @@ class TorchBackgroundModel:
             self._seen = torch.zeros(shape[:2], dtype=torch.bool, device=self.device)
             self._fill = None
             self._primed = None
+            self._forgotten = torch.zeros(shape[:2], dtype=torch.bool, device=self.device)
 
     def prime(self, image) -> None:
         """As :meth:`BackgroundModel.prime`."""
@@ -168,6 +180,7 @@ class TorchBackgroundModel:
             return
         where = self._torch.as_tensor(where, device=self.device)
         if bool(where.any()):
+            self._forgotten |= where & self._seen
             self._seen &= ~where
             self._fill = None
 
@@ -183,8 +196,13 @@ class TorchBackgroundModel:
         new = (free & ~self._seen)[..., None]
         self._acc = torch.where(known, self._acc + self.rate * (f - self._acc), self._acc)
         self._acc = torch.where(new, f, self._acc)
+        self._forgotten &= ~(free & ~self._seen)
         self._seen |= free
         self._since_fill += 1
+
+    @property
+    def forgotten(self):
+        return self._forgotten
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`BackgroundModel.reference`, downloaded to numpy."""

@@ -41,6 +41,10 @@ MOTION_GROWTH = 0.25
 SECOND_LOOK_IMGSZ = 320
 #: seconds a pixel counts as moving after it last changed: a person who stops walking is still guarded
 MOTION_MEMORY_S = 5.0
+#: a box masked in the previous frame stays masked while at least this share of it is forgotten
+#: background unlike what was there before (someone may still be standing in it), for at most
+#: MOTION_MEMORY_S
+CARRY_SUSPECT = 0.25
 
 
 @dataclass
@@ -56,6 +60,8 @@ class Counts:
     motion: int = 0
     #: people the second look found in such regions
     second_look: int = 0
+    #: boxes kept masked because the background behind them is unknown
+    carried: int = 0
 
 
 @dataclass
@@ -88,6 +94,7 @@ class FrameStream:
         self._motion_memory = max(1, round(MOTION_MEMORY_S * fps))
         self._t = 0
         self._detected_any = False
+        self._masked: list[tuple[np.ndarray, int]] = []  # boxes masked in the last final frame, with their carry age
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -181,6 +188,7 @@ class FrameStream:
                 alpha = self._alpha(image, slot.found, slot.extra)
                 if self.fail_closed and self.background_ready:
                     alpha = self._guard(slot, alpha)
+                    alpha = self._carry(slot, alpha)
             except Exception as e:  # noqa: BLE001
                 log.warning("mask building failed on frame %d, written fully masked: %s", slot.t, e)
                 alpha = None
@@ -234,6 +242,44 @@ class FrameStream:
         slot.extra.extend(regions.boxes[regions.explained])  # what sticks out of a detection's mask
         slot.extra.extend(grow(box, MOTION_GROWTH) for box in unexplained)
         return self._alpha(slot.frame.image, slot.found, slot.extra)
+
+    def _carry(self, slot: _Slot, alpha: np.ndarray) -> np.ndarray:
+        """Keep masking last frame's boxes where the background cannot vouch for what is there.
+
+        The motion guard forgets the background under a region it cannot explain (it may be a
+        ghost). If the person there then stands still and the mask is released (the hold runs
+        out), those pixels would show them, and be learned as the empty scene on first sight; the
+        guard, which trusts learned pixels only, could not see them. So a box masked in the
+        previous frame stays masked while at least CARRY_SUSPECT of it is forgotten and unlike
+        the value the background had there before, for at most the motion memory.
+        """
+        if not self._masked:
+            self._masked = [(np.asarray(b, np.float32), 0) for b in [*slot.found.people.xyxy, *slot.extra]]
+            return alpha
+        image = slot.frame.image
+        reference, _ = self.background.reference()
+        forgotten = _numpy(self.background.forgotten)
+        height, width = alpha.shape
+        masked = [(np.asarray(b, np.float32), 0) for b in [*slot.found.people.xyxy, *slot.extra]]
+        carried = []
+        for box, age in self._masked:
+            if age >= self._motion_memory:
+                continue
+            l, t = max(int(box[0]), 0), max(int(box[1]), 0)
+            r, b = min(int(np.ceil(box[2])), width), min(int(np.ceil(box[3])), height)
+            if r <= l or b <= t or (alpha[t:b, l:r] > 0).all():
+                continue
+            unlike = motion.moved(image[t:b, l:r], reference[t:b, l:r], self.config.motion_threshold)
+            suspect = forgotten[t:b, l:r] & unlike
+            if np.count_nonzero(suspect) >= CARRY_SUSPECT * (r - l) * (b - t):
+                carried.append(box)
+                masked.append((box, age + 1))
+        self._masked = masked
+        if not carried:
+            return alpha
+        self.counts.carried += len(carried)
+        slot.extra.extend(carried)
+        return self._alpha(image, slot.found, slot.extra)
 
     def _second_look(self, image: np.ndarray, regions: np.ndarray) -> Detections:
         """People found on crops around ``regions``, at a higher resolution, in frame coordinates."""

@@ -128,3 +128,16 @@ def test_forget_makes_pixels_unseen_and_never_fills_with_what_was_learned(model)
     model.forget(where)
     assert not _np(model.seen)[50, 60] and _np(model.seen)[0, 0]
     assert not is_person_colour(_np(model.image())).any()
+
+
+def test_forgotten_pixels_keep_their_old_value_for_the_guard_until_learned_again(model):
+    bg = scene()
+    model.update(bg, np.zeros(bg.shape[:2], np.uint8))
+    where = np.zeros(bg.shape[:2], bool)
+    where[30:90, 40:80] = True
+    model.forget(where)
+    assert (_np(model.forgotten) == where).all()
+    reference, _ = model.reference()
+    assert np.abs(_np(reference).astype(int) - bg.astype(int)).max() <= 1, "the old value is still there"
+    model.update(bg, _alpha(bg.shape, (40, 30, 60, 90)))  # the right half is free again
+    assert _np(model.forgotten)[50, 70] == 0 and _np(model.forgotten)[50, 50] == 1

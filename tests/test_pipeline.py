@@ -308,3 +308,24 @@ def test_a_person_learned_while_undetected_never_comes_back_as_fill(monkeypatch)
     anon = Anonymiser(config, detector=ColourDetector(blind_on=set(range(1, 16))))
     out, _ = _outputs(anon, frames, lookahead=10)
     assert [i for i in _visible(out) if i >= 15], "without forgetting, the ghost shows in the fill"
+
+
+def _walk_then_stand(n=60, stop=15):
+    background = scene()
+    frames = []
+    for t in range(n):
+        f = background.copy()
+        x = 10 + 4 * min(t, stop)
+        f[40:80, x : x + 20] = MAGENTA
+        frames.append(f)
+    return frames
+
+
+def test_a_person_who_stops_where_the_detector_loses_them_stays_masked():
+    """Lost while standing still on pixels the background distrusts: the mask is carried, not released."""
+    frames = _walk_then_stand()
+    blind = set(range(11, 100))  # found while walking (frames 0-9), never again
+    anon = Anonymiser(Config(hold=5, second_look=False), detector=ColourDetector(blind_on=blind))
+    out, counts = _outputs(anon, frames, lookahead=10)
+    assert _visible(out) == []
+    assert counts.carried > 0
