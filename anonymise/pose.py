@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import colorsys
+import re
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -19,6 +23,38 @@ SKELETON = (
     ((1, 2), (255, 255, 0)), ((0, 1), (255, 255, 0)), ((0, 2), (255, 255, 0)), ((1, 3), (255, 255, 0)), ((2, 4), (255, 255, 0)),
 )  # fmt: skip
 JOINT_COLOUR = (255, 255, 255)
+#: BGR colours by name for :func:`parse_colour`
+COLOURS = {
+    "black": (0, 0, 0), "white": (255, 255, 255), "red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0),
+    "grey": (128, 128, 128), "gray": (128, 128, 128), "yellow": (0, 255, 255), "cyan": (255, 255, 0), "magenta": (255, 0, 255),
+}  # fmt: skip
+#: colour of people without a track (id -1) when ``track_ids`` are given
+UNTRACKED_COLOUR = (200, 200, 200)
+
+
+def _palette(n: int = 24) -> tuple[tuple[int, int, int], ...]:
+    """Saturated BGR colours whose hues step by the golden ratio, so that neighbouring ids differ most."""
+    hsv = [((k * 0.618033988749895) % 1.0, 0.85, 1.0 if k % 2 == 0 else 0.8) for k in range(n)]
+    return tuple(tuple(round(c * 255) for c in reversed(colorsys.hsv_to_rgb(*v))) for v in hsv)
+
+
+#: the colour of track id ``i`` is ``TRACK_PALETTE[i % len(TRACK_PALETTE)]``: the same in every frame and run
+TRACK_PALETTE = _palette()
+
+
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """A BGR triple from a colour name (``COLOURS``) or ``#RRGGBB``, case-insensitive."""
+    spec = text.strip().lower() if isinstance(text, str) else ""
+    if spec in COLOURS:
+        return COLOURS[spec]
+    if re.fullmatch(r"#[0-9a-f]{6}", spec):
+        return int(spec[5:7], 16), int(spec[3:5], 16), int(spec[1:3], 16)
+    raise ValueError(f"colour: expected a colour name ({', '.join(COLOURS)}) or #RRGGBB, got {text!r}")
+
+
+def track_colour(track_id: int, untracked: tuple[int, int, int] = UNTRACKED_COLOUR) -> tuple[int, int, int]:
+    """The stable colour of a track id; ``untracked`` for ids below 0."""
+    return untracked if track_id < 0 else TRACK_PALETTE[track_id % len(TRACK_PALETTE)]
 
 
 def line_thickness(shape: tuple[int, ...]) -> int:
@@ -26,24 +62,62 @@ def line_thickness(shape: tuple[int, ...]) -> int:
     return max(1, round(min(shape[:2]) / 270))
 
 
-def draw_skeleton(frame: np.ndarray, keypoints: np.ndarray, conf: float = 0.3, thickness: int | None = None) -> np.ndarray:
+def joint_radius(shape: tuple[int, ...]) -> int:
+    """Joint radius for a frame size: one more than :func:`line_thickness` (3 px at 480 p, 5 px at 1080 p)."""
+    return line_thickness(shape) + 1
+
+
+def _bgr(colour: Sequence[int] | str) -> tuple[int, int, int]:
+    if isinstance(colour, str):
+        return parse_colour(colour)
+    values = tuple(int(c) for c in colour)
+    if len(values) != 3 or not all(0 <= c <= 255 for c in values):
+        raise ValueError(f"colour: expected a BGR triple of 0-255 integers, got {colour!r}")
+    return values
+
+
+def draw_skeleton(
+    frame: np.ndarray,
+    keypoints: np.ndarray,
+    conf: float = 0.3,
+    thickness: int | None = None,
+    *,
+    track_ids: Sequence[int] | np.ndarray | None = None,
+    colour: Sequence[int] | str | None = None,
+    radius: int | None = None,
+    show_conf: bool = False,
+) -> np.ndarray:
     """A copy of ``frame`` with every person's skeleton drawn.
 
     ``keypoints`` is (N, 17, 3) as x, y, confidence in pixels; joints under ``conf`` and limbs
-    touching them are left out.
+    touching them are left out. Colours: by default one per body part (``SKELETON``) with white
+    joints; with ``track_ids`` (N,) each person's limbs and joints in their track's colour
+    (:func:`track_colour`; untracked ids below 0 get ``colour`` or ``UNTRACKED_COLOUR``); with
+    only ``colour`` (BGR or a name) everyone in it. ``thickness`` and ``radius`` default to
+    sizes that scale with the frame. ``show_conf`` scales each joint's radius by its confidence
+    (``radius`` is the radius at confidence 1, at least 1 px).
     """
     keypoints = np.asarray(keypoints, np.float32)
     if keypoints.ndim != 3 or keypoints.shape[1:] != (17, 3):
         raise ValueError(f"keypoints: expected shape (N, 17, 3), got {keypoints.shape}")
+    if colour is not None:
+        colour = _bgr(colour)
+    ids = None
+    if track_ids is not None:
+        ids = np.asarray(track_ids).reshape(-1)
+        if len(ids) != len(keypoints) or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"track_ids: expected {len(keypoints)} integers, got {ids.dtype} {ids.shape}")
     out = frame.copy()
     t = thickness or line_thickness(frame.shape)
-    radius = t + 1
-    for person in keypoints:
+    r = radius or (joint_radius(frame.shape) if thickness is None else t + 1)
+    for n, person in enumerate(keypoints):
         visible = person[:, 2] >= conf
         points = np.round(person[:, :2]).astype(np.int32)
-        for (i, j), colour in SKELETON:
+        own = track_colour(int(ids[n]), colour or UNTRACKED_COLOUR) if ids is not None else colour
+        for (i, j), limb_colour in SKELETON:
             if visible[i] and visible[j]:
-                cv2.line(out, tuple(points[i]), tuple(points[j]), colour, t, cv2.LINE_AA)
+                cv2.line(out, tuple(points[i]), tuple(points[j]), own or limb_colour, t, cv2.LINE_AA)
         for k in np.flatnonzero(visible):
-            cv2.circle(out, tuple(points[k]), radius, JOINT_COLOUR, -1, cv2.LINE_AA)
+            rk = max(1, round(r * min(float(person[k, 2]), 1.0))) if show_conf else r
+            cv2.circle(out, tuple(points[k]), rk, own or JOINT_COLOUR, -1, cv2.LINE_AA)
     return out
