@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .config import Config, Mode
-from .errors import AnonymiseError
+from .config import Config, Fill, Mode
+from .errors import AnonymiseError, ConfigError
 
 app = typer.Typer(
     name="anonymise",
@@ -47,6 +47,15 @@ Batch = Annotated[Optional[int], typer.Option("--batch", help="Frames per model 
 Show = Annotated[bool, typer.Option("--show", help="Preview window (q or Esc stops a camera or stream).")]
 NoAudio = Annotated[bool, typer.Option("--no-audio", help="Drop the audio track.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Folder runs: redo outputs that already exist (skipped by default).")]
+FillOpt = Annotated[Fill, typer.Option("--fill", help="What replaces a person: the reconstructed scene, black, a size-scaled blur or pixelation, a flat silhouette, a heat map, or none (people stay visible: only with --canvas or for data).", case_sensitive=False)]
+CanvasOpt = Annotated[Optional[str], typer.Option("--canvas", help="Draw only the skeletons, on black, white, a colour (name or #RRGGBB) or an image or video (looped, resized).", show_default=False)]
+SkeletonColour = Annotated[str, typer.Option("--skeleton-colour", "--skeleton-color", help="limbs (a colour per body part), track (a stable colour per person) or one colour (name or #RRGGBB).")]
+Thickness = Annotated[Optional[int], typer.Option("--thickness", help="Skeleton line thickness in pixels. (default: scaled with the frame size)", show_default=False)]
+ShowConf = Annotated[bool, typer.Option("--show-conf", help="Draw each joint's size by its keypoint confidence.")]
+KeypointsOpt = Annotated[Optional[str], typer.Option("--keypoints", help="Also write per-person keypoints: jsonl or csv (a file beside each output) or a file path (.jsonl/.csv). Schema: docs/keypoints.md.", show_default=False)]
+SnapshotEvery = Annotated[Optional[str], typer.Option("--snapshot-every", help="Save an anonymised frame every N frames (25) or seconds (2s) as JPEG.", show_default=False)]
+SnapshotDir = Annotated[Optional[Path], typer.Option("--snapshot-dir", help="Folder for snapshots. (default: <output stem>_snapshots/ beside the output)", show_default=False)]
+DebugView = Annotated[bool, typer.Option("--debug-view", help="Original, person mask, background and output tiled: in the --show window, or else written to <output stem>_debug.mp4 (UNMASKED original: for debugging only).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="More logging; tracebacks for unexpected errors.")]
 
@@ -85,6 +94,15 @@ def seg(
     hold: Hold = _D.hold,
     fail_closed: FailClosed = _D.fail_closed,
     batch: Batch = _D.batch,
+    fill: FillOpt = _D.fill,
+    canvas: CanvasOpt = _D.canvas,
+    skeleton_colour: SkeletonColour = _D.skeleton_colour,
+    thickness: Thickness = _D.thickness,
+    show_conf: ShowConf = False,
+    keypoints: KeypointsOpt = None,
+    snapshot_every: SnapshotEvery = None,
+    snapshot_dir: SnapshotDir = None,
+    debug_view: DebugView = False,
     show: Show = False,
     no_audio: NoAudio = False,
     overwrite: Overwrite = False,
@@ -115,6 +133,15 @@ def bbox(
     hold: Hold = _D.hold,
     fail_closed: FailClosed = _D.fail_closed,
     batch: Batch = _D.batch,
+    fill: FillOpt = _D.fill,
+    canvas: CanvasOpt = _D.canvas,
+    skeleton_colour: SkeletonColour = _D.skeleton_colour,
+    thickness: Thickness = _D.thickness,
+    show_conf: ShowConf = False,
+    keypoints: KeypointsOpt = None,
+    snapshot_every: SnapshotEvery = None,
+    snapshot_dir: SnapshotDir = None,
+    debug_view: DebugView = False,
     show: Show = False,
     no_audio: NoAudio = False,
     overwrite: Overwrite = False,
@@ -125,18 +152,25 @@ def bbox(
     _run(Mode.BBOX, **locals())
 
 
-def _run(mode: Mode, *, video_source, output, show, no_audio, overwrite, quiet, verbose, no_pose, **knobs) -> None:
-    """The runner both commands share: config, pipeline, and one line per error."""
+def _run(mode: Mode, *, video_source, output, show, no_audio, overwrite, quiet, verbose, no_pose,
+         keypoints=None, snapshot_every=None, snapshot_dir=None, debug_view=False, video=True, **knobs) -> None:  # fmt: skip
+    """The runner every command shares: config, pipeline, and one line per error."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         from .pipeline import Anonymiser, plan_jobs
-        from .sources import default_output, parse_source
+        from .sidecars import Extras
+        from .sources import parse_source
 
         config = Config(mode=mode, pose=not no_pose, **knobs)
+        if config.fill is Fill.NONE and config.canvas is None and video:
+            logging.getLogger("anonymise").warning("--fill none: people are NOT removed from the video")
+        extras = Extras(keypoints, snapshot_every, snapshot_dir, debug_view, video)
         source = parse_source(video_source)
-        plan_jobs(source, output if output is not None else default_output(source))  # bad paths fail before models load
+        jobs = plan_jobs(source, output, extras)  # bad paths fail before models load
+        for _, dst in jobs:
+            extras.keypoints_path(dst, source.kind != "folder")
         anonymiser = Anonymiser(config)
-        report = anonymiser.run(video_source, output, overwrite=overwrite, audio=not no_audio, show=show, progress=not quiet)
+        report = anonymiser.run(video_source, output, overwrite=overwrite, audio=not no_audio, show=show, progress=not quiet, extras=extras)
     except AnonymiseError as e:
         _fail(str(e))
     except KeyboardInterrupt:
@@ -149,6 +183,68 @@ def _run(mode: Mode, *, video_source, output, show, no_audio, overwrite, quiet, 
         _summary(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    video_source: Source,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Keypoints file (.jsonl or .csv), or folder for a folder input. (default: <stem>_anonymised.jsonl beside the input)", show_default=False)] = None,
+    format: Annotated[str, typer.Option("--format", help="jsonl or csv (when --output does not say).")] = "jsonl",
+    pose_model: PoseModel = _D.pose_model,
+    device: Device = _D.device,
+    imgsz: Imgsz = _D.imgsz,
+    conf: Conf = _D.conf,
+    min_person: MinPerson = _D.min_person,
+    tiles: Tiles = _D.tiles,
+    hold: Hold = _D.hold,
+    batch: Batch = _D.batch,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Write only the people's keypoints (no video at all): the strictest privacy setting."""
+    if format.lower() not in ("jsonl", "csv"):
+        _fail(f"--format must be jsonl or csv, got {format!r}")
+    keypoints = str(output) if output is not None and output.suffix.lower() in (".jsonl", ".ndjson", ".csv") else format.lower()
+    _run(Mode.BBOX, video_source=video_source, output=output, show=False, no_audio=True, overwrite=overwrite, quiet=quiet,
+         verbose=verbose, no_pose=False, keypoints=keypoints, video=False, fill=Fill.NONE, pose_model=pose_model, device=device,
+         imgsz=imgsz, conf=conf, min_person=min_person, tiles=tiles, hold=hold, batch=batch)  # fmt: skip
+
+
+@app.command()
+def analyze(
+    keypoints: Annotated[Path, typer.Argument(help="Keypoints file from --keypoints or anonymise export (.jsonl or .csv).", show_default=False)],
+    events: Annotated[Optional[Path], typer.Option("--events", "-o", help="Events CSV. (default: <stem>_events.csv beside the keypoints)", show_default=False)] = None,
+    lying_angle: Annotated[float, typer.Option("--lying-angle", help="Trunk angle from vertical (degrees) above which a person is lying.")] = 60.0,
+    sitting_thigh_angle: Annotated[float, typer.Option("--sitting-thigh-angle", help="Thigh angle from vertical (degrees) above which a person is sitting.")] = 55.0,
+    fall_drop: Annotated[float, typer.Option("--fall-drop", help="Hip drop, in torso lengths, that starts a fall.")] = 0.5,
+    fall_window: Annotated[float, typer.Option("--fall-window", help="Seconds within which the hip drop must happen.")] = 1.0,
+    min_keypoint_conf: Annotated[float, typer.Option("--min-keypoint-conf", help="Keypoints below this confidence are ignored.")] = 0.3,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Per-person postures, trunk inclination and falls from a keypoints file: an events CSV and a summary."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        from .analyze import AnalyzeConfig, analyze_file, summary_table, write_events_csv
+
+        config = AnalyzeConfig(min_keypoint_conf=min_keypoint_conf, lying_angle=lying_angle, sitting_thigh_angle=sitting_thigh_angle,
+                               fall_drop=fall_drop, fall_window_s=fall_window)  # fmt: skip
+        analysis = analyze_file(keypoints, config)
+        target = events if events is not None else keypoints.with_name(f"{keypoints.stem}_events.csv")
+        if target.resolve() == keypoints.resolve():
+            raise ConfigError(f"events file would overwrite the keypoints file {keypoints}")
+        write_events_csv(analysis.events, target)
+    except AnonymiseError as e:
+        _fail(str(e))
+    except Exception as e:  # noqa: BLE001
+        if verbose:
+            raise
+        _fail(f"unexpected {type(e).__name__}: {e} (run with --verbose for the traceback)")
+    if not quiet:
+        out.print(summary_table(analysis))
+        falls = sum(e.kind == "fall" for e in analysis.events)
+        out.print(f"{len(analysis.tracks)} people, {falls} falls, {len(analysis.events)} events -> {target}")
 
 
 def _fail(message: str, code: int = 1) -> None:

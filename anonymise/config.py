@@ -91,6 +91,17 @@ class Config:
     batch: int | None = None
     #: half precision inference; ``None``: on for CUDA, off elsewhere
     half: bool | None = None
+    #: what replaces a person (see :class:`Fill`)
+    fill: Fill = Fill.BACKGROUND
+    #: draw the skeletons on this instead of the anonymised frame: ``black``, ``white``, a colour
+    #: (name or ``#RRGGBB``), or a path to an image or video (looped, resized)
+    canvas: str | None = None
+    #: skeleton colours: ``limbs`` (one per body part), ``track`` (one per person, stable), or one colour
+    skeleton_colour: str = "limbs"
+    #: skeleton line thickness in pixels; ``None`` scales it with the frame size
+    thickness: int | None = None
+    #: show keypoint confidence as joint size
+    show_conf: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -119,6 +130,23 @@ class Config:
         object.__setattr__(self, "tiles", tiles)
         if self.batch is not None and (not isinstance(self.batch, int) or self.batch < 1):
             raise ConfigError(f"batch must be an integer >= 1, got {self.batch!r}")
+        try:
+            object.__setattr__(self, "fill", Fill(str(getattr(self.fill, "value", self.fill)).lower()))
+        except ValueError:
+            raise ConfigError(f"fill must be one of {', '.join(f.value for f in Fill)}, got {self.fill!r}") from None
+        colour = str(self.skeleton_colour).strip().lower()
+        if colour not in ("limbs", "track"):
+            from .pose import parse_colour
+
+            try:
+                parse_colour(colour)
+            except ValueError:
+                raise ConfigError(f"skeleton_colour must be limbs, track, a colour name or #RRGGBB, got {self.skeleton_colour!r}") from None
+        object.__setattr__(self, "skeleton_colour", colour)
+        if self.thickness is not None and (not isinstance(self.thickness, int) or not 1 <= self.thickness <= 100):
+            raise ConfigError(f"thickness must be an integer in [1, 100], got {self.thickness!r}")
+        if self.canvas is not None and not str(self.canvas).strip():
+            raise ConfigError("canvas must be black, white, a colour or a path to an image or video, got ''")
         for name in ("seg_model", "pose_model"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} must name a model file or an Ultralytics model name")

@@ -16,7 +16,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,9 @@ from .sources import (
     read_image,
     write_image,
 )
+from .sidecars import Extras, Sidecars, data_suffix
 from .stream import Counts, FrameStream
+from .types import VideoInfo
 from .video import Frame, VideoWriter, partial_path
 
 log = logging.getLogger(__name__)
@@ -177,10 +180,10 @@ class Anonymiser:
 
         return torch.from_numpy(array).to(self.device, non_blocking=True)
 
-    def stream(self, lookahead: int = 0, live: bool = False, fps: float = 30.0) -> FrameStream:
+    def stream(self, lookahead: int = 0, live: bool = False, fps: float = 30.0, debug: bool = False) -> FrameStream:
         """A fresh :class:`~anonymise.stream.FrameStream` (one per video) with this anonymiser's models."""
         fail_closed = self.config.fail_closed if self.config.fail_closed is not None else not live
-        return FrameStream(self.config, self.detector, self._new_background(), lookahead, fail_closed, self._to_device, fps)
+        return FrameStream(self.config, self.detector, self._new_background(), lookahead, fail_closed, self._to_device, fps, debug)
 
     def anonymise_frames(self, frames: Iterable[Frame], stream: FrameStream | None = None) -> Iterator[tuple[Frame, np.ndarray]]:
         """Anonymise in-memory frames: (input frame, output image) in input order.
@@ -190,9 +193,12 @@ class Anonymiser:
         """
         if stream is None:
             stream = self.stream(self.config.lookahead if self.config.lookahead is not None else FILE_LOOKAHEAD)
-        for batch in _batched(frames, self.batch):
-            yield from stream.push(batch)
-        yield from stream.flush()
+        try:
+            for batch in _batched(frames, self.batch):
+                yield from stream.push(batch)
+            yield from stream.flush()
+        finally:
+            stream.close()
 
     # -- public API ------------------------------------------------------------------------
 
@@ -209,14 +215,29 @@ class Anonymiser:
         """Forget the background and tracks learned by :meth:`process_frame`."""
         self._frame_stream = None
 
-    def process_image(self, src: str | Path, dst: str | Path) -> FileResult:
-        """Anonymise one image file into ``dst`` (written atomically, no metadata copied)."""
+    def process_image(self, src: str | Path, dst: str | Path, *, extras: Extras | None = None, single: bool = True) -> FileResult:
+        """Anonymise one image file into ``dst`` (written atomically, no metadata copied).
+
+        ``extras``: its keypoints (as frame 0) and snapshots, like a one-frame video.
+        """
         src, dst = Path(src), Path(dst)
         start = time.perf_counter()
         image = read_image(src)
         stream = self.stream(lookahead=0)
-        ((_, out),) = self.anonymise_frames([Frame(image, 0)], stream)
-        write_image(dst, out)
+        ((frame, out),) = self.anonymise_frames([Frame(image, 0, 0, Fraction(1))], stream)
+        if extras is not None and extras.any:
+            info = VideoInfo(image.shape[1], image.shape[0], Fraction(1), frames=1)
+            sidecars = Sidecars(replace(extras, debug_view=False), dst, info, single=single)
+            try:
+                sidecars.write(frame, out)
+                if extras.video:
+                    write_image(dst, out)
+                sidecars.finish()
+            except BaseException:
+                sidecars.abort()
+                raise
+        else:
+            write_image(dst, out)
         return FileResult(str(src), dst, "done", 1, time.perf_counter() - start, stream.counts)
 
     def process_video(
@@ -227,46 +248,72 @@ class Anonymiser:
         audio: bool = True,
         show: bool = False,
         progress: Progress | None = None,
+        extras: Extras | None = None,
+        single: bool = True,
     ) -> FileResult:
         """Anonymise a video file, stream URL or camera into ``dst`` (H.264, audio kept).
 
         The output appears at ``dst`` only when complete. Ctrl-C on a file removes the partial
         output and re-raises; on a camera or stream it finishes a valid file and returns.
+        ``extras``: keypoints, snapshots and the debug view (see :class:`~anonymise.sidecars.Extras`);
+        with ``extras.video`` off no video is written and ``dst`` is the keypoints file.
         """
+        extras = extras or Extras()
         src = source if isinstance(source, Source) else parse_source(source)
         dst = Path(dst)
         progress = progress or Progress(enabled=False)
         start = time.perf_counter()
-        reader = open_reader(src, audio=audio)
+        reader = open_reader(src, audio=audio and extras.video)
         viewer = _Viewer(str(src.spec)) if show else None
         written = 0
         frames = None
         try:
             info = reader.info
             lookahead = self.config.lookahead if self.config.lookahead is not None else (LIVE_LOOKAHEAD if info.live else FILE_LOOKAHEAD)
-            stream = self.stream(lookahead, live=info.live, fps=float(info.fps))
-            writer = VideoWriter(dst, info.width, info.height, info.fps, reader.time_base, reader.audio_stream if audio else None)
-            sink = _WriterThread(writer)
+            stream = self.stream(lookahead, live=info.live, fps=float(info.fps), debug=extras.debug_view)
+            sink = None
+            if extras.video:
+                writer = VideoWriter(dst, info.width, info.height, info.fps, reader.time_base, reader.audio_stream if audio else None)
+                sink = _WriterThread(writer)
+            try:
+                sidecars = Sidecars(extras, dst, info, single=single, show=show, time_base=reader.time_base)
+            except BaseException:
+                if sink is not None:
+                    sink.abort()
+                raise
             progress.start_file(Path(str(src.spec)).name, info.frames)
+            meter = _FpsMeter()
             try:
                 frames = _Prefetch(reader)
                 for frame, out in self.anonymise_frames(frames, stream):
-                    sink.put(frame, out)
+                    if sink is not None:
+                        sink.put(frame, out)
+                    sidecars.write(frame, out)
                     written += 1
                     progress.advance()
-                    if viewer is not None and not viewer.show(out):
-                        if not info.live:
-                            raise KeyboardInterrupt
-                        break
-                sink.finish()
+                    if viewer is not None:
+                        view = sidecars.debug_view if sidecars.debug_view is not None else out
+                        if not viewer.show(meter.annotate(view)):
+                            if not info.live:
+                                raise KeyboardInterrupt
+                            break
+                if sink is not None:
+                    sink.finish()
+                sidecars.finish()
             except KeyboardInterrupt:
                 if info.live and written:
-                    sink.finish()
+                    if sink is not None:
+                        sink.finish()
+                    sidecars.finish()
                     return FileResult(str(src.spec), dst, "stopped", written, time.perf_counter() - start, stream.counts)
-                sink.abort()
+                if sink is not None:
+                    sink.abort()
+                sidecars.abort()
                 raise
             except BaseException:
-                sink.abort()
+                if sink is not None:
+                    sink.abort()
+                sidecars.abort()
                 raise
         finally:
             if frames is None or frames.close():  # never close a container a thread is still reading
@@ -278,7 +325,7 @@ class Anonymiser:
     def process_file(self, src: str | Path, dst: str | Path, **kwargs) -> FileResult:
         """Anonymise an image or a video file, chosen by its extension."""
         if media_kind(Path(src)) == "image":
-            return self.process_image(src, dst)
+            return self.process_image(src, dst, extras=kwargs.get("extras"))
         return self.process_video(src, dst, **kwargs)
 
     def run(
@@ -290,16 +337,19 @@ class Anonymiser:
         audio: bool = True,
         show: bool = False,
         progress: bool = False,
+        extras: Extras | None = None,
     ) -> BatchReport:
         """Anonymise anything ``--video-source`` accepts; see the CLI for the rules on outputs.
 
         A single input raises :class:`~anonymise.errors.AnonymiseError` on failure. A folder is
         processed file by file: a bad file is reported in the returned :class:`BatchReport`
-        and the run goes on; outputs that exist are skipped unless ``overwrite``.
+        and the run goes on; outputs that exist are skipped unless ``overwrite``. ``extras``:
+        keypoints, snapshots, debug view, or data only (see :class:`~anonymise.sidecars.Extras`).
         """
+        extras = extras or Extras()
         src = parse_source(source)
-        out = Path(output) if output is not None else default_output(src)
-        jobs = plan_jobs(src, out)
+        jobs = plan_jobs(src, output, extras)
+        single = src.kind != "folder"
         if show:
             require_display()
         report = BatchReport()
@@ -312,9 +362,9 @@ class Anonymiser:
                 try:
                     check_writable(job_dst.parent)
                     if not isinstance(job_src, Source) and media_kind(job_src) == "image":
-                        result = self.process_image(job_src, job_dst)
+                        result = self.process_image(job_src, job_dst, extras=extras, single=single)
                     else:  # a video file, or a camera / stream Source
-                        result = self.process_video(job_src, job_dst, audio=audio, show=show, progress=bar)
+                        result = self.process_video(job_src, job_dst, audio=audio, show=show, progress=bar, extras=extras, single=single)
                 except (AnonymiseError, OSError) as e:
                     if src.kind != "folder":
                         raise _as_anonymise_error(e) from None
@@ -336,8 +386,19 @@ def _as_anonymise_error(e: Exception) -> AnonymiseError:
     return OutputError(f"{getattr(e, 'filename', '') or ''}: {getattr(e, 'strerror', None) or e}".lstrip(": "))
 
 
-def plan_jobs(src: Source, out: Path) -> list[tuple]:
-    """Pairs of (input, output path) for a source; checks that no output can replace an input."""
+def plan_jobs(src: Source, out: str | Path | None = None, extras: Extras | None = None) -> list[tuple]:
+    """Pairs of (input, output path) for a source; checks that no output can replace an input.
+
+    ``out`` ``None``: the default output (see :func:`~anonymise.sources.default_output`). With
+    ``extras.video`` off the outputs are keypoint files (``.jsonl`` or ``.csv``), not videos.
+    """
+    extras = extras or Extras()
+    suffix = None if extras.video else data_suffix(extras.keypoints)
+    if out is None:
+        out = default_output(src)
+        if suffix and src.kind != "folder":
+            out = out.with_suffix(suffix)
+    out = Path(out)
     if src.kind == "folder":
         root = src.path.resolve()
         out = out.resolve()
@@ -351,6 +412,8 @@ def plan_jobs(src: Source, out: Path) -> list[tuple]:
         jobs, used = [], set()
         for path in inputs:
             dst = output_for(path, root, out)
+            if suffix:
+                dst = dst.with_suffix(suffix)
             if dst in used:  # e.g. a.avi and a.mp4 both -> a.mp4
                 dst = dst.with_name(f"{path.stem}_{path.suffix.lstrip('.')}{dst.suffix}")
             used.add(dst)
@@ -361,8 +424,10 @@ def plan_jobs(src: Source, out: Path) -> list[tuple]:
     if src.path is not None and out.resolve() == src.path.resolve():
         raise OutputError(f"output would overwrite the input {src.path}; choose another --output")
     allowed = IMAGE_EXTS if src.kind == "image" else VIDEO_EXTS
+    if suffix:
+        allowed = {suffix}
     if out.suffix.lower() not in allowed:
-        kind = "an image" if src.kind == "image" else "a video"
+        kind = f"a {suffix.lstrip('.')}" if suffix else "an image" if src.kind == "image" else "a video"
         raise OutputError(f"output {out} needs {kind} extension ({', '.join(sorted(allowed))})")
     return [(src.path if src.path is not None else src, out)]
 
@@ -490,6 +555,27 @@ def require_display() -> None:
     """Raise :class:`OutputError` where a window cannot open (OpenCV's Qt would abort the process)."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise OutputError("--show needs a display, and this session has none (no DISPLAY or WAYLAND_DISPLAY)")
+
+
+class _FpsMeter:
+    """An fps counter drawn on the ``--show`` preview (never on the written output)."""
+
+    def __init__(self, smoothing: float = 0.9):
+        self.smoothing = smoothing
+        self.fps = 0.0
+        self._last: float | None = None
+
+    def annotate(self, image: np.ndarray) -> np.ndarray:
+        import cv2
+
+        now = time.perf_counter()
+        if self._last is not None and now > self._last:
+            rate = 1.0 / (now - self._last)
+            self.fps = rate if self.fps == 0 else self.smoothing * self.fps + (1 - self.smoothing) * rate
+        self._last = now
+        image = image.copy()
+        cv2.putText(image, f"{self.fps:.1f} fps", (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 0), 2, cv2.LINE_AA)
+        return image
 
 
 class _Viewer:

@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 
 from . import composite, masks, motion, pose
-from .config import Config, Mode
-from .errors import AnonymiseError
+from .config import Config, Fill, Mode
+from .errors import AnonymiseError, ConfigError
 from .track import MAX_GROWTH, PersonTracker, TrackHistory, grow
 from .types import Detections
 from .video import Frame
@@ -77,8 +77,19 @@ class _Slot:
 class FrameStream:
     """The frames of one video through detect, track, mask, background and compose."""
 
-    def __init__(self, config: Config, detector, background, lookahead: int, fail_closed: bool, to_device, fps: float = 30.0):
+    def __init__(self, config: Config, detector, background, lookahead: int, fail_closed: bool, to_device, fps: float = 30.0,
+                 debug: bool = False):  # fmt: skip
+        """``debug``: each output frame also carries ``frame.debug = (alpha, background)`` (numpy)."""
         self.config = config
+        self.debug = debug
+        self.canvas = None
+        if config.canvas is not None:
+            from .canvas import Canvas
+
+            try:
+                self.canvas = Canvas.parse(config.canvas)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         self.detector = detector
         self.background = background
         self.lookahead = lookahead
@@ -146,6 +157,8 @@ class FrameStream:
             return
         if found.poses is found.people:
             found.poses = tracked
+        else:  # seg: skeletons from the pose model take the id of the mask they overlap most
+            found.poses.tracker_id = _match_ids(found.poses.xyxy, tracked)
         found.people = tracked
         slot.extra.extend(held)
         self.counts.held += len(held)
@@ -237,6 +250,8 @@ class FrameStream:
             if len(found):
                 self.counts.second_look += len(found)
                 slot.extra.extend(found.xyxy)
+                if slot.found.poses.tracker_id is not None:
+                    found.tracker_id = np.full(len(found), -1, np.int64)  # untracked, and keeps the others' ids
                 slot.found.poses = Detections.concat([slot.found.poses, found]) if len(slot.found.poses) else found
         self.counts.motion += len(unexplained)
         slot.extra.extend(regions.boxes[regions.explained])  # what sticks out of a detection's mask
@@ -301,26 +316,70 @@ class FrameStream:
 
     def _compose(self, slot: _Slot) -> tuple[Frame, np.ndarray]:
         self.counts.frames += 1
-        torch_bg = not isinstance(slot.image, np.ndarray)
+        found = slot.found
+        has_poses = found is not None and len(found.poses) and found.poses.keypoints is not None
+        slot.frame.poses = found.poses if has_poses else Detections.empty()
         try:
-            background = self.background.image()
-            if torch_bg:
-                out = composite.blend_torch(slot.image, background, slot.alpha).cpu().numpy()
-            else:
-                out = composite.blend(slot.image, background, slot.alpha)
-            found = slot.found
-            if found is not None and self.config.pose and len(found.poses) and found.poses.keypoints is not None:
-                out = pose.draw_skeleton(out, found.poses.keypoints, self.config.pose_conf)
-                slot.frame.poses = found.poses
+            out, background = self._fill(slot)
+            if self.config.pose and has_poses:
+                out = self._draw(out, found.poses)
+            if self.debug:
+                slot.frame.debug = (_numpy(slot.alpha), _numpy(background))
             return slot.frame, out
         except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes background
             log.warning("compositing failed on frame %d, written fully masked: %s", slot.t, e)
             self.counts.failed += 1
+            slot.frame.poses = Detections.empty()
             try:
-                background = self.background.image()
-                return slot.frame, background.cpu().numpy() if torch_bg else background
+                return slot.frame, _numpy(self.background.image())
             except Exception:  # noqa: BLE001
                 return slot.frame, np.zeros_like(slot.frame.image)
+
+    def _fill(self, slot: _Slot) -> tuple[np.ndarray, Any]:
+        """(the frame with its people replaced, or the canvas; the background used)."""
+        c = self.config
+        shape = slot.frame.image.shape[:2]
+        if self.canvas is not None:
+            background = self.background.image() if self.debug else None
+            return self.canvas.frame(slot.t, shape), background
+        background = self.background.image()
+        if c.fill is Fill.BACKGROUND and not isinstance(slot.image, np.ndarray):  # on the device
+            return composite.blend_torch(slot.image, background, slot.alpha).cpu().numpy(), background
+        boxes = [slot.extra] if len(slot.extra) else []
+        if slot.found is not None and len(slot.found.people):
+            boxes.append(slot.found.people.xyxy)
+        boxes = np.concatenate([np.asarray(b, np.float32).reshape(-1, 4) for b in boxes]) if boxes else None
+        out = composite.fill(slot.frame.image, _numpy(background), _numpy(slot.alpha), c.fill, boxes)
+        return out, background
+
+    def _draw(self, image: np.ndarray, poses: Detections) -> np.ndarray:
+        c = self.config
+        track_ids = colour = None
+        if c.skeleton_colour == "track":
+            track_ids = poses.tracker_id if poses.tracker_id is not None else np.full(len(poses), -1)
+        elif c.skeleton_colour != "limbs":
+            colour = pose.parse_colour(c.skeleton_colour)
+        return pose.draw_skeleton(image, poses.keypoints, c.pose_conf, c.thickness, track_ids=track_ids, colour=colour, show_conf=c.show_conf)
+
+    def close(self) -> None:
+        """Release the canvas (a video canvas holds an open file)."""
+        if self.canvas is not None:
+            self.canvas.close()
+
+
+def _match_ids(boxes: np.ndarray, tracked: Detections, min_iou: float = 0.3) -> np.ndarray:
+    """For each box, the tracker id of the tracked box it overlaps most (IoU >= ``min_iou``), else -1."""
+    ids = np.full(len(boxes), -1, np.int64)
+    if not len(boxes) or not len(tracked) or tracked.tracker_id is None:
+        return ids
+    a, b = boxes[:, None, :], tracked.xyxy[None, :, :]
+    inter = (np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2])).clip(0).prod(-1)
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
+    iou = inter / np.maximum(area(a) + area(b) - inter, 1e-6)
+    best = iou.argmax(axis=1)
+    hit = iou[np.arange(len(boxes)), best] >= min_iou
+    ids[hit] = tracked.tracker_id[best[hit]]
+    return ids
 
 
 def _numpy(array) -> np.ndarray:

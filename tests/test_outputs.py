@@ -1,0 +1,214 @@
+"""Every output: fill modes, skeleton-only canvases, keypoints, snapshots, export and the debug view.
+
+Synthetic runs use the magenta detector (with keypoints); the real-clip runs use the bundled pose
+model on 12 frames of pedestrians.mp4.
+"""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from anonymise import Anonymiser, Config
+from anonymise.cli import app
+from anonymise.config import Fill
+from anonymise.keypoints import read_keypoints
+from anonymise.pose import track_colour
+from anonymise.sidecars import Every, Extras
+from anonymise.video import Frame
+
+from conftest import ColourDetector, is_person_colour, read_frames, stream_summary, synthetic_frames, write_video
+
+runner = CliRunner()
+FAST = ["--imgsz", "320", "--quiet"]
+
+
+def _run(config, frames, lookahead=0, detector=None):
+    anon = Anonymiser(config, detector=detector or ColourDetector(keypoints=True))
+    stream = anon.stream(lookahead, debug=True)
+    return list(anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream))
+
+
+@pytest.mark.parametrize("fill", [f for f in Fill if f is not Fill.NONE])
+def test_every_fill_mode_replaces_the_person_and_keeps_the_rest(fill):
+    frames = synthetic_frames(8)
+    for frame, out in _run(Config(fill=fill, pose=False), frames):
+        alpha, _ = frame.debug
+        assert (out[alpha == 0] == frame.image[alpha == 0]).all(), f"{fill.value}: pixels away from people changed"
+        if fill in (Fill.BLUR, Fill.PIXELATE):  # they hide detail, not a flat block's colour (see test_fill.py)
+            assert (out[alpha > 0] != frame.image[alpha > 0]).any()
+        else:
+            assert not is_person_colour(out, 60).any(), f"{fill.value}: the person shows"
+
+
+def test_blackout_is_black_exactly_inside_the_mask():
+    for frame, out in _run(Config(fill="blackout", pose=False, feather=0), synthetic_frames(5)):
+        alpha, _ = frame.debug
+        assert (alpha == 255).sum() > 500
+        assert (out[alpha == 255] == 0).all() and (out[alpha == 0] == frame.image[alpha == 0]).all()
+
+
+def test_fill_none_keeps_the_frame_and_draws_the_skeleton():
+    (frame, out), *_ = _run(Config(fill="none", skeleton_colour="#00ff00"), synthetic_frames(3))
+    drawn = np.any(out != frame.image, axis=-1)
+    assert drawn.any() and (out[drawn] == [0, 255, 0]).all(axis=-1).mean() > 0.5, "only the green skeleton differs"
+
+
+def test_black_canvas_shows_only_the_skeleton_in_its_track_colour():
+    results = _run(Config(canvas="black", skeleton_colour="track", feather=0), synthetic_frames(6))
+    for frame, out in results:
+        assert not is_person_colour(out, 60).any()
+        (track_id,) = frame.poses.tracker_id
+        colour = np.array(track_colour(int(track_id)), np.uint8)
+        lit = out.max(axis=-1) > 0
+        assert lit.any() and lit.mean() < 0.05, "black canvas, a thin skeleton"
+        assert (np.abs(out[lit].astype(int) - colour).max(axis=-1) <= 60).mean() > 0.5, "drawn in the track's colour"
+
+
+def test_video_canvas_is_looped_and_resized(tmp_path):
+    colours = [(0, 0, 200), (0, 200, 0), (200, 0, 0)]
+    canvas = write_video(tmp_path / "room.mp4", [np.full((48, 64, 3), c, np.uint8) for c in colours], audio=None)
+    results = _run(Config(canvas=str(canvas), pose=False), synthetic_frames(7))
+    for i, (_, out) in enumerate(results):
+        assert out.shape == (120, 160, 3)
+        assert np.abs(out.reshape(-1, 3).mean(axis=0) - colours[i % 3]).max() < 12, f"frame {i}: canvas frame {i % 3}"
+
+
+def _video(tmp_path, n=12, fps=10):
+    return write_video(tmp_path / "walk.mp4", synthetic_frames(n), fps=fps)
+
+
+def test_keypoints_snapshots_and_video_from_one_run(tmp_path):
+    src = _video(tmp_path)
+    anon = Anonymiser(Config(), detector=ColourDetector(keypoints=True))
+    extras = Extras(keypoints="csv", snapshot_every="0.5s")
+    report = anon.run(src, tmp_path / "out.mp4", extras=extras)
+    assert report.ok and stream_summary(tmp_path / "out.mp4")["frames"] == 12
+    records = list(read_keypoints(tmp_path / "out.keypoints.csv"))
+    assert [r["frame"] for r in records] == list(range(12)), "one record per person per frame"
+    assert records[3]["time"] == pytest.approx(0.3) and records[3]["track_id"] == records[0]["track_id"] >= 1
+    snaps = sorted(p.name for p in (tmp_path / "out_snapshots").iterdir())
+    assert snaps == ["out_000000.jpg", "out_000005.jpg", "out_000010.jpg"]
+    assert not is_person_colour(cv2.imread(str(tmp_path / "out_snapshots" / snaps[1])), 60).any(), "snapshots are anonymised"
+
+
+def test_export_writes_only_the_data(tmp_path):
+    src = _video(tmp_path)
+    anon = Anonymiser(Config(fill="none"), detector=ColourDetector(keypoints=True))
+    report = anon.run(src, tmp_path / "walk.jsonl", extras=Extras(keypoints="jsonl", video=False))
+    assert report.ok
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.jsonl", "walk.mp4"], "no video written"
+    lines = (tmp_path / "walk.jsonl").read_text().splitlines()
+    assert len(lines) == 12 and json.loads(lines[0])["schema"] == "anonymise.keypoints/1"
+
+
+def test_debug_view_without_a_display_is_written_as_a_video(tmp_path):
+    src = _video(tmp_path, n=6)
+    anon = Anonymiser(Config(), detector=ColourDetector(keypoints=True))
+    anon.run(src, tmp_path / "out.mp4", extras=Extras(debug_view=True))
+    debug = read_frames(tmp_path / "out_debug.mp4")
+    assert len(debug) == 6 and debug[0].shape == (120, 160, 3)
+    assert is_person_colour(debug[2][:60, :80], 60).any(), "top left: the original"
+    assert not is_person_colour(debug[2][60:, 80:], 60).any(), "bottom right: the output"
+
+
+def test_an_interrupted_run_leaves_no_sidecar_behind(tmp_path):
+    src = _video(tmp_path)
+
+    class Interrupting(ColourDetector):
+        def __call__(self, frames, imgsz=None):
+            if self.calls >= 8:
+                raise KeyboardInterrupt
+            return super().__call__(frames, imgsz)
+
+    anon = Anonymiser(Config(lookahead=0), detector=Interrupting(keypoints=True))
+    with pytest.raises(KeyboardInterrupt):
+        anon.run(src, tmp_path / "out.mp4", extras=Extras(keypoints="jsonl", snapshot_every="2", debug_view=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.mp4"]
+
+
+@pytest.mark.parametrize("text, expected", [("25", Every(25, False)), ("2s", Every(2, True)), ("0.5 s", Every(0.5, True))])
+def test_snapshot_period(text, expected):
+    assert Every.parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--fill", "sparkle"], "Invalid value for '--fill'"),
+        (["--canvas", "nowhere/room.mp4"], "canvas: no such file"),
+        (["--canvas", "purple"], "expected black, white"),
+        (["--skeleton-colour", "plaid"], "skeleton_colour must be limbs, track"),
+        (["--keypoints", "out.txt"], ".jsonl"),
+        (["--snapshot-every", "0"], "snapshot period must be"),
+    ],
+)
+def test_bad_output_options_give_one_line(tmp_path, args, message):
+    src = _video(tmp_path, n=3)
+    r = runner.invoke(app, ["bbox", "-i", str(src), "-o", str(tmp_path / "o.mp4"), *FAST, *args])
+    assert r.exit_code != 0 and message in " ".join(r.output.split())
+    assert not (tmp_path / "o.mp4").exists()
+
+
+# -- the real clip -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real(clip):
+    from anonymise.detect import Detector
+
+    frames = [f.image for f in __import__("anonymise.video", fromlist=["VideoReader"]).VideoReader(clip, audio=False)][:6]
+    return frames, Detector(Config(imgsz=640, tiles="off"))
+
+
+@pytest.mark.slow
+def test_fill_modes_on_real_people(real):
+    frames, detector = real
+    for fill in Fill:
+        results = _run(Config(fill=fill, pose=False, fail_closed=False, track=False), frames, detector=detector)
+        covered = 0
+        for frame, out in results:
+            alpha, _ = frame.debug
+            inside, outside = alpha == 255, alpha == 0
+            covered += inside.sum()
+            assert (out[outside] == frame.image[outside]).all(), f"{fill.value}: pixels away from people changed"
+            if fill is Fill.BLACKOUT:
+                assert (out[inside] == 0).all()
+            elif fill is Fill.NONE:
+                assert (out == frame.image).all()
+            elif inside.any():
+                changed = np.abs(out[inside].astype(int) - frame.image[inside].astype(int)).max(axis=-1) > 0
+                assert changed.mean() > 0.5, f"{fill.value}: people barely changed"
+        assert covered > 1000, "the pose model found people in these frames"
+
+
+@pytest.mark.slow
+def test_export_then_analyze_on_a_real_clip(clip, tmp_path):
+    data = tmp_path / "people.jsonl"
+    r = runner.invoke(app, ["export", "-i", str(clip), "-o", str(data), *FAST])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["people.jsonl"], "no video"
+    records = list(read_keypoints(data))
+    frames = {rec["frame"] for rec in records}
+    assert records and frames <= set(range(12)) and len(frames) >= 10, "people in (nearly) every frame"
+    assert all(rec["frame_width"] == 480 and rec["frame_height"] == 360 for rec in records)
+    r = runner.invoke(app, ["analyze", str(data), "--events", str(tmp_path / "events.csv")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "events.csv").read_text().startswith("track_id,kind,start_time,end_time,frame,details")
+    assert "people" in r.output
+
+
+@pytest.mark.slow
+def test_skeletons_on_a_canvas_with_keypoints_and_snapshots_on_a_real_clip(clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    r = runner.invoke(app, ["bbox", "-i", str(clip), "-o", str(out), "--canvas", "white", "--keypoints", "csv",
+                            "--snapshot-every", "5", *FAST])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    frames = read_frames(out)
+    assert len(frames) == 12
+    assert np.mean([(f > 200).all(axis=-1).mean() for f in frames]) > 0.97, "a white canvas with thin skeletons"
+    assert len(list(read_keypoints(tmp_path / "out.keypoints.csv"))) > 0
+    assert sorted(p.name for p in (tmp_path / "out_snapshots").iterdir()) == ["out_000000.jpg", "out_000005.jpg", "out_000010.jpg"]
