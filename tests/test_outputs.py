@@ -212,3 +212,40 @@ def test_skeletons_on_a_canvas_with_keypoints_and_snapshots_on_a_real_clip(clip,
     assert np.mean([(f > 200).all(axis=-1).mean() for f in frames]) > 0.97, "a white canvas with thin skeletons"
     assert len(list(read_keypoints(tmp_path / "out.keypoints.csv"))) > 0
     assert sorted(p.name for p in (tmp_path / "out_snapshots").iterdir()) == ["out_000000.jpg", "out_000005.jpg", "out_000010.jpg"]
+
+
+def test_analyze_and_export_errors_are_one_line(tmp_path):
+    r = runner.invoke(app, ["analyze", str(tmp_path / "missing.jsonl")])
+    assert r.exit_code == 1 and "missing.jsonl" in r.output and len(r.output.strip().splitlines()) == 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"frame": 0}\n')
+    r = runner.invoke(app, ["analyze", str(bad)])
+    assert r.exit_code == 1 and "line 1" in r.output
+    r = runner.invoke(app, ["export", "-i", str(_video(tmp_path, n=3)), "--format", "xml"])
+    assert r.exit_code == 1 and "--format must be jsonl or csv" in r.output
+
+
+def test_analyze_a_synthetic_fall(tmp_path):
+    """A skeleton that stands for 1 s, then falls flat within 0.3 s: one fall event, and lying at the end."""
+    from anonymise.keypoints import KeypointWriter
+    from anonymise.pose import KEYPOINT_NAMES
+    from anonymise.types import Detections
+
+    path = tmp_path / "fall.jsonl"
+    with KeypointWriter(path, 640, 480, fps=10) as writer:
+        for i in range(40):
+            k = np.zeros((1, 17, 3), np.float32)
+            k[..., 2] = 0.9
+            fallen = min(max(i - 10, 0) / 3, 1.0)  # 0 = upright, 1 = flat
+            for j, name in enumerate(KEYPOINT_NAMES):
+                height = {"shoulder": 100, "hip": 50, "knee": 25, "ankle": 0}.get(name.split("_")[-1], 120)
+                x = 300 + height * fallen
+                y = 400 - height * (1 - fallen)
+                k[0, j, :2] = x, y
+            box = [k[0, :, 0].min() - 5, k[0, :, 1].min() - 5, k[0, :, 0].max() + 5, k[0, :, 1].max() + 5]
+            writer.write(i, None, Detections([box], [0.9], [0], tracker_id=[1], keypoints=k))
+    r = runner.invoke(app, ["analyze", str(path), "--events", str(tmp_path / "events.csv")])
+    assert r.exit_code == 0, r.output
+    rows = (tmp_path / "events.csv").read_text().splitlines()
+    assert sum(",fall," in row for row in rows) == 1
+    assert "1 people, 1 falls" in " ".join(r.output.split())
