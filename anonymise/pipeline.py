@@ -273,7 +273,8 @@ class Anonymiser:
             stream = self.stream(lookahead, live=info.live, fps=float(info.fps), debug=extras.debug_view)
             sink = None
             if extras.video:
-                writer = VideoWriter(dst, info.width, info.height, info.fps, reader.time_base, reader.audio_stream if audio else None)
+                writer = VideoWriter(dst, info.width, info.height, info.fps, reader.time_base, reader.audio_stream if audio else None,
+                                     gpu=str(self.device).startswith("cuda"))  # fmt: skip
                 sink = _WriterThread(writer)
             try:
                 sidecars = Sidecars(extras, dst, info, single=single, show=show, time_base=reader.time_base)

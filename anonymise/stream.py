@@ -321,7 +321,7 @@ class FrameStream:
         slot.frame.poses = found.poses if has_poses else Detections.empty()
         try:
             out, background = self._fill(slot)
-            if self.config.pose and has_poses:
+            if self.config.pose and self.config.draw_pose and has_poses:
                 out = self._draw(out, found.poses)
             if self.debug:
                 slot.frame.debug = (_numpy(slot.alpha), _numpy(background))

@@ -161,6 +161,25 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
 
 
+_NVENC: bool | None = None
+
+
+def nvenc_available() -> bool:
+    """Whether FFmpeg here can open an NVENC H.264 encoder (the codec built in *and* a GPU that has one)."""
+    global _NVENC
+    if _NVENC is None:
+        _NVENC = False
+        if "h264_nvenc" in av.codecs_available:
+            try:
+                ctx = av.CodecContext.create("h264_nvenc", "w")
+                ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = 256, 256, "yuv420p", Fraction(1, 25)
+                ctx.open()
+                _NVENC = True
+            except Exception:  # noqa: BLE001 - no device, no driver, or no NVENC unit (H100)
+                _NVENC = False
+    return _NVENC
+
+
 class VideoWriter:
     """Encode BGR frames to H.264 ``yuv420p`` at ``path``, atomically.
 
@@ -181,10 +200,14 @@ class VideoWriter:
         crf: int = 20,
         preset: str = "veryfast",
         codec: str = "libx264",
+        gpu: bool = False,
     ):
         self.path = Path(path)
         self.tmp = partial_path(self.path)
         self.width, self.height = width + width % 2, height + height % 2  # 4:2:0 needs even sizes
+        if gpu and codec == "libx264" and nvenc_available():
+            codec = "h264_nvenc"  # the GPU's encoder, where it has one (an H100 has none: libx264 then)
+        self.codec = codec
         self.time_base = time_base or Fraction(1, 1) / Fraction(fps)
         self._fps = Fraction(fps)
         self._next_pts = 0
@@ -201,7 +224,10 @@ class VideoWriter:
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
             stream.time_base = self.time_base
             stream.codec_context.time_base = self.time_base
-            stream.options = {"crf": str(crf), "preset": preset} if codec == "libx264" else {}
+            if codec == "libx264":
+                stream.options = {"crf": str(crf), "preset": preset}
+            elif codec == "h264_nvenc":
+                stream.options = {"preset": "p4", "rc": "vbr", "cq": str(crf + 3)}
             self._stream = stream
             if audio_stream is not None:
                 self._add_audio(audio_stream)

@@ -39,6 +39,7 @@ the high-water mark is reset before each stage, so ``stage MiB`` is that stage's
 and ``peak MiB`` is the process's peak so far.
 
     python scripts/bench.py [--video PATH] [--frames N] [--mode bbox|seg|both] [--imgsz N] [--device cpu] [--skip-naive]
+    python scripts/bench.py --memory-check 40   # peak RSS on 40 vs 400 frames (fresh process each): flat in length?
 """
 
 from __future__ import annotations
@@ -431,15 +432,65 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--imgsz", type=int, help="inference size (default: the pipeline's auto size for the video)")
     p.add_argument("--device", default="cpu", help="device of the main section (default: cpu); cuda runs again in the GPU section when present")
     p.add_argument("--skip-naive", action="store_true", help="do not run the naive reference loop")
+    p.add_argument("--memory-check", type=int, metavar="N", help="only check that memory is flat in video length: "
+                   "peak RSS of the pipeline on N frames vs 10*N frames (the clip looped), each in a fresh process")
     args = p.parse_args(argv)
     if args.frames is not None and args.frames < 1:
         p.error("--frames must be >= 1")
     return args
 
 
+def loop_clip(src: Path, dst: Path, frames: int) -> int:
+    """``frames`` frames of ``src`` (looped as often as needed, timestamps continued) re-encoded to ``dst``."""
+    with VideoReader(src, audio=False) as reader:
+        info = reader.info
+        images = []
+        for frame in reader:
+            images.append(frame.image)
+            if len(images) >= frames:
+                break
+    writer = VideoWriter(dst, info.width, info.height, info.fps)
+    for i in range(frames):
+        writer.write(images[i % len(images)])
+    writer.close()
+    return frames
+
+
+PEAK_CHILD = """
+import sys, resource
+from anonymise import Anonymiser, Config
+Anonymiser(Config(imgsz=int(sys.argv[3]), tiles="off")).process_video(sys.argv[1], sys.argv[2])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def memory_check(video: Path, n: int, imgsz: int = 320) -> None:
+    """Peak RSS of the whole pipeline on n and 10n frames, each in a fresh process."""
+    import subprocess
+
+    print(f"memory check: pipeline (bbox defaults, imgsz {imgsz}, tiles off) on {n} and {10 * n} frames of {video.name}, fresh process each")
+    peaks = {}
+    with tempfile.TemporaryDirectory(prefix="anonymise-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        for frames in (n, 10 * n):
+            src = tmp / f"loop{frames}.mp4"
+            loop_clip(video, src, frames)
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", PEAK_CHILD, str(src), str(tmp / "out.mp4"), str(imgsz)],
+                                  capture_output=True, text=True, check=True)  # fmt: skip
+            peaks[frames] = float(done.stdout.strip().splitlines()[-1])
+            print(f"  {frames:>6} frames: peak RSS {peaks[frames]:.0f} MiB ({time.perf_counter() - start:.0f} s)")
+    ratio = peaks[10 * n] / peaks[n]
+    print(f"  10x longer / short: {ratio:.3f} (target: within 1.10)")
+
+
 def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.memory_check:
+        memory_check(find_video(args.video), args.memory_check, args.imgsz or 320)
+        return
     try:
-        run(parse_args(argv))
+        run(args)
     except AnonymiseError as e:  # bad --device, --imgsz, missing model, unreadable video: one line
         sys.exit(f"bench: {e}")
 

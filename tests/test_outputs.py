@@ -249,3 +249,12 @@ def test_analyze_a_synthetic_fall(tmp_path):
     rows = (tmp_path / "events.csv").read_text().splitlines()
     assert sum(",fall," in row for row in rows) == 1
     assert "1 people, 1 falls" in " ".join(r.output.split())
+
+
+def test_keypoints_without_drawing(tmp_path):
+    src = _video(tmp_path, n=5)
+    anon = Anonymiser(Config(draw_pose=False, fill="blackout", feather=0), detector=ColourDetector(keypoints=True))
+    anon.run(src, tmp_path / "out.mp4", extras=Extras(keypoints="jsonl"))
+    assert len(list(read_keypoints(tmp_path / "out.keypoints.jsonl"))) == 5
+    for out in read_frames(tmp_path / "out.mp4"):
+        assert (out > 200).all(axis=-1).sum() < 5, "no white joints drawn on the blackout"

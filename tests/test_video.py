@@ -108,3 +108,14 @@ def test_corrupt_truncated_and_empty_inputs_raise_source_errors(tmp_path):
             list(r)
     with pytest.raises(SourceError, match=r"no such file"):
         VideoReader(tmp_path / "missing.mp4")
+
+
+def test_gpu_encoding_falls_back_to_libx264_without_nvenc(tmp_path):
+    from anonymise.video import VideoWriter, nvenc_available
+
+    writer = VideoWriter(tmp_path / "gpu.mp4", 64, 48, 10, gpu=True)
+    for _ in range(3):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.close()
+    assert writer.codec == ("h264_nvenc" if nvenc_available() else "libx264")
+    assert stream_summary(tmp_path / "gpu.mp4")["frames"] == 3
