@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -31,6 +33,8 @@ Source = Annotated[str, typer.Option("--video-source", "-i", help="Video file, f
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file, or folder for a folder input. (default: <stem>_anonymised.mp4 beside the input; <folder>_anonymised/ for a folder)", show_default=False)]
 PoseModel = Annotated[str, typer.Option("--pose-model", envvar="ANONYMISE_POSE_MODEL", help="Pose weights (path or Ultralytics name); the bundled yolo11n-pose.pt works offline.")]
 Device = Annotated[str, typer.Option("--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps.")]
+BackendOpt = Annotated[str, typer.Option("--backend", envvar="ANONYMISE_BACKEND", help="Inference runtime: torch, onnx, openvino or tensorrt (exported once, cached beside the weights). See docs/backends.md.")]
+Int8 = Annotated[bool, typer.Option("--int8", help="int8 export (openvino, tensorrt): faster, less accurate; calibrates on the images in $ANONYMISE_CALIBRATION.")]
 Imgsz = Annotated[Optional[int], typer.Option("--imgsz", help="Inference size in pixels. (default: from the frame size, 2x for small frames, at most 1280)", show_default=False)]
 Conf = Annotated[float, typer.Option("--conf", help="Person confidence threshold (low on purpose: a missed person is a leak).")]
 Alpha = Annotated[float, typer.Option("--alpha", help="Background learning rate per frame, in (0, 1].")]
@@ -60,6 +64,21 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="More logging; tracebacks for unexpected errors.")]
 
 
+class Engine(str, enum.Enum):
+    """Where files are processed (``--engine``)."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
+EngineOpt = Annotated[Engine, typer.Option("--engine", help="local: this process; ray: spread a folder over a Ray cluster, one file per worker (pip install \"anonymise[ray]\").", case_sensitive=False)]
+RayAddress = Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join (auto, host:port, ray://host:10001). (default: $RAY_ADDRESS, else a local Ray instance)", show_default=False)]
+RayActors = Annotated[Optional[int], typer.Option("--ray-actors", help="Ray workers. (default: as many as the cluster's GPUs, or CPUs, hold)", show_default=False)]
+RayGpus = Annotated[Optional[float], typer.Option("--ray-gpus-per-actor", help="GPUs per Ray worker; 0.5 puts two on a GPU. (default: 1 where the cluster has GPUs, else 0)", show_default=False)]
+RayCpus = Annotated[float, typer.Option("--ray-cpus-per-actor", help="CPUs per Ray worker (on CPU-only clusters, the threads each worker uses).")]
+RayRetries = Annotated[int, typer.Option("--ray-retries", help="Times a file is retried when its Ray worker dies (crash, out of memory, lost node).")]
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"anonymise {__version__}")
@@ -80,6 +99,8 @@ def seg(
     seg_model: Annotated[str, typer.Option("--seg-model", envvar="ANONYMISE_SEG_MODEL", help="Segmentation weights (path or Ultralytics name, downloaded on first use when online).")] = _D.seg_model,
     pose_model: PoseModel = _D.pose_model,
     device: Device = _D.device,
+    backend: BackendOpt = _D.backend,
+    int8: Int8 = _D.int8,
     imgsz: Imgsz = _D.imgsz,
     conf: Conf = _D.conf,
     alpha: Alpha = _D.alpha,
@@ -106,6 +127,12 @@ def seg(
     show: Show = False,
     no_audio: NoAudio = False,
     overwrite: Overwrite = False,
+    engine: EngineOpt = Engine.LOCAL,
+    ray_address: RayAddress = None,
+    ray_actors: RayActors = None,
+    ray_gpus_per_actor: RayGpus = None,
+    ray_cpus_per_actor: RayCpus = 1.0,
+    ray_retries: RayRetries = 1,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -120,6 +147,8 @@ def bbox(
     bbox_model: Annotated[Optional[str], typer.Option("--bbox-model", envvar="ANONYMISE_BBOX_MODEL", help="Separate person detector; by default the pose model's boxes are used (one forward pass).", show_default=False)] = _D.bbox_model,
     pose_model: PoseModel = _D.pose_model,
     device: Device = _D.device,
+    backend: BackendOpt = _D.backend,
+    int8: Int8 = _D.int8,
     imgsz: Imgsz = _D.imgsz,
     conf: Conf = _D.conf,
     alpha: Alpha = _D.alpha,
@@ -145,6 +174,12 @@ def bbox(
     show: Show = False,
     no_audio: NoAudio = False,
     overwrite: Overwrite = False,
+    engine: EngineOpt = Engine.LOCAL,
+    ray_address: RayAddress = None,
+    ray_actors: RayActors = None,
+    ray_gpus_per_actor: RayGpus = None,
+    ray_cpus_per_actor: RayCpus = 1.0,
+    ray_retries: RayRetries = 1,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -153,7 +188,8 @@ def bbox(
 
 
 def _run(mode: Mode, *, video_source, output, show, no_audio, overwrite, quiet, verbose, no_pose,
-         keypoints=None, snapshot_every=None, snapshot_dir=None, debug_view=False, video=True, **knobs) -> None:  # fmt: skip
+         keypoints=None, snapshot_every=None, snapshot_dir=None, debug_view=False, video=True, engine=Engine.LOCAL,
+         ray_address=None, ray_actors=None, ray_gpus_per_actor=None, ray_cpus_per_actor=1.0, ray_retries=1, **knobs) -> None:  # fmt: skip
     """The runner every command shares: config, pipeline, and one line per error."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     try:
@@ -161,7 +197,8 @@ def _run(mode: Mode, *, video_source, output, show, no_audio, overwrite, quiet, 
         from .sidecars import Extras
         from .sources import parse_source
 
-        config = Config(mode=mode, pose=not no_pose, **knobs)
+        # --no-pose with --keypoints: the pose model still runs, for the data, and nothing is drawn
+        config = Config(mode=mode, pose=not no_pose or keypoints is not None, draw_pose=not no_pose, **knobs)
         if config.fill is Fill.NONE and config.canvas is None and video:
             logging.getLogger("anonymise").warning("--fill none: people are NOT removed from the video")
         extras = Extras(keypoints, snapshot_every, snapshot_dir, debug_view, video)
@@ -169,8 +206,18 @@ def _run(mode: Mode, *, video_source, output, show, no_audio, overwrite, quiet, 
         jobs = plan_jobs(source, output, extras)  # bad paths fail before models load
         for _, dst in jobs:
             extras.keypoints_path(dst, source.kind != "folder")
-        anonymiser = Anonymiser(config)
-        report = anonymiser.run(video_source, output, overwrite=overwrite, audio=not no_audio, show=show, progress=not quiet, extras=extras)
+        ray_options = dict(address=ray_address, actors=ray_actors, gpus_per_actor=ray_gpus_per_actor, cpus_per_actor=ray_cpus_per_actor, retries=ray_retries)
+        if Engine(engine) is Engine.RAY:
+            if show:
+                raise ConfigError("--show needs --engine local (Ray workers have no window)")
+            from .distributed import run_ray
+
+            report = run_ray(config, video_source, output, extras=extras, overwrite=overwrite, audio=not no_audio, progress=not quiet, **ray_options)
+        else:
+            if ray_options != dict(address=None, actors=None, gpus_per_actor=None, cpus_per_actor=1.0, retries=1):
+                raise ConfigError("--ray-* options need --engine ray")
+            anonymiser = Anonymiser(config)
+            report = anonymiser.run(video_source, output, overwrite=overwrite, audio=not no_audio, show=show, progress=not quiet, extras=extras)
     except AnonymiseError as e:
         _fail(str(e))
     except KeyboardInterrupt:
@@ -192,6 +239,8 @@ def export(
     format: Annotated[str, typer.Option("--format", help="jsonl or csv (when --output does not say).")] = "jsonl",
     pose_model: PoseModel = _D.pose_model,
     device: Device = _D.device,
+    backend: BackendOpt = _D.backend,
+    int8: Int8 = _D.int8,
     imgsz: Imgsz = _D.imgsz,
     conf: Conf = _D.conf,
     min_person: MinPerson = _D.min_person,
@@ -199,6 +248,12 @@ def export(
     hold: Hold = _D.hold,
     batch: Batch = _D.batch,
     overwrite: Overwrite = False,
+    engine: EngineOpt = Engine.LOCAL,
+    ray_address: RayAddress = None,
+    ray_actors: RayActors = None,
+    ray_gpus_per_actor: RayGpus = None,
+    ray_cpus_per_actor: RayCpus = 1.0,
+    ray_retries: RayRetries = 1,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -208,7 +263,9 @@ def export(
     keypoints = str(output) if output is not None and output.suffix.lower() in (".jsonl", ".ndjson", ".csv") else format.lower()
     _run(Mode.BBOX, video_source=video_source, output=output, show=False, no_audio=True, overwrite=overwrite, quiet=quiet,
          verbose=verbose, no_pose=False, keypoints=keypoints, video=False, fill=Fill.NONE, pose_model=pose_model, device=device,
-         imgsz=imgsz, conf=conf, min_person=min_person, tiles=tiles, hold=hold, batch=batch)  # fmt: skip
+         imgsz=imgsz, conf=conf, min_person=min_person, tiles=tiles, hold=hold, batch=batch, backend=backend, int8=int8,
+         engine=engine, ray_address=ray_address, ray_actors=ray_actors, ray_gpus_per_actor=ray_gpus_per_actor,
+         ray_cpus_per_actor=ray_cpus_per_actor, ray_retries=ray_retries)  # fmt: skip
 
 
 @app.command()
@@ -248,7 +305,7 @@ def analyze(
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]Error:[/] {' '.join(message.split())}", markup=True)
+    err.print(f"[bold red]Error:[/] {escape(' '.join(message.split()))}", markup=True)  # escape: pip install "anonymise[onnx]"
     raise typer.Exit(code)
 
 

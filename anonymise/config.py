@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, fields, replace
 
+from .backends import BACKENDS, INT8_BACKENDS
 from .errors import ConfigError
 
 DEFAULT_SEG_MODEL = "yolo11n-seg.pt"
@@ -50,8 +51,10 @@ class Config:
     #: person detector for ``bbox`` mode; ``None`` takes the pose model's boxes (one forward pass)
     bbox_model: str | None = None
     pose_model: str = DEFAULT_POSE_MODEL
-    #: draw skeletons (and run the pose model when it is not needed for boxes)
+    #: run the pose model (skeletons, keypoint exports) even when it is not needed for boxes
     pose: bool = True
+    #: draw the skeletons (``False`` with ``pose`` on: keypoints are exported, not drawn)
+    draw_pose: bool = True
     #: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps`` ...
     device: str = "auto"
     #: inference size; ``None`` picks one from the frame size (see ``auto_imgsz``)
@@ -91,6 +94,10 @@ class Config:
     batch: int | None = None
     #: half precision inference; ``None``: on for CUDA, off elsewhere
     half: bool | None = None
+    #: inference runtime: ``torch``, or an export cached beside the weights: ``onnx``, ``openvino``, ``tensorrt``
+    backend: str = "torch"
+    #: int8 quantisation of the export (``openvino``, ``tensorrt``; calibrates on ``$ANONYMISE_CALIBRATION``)
+    int8: bool = False
     #: what replaces a person (see :class:`Fill`)
     fill: Fill = Fill.BACKGROUND
     #: draw the skeletons on this instead of the anonymised frame: ``black``, ``white``, a colour
@@ -130,6 +137,14 @@ class Config:
         object.__setattr__(self, "tiles", tiles)
         if self.batch is not None and (not isinstance(self.batch, int) or self.batch < 1):
             raise ConfigError(f"batch must be an integer >= 1, got {self.batch!r}")
+        backend = str(getattr(self.backend, "value", self.backend)).strip().lower()
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        object.__setattr__(self, "backend", backend)
+        if not isinstance(self.int8, bool):
+            raise ConfigError(f"int8 must be True or False, got {self.int8!r}")
+        if self.int8 and backend not in INT8_BACKENDS:
+            raise ConfigError(f"int8 needs backend {' or '.join(INT8_BACKENDS)}, got backend {backend!r}")
         try:
             object.__setattr__(self, "fill", Fill(str(getattr(self.fill, "value", self.fill)).lower()))
         except ValueError:

