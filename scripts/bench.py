@@ -314,8 +314,11 @@ def naive_skeleton(image: np.ndarray, keypoints: np.ndarray, conf: float) -> Non
 # -- one mode on one device -----------------------------------------------------------------
 
 
-def mode_config(mode: str, imgsz: int | None, device: str) -> tuple[Config, str]:
+def mode_config(mode: str, imgsz: int | None, device: str, backend: str = "torch") -> tuple[Config, str]:
     """The Config to benchmark, and a note when the seg weights had to be replaced."""
+    if backend != "torch":
+        config, note = mode_config(mode, imgsz, device)
+        return config.replace(backend=backend), note
     if mode == "seg" and models.resolve(DEFAULT_SEG_MODEL).path is None:
         note = (
             f"{DEFAULT_SEG_MODEL} is not available offline: using {SEG_FALLBACK} (same architecture, random weights); "
@@ -335,7 +338,7 @@ def log_stage(mode: str, device: str, name: str, stage: Stage) -> None:
 
 
 def bench_mode(mode: str, src: Path, args: argparse.Namespace, device: str, memory: Memory, tmp: Path) -> ModeResult:
-    config, note = mode_config(mode, args.imgsz, device)
+    config, note = mode_config(mode, args.imgsz, device, args.backend)
     if note:
         print(f"  note: {note}")
     first = first_frame(src)
@@ -432,6 +435,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--imgsz", type=int, help="inference size (default: the pipeline's auto size for the video)")
     p.add_argument("--device", default="cpu", help="device of the main section (default: cpu); cuda runs again in the GPU section when present")
     p.add_argument("--skip-naive", action="store_true", help="do not run the naive reference loop")
+    p.add_argument("--backend", default="torch", help="inference backend of the floor and pipeline stages (the naive loop stays torch)")
     p.add_argument("--memory-check", type=int, metavar="N", help="only check that memory is flat in video length: "
                    "peak RSS of the pipeline on N frames vs 10*N frames (the clip looped), each in a fresh process")
     args = p.parse_args(argv)
@@ -500,7 +504,7 @@ def run(args: argparse.Namespace) -> None:
     modes = ["bbox", "seg"] if args.mode == "both" else [args.mode]
     device = resolve_device(args.device)
     for mode in modes:
-        mode_config(mode, args.imgsz, device)  # validate the settings before any work
+        mode_config(mode, args.imgsz, device, args.backend)  # validate the settings before any work
     devices = [device]
     if torch.cuda.is_available() and not device.startswith("cuda"):
         devices.append("cuda:0")
