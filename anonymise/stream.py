@@ -200,8 +200,9 @@ class FrameStream:
             try:
                 alpha = self._alpha(image, slot.found, slot.extra)
                 if self.fail_closed and self.background_ready:
-                    alpha = self._guard(slot, alpha)
-                    alpha = self._carry(slot, alpha)
+                    reference = self.background.reference()  # one conversion, shared (forget keeps the values)
+                    alpha = self._guard(slot, alpha, reference)
+                    alpha = self._carry(slot, alpha, reference[0])
             except Exception as e:  # noqa: BLE001
                 log.warning("mask building failed on frame %d, written fully masked: %s", slot.t, e)
                 alpha = None
@@ -217,7 +218,7 @@ class FrameStream:
         """Whether the background has anything (learned or primed) to compare a frame with."""
         return getattr(self.background, "seen", None) is not None
 
-    def _guard(self, slot: _Slot, alpha: np.ndarray) -> np.ndarray:
+    def _guard(self, slot: _Slot, alpha: np.ndarray, reference: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """Mask every moving, person-sized region; look again at those no detection explains.
 
         Where such a region disagrees with the background outside the person mask, the background
@@ -225,7 +226,7 @@ class FrameStream:
         beside where they are now), so those pixels are forgotten (inpainted until seen free
         again) and can never come back as fill.
         """
-        reference, known = self.background.reference()
+        reference, known = reference
         learned = _numpy(self.background.seen)
         image = slot.frame.image
         if self._last_moved is None or self._last_moved.shape != image.shape[:2]:
@@ -258,7 +259,7 @@ class FrameStream:
         slot.extra.extend(grow(box, MOTION_GROWTH) for box in unexplained)
         return self._alpha(slot.frame.image, slot.found, slot.extra)
 
-    def _carry(self, slot: _Slot, alpha: np.ndarray) -> np.ndarray:
+    def _carry(self, slot: _Slot, alpha: np.ndarray, reference: np.ndarray) -> np.ndarray:
         """Keep masking last frame's boxes where the background cannot vouch for what is there.
 
         The motion guard forgets the background under a region it cannot explain (it may be a
@@ -268,11 +269,7 @@ class FrameStream:
         previous frame stays masked while at least CARRY_SUSPECT of it is forgotten and unlike
         the value the background had there before, for at most the motion memory.
         """
-        if not self._masked:
-            self._masked = [(np.asarray(b, np.float32), 0) for b in [*slot.found.people.xyxy, *slot.extra]]
-            return alpha
         image = slot.frame.image
-        reference, _ = self.background.reference()
         forgotten = _numpy(self.background.forgotten)
         height, width = alpha.shape
         masked = [(np.asarray(b, np.float32), 0) for b in [*slot.found.people.xyxy, *slot.extra]]
