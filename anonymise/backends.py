@@ -94,6 +94,22 @@ def check_backend(backend: str, int8: bool = False, half: bool = False) -> str:
     return name
 
 
+def openvino_half_hint() -> str:
+    """OpenVINO's reduced CPU precision on this machine: ``bf16``, ``f16``, or ``f32`` when it has none."""
+    try:
+        import openvino
+
+        capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # noqa: BLE001 - no CPU plugin: fp32 (the export then fails with its own message)
+        capabilities = []
+    if "BF16" in capabilities:
+        return "bf16"
+    if "FP16" in capabilities:
+        return "f16"
+    log.warning("--half: this CPU has no bf16 or fp16 support in OpenVINO, running fp32")
+    return "f32"
+
+
 def _has_module(name: str) -> bool:
     """Whether ``name`` can be imported (found without importing it)."""
     try:

@@ -28,13 +28,39 @@ def _check_rate(rate: float) -> float:
     return float(rate)
 
 
+#: inpainting radius (pixels)
+INPAINT_RADIUS = 5
+
+
 def inpaint_unseen(image: np.ndarray, unseen: np.ndarray) -> np.ndarray:
     """Fill ``unseen`` (bool H, W) pixels of ``image`` from the seen ones around them."""
     if not unseen.any():
         return image.copy()
     if unseen.all():
         return np.full_like(image, UNSEEN_GREY)
-    return cv2.inpaint(image, unseen.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+    return cv2.inpaint(image, unseen.astype(np.uint8), INPAINT_RADIUS, cv2.INPAINT_TELEA)
+
+
+def patch_fill(image: np.ndarray, unseen: np.ndarray, fill: np.ndarray, stale: np.ndarray) -> None:
+    """Inpaint ``fill`` again at ``stale`` pixels only, in place, on crops around them.
+
+    ``fill`` holds an inpainting of every ``unseen`` pixel except the ``stale`` ones (pixels
+    forgotten since it was made, where it still shows what was learned there: possibly a
+    person). Each crop is inpainted from the learned ``image`` and the older fill around the
+    stale pixels, so the cost follows what was forgotten, not everything ever unseen.
+    """
+    margin = 2 * INPAINT_RADIUS + 1
+    grown = cv2.dilate(stale.view(np.uint8), np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    for x, y, w, h, _ in stats[1:count]:
+        window = np.s_[y : y + h, x : x + w]
+        hole = stale[window]
+        if hole.all():
+            fill[window] = UNSEEN_GREY
+            continue
+        source = np.where((unseen[window] & ~hole)[..., None], fill[window], image[window])
+        patched = cv2.inpaint(source, hole.view(np.uint8), INPAINT_RADIUS, cv2.INPAINT_TELEA)
+        np.copyto(fill[window], patched, where=hole[..., None])
 
 
 class BackgroundModel:
@@ -45,6 +71,7 @@ class BackgroundModel:
         self._acc: np.ndarray | None = None  # float32 (H, W, 3)
         self._seen: np.ndarray | None = None  # uint8 (H, W), 255 where seen free at least once
         self._fill: np.ndarray | None = None  # uint8 (H, W, 3) inpainted image, refreshed now and then
+        self._stale: np.ndarray | None = None  # bool (H, W): forgotten since the fill was made
         self._since_fill = 0
         self._primed: np.ndarray | None = None  # bool (H, W): a prior, for the motion guard only
         self._forgotten: np.ndarray | None = None  # bool (H, W): forgotten, the old value kept as a prior
@@ -66,6 +93,7 @@ class BackgroundModel:
             self._acc = np.zeros(shape, np.float32)
             self._seen = np.zeros(shape[:2], np.uint8)
             self._fill = None
+            self._stale = np.zeros(shape[:2], bool)
             self._primed = None
             self._forgotten = np.zeros(shape[:2], bool)
 
@@ -89,9 +117,10 @@ class BackgroundModel:
         """
         if self._seen is None or not where.any():
             return
-        self._forgotten |= where & (self._seen > 0)
+        newly = where & (self._seen > 0)
+        self._forgotten |= newly
+        self._stale |= newly  # the fill there may show what was learned: inpainted again before use
         self._seen[where] = 0
-        self._fill = None
 
     def update(self, frame: np.ndarray, alpha: np.ndarray) -> None:
         """Learn from ``frame`` wherever ``alpha`` (uint8 or bool, H x W) is zero."""
@@ -129,7 +158,11 @@ class BackgroundModel:
             if self._fill is None or self._since_fill >= FILL_REFRESH:
                 self._fill = inpaint_unseen(image, unseen)
                 self._since_fill = 0
-            # the unseen set only shrinks, so an older fill still covers every unseen pixel
+                self._stale[:] = False
+            elif self._stale.any():
+                patch_fill(image, unseen, self._fill, self._stale & unseen)
+                self._stale[:] = False
+            # unseen pixels only come back through forget (stale, patched above), so the fill covers them all
             np.copyto(image, self._fill, where=unseen[..., None])
         return image
 
@@ -150,6 +183,7 @@ class TorchBackgroundModel:
         self._acc = None
         self._seen = None
         self._fill = None
+        self._stale = None
         self._since_fill = 0
         self._primed = None
         self._forgotten = None
@@ -164,6 +198,7 @@ class TorchBackgroundModel:
             self._acc = torch.zeros(shape, dtype=torch.float32, device=self.device)
             self._seen = torch.zeros(shape[:2], dtype=torch.bool, device=self.device)
             self._fill = None
+            self._stale = torch.zeros(shape[:2], dtype=torch.bool, device=self.device)
             self._primed = None
             self._forgotten = torch.zeros(shape[:2], dtype=torch.bool, device=self.device)
 
@@ -180,9 +215,10 @@ class TorchBackgroundModel:
             return
         where = self._torch.as_tensor(where, device=self.device)
         if bool(where.any()):
-            self._forgotten |= where & self._seen
+            newly = where & self._seen
+            self._forgotten |= newly
+            self._stale |= newly
             self._seen &= ~where
-            self._fill = None
 
     def update(self, frame, alpha) -> None:
         torch = self._torch
@@ -222,6 +258,12 @@ class TorchBackgroundModel:
                 filled = inpaint_unseen(image.cpu().numpy(), unseen.cpu().numpy())
                 self._fill = torch.from_numpy(filled).to(self.device)
                 self._since_fill = 0
+                self._stale.zero_()
+            elif bool(self._stale.any()):
+                fill = self._fill.cpu().numpy()
+                patch_fill(image.cpu().numpy(), unseen.cpu().numpy(), fill, (self._stale & unseen).cpu().numpy())
+                self._fill = torch.from_numpy(fill).to(self.device)
+                self._stale.zero_()
             image = torch.where(unseen[..., None], self._fill, image)
         return image
 

@@ -1,8 +1,9 @@
 """The pipeline: wires the stages, owns the loop, the threads and the progress bars.
 
 Per frame: detect -> person alpha -> background update -> (``lookahead`` frames later)
-blend -> skeleton. Decoding and encoding run in their own threads with bounded queues, so
-inference sets the pace. A frame whose processing fails is written fully covered by the
+blend -> skeleton. Decoding, the models' main pass, the rest of the per-frame work and
+encoding run in their own threads with bounded queues, so the slowest stage (inference) sets
+the pace and everything else hides behind it. A frame whose processing fails is written fully covered by the
 background (fail closed), never as it came in.
 """
 
@@ -193,12 +194,15 @@ class Anonymiser:
         """
         if stream is None:
             stream = self.stream(self.config.lookahead if self.config.lookahead is not None else FILE_LOOKAHEAD)
+        detected = _Prefetch(((batch, stream.detect(batch)) for batch in _batched(frames, self.batch)),
+                             maxsize=max(2, QUEUE_SIZE // self.batch), name="anonymise-detect")  # fmt: skip
         try:
-            for batch in _batched(frames, self.batch):
-                yield from stream.push(batch)
+            for batch, found in detected:
+                yield from stream.push(batch, found)
             yield from stream.flush()
         finally:
-            stream.close()
+            if detected.close():
+                stream.close()
 
     # -- public API ------------------------------------------------------------------------
 
@@ -266,7 +270,7 @@ class Anonymiser:
         reader = open_reader(src, audio=audio and extras.video)
         viewer = _Viewer(str(src.spec)) if show else None
         written = 0
-        frames = None
+        frames = outputs = None
         try:
             info = reader.info
             lookahead = self.config.lookahead if self.config.lookahead is not None else (LIVE_LOOKAHEAD if info.live else FILE_LOOKAHEAD)
@@ -286,7 +290,8 @@ class Anonymiser:
             meter = _FpsMeter()
             try:
                 frames = _Prefetch(reader)
-                for frame, out in self.anonymise_frames(frames, stream):
+                outputs = self.anonymise_frames(frames, stream)
+                for frame, out in outputs:
                     if sink is not None:
                         sink.put(frame, out)
                     sidecars.write(frame, out)
@@ -317,6 +322,8 @@ class Anonymiser:
                 sidecars.abort()
                 raise
         finally:
+            if outputs is not None:
+                outputs.close()  # stops the detect stage first: it reads from the decoder
             if frames is None or frames.close():  # never close a container a thread is still reading
                 reader.close()
             if viewer is not None:
@@ -460,11 +467,11 @@ class _Prefetch:
     thread and waits for it, so a decoder is never closed while the thread is inside it.
     """
 
-    def __init__(self, iterable: Iterable, maxsize: int = QUEUE_SIZE):
+    def __init__(self, iterable: Iterable, maxsize: int = QUEUE_SIZE, name: str = "anonymise-decode"):
         self._iterable = iterable
         self._queue: queue.Queue = queue.Queue(maxsize)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="anonymise-decode", daemon=True)
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
         self._thread.start()
 
     def _put(self, item) -> bool:
@@ -487,7 +494,12 @@ class _Prefetch:
 
     def __iter__(self) -> Iterator:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():  # closed (from another thread): nothing more comes
+                    return
+                continue
             if item is _DONE:
                 return
             if isinstance(item, BaseException):

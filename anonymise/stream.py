@@ -4,7 +4,9 @@
 ready, ``lookahead`` frames behind the input:
 
 1. **detect** people (one batched model call), fail closed: a batch the models fail on is
-   fully masked;
+   fully masked. :meth:`FrameStream.detect` may run ahead in another thread (the pipeline's
+   inference stage) and hand its result to ``push``; model calls are serialised by a lock,
+   so the second looks below can share the models;
 2. **track** them (Ultralytics ByteTrack) and **hold** lost tracks for ``hold`` frames;
    a new track is **back-filled** into the buffered frames before it, a gap is **filled**
    with interpolated boxes (both need the frames still in the buffer);
@@ -19,6 +21,7 @@ ready, ``lookahead`` frames behind the input:
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,13 +109,19 @@ class FrameStream:
         self._t = 0
         self._detected_any = False
         self._masked: list[tuple[np.ndarray, int]] = []  # boxes masked in the last final frame, with their carry age
+        self._models = threading.Lock()  # the detect stage and the second looks share the models
 
     # -- intake ---------------------------------------------------------------------------
 
-    def push(self, frames: list[Frame]) -> list[tuple[Frame, np.ndarray]]:
-        """Add decoded frames; return the (frame, output) pairs that are ready, in order."""
+    def push(self, frames: list[Frame], found: list | None = None) -> list[tuple[Frame, np.ndarray]]:
+        """Add decoded frames; return the (frame, output) pairs that are ready, in order.
+
+        ``found``: what :meth:`detect` returned for these frames, when it ran ahead (else it runs now).
+        """
+        if found is None:
+            found = self.detect(frames)
         ready = []
-        for frame, found in zip(frames, self._detect([f.image for f in frames])):
+        for frame, found in zip(frames, found):
             slot = _Slot(self._t, frame, found)
             self._buffer.append(slot)
             if found is not None:
@@ -133,9 +142,15 @@ class FrameStream:
         self._buffer.clear()
         return ready
 
-    def _detect(self, images: list[np.ndarray]) -> list:
+    def detect(self, frames: list[Frame]) -> list:
+        """The models' people for ``frames``, one ``None`` per frame when they fail (fail closed).
+
+        Thread-safe against the stream's own model calls; the first batch's failure is raised
+        (a model that never worked is a setup error, not a frame to mask).
+        """
         try:
-            found = self.detector(images)
+            with self._models:
+                found = self.detector([f.image for f in frames])
             self._detected_any = True
             return found
         except AnonymiseError:
@@ -143,8 +158,8 @@ class FrameStream:
         except Exception as e:  # noqa: BLE001 - fail closed on this batch, unless nothing ever worked
             if not self._detected_any:
                 raise
-            log.warning("detection failed on %d frame(s), writing them fully masked: %s", len(images), e)
-            return [None] * len(images)
+            log.warning("detection failed on %d frame(s), writing them fully masked: %s", len(frames), e)
+            return [None] * len(frames)
 
     def _track(self, slot: _Slot) -> None:
         if self._tracker is None:
@@ -299,14 +314,20 @@ class FrameStream:
         crops = [np.ascontiguousarray(image[t:b, l:r]) for l, t, r, b in windows]
         found = []
         try:
-            for (l, t, _, _), crop in zip(windows, crops):
-                (result,) = self.detector([crop], imgsz=SECOND_LOOK_IMGSZ)
-                people = result.poses if len(result.poses) else result.people
+            for (l, t, _, _), people in zip(windows, self._look(crops)):
                 if len(people):
                     found.append(people.shifted(l, t))
         except Exception as e:  # noqa: BLE001 - the regions are masked anyway
             log.warning("second look failed: %s", e)
         return Detections.concat(found)
+
+    def _look(self, crops: list[np.ndarray]) -> list[Detections]:
+        look = getattr(self.detector, "look", None)
+        with self._models:
+            if look is not None:  # one batched call for every crop
+                return look(crops, SECOND_LOOK_IMGSZ)
+            results = [self.detector([crop], imgsz=SECOND_LOOK_IMGSZ)[0] for crop in crops]
+        return [r.poses if len(r.poses) else r.people for r in results]
 
     # -- output ----------------------------------------------------------------------------
 

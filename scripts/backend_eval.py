@@ -19,8 +19,8 @@ export s
     building the detector when it had to export first (export, load, warm-up); 0 when the
     export came from the cache.
 
-Variants: ``torch``; ``onnx``; ``openvino`` (fp32, as anonymise runs it); ``openvino-bf16``
-(OpenVINO's own default on CPUs with AVX512-BF16/AMX, for comparison); ``openvino-int8``
+Variants: ``torch``; ``onnx``; ``openvino`` (fp32, anonymise's default); ``openvino-bf16``
+(``--half``: OpenVINO's reduced precision on CPUs with AVX512-BF16/AMX); ``openvino-int8``
 (NNCF, needs ``nncf``), calibrated on every 6th frame *after* the evaluated ones (or
 ``--calibration DIR``). Exports go to the usual cache (see docs/backends.md).
 
@@ -91,7 +91,7 @@ def match(ref, got, threshold: float = 0.5) -> list[tuple[int, int, float]]:
 def build(variant: str, imgsz: int, calibration: str | None):
     """(detector, export seconds, precision in effect) for one variant."""
     from anonymise import backends
-    from anonymise.detect import Detector, openvino_precision
+    from anonymise.detect import Detector
 
     backend = variant.split("-")[0]
     int8 = variant.endswith("int8")
@@ -102,15 +102,14 @@ def build(variant: str, imgsz: int, calibration: str | None):
     backends._export = lambda *a, **k: exports.append(1) or real(*a, **k)
     started = time.perf_counter()
     try:
-        detector = Detector(Config(mode="bbox", backend=backend, int8=int8, imgsz=imgsz, tiles="off", device="cpu"))
+        half = variant.endswith("bf16")  # --half: OpenVINO's reduced CPU precision
+        detector = Detector(Config(mode="bbox", backend=backend, int8=int8, half=half, imgsz=imgsz, tiles="off", device="cpu"))
     finally:
         backends._export = real
     export_s = time.perf_counter() - started if exports else 0.0
     precision = "fp32"
     if backend == "openvino":
         model = detector.pose_model
-        if variant.endswith("bf16"):
-            openvino_precision(model, "bf16")
         compiled = model.predictor.model.backend.ov_compiled_model
         precision = str(compiled.get_property("INFERENCE_PRECISION_HINT")).replace("<Type: '", "").replace("'>", "")
         precision = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(precision, precision)

@@ -128,6 +128,37 @@ def test_openvino_ignores_half(weights, fake_export):
     assert len(fake_export) == 1
 
 
+@pytest.mark.parametrize(("capabilities", "hint"), [(["FP32", "BF16", "INT8"], "bf16"), (["FP32", "FP16"], "f16"), (["FP32"], "f32")])
+def test_openvino_half_asks_for_the_cpus_reduced_precision(capabilities, hint, monkeypatch, caplog):
+    """--half with OpenVINO: bf16 where the CPU has it, fp16 on ARM, else fp32 with a warning."""
+    import sys
+    import types
+
+    class Core:
+        def get_property(self, device, name):
+            assert (device, name) == ("CPU", "OPTIMIZATION_CAPABILITIES")
+            return capabilities
+
+    monkeypatch.setitem(sys.modules, "openvino", types.SimpleNamespace(Core=Core))
+    assert backends.openvino_half_hint() == hint
+    assert ("no bf16 or fp16 support" in caplog.text) == (hint == "f32")
+
+
+def test_half_reaches_the_openvino_compile(monkeypatch):
+    """The detector passes --half to the OpenVINO export as a precision hint; fp32 without it."""
+    from anonymise import detect
+
+    seen = []
+    monkeypatch.setattr(backends, "check_backend", lambda backend, int8=False, half=False: backend)
+    monkeypatch.setattr(backends, "openvino_half_hint", lambda: "bf16")
+    monkeypatch.setattr(detect, "load_model", lambda spec, task, option, **export: seen.append(export) or object())
+    for half, hint in ((True, "bf16"), (None, "f32"), (False, "f32")):
+        detector = detect.Detector(Config(backend="openvino", half=half), device="cpu")
+        assert detector.openvino_precision == hint and seen[-1]["openvino_hint"] == hint and not detector.half
+    detect.Detector(Config(backend="onnx", half=True), device="cpu")
+    assert "openvino_hint" not in seen[-1]
+
+
 def test_crashed_export_leaves_nothing_that_counts_as_cached(weights, fake_export, monkeypatch):
     good = backends._export
 

@@ -130,6 +130,24 @@ def test_forget_makes_pixels_unseen_and_never_fills_with_what_was_learned(model)
     assert not is_person_colour(_np(model.image())).any()
 
 
+def test_forgetting_after_the_fill_exists_patches_only_the_forgotten_pixels(model):
+    """The inpainted fill is made once; a later forget re-inpaints just its pixels, never shows them."""
+    bg = scene()
+    model.update(bg, _alpha(bg.shape, (100, 20, 140, 100)))  # a person stands at the right: unseen there
+    first = _np(model.image()).copy()  # the fill exists now
+    ghost = _person_frame(bg, (20, 30, 60, 90))
+    model.update(ghost, _alpha(bg.shape, (100, 20, 140, 100)))  # learns a missed person on the left
+    where = np.zeros(bg.shape[:2], bool)
+    where[30:90, 20:60] = True
+    model.forget(where)
+    image = _np(model.image())
+    assert not is_person_colour(image).any(), "the forgotten person came back as fill"
+    assert (image[20:100, 100:140] == first[20:100, 100:140]).all(), "the fill away from the forgotten pixels changed"
+    outside = ~where
+    outside[20:100, 100:140] = False
+    assert np.abs(image[outside].astype(int) - first[outside].astype(int)).max() <= 1
+
+
 def test_forgotten_pixels_keep_their_old_value_for_the_guard_until_learned_again(model):
     bg = scene()
     model.update(bg, np.zeros(bg.shape[:2], np.uint8))
