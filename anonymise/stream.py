@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 MOTION_GROWTH = 0.25
 #: inference size of the second look at a crop around an unexplained region
 SECOND_LOOK_IMGSZ = 320
+#: context around an unexplained region in its second-look crop (times its size, per side)
+SECOND_LOOK_CONTEXT = 1.0
 #: seconds a pixel counts as moving after it last changed: a person who stops walking is still guarded
 MOTION_MEMORY_S = 5.0
 #: a box masked in the previous frame stays masked while at least this share of it is forgotten
@@ -310,7 +312,7 @@ class FrameStream:
 
     def _second_look(self, image: np.ndarray, regions: np.ndarray) -> Detections:
         """People found on crops around ``regions``, at a higher resolution, in frame coordinates."""
-        windows = [motion.crop_window(box, image.shape[:2]) for box in regions]
+        windows = [motion.crop_window(box, image.shape[:2], SECOND_LOOK_CONTEXT) for box in regions]
         crops = [np.ascontiguousarray(image[t:b, l:r]) for l, t, r, b in windows]
         found = []
         try:

@@ -9,6 +9,10 @@ floor
     the same ``Config``: imgsz, conf, device, batch, half), called on batches of
     ``detector.batch`` frames already decoded into memory. No decode, masks, background,
     compositing or encode: the best fps the pipeline could reach with these models.
+floor+looks
+    The floor plus the second looks the pipeline itself made (the motion guard's crops, recorded
+    during the pipeline stage and replayed through ``Detector.look`` at the same size): every
+    model call the pipeline made, and nothing else.
 pipeline
     ``Anonymiser(config).process_video(src, tmp)``: wall time of the whole thing (decode and
     encode threads, masks, background model, blending, skeletons, H.264 + audio).
@@ -21,8 +25,11 @@ naive
 Reading the ratios:
 
 pipeline/floor
-    Share of the models' own speed the pipeline keeps; 1.0 means every cost besides inference
-    is hidden (overlapped or negligible). On a CPU with few cores the decode and encode
+    Share of the models' own speed the pipeline keeps. With the motion guard on (the default
+    for files) the pipeline also makes second-look calls, so this is below 1 by their cost.
+pipeline/calls
+    pipeline / floor+looks: 1.0 means every cost besides the model calls is hidden
+    (overlapped or negligible). On a CPU with few cores the decode and encode
     threads compete with torch for the same cores, so expect below 1; on a small shared VM
     run-to-run noise is about +-10%, so values a little above 1 mean "as fast as the models".
 pipeline/naive
@@ -39,6 +46,7 @@ the high-water mark is reset before each stage, so ``stage MiB`` is that stage's
 and ``peak MiB`` is the process's peak so far.
 
     python scripts/bench.py [--video PATH] [--frames N] [--mode bbox|seg|both] [--imgsz N] [--device cpu] [--skip-naive]
+    python scripts/bench.py --mode bbox --backend openvino --int8   # the fastest CPU backend (needs $ANONYMISE_CALIBRATION)
     python scripts/bench.py --memory-check 40   # peak RSS on 40 vs 400 frames (fresh process each): flat in length?
 """
 
@@ -65,6 +73,7 @@ from anonymise.config import DEFAULT_POSE_MODEL, DEFAULT_SEG_MODEL, Config, auto
 from anonymise.detect import Detector, person_class, resolve_device  # sets Ultralytics' offline environment
 from anonymise.errors import AnonymiseError
 from anonymise.pipeline import Anonymiser
+from anonymise.stream import SECOND_LOOK_IMGSZ
 from anonymise.pose import SKELETON
 from anonymise.video import VideoReader, VideoWriter
 from ultralytics import YOLO  # isort: skip - only after anonymise.detect has set YOLO_OFFLINE
@@ -72,6 +81,8 @@ from ultralytics import YOLO  # isort: skip - only after anonymise.detect has se
 DEFAULT_VIDEO = Path(__file__).resolve().parent.parent.parent / "shared/data/pedestrians.mp4"
 VIDEO_NAME = "pedestrians.mp4"
 SEG_FALLBACK = "yolo11n-seg.yaml"  # same architecture as yolo11n-seg.pt, random weights
+#: torch's own thread count, before any Ultralytics model changed it (the pipeline and floor run with it)
+TORCH_THREADS = torch.get_num_threads()
 
 
 # -- memory -------------------------------------------------------------------------------
@@ -234,10 +245,26 @@ def bench_floor(detector: Detector, frames: list[np.ndarray]) -> tuple[int, floa
     return len(frames), people / n, poses / n
 
 
+def record_looks(look: Callable, into: list) -> Callable:
+    """``Detector.look`` that also keeps a copy of every batch of crops it is given."""
+
+    def recorded(crops, imgsz):
+        into.append([c.copy() for c in crops])
+        return look(crops, imgsz)
+
+    return recorded
+
+
+def replay_looks(detector: Detector, looks: list[list[np.ndarray]]) -> int:
+    for crops in looks:
+        detector.look(crops, SECOND_LOOK_IMGSZ)
+    return sum(map(len, looks))
+
+
 def bench_pipeline(anon: Anonymiser, src: Path, dst: Path) -> int:
     result = anon.process_video(src, dst)
-    if result.failed_frames:
-        print(f"    warning: the pipeline wrote {result.failed_frames} frame(s) fully masked after errors")
+    if result.counts.failed:
+        print(f"    warning: the pipeline wrote {result.counts.failed} frame(s) fully masked after errors")
     return result.frames
 
 
@@ -314,11 +341,12 @@ def naive_skeleton(image: np.ndarray, keypoints: np.ndarray, conf: float) -> Non
 # -- one mode on one device -----------------------------------------------------------------
 
 
-def mode_config(mode: str, imgsz: int | None, device: str, backend: str = "torch") -> tuple[Config, str]:
+def mode_config(mode: str, imgsz: int | None, device: str, backend: str = "torch", int8: bool = False,
+                half: bool | None = None) -> tuple[Config, str]:  # fmt: skip
     """The Config to benchmark, and a note when the seg weights had to be replaced."""
-    if backend != "torch":
+    if backend != "torch" or int8 or half is not None:
         config, note = mode_config(mode, imgsz, device)
-        return config.replace(backend=backend), note
+        return config.replace(backend=backend, int8=int8, half=half), note
     if mode == "seg" and models.resolve(DEFAULT_SEG_MODEL).path is None:
         note = (
             f"{DEFAULT_SEG_MODEL} is not available offline: using {SEG_FALLBACK} (same architecture, random weights); "
@@ -338,7 +366,7 @@ def log_stage(mode: str, device: str, name: str, stage: Stage) -> None:
 
 
 def bench_mode(mode: str, src: Path, args: argparse.Namespace, device: str, memory: Memory, tmp: Path) -> ModeResult:
-    config, note = mode_config(mode, args.imgsz, device, args.backend)
+    config, note = mode_config(mode, args.imgsz, device, args.backend, args.int8, args.half)
     if note:
         print(f"  note: {note}")
     first = first_frame(src)
@@ -350,9 +378,12 @@ def bench_mode(mode: str, src: Path, args: argparse.Namespace, device: str, memo
     result.stages["decode"] = stage = timed(memory, lambda: bench_decode(src))
     log_stage(mode, device, "decode", stage)
 
+    torch.set_num_threads(TORCH_THREADS)
     anon = Anonymiser(config)
     result.batch = anon.batch
     anon.detector([first])  # warm-up
+    looks: list[list[np.ndarray]] = []
+    anon.detector.look = record_looks(anon.detector.look, looks)
     result.stages["pipeline"] = stage = timed(memory, lambda: bench_pipeline(anon, src, tmp / f"{mode}_pipeline.mp4"))
     log_stage(mode, device, "pipeline", stage)
     del anon
@@ -363,6 +394,7 @@ def bench_mode(mode: str, src: Path, args: argparse.Namespace, device: str, memo
         log_stage(mode, device, "naive", stage)
         del naive
 
+    torch.set_num_threads(TORCH_THREADS)  # the naive loop's Ultralytics models set cpu_count - 1 for the process
     detector = Detector(config)
     detector([first])  # warm-up
     frames = list(decode_frames(src))
@@ -377,7 +409,14 @@ def bench_mode(mode: str, src: Path, args: argparse.Namespace, device: str, memo
     stage.note = f"(batch {detector.batch}, half {detector.half}; per frame: {counts[0]:.1f} people, {counts[1]:.1f} poses)"
     result.stages["floor"] = stage
     log_stage(mode, device, "floor", stage)
-    del frames, detector
+    if looks:
+        detector.look(looks[0], SECOND_LOOK_IMGSZ)  # warm-up (a new input shape)
+    looked = timed(memory, lambda: replay_looks(detector, looks))
+    calls = Stage(stage.frames, stage.seconds + looked.seconds, max(stage.stage_mib, looked.stage_mib), looked.peak_mib, looked.threads,
+                  f"(+ {sum(map(len, looks))} second-look crops in {len(looks)} calls, {looked.seconds:.2f} s)")  # fmt: skip
+    result.stages["floor+looks"] = calls
+    log_stage(mode, device, "calls", calls)
+    del frames, detector, looks
     return result
 
 
@@ -399,7 +438,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def table(results: list[ModeResult], frames: int) -> str:
-    head = ("mode", "device", "imgsz", "batch", "frames", "decode fps", "floor fps", "pipeline fps", "pipe/floor", "naive fps", "pipe/naive", "pipeline MiB", "mode MiB", "peak RSS MiB")
+    head = ("mode", "device", "imgsz", "batch", "frames", "decode fps", "floor fps", "calls fps", "pipeline fps", "pipe/floor", "pipe/calls", "naive fps", "pipe/naive", "pipeline MiB", "mode MiB", "peak RSS MiB")
     rows = [
         (
             r.mode,
@@ -409,8 +448,10 @@ def table(results: list[ModeResult], frames: int) -> str:
             str(r.stages["pipeline"].frames if "pipeline" in r.stages else frames),
             _fmt(r.fps("decode"), ".1f"),
             _fmt(r.fps("floor"), ".2f"),
+            _fmt(r.fps("floor+looks"), ".2f"),
             _fmt(r.fps("pipeline"), ".2f"),
             _fmt(r.ratio("pipeline", "floor"), ".2f"),
+            _fmt(r.ratio("pipeline", "floor+looks"), ".2f"),
             _fmt(r.fps("naive"), ".2f"),
             _fmt(r.ratio("pipeline", "naive"), ".2f"),
             f"{r.stages['pipeline'].stage_mib:.0f}" if "pipeline" in r.stages else "-",
@@ -436,6 +477,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="device of the main section (default: cpu); cuda runs again in the GPU section when present")
     p.add_argument("--skip-naive", action="store_true", help="do not run the naive reference loop")
     p.add_argument("--backend", default="torch", help="inference backend of the floor and pipeline stages (the naive loop stays torch)")
+    p.add_argument("--int8", action="store_true", help="int8 export (openvino, tensorrt; calibrates on $ANONYMISE_CALIBRATION)")
+    p.add_argument("--half", action=argparse.BooleanOptionalAction, default=None, help="reduced precision (fp16 on CUDA, bf16 with openvino)")
     p.add_argument("--memory-check", type=int, metavar="N", help="only check that memory is flat in video length: "
                    "peak RSS of the pipeline on N frames vs 10*N frames (the clip looped), each in a fresh process")
     args = p.parse_args(argv)
@@ -504,7 +547,7 @@ def run(args: argparse.Namespace) -> None:
     modes = ["bbox", "seg"] if args.mode == "both" else [args.mode]
     device = resolve_device(args.device)
     for mode in modes:
-        mode_config(mode, args.imgsz, device, args.backend)  # validate the settings before any work
+        mode_config(mode, args.imgsz, device, args.backend, args.int8, args.half)  # validate the settings before any work
     devices = [device]
     if torch.cuda.is_available() and not device.startswith("cuda"):
         devices.append("cuda:0")
@@ -538,7 +581,8 @@ def run(args: argparse.Namespace) -> None:
     print(machine_line(devices, threads_at_start))
     print(table(results, frames))
     print(
-        "pipe/floor: share of the models' own fps the whole pipeline keeps (1.0 = everything else hidden); "
+        "pipe/floor: share of the models' own fps (one pass per frame) the whole pipeline keeps; calls fps: the floor plus the "
+        "pipeline's own second looks replayed; pipe/calls: 1.0 = everything but the model calls hidden; "
         "pipe/naive: speed-up over the naive single-threaded loop.\n"
         "pipeline MiB: peak RSS during the pipeline stage; mode MiB: highest stage peak of the mode "
         "(the floor holds every decoded frame); peak RSS MiB: the process's peak so far (ru_maxrss)."

@@ -11,16 +11,23 @@ For a clip (default: ../shared/data/pedestrians.mp4) and each preset:
 4. **utility**: the pipeline runs again with skeletons on, and each input person should be
    matched (IoU >= 0.3) by a skeleton it drew.
 
+``--backend``/``--int8``/``--half`` run the presets (not the reference) on another inference
+backend. The reference's people in the input frames are cached (``~/.cache/anonymise/privacy_eval``,
+keyed by the video's size and mtime, the frame count and the reference settings), so later runs
+skip that pass.
+
 Printed per preset: residual people (% of the input's), frames with any residual person, the
 longest run of consecutive such frames, skeleton recall, and fps (with the ratio to the
 ``plain`` preset: one pass, no tracking, no look-ahead, no motion guard).
 
     python scripts/privacy_eval.py [--video PATH] [--frames N] [--presets default fast plain] [--no-utility]
+    python scripts/privacy_eval.py --presets default plain --backend openvino --int8   # needs $ANONYMISE_CALIBRATION
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shlex
 import sys
@@ -73,6 +80,23 @@ def people(reference: Detector, images: list[np.ndarray]) -> list[Detections]:
     return found
 
 
+def cached_people(reference: Detector, video: Path, frames: list[Frame]) -> list[Detections]:
+    """:func:`people` on the input frames, from the cache when this video, length and reference were seen."""
+    stat = video.stat()
+    key = hashlib.sha256(f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{len(frames)}|{REFERENCE!r}".encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "anonymise" / "privacy_eval" / f"{video.stem}-{key}.npz"
+    if cache.is_file():
+        data = np.load(cache)
+        return [Detections(data[f"xyxy{i}"], data[f"conf{i}"], np.zeros(len(data[f"conf{i}"]), np.int64)) for i in range(len(frames))]
+    truth = people(reference, [f.image for f in frames])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{k}{i}": v for i, t in enumerate(truth) for k, v in (("xyxy", t.xyxy), ("conf", t.confidence))}
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(cache)
+    return truth
+
+
 def matched(a: Detections, b: Detections | None) -> np.ndarray:
     """Boolean per box of ``a``: overlaps some box of ``b`` by IoU >= MATCH_IOU."""
     if b is None or not len(a) or not len(b):
@@ -88,8 +112,8 @@ def longest_run(flags: list[bool]) -> int:
     return best
 
 
-def evaluate(name: str, frames: list[Frame], truth: list[Detections], reference: Detector, utility: bool) -> dict:
-    config = Config(pose=False, **PRESETS[name])
+def evaluate(name: str, frames: list[Frame], truth: list[Detections], reference: Detector, utility: bool, **runtime) -> dict:
+    config = Config(pose=False, **PRESETS[name], **runtime)
     anon = Anonymiser(config)
     list(anon.anonymise_frames(Frame(f.image, f.index) for f in frames[:2]))  # warm-up: Ultralytics sets up lazily
     start = time.perf_counter()
@@ -129,7 +153,10 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=default_video())
     parser.add_argument("--frames", type=int, default=None, help="only the first N frames")
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
-    parser.add_argument("--no-utility", action="store_true", help="skip the skeleton-recall run")
+    parser.add_argument("--no-utility", action="store_true", help="skip the skeleton-recall runs")
+    parser.add_argument("--backend", default="torch", help="inference backend of the presets (the reference stays torch)")
+    parser.add_argument("--int8", action="store_true", help="int8 export (openvino, tensorrt)")
+    parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=None, help="reduced precision (bf16 with openvino)")
     args = parser.parse_args()
     if not args.video.is_file():
         raise SystemExit(f"error: no video at {args.video} (pass --video or set ANONYMISE_TEST_DATA)")
@@ -138,8 +165,9 @@ def main() -> None:
     print(f"clip: {args.video.name}, {len(frames)} frames of {frames[0].image.shape[1]}x{frames[0].image.shape[0]}")
     reference = Detector(REFERENCE)
     print(f"reference: pose model, imgsz {REFERENCE.imgsz}, tiles {REFERENCE.tiles}, conf {REFERENCE.conf}")
-    truth = people(reference, [f.image for f in frames])
-    rows = [evaluate(name, frames, truth, reference, utility=not args.no_utility and name == "default") for name in args.presets]
+    truth = cached_people(reference, args.video, frames)
+    runtime = dict(backend=args.backend, int8=args.int8, half=args.half)
+    rows = [evaluate(name, frames, truth, reference, utility=not args.no_utility, **runtime) for name in args.presets]
     plain = next((r["fps"] for r in rows if r["preset"] == "plain"), None)
     header = ["preset", "input people", "residual", "residual %", "frames with residual", "longest run", "skeleton recall %", "fps", "fps / plain"]
     print("  ".join(f"{h:>12}" for h in header))

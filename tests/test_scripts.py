@@ -1,0 +1,42 @@
+"""The benchmark scripts run end to end on a few real frames (their figures are not checked here:
+speed targets live in the benchmarks, never in tests)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **(env or {})})  # fmt: skip
+
+
+@pytest.mark.slow
+def test_bench_prints_every_stage_and_the_ratios(pedestrians, tmp_path):
+    result = run_script("bench.py", "--video", str(pedestrians), "--mode", "bbox", "--frames", "4", "--imgsz", "160")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for stage in ("decode", "floor", "pipeline", "naive"):
+        assert f"[bbox/cpu] {stage}" in result.stdout, f"no {stage} stage in:\n{result.stdout}"
+    assert "pipeline/floor" in result.stdout and "pipeline/naive" in result.stdout
+
+
+@pytest.mark.slow
+def test_privacy_eval_reports_residual_people_and_caches_the_reference(pedestrians, tmp_path):
+    args = ("--video", str(pedestrians), "--frames", "3", "--presets", "plain")
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    first = run_script("privacy_eval.py", *args, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "residual" in first.stdout and "skeleton recall" in first.stdout
+    cached = list((tmp_path / "anonymise" / "privacy_eval").glob("pedestrians-*.npz"))
+    assert len(cached) == 1, "the reference's people were not cached"
+    again = run_script("privacy_eval.py", *args, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    row = lambda out: next(line for line in out.splitlines() if line.split()[:1] == ["plain"])  # noqa: E731
+    assert row(first.stdout).split()[:5] == row(again.stdout).split()[:5], "the cached reference gave other figures"
