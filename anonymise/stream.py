@@ -44,6 +44,10 @@ MOTION_GROWTH = 0.25
 SECOND_LOOK_IMGSZ = 320
 #: context around an unexplained region in its second-look crop (times its size, per side)
 SECOND_LOOK_CONTEXT = 1.0
+#: the same around a held box (already grown with the time its track is lost)
+HELD_LOOK_CONTEXT = 0.25
+#: a held box that overlaps a detection of the frame this much (IoU) is that person, seen: no look
+HELD_SEEN_IOU = 0.1
 #: seconds a pixel counts as moving after it last changed: a person who stops walking is still guarded
 MOTION_MEMORY_S = 5.0
 #: a box masked in the previous frame stays masked while at least this share of it is forgotten
@@ -75,6 +79,7 @@ class _Slot:
     frame: Frame
     found: Any  # FrameDetections, or None when detection failed
     extra: list = field(default_factory=list)  # boxes to mask beyond the detections
+    held: Any = None  # (K, 4) boxes of tracks the detector lost in this frame (masked: in extra too)
     image: Any = None  # the frame on the compositing device, once final
     alpha: Any = None  # the final person alpha, on the compositing device
 
@@ -178,6 +183,7 @@ class FrameStream:
             found.poses.tracker_id = _match_ids(found.poses.xyxy, tracked)
         found.people = tracked
         slot.extra.extend(held)
+        slot.held = held
         self.counts.held += len(held)
         first = self._buffer[0].t
         for j, boxes in self._history.observe(slot.t, tracked).items():
@@ -258,13 +264,18 @@ class FrameStream:
         regions = motion.moving_regions(image, recent, reference, trusted, alpha,
                                         threshold=self.config.motion_threshold,
                                         min_height=max(self.config.min_person // 2, 4))  # fmt: skip
-        if not len(regions.boxes):
+        # tracks the detector lost this frame are masked (held); a look on a crop gets their skeleton back
+        held = self._held_unseen(slot)
+        if not len(regions.boxes) and not len(held):
             return alpha
         # not under the person mask: there the background is the scene learned before they came
         self.background.forget(regions.foreground & (alpha == 0))
         unexplained = regions.boxes[~regions.explained]
-        if self.config.second_look and len(unexplained):
-            found = self._second_look(slot.frame.image, unexplained)
+        looks = np.concatenate([unexplained, held]) if self.config.second_look else unexplained[:0]
+        if len(looks):
+            context = np.r_[np.full(len(unexplained), SECOND_LOOK_CONTEXT), np.full(len(held), HELD_LOOK_CONTEXT)]
+            found = self._second_look(slot.frame.image, looks, context)
+            found = found[_novel(found, slot.found.poses.xyxy)] if len(found) else found
             if len(found):
                 self.counts.second_look += len(found)
                 slot.extra.extend(found.xyxy)
@@ -310,9 +321,21 @@ class FrameStream:
         slot.extra.extend(carried)
         return self._alpha(image, slot.found, slot.extra)
 
-    def _second_look(self, image: np.ndarray, regions: np.ndarray) -> Detections:
+    def _held_unseen(self, slot: _Slot) -> np.ndarray:
+        """Held boxes worth a look: those no detection of this frame overlaps (a lost track is
+        often the same person under a new track id, already seen)."""
+        if not self.config.second_look or slot.held is None or not len(slot.held):
+            return np.zeros((0, 4), np.float32)
+        held = np.asarray(slot.held, np.float32).reshape(-1, 4)
+        seen = np.concatenate([slot.found.people.xyxy, slot.found.poses.xyxy])
+        if not len(seen):
+            return held
+        return held[(_iou(held, seen) < HELD_SEEN_IOU).all(axis=1)]
+
+    def _second_look(self, image: np.ndarray, regions: np.ndarray, context=SECOND_LOOK_CONTEXT) -> Detections:
         """People found on crops around ``regions``, at a higher resolution, in frame coordinates."""
-        windows = [motion.crop_window(box, image.shape[:2], SECOND_LOOK_CONTEXT) for box in regions]
+        context = np.broadcast_to(np.asarray(context, np.float32), (len(regions),))
+        windows = [motion.crop_window(box, image.shape[:2], float(c)) for box, c in zip(regions, context)]
         crops = [np.ascontiguousarray(image[t:b, l:r]) for l, t, r, b in windows]
         found = []
         try:
@@ -387,15 +410,33 @@ class FrameStream:
             self.canvas.close()
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) IoU of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4)."""
+    a, b = a[:, None, :], b[None, :, :]
+    inter = (np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2])).clip(0).prod(-1)
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
+    return inter / np.maximum(area(a) + area(b) - inter, 1e-6)
+
+
+def _novel(found: Detections, existing: np.ndarray, max_iou: float = 0.5) -> np.ndarray:
+    """Indices of ``found`` people that are not already there: overlapping crops and the full
+    pass see some people twice; the most confident sighting is kept, so each skeleton is drawn once."""
+    kept: list[int] = []
+    boxes = np.asarray(existing, np.float32).reshape(-1, 4)
+    for i in np.argsort(-found.confidence, kind="stable"):
+        if len(boxes) and (_iou(found.xyxy[i : i + 1], boxes) > max_iou).any():
+            continue
+        kept.append(int(i))
+        boxes = np.concatenate([boxes, found.xyxy[i : i + 1]])
+    return np.asarray(sorted(kept), np.int64)
+
+
 def _match_ids(boxes: np.ndarray, tracked: Detections, min_iou: float = 0.3) -> np.ndarray:
     """For each box, the tracker id of the tracked box it overlaps most (IoU >= ``min_iou``), else -1."""
     ids = np.full(len(boxes), -1, np.int64)
     if not len(boxes) or not len(tracked) or tracked.tracker_id is None:
         return ids
-    a, b = boxes[:, None, :], tracked.xyxy[None, :, :]
-    inter = (np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2])).clip(0).prod(-1)
-    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
-    iou = inter / np.maximum(area(a) + area(b) - inter, 1e-6)
+    iou = _iou(boxes, tracked.xyxy)
     best = iou.argmax(axis=1)
     hit = iou[np.arange(len(boxes)), best] >= min_iou
     ids[hit] = tracked.tracker_id[best[hit]]

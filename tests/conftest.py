@@ -125,14 +125,16 @@ class ColourDetector:
     """Finds the synthetic magenta person: a real detector for synthetic frames (boxes and masks)."""
 
     def __init__(self, with_masks: bool = False, keypoints: bool = False, fail_on: set[int] | None = None,
-                 blind_on: set[int] | None = None, blind_full_frame: bool = False):  # fmt: skip
-        """``fail_on``/``blind_on``: 1-based calls that raise / see nobody; ``blind_full_frame``: sees only on crops."""
+                 blind_on: set[int] | None = None, blind_full_frame: bool | set[int] = False):  # fmt: skip
+        """``fail_on``/``blind_on``: 1-based calls that raise / see nobody; ``blind_full_frame``: sees only on
+        crops (``True``), or not in these 0-based frames' full-frame calls (a set)."""
         self.with_masks = with_masks
         self.keypoints = keypoints
         self.fail_on = fail_on or set()
         self.blind_on = blind_on or set()
         self.blind_full_frame = blind_full_frame
         self.calls = 0
+        self.frames_seen = 0
         self.batch = 1
         self.device = "cpu"
 
@@ -145,7 +147,11 @@ class ColourDetector:
             if self.calls in self.fail_on:
                 raise RuntimeError("synthetic detector failure")
             hit = is_person_colour(frame, 10)
-            if self.calls in self.blind_on or (self.blind_full_frame and imgsz is None):
+            full_frame = imgsz is None
+            if full_frame:
+                self.frames_seen += 1
+            blind = self.blind_full_frame is True or (isinstance(self.blind_full_frame, set) and self.frames_seen - 1 in self.blind_full_frame)
+            if self.calls in self.blind_on or (full_frame and blind):
                 hit[:] = False
             if not hit.any():
                 people = Detections.empty(frame.shape[:2] if self.with_masks else None)

@@ -284,6 +284,21 @@ def test_second_look_finds_the_person_on_a_crop_and_keeps_their_skeleton():
     assert (out[10][y1:y2, (x1 + x2) // 2 - 1 : (x1 + x2) // 2 + 2].max(axis=-1) >= 250).any(), "their skeleton is drawn"
 
 
+def test_a_tracked_person_the_detector_drops_keeps_their_skeleton_from_a_look_at_the_held_box():
+    """Held (masked) while the full frame misses them, the crop around the held box finds their skeleton; once each."""
+    frames = synthetic_frames(30)
+    dropped = set(range(12, 18))
+    anon = Anonymiser(Config(fail_closed=True, hold=10), detector=ColourDetector(keypoints=True, blind_full_frame=dropped))
+    stream = anon.stream(lookahead=12)
+    results = list(anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream))
+    assert _visible([o for _, o in results]) == []
+    assert [len(frame.poses) for frame, _ in results] == [1] * 30, "a skeleton in every frame, never two"
+    assert stream.counts.second_look >= len(dropped)
+    blind = Anonymiser(Config(fail_closed=True, hold=10, second_look=False), detector=ColourDetector(keypoints=True, blind_full_frame=dropped))
+    without = list(blind.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), blind.stream(lookahead=12)))
+    assert [i for i, (frame, _) in enumerate(without) if not len(frame.poses)] == sorted(dropped), "without the look they have none"
+
+
 def _stand_then_walk(n=40, start=15):
     background = scene()
     frames = []

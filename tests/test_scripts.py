@@ -4,6 +4,7 @@ speed targets live in the benchmarks, never in tests)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +23,16 @@ def run_script(name: str, *args: str, env: dict | None = None) -> subprocess.Com
 def test_bench_prints_every_stage_and_the_ratios(pedestrians, tmp_path):
     result = run_script("bench.py", "--video", str(pedestrians), "--mode", "bbox", "--frames", "4", "--imgsz", "160")
     assert result.returncode == 0, result.stderr[-2000:]
-    for stage in ("decode", "floor", "pipeline", "naive"):
+    for stage in ("decode", "floor", "calls", "pipeline", "naive"):
         assert f"[bbox/cpu] {stage}" in result.stdout, f"no {stage} stage in:\n{result.stdout}"
-    assert "pipeline/floor" in result.stdout and "pipeline/naive" in result.stdout
+    lines = result.stdout.splitlines()
+    cells = lambda line: re.split(r"\s{2,}", line.strip())  # noqa: E731 - columns are 2+ spaces apart
+    head = next(cells(line) for line in lines if line.startswith("mode "))
+    row = next(cells(line) for line in lines if line.split()[:2] == ["bbox", "cpu"])
+    table = dict(zip(head, row))
+    for ratio in ("pipe/floor", "pipe/calls", "pipe/naive"):
+        assert float(table[ratio]) > 0, f"{ratio}: {table[ratio]}"
+    assert table["frames"] == "4"
 
 
 @pytest.mark.slow
