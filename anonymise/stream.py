@@ -125,13 +125,12 @@ class FrameStream:
 
         ``found``: what :meth:`detect` returned for these frames, when it ran ahead (else it runs now).
         """
-        if found is None:
-            found = self.detect(frames)
+        detections = self.detect(frames) if found is None else found
         ready = []
-        for frame, found in zip(frames, found):
-            slot = _Slot(self._t, frame, found)
+        for frame, people in zip(frames, detections):
+            slot = _Slot(self._t, frame, people)
             self._buffer.append(slot)
-            if found is not None:
+            if people is not None:
                 self._track(slot)
             self._t += 1
             if len(self._buffer) > self.depth:
