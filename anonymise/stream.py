@@ -274,10 +274,10 @@ class FrameStream:
         if len(looks):
             context = np.r_[np.full(len(unexplained), SECOND_LOOK_CONTEXT), np.full(len(held), HELD_LOOK_CONTEXT)]
             found = self._second_look(slot.frame.image, looks, context)
-            found = found[_novel(found, slot.found.poses.xyxy)] if len(found) else found
+            slot.extra.extend(found.xyxy)  # every box is masked, duplicates included (as across tiles)
+            found = found[_novel(found, slot.found.poses.xyxy)] if len(found) else found  # each skeleton once
             if len(found):
                 self.counts.second_look += len(found)
-                slot.extra.extend(found.xyxy)
                 if slot.found.poses.tracker_id is not None:
                     found.tracker_id = np.full(len(found), -1, np.int64)  # untracked, and keeps the others' ids
                 slot.found.poses = Detections.concat([slot.found.poses, found]) if len(slot.found.poses) else found

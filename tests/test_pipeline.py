@@ -299,6 +299,29 @@ def test_a_tracked_person_the_detector_drops_keeps_their_skeleton_from_a_look_at
     assert [i for i, (frame, _) in enumerate(without) if not len(frame.poses)] == sorted(dropped), "without the look they have none"
 
 
+def test_every_box_a_second_look_finds_is_masked_even_a_duplicate(monkeypatch):
+    """Overlapping crops see a person twice: the skeleton is kept once, but both boxes are masked."""
+    from anonymise import stream as stream_module
+    from anonymise.types import Detections
+
+    frames = synthetic_frames(20)
+    t = 12
+    x1, y1, x2, y2 = person_box(t)
+    wide = (x1, y1, x2 + 8, y2)  # mostly the same person (IoU 0.71), sticking out 8 px to the right
+
+    def second_look(self, image, regions, context=1.0):
+        return Detections(np.array([(x1, y1, x2, y2), wide], np.float32), [0.9, 0.5], [0, 0], keypoints=np.zeros((2, 17, 3), np.float32))
+
+    monkeypatch.setattr(stream_module.FrameStream, "_second_look", second_look)
+    anon = Anonymiser(Config(fail_closed=True, dilate=0, feather=0), detector=ColourDetector(blind_full_frame=True))
+    stream = anon.stream(lookahead=10, debug=True)
+    results = list(anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream))
+    frame, _ = results[t]
+    alpha = frame.debug[0]
+    assert (alpha[y1:y2, x2 : x2 + 8] > 0).all(), "the duplicate's extra pixels were left unmasked"
+    assert len(frame.poses) == 1, "one skeleton for one person"
+
+
 def _stand_then_walk(n=40, start=15):
     background = scene()
     frames = []
