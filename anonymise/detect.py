@@ -277,12 +277,20 @@ class Detector:
         if not crops:
             return []
         model = self.pose_model or self.box_model or self.seg_model
+        # Every crop padded to a square (grey, right and bottom: coordinates unchanged), so each call
+        # has the input shape (batch, 3, imgsz, imgsz) whatever the crops: a handful of shapes for
+        # the runtimes' per-shape caches (oneDNN primitives, OpenVINO reshapes) over a whole video.
+        squares = [_pad_square(crop) for crop in crops]
         found = []
-        for result in self._predict(model, crops, imgsz):
+        for crop, result in zip(crops, self._predict(model, squares, imgsz)):
             people = to_detections(result)
             people.mask = None
             if model is not self.pose_model:
                 people.keypoints = None
+            if len(people):
+                height, width = crop.shape[:2]
+                people.xyxy = np.clip(people.xyxy, 0, [width, height, width, height]).astype(np.float32)
+                people = people[(people.xyxy[:, 2] > people.xyxy[:, 0]) & (people.xyxy[:, 3] > people.xyxy[:, 1])]
             found.append(people)
         return found
 
@@ -303,6 +311,17 @@ class Detector:
         if poses is None or not self.config.pose:
             poses = [Detections.empty() for _ in frames]
         return [FrameDetections(p, k) for p, k in zip(people, poses)]
+
+
+def _pad_square(image: np.ndarray, value: int = 114) -> np.ndarray:
+    """``image`` padded right or bottom to a square with Ultralytics' letterbox grey."""
+    height, width = image.shape[:2]
+    side = max(height, width)
+    if height == width:
+        return image
+    square = np.full((side, side, *image.shape[2:]), value, image.dtype)
+    square[:height, :width] = image
+    return square
 
 
 def tile_windows(height: int, width: int, tiles: str = "auto", min_person: int = 32) -> list[tuple[int, int, int, int]]:

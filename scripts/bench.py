@@ -47,7 +47,7 @@ and ``peak MiB`` is the process's peak so far.
 
     python scripts/bench.py [--video PATH] [--frames N] [--mode bbox|seg|both] [--imgsz N] [--device cpu] [--skip-naive]
     python scripts/bench.py --mode bbox --backend openvino --int8   # the fastest CPU backend (needs $ANONYMISE_CALIBRATION)
-    python scripts/bench.py --memory-check 40   # peak RSS on 40 vs 400 frames (fresh process each): flat in length?
+    python scripts/bench.py --memory-check 80   # peak RSS on 80 vs 800 frames (fresh process each): flat in length?
 """
 
 from __future__ import annotations
