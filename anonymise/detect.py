@@ -17,7 +17,7 @@ import numpy as np
 from . import backends, models
 from .config import MAX_IMGSZ, MIN_IMGSZ, Config, Mode, auto_imgsz, inference_scale
 from .errors import AnonymiseError, ConfigError, ModelError
-from .types import Detections
+from .types import Detections, suppress
 
 # Privacy: no DNS probe at import, no usage analytics, no pip installs at run time.
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -28,7 +28,6 @@ import torch  # noqa: E402
 from ultralytics import YOLO  # noqa: E402
 from ultralytics.utils import ops  # noqa: E402
 from ultralytics.utils.events import events as _ultralytics_events  # noqa: E402
-from ultralytics.utils.metrics import bbox_ioa  # noqa: E402
 
 _ultralytics_events.enabled = False  # even if a user sets YOLO_OFFLINE=0
 
@@ -283,8 +282,7 @@ class Detector:
         squares = [_pad_square(crop) for crop in crops]
         found = []
         for crop, result in zip(crops, self._predict(model, squares, imgsz)):
-            people = to_detections(result)
-            people.mask = None
+            people = to_detections(result)  # boxes (and keypoints) only: no mask_shape, no masks
             if model is not self.pose_model:
                 people.keypoints = None
             if len(people):
@@ -381,23 +379,6 @@ def merge_tiles(whole: FrameDetections, parts: list[FrameDetections], windows, s
     if merged_poses.keypoints is not None and len(merged_poses):
         merged_poses = merged_poses[suppress(merged_poses)]
     return FrameDetections(merged_people, merged_poses)
-
-
-def suppress(dets: Detections, iou: float = 0.5, inside: float = 0.7) -> np.ndarray:
-    """Indices kept by a greedy, confidence-ordered suppression of duplicates across tiles.
-
-    A box is dropped when it overlaps a kept one by IoU > ``iou`` or lies more than ``inside``
-    of its own area within a kept one (the part of a person a tile edge cut off).
-    """
-    keep: list[int] = []
-    for i in np.argsort(-dets.confidence, kind="stable"):
-        if keep:
-            kept = dets.xyxy[keep]
-            box = dets.xyxy[i : i + 1]
-            if (bbox_ioa(box, kept, iou=True)[0] > iou).any() or (bbox_ioa(kept, box)[:, 0] > inside).any():
-                continue
-        keep.append(int(i))
-    return np.asarray(sorted(keep), np.int64)
 
 
 def to_detections(result, mask_shape: tuple[int, int] | None = None) -> Detections:

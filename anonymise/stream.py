@@ -33,7 +33,7 @@ from . import composite, masks, motion, pose
 from .config import Config, Fill, Mode
 from .errors import AnonymiseError, ConfigError
 from .track import MAX_GROWTH, PersonTracker, TrackHistory, grow
-from .types import Detections
+from .types import Detections, box_iou, suppress
 from .video import Frame
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ class FrameStream:
             context = np.r_[np.full(len(unexplained), SECOND_LOOK_CONTEXT), np.full(len(held), HELD_LOOK_CONTEXT)]
             found = self._second_look(slot.frame.image, looks, context)
             slot.extra.extend(found.xyxy)  # every box is masked, duplicates included (as across tiles)
-            found = found[_novel(found, slot.found.poses.xyxy)] if len(found) else found  # each skeleton once
+            found = found[suppress(found, kept=slot.found.poses.xyxy)] if len(found) else found  # each skeleton once
             if len(found):
                 self.counts.second_look += len(found)
                 if slot.found.poses.tracker_id is not None:
@@ -329,7 +329,7 @@ class FrameStream:
         seen = np.concatenate([slot.found.people.xyxy, slot.found.poses.xyxy])
         if not len(seen):
             return held
-        return held[(_iou(held, seen) < HELD_SEEN_IOU).all(axis=1)]
+        return held[(box_iou(held, seen) < HELD_SEEN_IOU).all(axis=1)]
 
     def _second_look(self, image: np.ndarray, regions: np.ndarray, context=SECOND_LOOK_CONTEXT) -> Detections:
         """People found on crops around ``regions``, at a higher resolution, in frame coordinates."""
@@ -409,33 +409,12 @@ class FrameStream:
             self.canvas.close()
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) IoU of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4)."""
-    a, b = a[:, None, :], b[None, :, :]
-    inter = (np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2])).clip(0).prod(-1)
-    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-6)
-
-
-def _novel(found: Detections, existing: np.ndarray, max_iou: float = 0.5) -> np.ndarray:
-    """Indices of ``found`` people that are not already there: overlapping crops and the full
-    pass see some people twice; the most confident sighting is kept, so each skeleton is drawn once."""
-    kept: list[int] = []
-    boxes = np.asarray(existing, np.float32).reshape(-1, 4)
-    for i in np.argsort(-found.confidence, kind="stable"):
-        if len(boxes) and (_iou(found.xyxy[i : i + 1], boxes) > max_iou).any():
-            continue
-        kept.append(int(i))
-        boxes = np.concatenate([boxes, found.xyxy[i : i + 1]])
-    return np.asarray(sorted(kept), np.int64)
-
-
 def _match_ids(boxes: np.ndarray, tracked: Detections, min_iou: float = 0.3) -> np.ndarray:
     """For each box, the tracker id of the tracked box it overlaps most (IoU >= ``min_iou``), else -1."""
     ids = np.full(len(boxes), -1, np.int64)
     if not len(boxes) or not len(tracked) or tracked.tracker_id is None:
         return ids
-    iou = _iou(boxes, tracked.xyxy)
+    iou = box_iou(boxes, tracked.xyxy)
     best = iou.argmax(axis=1)
     hit = iou[np.arange(len(boxes)), best] >= min_iou
     ids[hit] = tracked.tracker_id[best[hit]]

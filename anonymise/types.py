@@ -1,4 +1,5 @@
-"""Small shape-checked containers passed between the pipeline stages (numpy arrays only)."""
+"""Small shape-checked containers passed between the pipeline stages (numpy arrays only), and
+the box geometry they share (IoU, de-duplication)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,42 @@ class Detections:
 
         return Detections(self.xyxy[index], self.confidence[index], self.class_id[index],
                           pick(self.mask), pick(self.tracker_id), pick(self.keypoints))
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) IoU of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4)."""
+    return _overlap(a, b, "iou")
+
+
+def box_ioa(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) share of each box of ``b`` (M, 4) that lies inside each box of ``a`` (N, 4)."""
+    return _overlap(a, b, "ioa")
+
+
+def _overlap(a: np.ndarray, b: np.ndarray, kind: str) -> np.ndarray:
+    a, b = np.asarray(a, np.float32).reshape(-1, 4)[:, None, :], np.asarray(b, np.float32).reshape(-1, 4)[None, :, :]
+    inter = (np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2])).clip(0).prod(-1)
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
+    union = area(b) if kind == "ioa" else area(a) + area(b) - inter
+    return inter / np.maximum(union, 1e-7)
+
+
+def suppress(dets: Detections, iou: float = 0.5, inside: float = 0.7, kept: np.ndarray | None = None) -> np.ndarray:
+    """Indices kept by a greedy, confidence-ordered suppression of duplicates.
+
+    A box is dropped when it overlaps a kept one by IoU > ``iou`` or lies more than ``inside``
+    of its own area within a kept one (the part of a person a tile or crop edge cut off).
+    ``kept`` (K, 4): boxes already kept (never dropped), that ``dets`` are checked against too.
+    """
+    keep: list[int] = []
+    boxes = np.asarray(kept if kept is not None else np.zeros((0, 4)), np.float32).reshape(-1, 4)
+    for i in np.argsort(-dets.confidence, kind="stable"):
+        box = dets.xyxy[i : i + 1]
+        if len(boxes) and ((box_iou(box, boxes)[0] > iou).any() or (box_ioa(boxes, box)[:, 0] > inside).any()):
+            continue
+        keep.append(int(i))
+        boxes = np.concatenate([boxes, box])
+    return np.asarray(sorted(keep), np.int64)
 
 
 @dataclass(frozen=True)

@@ -240,8 +240,10 @@ def test_other_export_errors(weights, fake_export, tmp_path, monkeypatch):
 CPU_BACKENDS = {"onnx": ("onnx", "onnxruntime"), "openvino": ("openvino",)}
 
 
-def installed(backend: str) -> bool:
-    return all(backends._has_module(m) for m in CPU_BACKENDS[backend])
+def require(backend: str) -> None:
+    """Skip the test, naming the extra to install, when ``backend``'s runtime is missing."""
+    if not all(backends._has_module(m) for m in CPU_BACKENDS[backend]):
+        pytest.skip(f'{backend} backend not installed (pip install "anonymise[{backend}]")')
 
 
 @pytest.fixture(scope="module")
@@ -252,8 +254,7 @@ def export_cache(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_real_onnx_export_of_the_bundled_pose_model(export_cache, monkeypatch):
-    if not installed("onnx"):
-        pytest.skip('onnx backend not installed (pip install "anonymise[onnx]")')
+    require("onnx")
     from anonymise import models
 
     monkeypatch.setenv("ANONYMISE_CACHE", str(export_cache))
@@ -278,8 +279,7 @@ def test_real_onnx_export_of_the_bundled_pose_model(export_cache, monkeypatch):
 
 @pytest.mark.slow
 def test_broken_cached_export_is_one_line_saying_what_to_delete(tmp_path, monkeypatch):
-    if not installed("onnx"):
-        pytest.skip('onnx backend not installed (pip install "anonymise[onnx]")')
+    require("onnx")
     from anonymise import models
     from anonymise.detect import Detector
 
@@ -311,8 +311,7 @@ def anonymise(frames: list[np.ndarray], config: Config) -> list[np.ndarray]:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", sorted(CPU_BACKENDS))
 def test_cpu_backend_output_matches_torch(backend, frames, torch_outputs, export_cache, monkeypatch):
-    if not installed(backend):
-        pytest.skip(f'{backend} backend not installed (pip install "anonymise[{backend}]")')
+    require(backend)
     monkeypatch.setenv("ANONYMISE_CACHE", str(export_cache))
     outputs = anonymise(frames, Config(backend=backend, imgsz=320, tiles="off", device="cpu"))
     assert len(outputs) == len(torch_outputs)
