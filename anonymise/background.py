@@ -60,7 +60,7 @@ def patch_fill(image: np.ndarray, unseen: np.ndarray, fill: np.ndarray, stale: n
             continue
         source = np.where((unseen[window] & ~hole)[..., None], fill[window], image[window])
         patched = cv2.inpaint(source, hole.view(np.uint8), INPAINT_RADIUS, cv2.INPAINT_TELEA)
-        np.copyto(fill[window], patched, where=hole[..., None])
+        cv2.copyTo(patched, hole.view(np.uint8), fill[window])  # in place; ~10x np.copyto(where=)
 
 
 class BackgroundModel:
@@ -163,7 +163,7 @@ class BackgroundModel:
                 patch_fill(image, unseen, self._fill, self._stale & unseen)
                 self._stale[:] = False
             # unseen pixels only come back through forget (stale, patched above), so the fill covers them all
-            np.copyto(image, self._fill, where=unseen[..., None])
+            cv2.copyTo(self._fill, unseen.view(np.uint8), image)  # in place; ~10x np.copyto(where=)
         return image
 
 

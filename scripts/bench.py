@@ -36,6 +36,11 @@ pipeline/naive
     Speed-up over the naive loop; in ``bbox`` mode about 2x of it comes from running one
     model pass instead of two.
 
+``--rounds N`` repeats the pipeline, floor and floor+looks stages N times, back to back within a
+round, and reports the median fps of each and the median of each ratio's per-round values: on a
+shared machine whose speed drifts by 10-20% over minutes, a ratio of stages run seconds apart is
+steadier than one of stages run minutes apart.
+
 Ultralytics sets torch's intra-op threads to ``min(8, cpu_count - 1)`` on a model's first CPU
 predict, for the rest of the process; each stage line shows the threads it ended with.
 
@@ -45,7 +50,7 @@ the high-water mark is reset before each stage, so ``stage MiB`` is that stage's
 (models and buffers it holds; the floor stage includes every decoded frame held in memory),
 and ``peak MiB`` is the process's peak so far.
 
-    python scripts/bench.py [--video PATH] [--frames N] [--mode bbox|seg|both] [--imgsz N] [--device cpu] [--skip-naive]
+    python scripts/bench.py [--video PATH] [--frames N] [--mode bbox|seg|both] [--imgsz N] [--device cpu] [--skip-naive] [--rounds N]
     python scripts/bench.py --mode bbox --backend openvino --int8   # the fastest CPU backend (needs $ANONYMISE_CALIBRATION)
     python scripts/bench.py --memory-check 80   # peak RSS on 80 vs 800 frames (fresh process each): flat in length?
 """
@@ -147,11 +152,23 @@ class ModeResult:
     imgsz: int
     batch: int
     stages: dict[str, Stage] = field(default_factory=dict)
+    #: fps of the repeated stages (pipeline, floor, floor+looks), one dict per round; the first
+    #: round is ``stages``'
+    rounds: list[dict[str, float]] = field(default_factory=list)
 
     def fps(self, name: str) -> float | None:
+        """The stage's fps: the median over the rounds for a repeated stage."""
+        measured = [r[name] for r in self.rounds if name in r]
+        if len(measured) > 1:
+            return float(np.median(measured))
         return self.stages[name].fps if name in self.stages else None
 
     def ratio(self, num: str, den: str) -> float | None:
+        """fps(num) / fps(den); for two repeated stages the median of the per-round ratios (each
+        round's stages ran back to back, so a machine that slows down between rounds cancels out)."""
+        paired = [r[num] / r[den] for r in self.rounds if num in r and r.get(den)]
+        if len(paired) > 1:
+            return float(np.median(paired))
         a, b = self.fps(num), self.fps(den)
         return a / b if a is not None and b else None
 
@@ -416,8 +433,47 @@ def bench_mode(mode: str, src: Path, args: argparse.Namespace, device: str, memo
                   f"(+ {sum(map(len, looks))} second-look crops in {len(looks)} calls, {looked.seconds:.2f} s)")  # fmt: skip
     result.stages["floor+looks"] = calls
     log_stage(mode, device, "calls", calls)
+    result.rounds.append({name: result.stages[name].fps for name in REPEATED})
+    for number in range(2, args.rounds + 1):
+        result.rounds.append(repeat_round(config, src, tmp / f"{mode}_pipeline.mp4", detector, frames, first))
+        log_round(mode, device, number, result.rounds[-1])
     del frames, detector, looks
     return result
+
+
+#: the stages each round repeats (decode and the naive loop run once)
+REPEATED = ("pipeline", "floor", "floor+looks")
+
+
+def repeat_round(config: Config, src: Path, dst: Path, detector: Detector, frames: list[np.ndarray], first: np.ndarray) -> dict[str, float]:
+    """One more round of the pipeline, floor and floor+looks stages, back to back: their fps.
+
+    A fresh ``Anonymiser`` (its models loaded and warmed up outside the timing), as in the
+    first round; memory is reported from the first round only (this one holds the floor's frames).
+    """
+    torch.set_num_threads(TORCH_THREADS)
+    anon = Anonymiser(config)
+    anon.detector([first])
+    looks: list[list[np.ndarray]] = []
+    anon.detector.look = record_looks(anon.detector.look, looks)
+    start = time.perf_counter()
+    n = bench_pipeline(anon, src, dst)
+    pipeline = time.perf_counter() - start
+    del anon
+    torch.set_num_threads(TORCH_THREADS)
+    start = time.perf_counter()
+    bench_floor(detector, frames)
+    floor = time.perf_counter() - start
+    start = time.perf_counter()
+    replay_looks(detector, looks)
+    calls = floor + time.perf_counter() - start
+    return {"pipeline": n / pipeline, "floor": len(frames) / floor, "floor+looks": len(frames) / calls}
+
+
+def log_round(mode: str, device: str, number: int, fps: dict[str, float]) -> None:
+    print(f"  [{mode}/{device}] round {number}: pipeline {fps['pipeline']:6.2f} fps, floor {fps['floor']:6.2f} fps, "
+          f"calls {fps['floor+looks']:6.2f} fps; pipe/floor {fps['pipeline'] / fps['floor']:.2f}, "
+          f"pipe/calls {fps['pipeline'] / fps['floor+looks']:.2f}")  # fmt: skip
 
 
 # -- report -------------------------------------------------------------------------------
@@ -438,7 +494,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def table(results: list[ModeResult], frames: int) -> str:
-    head = ("mode", "device", "imgsz", "batch", "frames", "decode fps", "floor fps", "calls fps", "pipeline fps", "pipe/floor", "pipe/calls", "naive fps", "pipe/naive", "pipeline MiB", "mode MiB", "peak RSS MiB")
+    head = ("mode", "device", "imgsz", "batch", "frames", "rounds", "decode fps", "floor fps", "calls fps", "pipeline fps", "pipe/floor", "pipe/calls", "naive fps", "pipe/naive", "pipeline MiB", "mode MiB", "peak RSS MiB")
     rows = [
         (
             r.mode,
@@ -446,6 +502,7 @@ def table(results: list[ModeResult], frames: int) -> str:
             str(r.imgsz),
             str(r.batch),
             str(r.stages["pipeline"].frames if "pipeline" in r.stages else frames),
+            str(max(len(r.rounds), 1)),
             _fmt(r.fps("decode"), ".1f"),
             _fmt(r.fps("floor"), ".2f"),
             _fmt(r.fps("floor+looks"), ".2f"),
@@ -476,6 +533,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--imgsz", type=int, help="inference size (default: the pipeline's auto size for the video)")
     p.add_argument("--device", default="cpu", help="device of the main section (default: cpu); cuda runs again in the GPU section when present")
     p.add_argument("--skip-naive", action="store_true", help="do not run the naive reference loop")
+    p.add_argument("--rounds", type=int, default=1, help="run the pipeline, floor and calls stages this many times, back to back per "
+                   "round, and report the medians (fps, and each ratio over its rounds); decode and naive run once")  # fmt: skip
     p.add_argument("--backend", default="torch", help="inference backend of the floor and pipeline stages (the naive loop stays torch)")
     p.add_argument("--int8", action="store_true", help="int8 export (openvino, tensorrt; calibrates on $ANONYMISE_CALIBRATION)")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=None, help="reduced precision (fp16 on CUDA, bf16 with openvino)")
@@ -484,6 +543,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.frames is not None and args.frames < 1:
         p.error("--frames must be >= 1")
+    if args.rounds < 1:
+        p.error("--rounds must be >= 1")
     return args
 
 
@@ -583,7 +644,8 @@ def run(args: argparse.Namespace) -> None:
     print(
         "pipe/floor: share of the models' own fps (one pass per frame) the whole pipeline keeps; calls fps: the floor plus the "
         "pipeline's own second looks replayed; pipe/calls: 1.0 = everything but the model calls hidden; "
-        "pipe/naive: speed-up over the naive single-threaded loop.\n"
+        "pipe/naive: speed-up over the naive single-threaded loop. With rounds > 1: the median fps of each repeated stage, and the "
+        "median of each ratio's per-round values.\n"
         "pipeline MiB: peak RSS during the pipeline stage; mode MiB: highest stage peak of the mode "
         "(the floor holds every decoded frame); peak RSS MiB: the process's peak so far (ru_maxrss)."
     )

@@ -21,7 +21,7 @@ def run_script(name: str, *args: str, env: dict | None = None) -> subprocess.Com
 
 @pytest.mark.slow
 def test_bench_prints_every_stage_and_the_ratios(pedestrians, tmp_path):
-    result = run_script("bench.py", "--video", str(pedestrians), "--mode", "bbox", "--frames", "4", "--imgsz", "160")
+    result = run_script("bench.py", "--video", str(pedestrians), "--mode", "bbox", "--frames", "4", "--imgsz", "160", "--rounds", "2")
     assert result.returncode == 0, result.stderr[-2000:]
     for stage in ("decode", "floor", "calls", "pipeline", "naive"):
         assert f"[bbox/cpu] {stage}" in result.stdout, f"no {stage} stage in:\n{result.stdout}"
@@ -33,6 +33,8 @@ def test_bench_prints_every_stage_and_the_ratios(pedestrians, tmp_path):
     for ratio in ("pipe/floor", "pipe/calls", "pipe/naive"):
         assert float(table[ratio]) > 0, f"{ratio}: {table[ratio]}"
     assert table["frames"] == "4"
+    assert table["rounds"] == "2"
+    assert "[bbox/cpu] round 2: pipeline" in result.stdout, result.stdout
 
 
 @pytest.mark.slow
