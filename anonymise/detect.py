@@ -314,9 +314,9 @@ class Detector:
 def _pad_square(image: np.ndarray, value: int = 114) -> np.ndarray:
     """``image`` padded right or bottom to a square with Ultralytics' letterbox grey."""
     height, width = image.shape[:2]
-    side = max(height, width)
     if height == width:
         return image
+    side = max(height, width)
     square = np.full((side, side, *image.shape[2:]), value, image.dtype)
     square[:height, :width] = image
     return square

@@ -3,8 +3,9 @@
 Per frame: detect -> person alpha -> background update -> (``lookahead`` frames later)
 blend -> skeleton. Decoding, the models' main pass, the rest of the per-frame work and
 encoding run in their own threads with bounded queues, so the slowest stage (inference) sets
-the pace and everything else hides behind it. A frame whose processing fails is written
-fully covered by the background (fail closed), never as it came in.
+the pace; the rest hides behind it as far as free cores allow (on two cores it competes with
+inference, see the README's Performance). A frame whose processing fails is written fully
+covered by the background (fail closed), never as it came in.
 """
 
 from __future__ import annotations

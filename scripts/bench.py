@@ -395,15 +395,9 @@ def bench_mode(mode: str, src: Path, args: argparse.Namespace, device: str, memo
     result.stages["decode"] = stage = timed(memory, lambda: bench_decode(src))
     log_stage(mode, device, "decode", stage)
 
-    torch.set_num_threads(TORCH_THREADS)
-    anon = Anonymiser(config)
-    result.batch = anon.batch
-    anon.detector([first])  # warm-up
-    looks: list[list[np.ndarray]] = []
-    anon.detector.look = record_looks(anon.detector.look, looks)
-    result.stages["pipeline"] = stage = timed(memory, lambda: bench_pipeline(anon, src, tmp / f"{mode}_pipeline.mp4"))
+    stage, looks, result.batch = bench_pipeline_stage(config, first, src, tmp / f"{mode}_pipeline.mp4", memory)
+    result.stages["pipeline"] = stage
     log_stage(mode, device, "pipeline", stage)
-    del anon
 
     if not args.skip_naive:
         naive = naive_loop(src, tmp / f"{mode}_naive.mp4", config, imgsz, device, first)
@@ -415,27 +409,16 @@ def bench_mode(mode: str, src: Path, args: argparse.Namespace, device: str, memo
     detector = Detector(config)
     detector([first])  # warm-up
     frames = list(decode_frames(src))
-    counts: list[float] = []
-
-    def floor() -> int:
-        n, people, poses = bench_floor(detector, frames)
-        counts.extend((people, poses))
-        return n
-
-    stage = timed(memory, floor)
-    stage.note = f"(batch {detector.batch}, half {detector.half}; per frame: {counts[0]:.1f} people, {counts[1]:.1f} poses)"
-    result.stages["floor"] = stage
-    log_stage(mode, device, "floor", stage)
-    if looks:
-        detector.look(looks[0], SECOND_LOOK_IMGSZ)  # warm-up (a new input shape)
-    looked = timed(memory, lambda: replay_looks(detector, looks))
-    calls = Stage(stage.frames, stage.seconds + looked.seconds, max(stage.stage_mib, looked.stage_mib), looked.peak_mib, looked.threads,
-                  f"(+ {sum(map(len, looks))} second-look crops in {len(looks)} calls, {looked.seconds:.2f} s)")  # fmt: skip
-    result.stages["floor+looks"] = calls
-    log_stage(mode, device, "calls", calls)
+    result.stages["floor"], result.stages["floor+looks"] = bench_model_stages(detector, frames, looks, memory)
+    log_stage(mode, device, "floor", result.stages["floor"])
+    log_stage(mode, device, "calls", result.stages["floor+looks"])
     result.rounds.append({name: result.stages[name].fps for name in REPEATED})
+    # Later rounds: the same stages again, back to back. Their memory is not reported (the floor's
+    # frames are held by now); the first round's is.
     for number in range(2, args.rounds + 1):
-        result.rounds.append(repeat_round(config, src, tmp / f"{mode}_pipeline.mp4", detector, frames, first))
+        pipeline, looks, _ = bench_pipeline_stage(config, first, src, tmp / f"{mode}_pipeline.mp4", memory)
+        floor, calls = bench_model_stages(detector, frames, looks, memory)
+        result.rounds.append({"pipeline": pipeline.fps, "floor": floor.fps, "floor+looks": calls.fps})
         log_round(mode, device, number, result.rounds[-1])
     del frames, detector, looks
     return result
@@ -445,29 +428,35 @@ def bench_mode(mode: str, src: Path, args: argparse.Namespace, device: str, memo
 REPEATED = ("pipeline", "floor", "floor+looks")
 
 
-def repeat_round(config: Config, src: Path, dst: Path, detector: Detector, frames: list[np.ndarray], first: np.ndarray) -> dict[str, float]:
-    """One more round of the pipeline, floor and floor+looks stages, back to back: their fps.
-
-    A fresh ``Anonymiser`` (its models loaded and warmed up outside the timing), as in the
-    first round; memory is reported from the first round only (this one holds the floor's frames).
-    """
+def bench_pipeline_stage(config: Config, first: np.ndarray, src: Path, dst: Path, memory: Memory) -> tuple[Stage, list[list[np.ndarray]], int]:
+    """The pipeline stage with a fresh ``Anonymiser`` (loaded and warmed up outside the timing):
+    (its stage, the second-look crops it made, its batch size)."""
     torch.set_num_threads(TORCH_THREADS)
     anon = Anonymiser(config)
-    anon.detector([first])
+    anon.detector([first])  # warm-up
     looks: list[list[np.ndarray]] = []
     anon.detector.look = record_looks(anon.detector.look, looks)
-    start = time.perf_counter()
-    n = bench_pipeline(anon, src, dst)
-    pipeline = time.perf_counter() - start
-    del anon
+    return timed(memory, lambda: bench_pipeline(anon, src, dst)), looks, anon.batch
+
+
+def bench_model_stages(detector: Detector, frames: list[np.ndarray], looks: list[list[np.ndarray]], memory: Memory) -> tuple[Stage, Stage]:
+    """(floor, floor+looks): the main pass over ``frames``, then ``looks`` replayed on top."""
     torch.set_num_threads(TORCH_THREADS)
-    start = time.perf_counter()
-    bench_floor(detector, frames)
-    floor = time.perf_counter() - start
-    start = time.perf_counter()
-    replay_looks(detector, looks)
-    calls = floor + time.perf_counter() - start
-    return {"pipeline": n / pipeline, "floor": len(frames) / floor, "floor+looks": len(frames) / calls}
+    counts: list[float] = []
+
+    def floor() -> int:
+        n, people, poses = bench_floor(detector, frames)
+        counts.extend((people, poses))
+        return n
+
+    stage = timed(memory, floor)
+    stage.note = f"(batch {detector.batch}, half {detector.half}; per frame: {counts[0]:.1f} people, {counts[1]:.1f} poses)"
+    if looks:
+        detector.look(looks[0], SECOND_LOOK_IMGSZ)  # warm-up (a new input shape)
+    looked = timed(memory, lambda: replay_looks(detector, looks))
+    calls = Stage(stage.frames, stage.seconds + looked.seconds, max(stage.stage_mib, looked.stage_mib), looked.peak_mib, looked.threads,
+                  f"(+ {sum(map(len, looks))} second-look crops in {len(looks)} calls, {looked.seconds:.2f} s)")  # fmt: skip
+    return stage, calls
 
 
 def log_round(mode: str, device: str, number: int, fps: dict[str, float]) -> None:
