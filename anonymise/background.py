@@ -1,7 +1,13 @@
 """Running-average background model, frozen under people, that never shows a person.
 
-A pixel is learned only in frames where it is free of people (``alpha == 0``): the first such
-frame sets it, later ones move it by ``rate``. A pixel that has *never* been seen free has no
+**The rule.** A pixel is learned only where it is free of people (``alpha == 0``) and outside
+``exclude`` (the pipeline passes every person's box grown by a margin proportional to their
+size), and has been so, and still (changed by at most ``STILL_TOL`` since the frame before),
+for ``stable`` frames in a row: a person's edge, a hand the mask missed for a frame or a head
+a fragmented detection left out is not learned on sight. The first such frame sets it, later
+ones move it by ``rate``. A pixel learned within ``near`` (a wider zone around people) is
+*suspect*: it may be an undetected part of that person; :meth:`BackgroundModel.forget_same`
+forgets suspect pixels that look like the person now standing on them. A pixel that has *never* been seen free has no
 background yet; it is filled from the surrounding learned background by OpenCV's Telea
 inpainting (mid-grey when nothing at all has been seen), never from the current frame. The
 pipeline also lets the model look ahead (``Config.lookahead`` frames) before a frame is
@@ -30,6 +36,10 @@ def _check_rate(rate: float) -> float:
 
 #: inpainting radius (pixels)
 INPAINT_RADIUS = 5
+#: a pixel that changed by more than this (largest channel) since the frame before is not still
+STILL_TOL = 20
+#: frames a pixel must be free and still before it is learned (the pipeline's setting)
+STABLE_FRAMES = 3
 
 
 def inpaint_unseen(image: np.ndarray, unseen: np.ndarray) -> np.ndarray:
@@ -66,8 +76,12 @@ def patch_fill(image: np.ndarray, unseen: np.ndarray, fill: np.ndarray, stale: n
 class BackgroundModel:
     """Per-pixel running average of the scene, learned only where no person is (CPU, OpenCV)."""
 
-    def __init__(self, rate: float = 0.05):
+    def __init__(self, rate: float = 0.05, stable: int = 1):
         self.rate = _check_rate(rate)
+        self.stable = _check_stable(stable)
+        self._run: np.ndarray | None = None  # uint8 (H, W): frames in a row free and still
+        self._previous: np.ndarray | None = None  # the frame before, for stillness
+        self._suspect: np.ndarray | None = None  # bool (H, W): learned near a person
         self._acc: np.ndarray | None = None  # float32 (H, W, 3)
         self._seen: np.ndarray | None = None  # uint8 (H, W), 255 where seen free at least once
         self._fill: np.ndarray | None = None  # uint8 (H, W, 3) inpainted image, refreshed now and then
@@ -77,16 +91,9 @@ class BackgroundModel:
         self._forgotten: np.ndarray | None = None  # bool (H, W): forgotten, the old value kept as a prior
 
     @property
-    def shape(self) -> tuple[int, int] | None:
-        return None if self._acc is None else self._acc.shape[:2]
-
-    @property
     def seen(self) -> np.ndarray | None:
         """Boolean (H, W): pixels seen free of people at least once."""
         return None if self._seen is None else self._seen > 0
-
-    def reset(self) -> None:
-        self.__init__(self.rate)
 
     def _allocate(self, shape: tuple[int, ...]) -> None:
         if self._acc is None or self._acc.shape != shape:
@@ -96,6 +103,9 @@ class BackgroundModel:
             self._stale = np.zeros(shape[:2], bool)
             self._primed = None
             self._forgotten = np.zeros(shape[:2], bool)
+            self._run = np.zeros(shape[:2], np.uint8)
+            self._previous = None
+            self._suspect = np.zeros(shape[:2], bool)
 
     def prime(self, image: np.ndarray) -> None:
         """Set a prior (e.g. a temporal median) for the pixels not seen yet.
@@ -122,11 +132,48 @@ class BackgroundModel:
         self._stale |= newly  # the fill there may show what was learned: inpainted again before use
         self._seen[where] = 0
 
-    def update(self, frame: np.ndarray, alpha: np.ndarray) -> None:
-        """Learn from ``frame`` wherever ``alpha`` (uint8 or bool, H x W) is zero."""
+    def forget_same(self, frame: np.ndarray, where: np.ndarray, tol: int = STILL_TOL) -> int:
+        """Forget suspect pixels of ``where`` (a person's mask) whose learned value looks like ``frame``.
+
+        A pixel learned next to a person that matches the person now standing on it is most
+        likely that person, learned while the detector missed them (a head left out of a
+        fragmented box): filling with it would paint them back. Returns how many were forgotten.
+        """
+        if self._seen is None:
+            return 0
+        candidates = where & self._suspect & (self._seen > 0)
+        if not candidates.any():
+            return 0
+        same = candidates & (_difference(frame, cv2.convertScaleAbs(self._acc)) <= tol)
+        self.forget(same)
+        return int(np.count_nonzero(same))
+
+    def _learnable(self, frame: np.ndarray, alpha: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
+        """uint8 0/1 (H, W): free of people, outside ``exclude``, and still for ``stable`` frames."""
+        free = alpha == 0
+        if exclude is not None:
+            free &= ~exclude
+        if self.stable <= 1:
+            self._previous = frame
+            return free.view(np.uint8)
+        still = free if self._previous is None else free & (_difference(frame, self._previous) <= STILL_TOL)
+        self._previous = frame
+        run = np.where(still, np.minimum(self._run, 254) + 1, free.view(np.uint8)).astype(np.uint8)
+        self._run = run
+        return (run >= self.stable).view(np.uint8)
+
+    def update(self, frame: np.ndarray, alpha: np.ndarray, exclude: np.ndarray | None = None, near: np.ndarray | None = None) -> None:
+        """Learn from ``frame`` where ``alpha`` (uint8 or bool, H x W) is zero and the rule allows (module docstring).
+
+        ``exclude`` (bool H x W): never learned this frame (margins around people); ``near``
+        (bool): pixels learned there are marked suspect (see :meth:`forget_same`).
+        """
         _check_frame(frame, alpha)
         self._allocate(frame.shape)
-        free = (alpha == 0).view(np.uint8)
+        free = self._learnable(frame, alpha, exclude)
+        if near is not None:
+            learned = free.view(bool)
+            self._suspect[learned] = near[learned]
         new = cv2.bitwise_and(free, cv2.bitwise_not(self._seen))
         known = cv2.bitwise_and(free, self._seen)
         cv2.accumulateWeighted(frame, self._acc, self.rate, mask=known)
@@ -174,10 +221,14 @@ class TorchBackgroundModel:
     a GPU pipeline uploads a frame once and downloads the composite once.
     """
 
-    def __init__(self, rate: float = 0.05, device: str = "cuda"):
+    def __init__(self, rate: float = 0.05, device: str = "cuda", stable: int = 1):
         import torch
 
         self.rate = _check_rate(rate)
+        self.stable = _check_stable(stable)
+        self._run = None
+        self._previous = None
+        self._suspect = None
         self.device = torch.device(device)
         self._torch = torch
         self._acc = None
@@ -201,6 +252,9 @@ class TorchBackgroundModel:
             self._stale = torch.zeros(shape[:2], dtype=torch.bool, device=self.device)
             self._primed = None
             self._forgotten = torch.zeros(shape[:2], dtype=torch.bool, device=self.device)
+            self._run = torch.zeros(shape[:2], dtype=torch.uint8, device=self.device)
+            self._previous = None
+            self._suspect = torch.zeros(shape[:2], dtype=torch.bool, device=self.device)
 
     def prime(self, image) -> None:
         """As :meth:`BackgroundModel.prime`."""
@@ -220,13 +274,41 @@ class TorchBackgroundModel:
             self._stale |= newly
             self._seen &= ~where
 
-    def update(self, frame, alpha) -> None:
+    def forget_same(self, frame, where, tol: int = STILL_TOL) -> int:
+        """As :meth:`BackgroundModel.forget_same`."""
+        torch = self._torch
+        if self._seen is None:
+            return 0
+        where = torch.as_tensor(where, device=self.device)
+        candidates = where & self._suspect & self._seen
+        if not bool(candidates.any()):
+            return 0
+        frame = torch.as_tensor(frame, device=self.device)
+        learned = self._acc.round().clamp(0, 255)
+        same = candidates & ((frame.float() - learned).abs().amax(dim=-1) <= tol)
+        self.forget(same)
+        return int(same.sum())
+
+    def update(self, frame, alpha, exclude=None, near=None) -> None:
+        """As :meth:`BackgroundModel.update`."""
         torch = self._torch
         frame = torch.as_tensor(frame, device=self.device)
         alpha = torch.as_tensor(alpha, device=self.device)
         _check_frame(frame, alpha)
         self._allocate(frame.shape)
         free = alpha == 0
+        if exclude is not None:
+            free = free & ~torch.as_tensor(exclude, device=self.device)
+        if self.stable > 1:
+            still = free
+            if self._previous is not None:
+                still = free & ((frame.int() - self._previous.int()).abs().amax(dim=-1) <= STILL_TOL)
+            self._run = torch.where(still, self._run.clamp(max=254) + 1, free.to(torch.uint8))
+            free = self._run >= self.stable
+        self._previous = frame
+        if near is not None:
+            near = torch.as_tensor(near, device=self.device)
+            self._suspect = torch.where(free, near, self._suspect)
         f = frame.float()
         known = (free & self._seen)[..., None]
         new = (free & ~self._seen)[..., None]
@@ -266,6 +348,18 @@ class TorchBackgroundModel:
                 self._stale.zero_()
             image = torch.where(unseen[..., None], self._fill, image)
         return image
+
+
+def _check_stable(stable: int) -> int:
+    if isinstance(stable, bool) or not isinstance(stable, int) or stable < 1:
+        raise ValueError(f"stable must be an integer >= 1, got {stable!r}")
+    return stable
+
+
+def _difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel largest channel difference, uint8 (H, W)."""
+    blue, green, red = cv2.split(cv2.absdiff(a, b))
+    return cv2.max(cv2.max(blue, green), red)
 
 
 def _check_frame(frame, alpha) -> None:

@@ -247,25 +247,51 @@ class Detector:
             if torch.get_num_threads() != self._threads:
                 torch.set_num_threads(self._threads)
 
-    def __call__(self, frames: list[np.ndarray], imgsz: int | None = None) -> list[FrameDetections]:
-        """Detect people in a batch of frames (all of one size).
+    #: the stream may ask for the frame-scale pass alone (``small=False``, see :class:`anonymise.policy.ScalePolicy`)
+    multiscale = True
 
-        ``imgsz`` overrides the inference size (and turns tiling off), e.g. for a second look at a crop.
+    def __call__(self, frames: list[np.ndarray], imgsz: int | None = None, small: bool = True) -> list[FrameDetections]:
+        """Detect people in a batch of frames (all of one size), at every scale.
+
+        Two searches are merged, never traded: the **frame-scale pass** (:func:`large_imgsz`: the
+        frame at its own size, at most 640 px, where a person who fills the frame is one box) and
+        the **small-person search** (the frame enlarged for ``--min-person`` people, plus tiles
+        when that would exceed 1280 px), where a large person is often split into partial boxes.
+        Every box of every pass is masked; skeletons are de-duplicated. ``small=False`` runs the
+        frame-scale pass alone (the stream's scale policy does so while only large people are
+        around, with a full sweep every few frames).
+
+        ``imgsz`` overrides the inference size (one pass, no tiles), e.g. for a second look at a crop.
         """
         if not frames:
             return []
         height, width = frames[0].shape[:2]
+        if imgsz:
+            return self._run(frames, imgsz)
         min_person = self.config.min_person
-        size = imgsz or self.config.imgsz or auto_imgsz(width, height, min_person)
-        windows = [] if imgsz else tile_windows(height, width, self.config.tiles, min_person)
-        if not windows:
-            return self._run(frames, size)
-        tile_w, tile_h = windows[0][2] - windows[0][0], windows[0][3] - windows[0][1]
-        crops = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames for x0, y0, x1, y1 in windows]
+        size = self.config.imgsz or auto_imgsz(width, height, min_person)
+        large = large_imgsz(width, height, size)
+        if not small and large:
+            return self._run(frames, large)
+        windows = tile_windows(height, width, self.config.tiles, min_person)
+        parts_per_frame: list[list[FrameDetections]] = [[] for _ in frames]
+        boxes: list[tuple[int, int, int, int]] = []
+        if large:
+            boxes.append((0, 0, width, height))
+            for i, found in enumerate(self._run(frames, large)):
+                parts_per_frame[i].append(found)
+        if windows:
+            tile_w, tile_h = windows[0][2] - windows[0][0], windows[0][3] - windows[0][1]
+            crops = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames for x0, y0, x1, y1 in windows]
+            tiles = self._run(crops, auto_imgsz(tile_w, tile_h, min_person))  # --imgsz is the full-frame pass's
+            n = len(windows)
+            for i in range(len(frames)):
+                parts_per_frame[i].extend(tiles[i * n : (i + 1) * n])
+            boxes.extend(windows)
         whole = self._run(frames, size)
-        parts = self._run(crops, auto_imgsz(tile_w, tile_h, min_person))  # --imgsz is the full-frame pass's
-        n = len(windows)
-        return [merge_tiles(whole[i], parts[i * n : (i + 1) * n], windows, (height, width)) for i in range(len(frames))]
+        if not boxes:
+            return whole
+        return [merge_tiles(w, parts, boxes, (height, width)) for w, parts in zip(whole, parts_per_frame)]
 
     def look(self, crops: list[np.ndarray], imgsz: int) -> list[Detections]:
         """People (boxes, with keypoints when the pose model runs) in crops of any sizes, one model call.
@@ -320,6 +346,19 @@ def _pad_square(image: np.ndarray, value: int = 114) -> np.ndarray:
     square = np.full((side, side, *image.shape[2:]), value, image.dtype)
     square[:height, :width] = image
     return square
+
+
+def large_imgsz(width: int, height: int, size: int) -> int | None:
+    """Inference size of the frame-scale pass, or ``None`` when the main pass (``size``) does not enlarge the frame.
+
+    The frame at its own size (a multiple of 32), at most ``MIN_IMGSZ``: nano models are trained
+    at 640 px, where a person who fills the frame is found whole; enlarged 2x they often split
+    such a person into partial boxes (head to thigh, plus fragments).
+    """
+    long_side = max(width, height)
+    if size <= long_side:
+        return None
+    return min(int(np.ceil(long_side / 32) * 32), MIN_IMGSZ)
 
 
 def tile_windows(height: int, width: int, tiles: str = "auto", min_person: int = 32) -> list[tuple[int, int, int, int]]:

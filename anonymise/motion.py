@@ -87,6 +87,40 @@ def moving_regions(
     return Regions(np.asarray(boxes, np.float32), np.asarray(flags, bool), keep[labels] & raw)
 
 
+def complete_foreground(
+    frame: np.ndarray,
+    hard: np.ndarray,
+    near: np.ndarray,
+    band: np.ndarray,
+    reference: np.ndarray | None = None,
+    known: np.ndarray | None = None,
+    *,
+    threshold: int = 30,
+) -> np.ndarray:
+    """Bool (H, W): pixels to add to a person mask, connected to it: what of the person it missed.
+
+    ``hard`` (bool) is the person mask. Within ``near`` (bool: a reach proportional to each
+    person's size), pixels that differ from the ``reference`` background where it is ``known``
+    (a limb, hair, loose clothes, a carried bag, a shadow) join the mask when they touch it,
+    directly or through each other. Within ``band`` (a narrower margin), pixels whose background
+    is unknown (not ``known``, or no reference at all) join the same way: nothing there vouches
+    that they are not the person.
+    """
+    if not hard.any():
+        return np.zeros(hard.shape, bool)
+    if reference is None or known is None:
+        candidates = band.copy()
+    else:
+        differs = (_difference(frame, reference) > threshold) & known & near
+        candidates = differs | (band & ~known)
+    candidates |= hard
+    count, labels = cv2.connectedComponents(candidates.view(np.uint8), connectivity=8)
+    touching = np.zeros(count, bool)
+    touching[np.unique(labels[hard])] = True
+    touching[0] = False
+    return touching[labels] & ~hard
+
+
 def unexplained_regions(frame, moving, reference, seen, alpha, **kwargs) -> np.ndarray:
     """Boxes (K, 4) of the moving, person-sized regions that the mask does not explain."""
     regions = moving_regions(frame, moving, reference, seen, alpha, **kwargs)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .background import BackgroundModel, TorchBackgroundModel
+from .background import STABLE_FRAMES, BackgroundModel, TorchBackgroundModel
 from .config import Config
 from .errors import AnonymiseError, OutputError, SourceError
 from .sources import (
@@ -172,8 +172,9 @@ class Anonymiser:
 
     def _new_background(self):
         if self._torch_bg:
-            return TorchBackgroundModel(self.config.alpha, device=self.device if str(self.device) != "auto" else "cpu")
-        return BackgroundModel(self.config.alpha)
+            device = self.device if str(self.device) != "auto" else "cpu"
+            return TorchBackgroundModel(self.config.alpha, device=device, stable=STABLE_FRAMES)
+        return BackgroundModel(self.config.alpha, stable=STABLE_FRAMES)
 
     def _to_device(self, array: np.ndarray):
         if not self._torch_bg:

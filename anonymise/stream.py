@@ -11,9 +11,13 @@ ready, ``lookahead`` frames behind the input:
    a new track is **back-filled** into the buffered frames before it, a gap is **filled**
    with interpolated boxes (both need the frames still in the buffer);
 3. **finalise** a frame ``depth = min(hold, lookahead)`` frames after it arrived, once no
-   back-fill can reach it: its mask is built, the **motion guard** masks moving person-sized
-   regions that nothing explains (after a second look on a crop), and only then does the
-   **background** learn from it, so it never learns a held, back-filled or unexplained region;
+   back-fill can reach it: its mask is built (each person's **whole body** from their
+   keypoints, see :func:`anonymise.masks.body_boxes`), the **motion guard** masks moving
+   person-sized regions that nothing explains (after a second look on a crop), **foreground
+   completion** adds what touches a person and is not the known background, and only then does
+   the **background** learn from it, outside a margin around every person and only where it
+   has been still for a few frames, so it never learns a held, back-filled or unexplained
+   region, nor a part of a person the detector missed;
 4. **compose** a frame ``lookahead`` frames after it arrived: background blended over the
    people, skeletons drawn.
 """
@@ -30,8 +34,9 @@ import cv2
 import numpy as np
 
 from . import composite, masks, motion, pose
-from .config import Config, Fill, Mode
+from .config import Config, Fill, Mode, auto_imgsz
 from .errors import AnonymiseError, ConfigError
+from .policy import ScalePolicy
 from .track import MAX_GROWTH, PersonTracker, TrackHistory, grow
 from .types import Detections, box_iou, suppress
 from .video import Frame
@@ -54,6 +59,13 @@ MOTION_MEMORY_S = 5.0
 #: background unlike what was there before (someone may still be standing in it), for at most
 #: MOTION_MEMORY_S
 CARRY_SUSPECT = 0.25
+#: the background never learns within this share of a person's height around their box
+LEARN_MARGIN = 0.15
+#: what it learns within this share is suspect: forgotten if a person later stands on it and looks like it
+SUSPECT_ZONE = 0.5
+#: foreground completion: pixels unlike the known background join a person's mask within this
+#: share of their height around their box; pixels whose background is unknown, within LEARN_MARGIN
+COMPLETION_REACH = 0.25
 
 
 @dataclass
@@ -71,6 +83,10 @@ class Counts:
     second_look: int = 0
     #: boxes kept masked because the background behind them is unknown
     carried: int = 0
+    #: frames whose mask foreground completion grew
+    completed: int = 0
+    #: frames the frame-scale pass ran alone (the small-person search skipped, see policy.py)
+    small_skipped: int = 0
 
 
 @dataclass
@@ -117,6 +133,7 @@ class FrameStream:
         self._detected_any = False
         self._masked: list[tuple[np.ndarray, int]] = []  # boxes masked in the last final frame, with their carry age
         self._models = threading.Lock()  # the detect stage and the second looks share the models
+        self._scale: ScalePolicy | None = None  # made on the first frame (it needs the frame size)
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -131,6 +148,7 @@ class FrameStream:
             slot = _Slot(self._t, frame, people)
             self._buffer.append(slot)
             if people is not None:
+                self._whole_bodies(slot)
                 self._track(slot)
             self._t += 1
             if len(self._buffer) > self.depth:
@@ -155,9 +173,14 @@ class FrameStream:
         (a model that never worked is a setup error, not a frame to mask).
         """
         try:
+            images = [f.image for f in frames]
+            small = self._small_search(images)
             with self._models:
-                found = self.detector([f.image for f in frames])
+                found = self.detector(images) if small else self.detector(images, small=False)
             self._detected_any = True
+            if self._scale is not None:
+                self._scale.observe([f.people.xyxy for f in found])
+                self.counts.small_skipped = self._scale.skipped
             return found
         except AnonymiseError:
             raise
@@ -166,6 +189,35 @@ class FrameStream:
                 raise
             log.warning("detection failed on %d frame(s), writing them fully masked: %s", len(frames), e)
             return [None] * len(frames)
+
+    def _small_search(self, images: list[np.ndarray]) -> bool:
+        """Whether this model call gets the small-person search (see :class:`~anonymise.policy.ScalePolicy`)."""
+        if not getattr(self.detector, "multiscale", False) or not images:
+            return True
+        if self._scale is None:
+            from .detect import large_imgsz
+
+            height, width = images[0].shape[:2]
+            size = self.config.imgsz or auto_imgsz(width, height, self.config.min_person)
+            self._scale = ScalePolicy(width, height, large_imgsz(width, height, size), self.depth, self.config.min_person)
+        return self._scale.small(len(images))
+
+    def _whole_bodies(self, slot: _Slot) -> None:
+        """Grow every box with keypoints to the whole body they say is there (feet, crown, hands, cut-off legs)."""
+        found = slot.found
+        shape = slot.frame.image.shape[:2]
+
+        def grown(d: Detections) -> Detections:
+            if not len(d) or d.keypoints is None:
+                return d
+            bodies = masks.body_boxes(d.keypoints, d.xyxy, shape)
+            return Detections(bodies, d.confidence, d.class_id, d.mask, d.tracker_id, d.keypoints)
+
+        same = found.people is found.poses
+        found.poses = grown(found.poses)
+        found.people = found.poses if same else grown(found.people)
+        if not same and self.config.mode is Mode.BBOX and found.people.keypoints is None and len(found.poses):
+            slot.extra.extend(found.poses.xyxy)  # a separate person detector: the pose model's bodies are masked too
 
     def _track(self, slot: _Slot) -> None:
         if self._tracker is None:
@@ -208,8 +260,11 @@ class FrameStream:
             hard = masks.instances_mask(found.people.mask, shape)
             boxes.append(found.poses.xyxy[masks.uncovered(found.poses.xyxy, hard)])
         extra_boxes = np.concatenate(boxes)
+        bodies = None
+        if c.mode is Mode.SEG and len(found.poses) and found.poses.keypoints is not None:
+            bodies = masks.body_mask(found.poses.keypoints, found.poses.xyxy, shape)  # what the instance mask left out
         return masks.person_alpha(found.people, shape, inflate_px=c.inflate, dilate_px=c.dilate, feather_px=c.feather,
-                                  extra_boxes=extra_boxes if len(extra_boxes) else None)  # fmt: skip
+                                  extra_boxes=extra_boxes if len(extra_boxes) else None, extra_mask=bodies)  # fmt: skip
 
     def _finalise(self, slot: _Slot) -> None:
         if slot.t == 0 and self.fail_closed and len(self._buffer) > 1:
@@ -218,22 +273,53 @@ class FrameStream:
             self.background.prime(np.median(np.stack([s.frame.image for s in self._buffer]), axis=0).astype(np.uint8))
         image = slot.frame.image
         alpha = None
+        learning = {}
         if slot.found is not None:
             try:
                 alpha = self._alpha(image, slot.found, slot.extra)
-                if self.fail_closed and self.background_ready:
-                    reference = self.background.reference()  # one conversion, shared (forget keeps the values)
+                reference = self.background.reference() if self.background_ready else None  # one conversion, shared
+                if self.fail_closed and reference is not None:
                     alpha = self._guard(slot, alpha, reference)
                     alpha = self._carry(slot, alpha, reference[0])
+                alpha, learning = self._complete(slot, alpha, reference)
             except Exception as e:  # noqa: BLE001
                 log.warning("mask building failed on frame %d, written fully masked: %s", slot.t, e)
                 alpha = None
         if alpha is None:
             self.counts.failed += 1
             alpha = np.full(image.shape[:2], 255, np.uint8)
+            learning = {}
         slot.image, slot.alpha = self.to_device(image), self.to_device(alpha)
-        self.background.update(slot.image, slot.alpha)
+        self.background.update(slot.image, slot.alpha, **learning)
         self._previous = image
+
+    def _complete(self, slot: _Slot, alpha: np.ndarray, reference) -> tuple[np.ndarray, dict]:
+        """Foreground completion, then what the background may learn from this frame.
+
+        Returns the grown alpha and the ``exclude``/``near`` masks for the background's update.
+        Where a person's mask lies on suspect background that looks like them (learned beside
+        them while the detector missed part of them), that background is forgotten first.
+        """
+        shape = alpha.shape
+        # people: what the models found and the tracks held (the motion guard's and the carry's boxes are grown already)
+        held = np.zeros((0, 4), np.float32) if slot.held is None else np.asarray(slot.held, np.float32).reshape(-1, 4)
+        boxes = np.concatenate([slot.found.people.xyxy, slot.found.poses.xyxy, held])
+        if not len(boxes) and not (alpha == 255).any():
+            return alpha, {}
+        hard = alpha == 255
+        margin = masks.grown_boxes_mask(boxes, shape, LEARN_MARGIN)
+        near = masks.grown_boxes_mask(boxes, shape, COMPLETION_REACH)
+        learned, known = (None, None) if reference is None else reference
+        added = motion.complete_foreground(slot.frame.image, hard, near, margin, learned, known,
+                                           threshold=self.config.motion_threshold)  # fmt: skip
+        if added.any():
+            self.counts.completed += 1
+            hard |= added
+            alpha = np.maximum(alpha, masks.feather(hard.view(np.uint8) * 255, self.config.feather))
+        if self.background_ready:
+            self.background.forget_same(slot.frame.image, hard)
+        suspect = masks.grown_boxes_mask(boxes, shape, SUSPECT_ZONE)
+        return alpha, {"exclude": margin | hard, "near": suspect}
 
     @property
     def background_ready(self) -> bool:
@@ -274,6 +360,8 @@ class FrameStream:
         if len(looks):
             context = np.r_[np.full(len(unexplained), SECOND_LOOK_CONTEXT), np.full(len(held), HELD_LOOK_CONTEXT)]
             found = self._second_look(slot.frame.image, looks, context)
+            if len(found) and found.keypoints is not None:
+                found.xyxy = masks.body_boxes(found.keypoints, found.xyxy, image.shape[:2])
             slot.extra.extend(found.xyxy)  # every box is masked, duplicates included (as across tiles)
             found = found[suppress(found, kept=slot.found.poses.xyxy)] if len(found) else found  # each skeleton once
             if len(found):

@@ -24,6 +24,24 @@ longest run of consecutive such frames, skeleton recall, and fps (with the ratio
 
     python scripts/privacy_eval.py [--video PATH] [--frames N] [--presets default fast plain] [--no-utility]
     python scripts/privacy_eval.py --presets default plain --backend openvino --int8   # needs $ANONYMISE_CALIBRATION
+
+**Pixel truth** (``--suite``): every shared clip, one row each, at the defaults (``--pose`` also
+draws skeletons; they change pixels, which never counts against a leak):
+
+- ``static`` clips that start empty (``one-by-one-person-detection.mp4``, frames 0-69 empty): the
+  empty scene is the median of those frames; a **person pixel** lies inside a reference person
+  box (grown by PERSON_BOX_GROWTH) and differs from the empty scene by more than PERSON_TOL; it
+  **leaks** when the output left it unchanged (every channel within LEAK_TOL of the input);
+- ``closeup`` clips (``closeups/*.mkv``, one person who never leaves): every pixel of the **core**
+  of each reference box (shrunk by CORE_SHRINK on each side) must be replaced;
+- ``people`` (``pedestrians.mp4``): the residual people above.
+
+The pixel reference is the pose model at the frame's own size (a person who fills the frame is
+one box there), threshold 0.25. Reported: share of person (or core) pixels leaked, frames
+leaking more than 5% and 2%, the worst frame, fps, and with ``--pose`` the share of the frames
+where the reference sees someone that carry a skeleton matching them.
+
+    python scripts/privacy_eval.py --suite [--no-pose|--pose] [--clips closeups one-by-one pedestrians] [--frames N] [--save-frames DIR]
 """
 
 from __future__ import annotations
@@ -47,6 +65,14 @@ from ultralytics.utils.metrics import bbox_ioa  # isort: skip - after anonymise.
 ROOT = Path(__file__).resolve().parent.parent
 MATCH_IOU = 0.3
 
+#: pixel truth (see the module docstring)
+PERSON_TOL = 30
+LEAK_TOL = 10
+CORE_SHRINK = 0.15
+PERSON_BOX_GROWTH = 0.05
+STATIC_EMPTY_FRAMES = 70
+CLOSEUP_CONF = 0.6
+
 #: settings compared (Config overrides); "default" is what the CLI does with no flags
 PRESETS: dict[str, dict] = {
     "default": {},
@@ -55,6 +81,58 @@ PRESETS: dict[str, dict] = {
     "plain": {"track": False, "fail_closed": False, "lookahead": 0},  # the single-pass pipeline
 }
 REFERENCE = Config(mode="bbox", imgsz=1280, tiles="2", conf=0.2, pose=False, track=False)
+
+
+# -- pixel truth: pure functions, tested on synthetic frames (tests/test_privacy_eval.py) ------------------
+
+
+def max_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel largest channel difference (int16 H, W)."""
+    return np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=-1)
+
+
+def boxes_region(boxes: np.ndarray, shape: tuple[int, int], grow: float = 0.0) -> np.ndarray:
+    """Bool (H, W): inside any box, each grown (``grow`` > 0) or shrunk (< 0) by that share of its size per side."""
+    height, width = shape
+    region = np.zeros((height, width), bool)
+    for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
+        dx, dy = (x2 - x1) * grow, (y2 - y1) * grow
+        l, t = max(int(np.floor(x1 - dx)), 0), max(int(np.floor(y1 - dy)), 0)
+        r, b = min(int(np.ceil(x2 + dx)), width), min(int(np.ceil(y2 + dy)), height)
+        if r > l and b > t:
+            region[t:b, l:r] = True
+    return region
+
+
+def person_pixels(image: np.ndarray, empty: np.ndarray, boxes: np.ndarray, tol: int = PERSON_TOL,
+                  grow: float = PERSON_BOX_GROWTH) -> np.ndarray:  # fmt: skip
+    """Bool (H, W): pixels of a static clip that belong to a person: inside a (grown) reference box
+    and unlike the empty scene."""
+    return boxes_region(boxes, image.shape[:2], grow) & (max_difference(image, empty) > tol)
+
+
+def core_pixels(boxes: np.ndarray, shape: tuple[int, int], shrink: float = CORE_SHRINK) -> np.ndarray:
+    """Bool (H, W): the cores of the reference boxes (each shrunk by ``shrink`` per side)."""
+    return boxes_region(boxes, shape, -shrink)
+
+
+def leaked(image: np.ndarray, output: np.ndarray, where: np.ndarray, tol: int = LEAK_TOL) -> np.ndarray:
+    """Bool (H, W): pixels of ``where`` that the output left unchanged (every channel within ``tol``)."""
+    return where & (max_difference(output, image) <= tol)
+
+
+def leak_summary(leaks: list[int], totals: list[int]) -> dict:
+    """Share of pixels leaked over a clip, frames leaking over 5% and 2%, and the worst frame."""
+    shares = [100 * leak / total if total else 0.0 for leak, total in zip(leaks, totals)]
+    worst = int(np.argmax(shares)) if shares else 0
+    return {
+        "leak %": 100 * sum(leaks) / max(sum(totals), 1),
+        "frames > 5%": sum(s > 5 for s in shares),
+        "frames > 2%": sum(s > 2 for s in shares),
+        "worst %": shares[worst] if shares else 0.0,
+        "worst frame": worst,
+        "frames scored": sum(t > 0 for t in totals),
+    }
 
 
 def default_video() -> Path:
@@ -151,6 +229,141 @@ def evaluate(name: str, frames: list[Frame], truth: list[Detections], reference:
     return row
 
 
+# -- the pixel suite -------------------------------------------------------------------------------------
+
+
+def shared_data() -> Path:
+    folder = os.environ.get("ANONYMISE_TEST_DATA")
+    return Path(folder) if folder else ROOT.parent / "shared" / "data"
+
+
+def suite_clips(names: list[str]) -> list[tuple[str, Path]]:
+    """(kind, path) of every clip the suite scores: ``static``, ``closeup`` or ``people``."""
+    data, clips = shared_data(), []
+    for name in names:
+        if name == "closeups":
+            clips += [("closeup", p) for p in sorted((data / "closeups").glob("*.mkv"))]
+        elif name == "one-by-one":
+            clips.append(("static", data / "one-by-one-person-detection.mp4"))
+        elif name == "pedestrians":
+            clips.append(("people", data / "pedestrians.mp4"))
+        else:
+            clips += [("closeup", p) for p in sorted(data.glob(f"**/{name}*")) if p.is_file()]
+    return clips
+
+
+def pixel_reference(video: Path, frames: list[Frame]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Reference person boxes and their confidences per frame: the pose model at the frame's own size (cached like :func:`cached_people`)."""
+    height, width = frames[0].image.shape[:2]
+    config = Config(mode="bbox", imgsz=int(np.ceil(max(height, width) / 32) * 32), tiles="off", conf=0.25, pose=False, track=False)
+    stat = video.stat()
+    key = hashlib.sha256(f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{len(frames)}|{config!r}".encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "anonymise" / "privacy_eval" / f"{video.stem}-px2-{key}.npz"
+    if cache.is_file():
+        data = np.load(cache)
+        return [data[f"xyxy{i}"] for i in range(len(frames))], [data[f"conf{i}"] for i in range(len(frames))]
+    detector = Detector(config)
+    found = []
+    for frame in frames:
+        (result,) = detector([frame.image])
+        p = result.people
+        found.append(p[suppress(p)] if len(p) else p)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, **{f"{k}{i}": v for i, p in enumerate(found) for k, v in (("xyxy", p.xyxy), ("conf", p.confidence))})
+    tmp.replace(cache)
+    return [p.xyxy for p in found], [p.confidence for p in found]
+
+
+def closeup_people(boxes: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """A close-up's reference people: the most confident box, and any other at CLOSEUP_CONF or more.
+
+    The shared close-ups hold one person; the reference also calls a blue panel at the frame's
+    edge a person at 0.3-0.56, which would score the pipeline on a person who is not there.
+    """
+    if not len(boxes):
+        return boxes
+    keep = confidence >= CLOSEUP_CONF
+    keep[int(np.argmax(confidence))] = True
+    return boxes[keep]
+
+
+def score_pixels(kind: str, video: Path, frames: list[Frame], pose: bool, save: Path | None, **runtime) -> dict:
+    """One clip's pixel-truth row (see the module docstring)."""
+    truth, confidence = pixel_reference(video, frames)
+    if kind == "closeup":
+        truth = [closeup_people(b, c) for b, c in zip(truth, confidence)]
+    empty = None
+    if kind == "static":
+        empty = np.median(np.stack([f.image for f in frames[:STATIC_EMPTY_FRAMES]]), axis=0).astype(np.uint8)
+    anon = Anonymiser(Config(pose=pose, **runtime))
+    list(anon.anonymise_frames(Frame(f.image, f.index) for f in frames[:2]))  # warm-up
+    leaks, totals, skeleton, seen = [], [], 0, 0
+    saved: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    start = time.perf_counter()
+    for (frame, out), source, boxes in zip(anon.anonymise_frames(Frame(f.image, f.index) for f in frames), frames, truth):
+        image = source.image
+        where = person_pixels(image, empty, boxes) if kind == "static" else core_pixels(boxes, image.shape[:2])
+        leak = leaked(image, out, where)
+        leaks.append(int(leak.sum()))
+        totals.append(int(where.sum()))
+        if len(boxes):
+            seen += 1
+            drawn = getattr(frame, "poses", None)
+            if drawn is not None and len(drawn) and (bbox_ioa(np.asarray(boxes), drawn.xyxy, iou=True) >= MATCH_IOU).any():
+                skeleton += 1
+        if save is not None and (len(leaks) - 1) in (0, 30, 60, len(frames) // 2, len(frames) - 1):
+            saved[len(leaks) - 1] = (image, out, leak)
+        if save is not None:
+            share = leaks[-1] / max(totals[-1], 1)
+            worst = saved.get(-1)
+            if worst is None or share > worst[3]:
+                saved[-1] = (image, out, leak, share, len(leaks) - 1)
+    seconds = time.perf_counter() - start
+    row = {"clip": video.name, "kind": kind, "frames": len(frames), **leak_summary(leaks, totals), "fps": len(frames) / seconds}
+    if pose:
+        row["skeleton frames %"] = 100 * skeleton / max(seen, 1)
+    if save is not None:
+        import cv2
+
+        save.mkdir(parents=True, exist_ok=True)
+        for index, item in saved.items():
+            image, out, leak = item[:3]
+            index = item[4] if index == -1 else index
+            marked = out.copy()
+            marked[leak] = (0, 0, 255)  # leaked pixels in red
+            cv2.imwrite(str(save / f"{video.stem}-{index:04d}.png"), np.hstack([image, out, marked]))
+    return row
+
+
+def run_suite(args) -> None:
+    runtime = dict(backend=args.backend, int8=args.int8, half=args.half)
+    rows = []
+    for kind, video in suite_clips(args.clips):
+        if not video.is_file():
+            raise SystemExit(f"error: no clip at {video} (set ANONYMISE_TEST_DATA)")
+        frames = read(video, args.frames)
+        print(f"clip: {video.name} ({kind}), {len(frames)} frames of {frames[0].image.shape[1]}x{frames[0].image.shape[0]}", flush=True)
+        if kind == "people":
+            reference = Detector(REFERENCE)
+            truth = cached_people(reference, video, frames)
+            r = evaluate("default", frames, truth, reference, utility=args.pose, **runtime)
+            row = {"clip": video.name, "kind": kind, "frames": len(frames), "residual people %": r["residual %"], "fps": r["fps"]}
+            if args.pose:
+                row["skeleton recall %"] = r["skeleton recall %"]
+        else:
+            row = score_pixels(kind, video, frames, args.pose, args.save_frames, **runtime)
+        rows.append(row)
+        print("  " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+    header = ["clip", "kind", "frames", "leak %", "frames > 5%", "frames > 2%", "worst %", "worst frame", "residual people %",
+              "skeleton frames %", "skeleton recall %", "fps"]  # fmt: skip
+    header = [h for h in header if any(h in r for r in rows)]
+    print(f"suite ({'skeletons drawn' if args.pose else '--no-pose'}):")
+    print("  ".join(f"{h:>18}" for h in header))
+    for r in rows:
+        print("  ".join(f"{r[h]:>18.2f}" if isinstance(r.get(h), float) else f"{r.get(h, ''):>18}" for h in header))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=default_video())
@@ -160,7 +373,15 @@ def main() -> None:
     parser.add_argument("--backend", default="torch", help="inference backend of the presets (the reference stays torch)")
     parser.add_argument("--int8", action="store_true", help="int8 export (openvino, tensorrt)")
     parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=None, help="reduced precision (bf16 with openvino)")
+    parser.add_argument("--suite", action="store_true", help="pixel truth on every shared clip (see the module docstring)")
+    parser.add_argument("--clips", nargs="+", default=["closeups", "one-by-one", "pedestrians"], help="--suite: which clips")
+    parser.add_argument("--pose", action=argparse.BooleanOptionalAction, default=False, help="--suite: draw skeletons too")
+    parser.add_argument("--save-frames", type=Path, default=None, help="--suite: write input|output|leaks (red) PNGs here")
     args = parser.parse_args()
+    if args.suite:
+        print("command: python " + " ".join(shlex.quote(a) for a in sys.argv))
+        run_suite(args)
+        return
     if not args.video.is_file():
         raise SystemExit(f"error: no video at {args.video} (pass --video or set ANONYMISE_TEST_DATA)")
     print("command: python " + " ".join(shlex.quote(a) for a in sys.argv))

@@ -21,8 +21,11 @@ def test_pose_model_boxes_are_people_with_keypoints(frame):
     assert d.box_model is None and d.seg_model is None, "bbox mode uses the pose model's boxes: one forward pass"
     (found,) = d([frame])
     assert len(found.people) >= 2, "several pedestrians are walking in this frame"
-    assert found.people is found.poses
-    assert found.poses.keypoints.shape == (len(found.people), 17, 3)
+    # two scales merged (the frame's own 480 px and 960 px): every box is masked, each skeleton drawn once
+    assert found.people.keypoints is not None and len(found.poses) <= len(found.people)
+    assert found.poses.keypoints.shape == (len(found.poses), 17, 3)
+    (single,) = d([frame], small=False)  # the frame-scale pass alone: one pass, its boxes are the skeletons'
+    assert single.people is single.poses
     assert (found.people.class_id == 0).all() and (found.people.confidence >= 0.15).all()
     h, w = frame.shape[:2]
     assert (found.people.xyxy[:, 2] <= w + 1).all() and (found.people.xyxy[:, 3] <= h + 1).all()
