@@ -5,8 +5,8 @@
 size), and has been so, and still (changed by at most ``STILL_TOL`` since the frame before),
 for ``stable`` frames in a row: a person's edge, a hand the mask missed for a frame or a head
 a fragmented detection left out is not learned on sight. The first such frame sets it, later
-ones move it by ``rate``. A pixel learned within ``near`` (a wider zone around people) is
-*suspect*: it may be an undetected part of that person; :meth:`BackgroundModel.forget_same`
+ones move it by ``rate``. A pixel first learned within ``near`` (a wider zone around people),
+and not learned since with nobody near, is *suspect*: it may be an undetected part of that person; :meth:`BackgroundModel.forget_same`
 forgets suspect pixels that look like the person now standing on them. A pixel that has *never* been seen free has no
 background yet; it is filled from the surrounding learned background by OpenCV's Telea
 inpainting (mid-grey when nothing at all has been seen), never from the current frame. The
@@ -34,7 +34,7 @@ def _check_rate(rate: float) -> float:
     return float(rate)
 
 
-#: inpainting radius (pixels)
+#: margin (pixels) of known background around a stale region that its patch is filled from
 INPAINT_RADIUS = 5
 #: a pixel that changed by more than this (largest channel) since the frame before is not still
 STILL_TOL = 20
@@ -42,13 +42,43 @@ STILL_TOL = 20
 STABLE_FRAMES = 3
 
 
+def push_pull(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``image`` with its pixels outside ``known`` (bool H, W) filled smoothly from the known ones.
+
+    Push-pull (normalised convolution over a Gaussian pyramid): known pixels keep their value; a
+    hole gets the average of the known pixels around it, over a wider area the deeper it lies,
+    so a large hole (a person who never left) is a smooth wash of the scene's colours, with no
+    streaks and nothing of the person, who is never a known pixel.
+    """
+    weight = known.astype(np.float32)
+    level = image.astype(np.float32) * weight[..., None]
+    levels = [(level, weight)]
+    while min(level.shape[:2]) > 2:
+        level, weight = cv2.pyrDown(level), cv2.pyrDown(weight)
+        levels.append((level, weight))
+    colour = None
+    for level, weight in reversed(levels):
+        here = level / np.maximum(weight, 1e-6)[..., None]
+        if colour is None:
+            mean = levels[0][0].reshape(-1, 3).sum(0) / max(float(levels[0][1].sum()), 1e-6)
+            colour = np.where((weight > 1e-3)[..., None], here, mean.astype(np.float32))
+            continue
+        up = cv2.pyrUp(colour, dstsize=(level.shape[1], level.shape[0]))
+        trust = np.clip(weight, 0.0, 1.0)[..., None]
+        colour = trust * here + (1.0 - trust) * up
+    out = image.copy()
+    filled = np.clip(np.rint(colour), 0, 255).astype(np.uint8)
+    out[~known] = filled[~known]
+    return out
+
+
 def inpaint_unseen(image: np.ndarray, unseen: np.ndarray) -> np.ndarray:
-    """Fill ``unseen`` (bool H, W) pixels of ``image`` from the seen ones around them."""
+    """Fill ``unseen`` (bool H, W) pixels of ``image`` from the seen ones around them (:func:`push_pull`)."""
     if not unseen.any():
         return image.copy()
     if unseen.all():
         return np.full_like(image, UNSEEN_GREY)
-    return cv2.inpaint(image, unseen.astype(np.uint8), INPAINT_RADIUS, cv2.INPAINT_TELEA)
+    return push_pull(image, ~unseen)
 
 
 def patch_fill(image: np.ndarray, unseen: np.ndarray, fill: np.ndarray, stale: np.ndarray) -> None:
@@ -69,7 +99,7 @@ def patch_fill(image: np.ndarray, unseen: np.ndarray, fill: np.ndarray, stale: n
             fill[window] = UNSEEN_GREY
             continue
         source = np.where((unseen[window] & ~hole)[..., None], fill[window], image[window])
-        patched = cv2.inpaint(source, hole.view(np.uint8), INPAINT_RADIUS, cv2.INPAINT_TELEA)
+        patched = push_pull(source, ~hole)
         cv2.copyTo(patched, hole.view(np.uint8), fill[window])  # in place; ~10x np.copyto(where=)
 
 
@@ -171,10 +201,12 @@ class BackgroundModel:
         _check_frame(frame, alpha)
         self._allocate(frame.shape)
         free = self._learnable(frame, alpha, exclude)
-        if near is not None:
-            learned = free.view(bool)
-            self._suspect[learned] = near[learned]
         new = cv2.bitwise_and(free, cv2.bitwise_not(self._seen))
+        if near is not None:
+            # suspect: first learned beside a person, and not learned since with nobody near
+            first = new.view(bool)
+            self._suspect[first] = near[first]
+            self._suspect[free.view(bool) & ~near] = False
         known = cv2.bitwise_and(free, self._seen)
         cv2.accumulateWeighted(frame, self._acc, self.rate, mask=known)
         cv2.accumulateWeighted(frame, self._acc, 1.0, mask=new)  # first sight: take it as is
@@ -308,7 +340,7 @@ class TorchBackgroundModel:
         self._previous = frame
         if near is not None:
             near = torch.as_tensor(near, device=self.device)
-            self._suspect = torch.where(free, near, self._suspect)
+            self._suspect = torch.where(free & ~self._seen, near, self._suspect) & ~(free & ~near)
         f = frame.float()
         known = (free & self._seen)[..., None]
         new = (free & ~self._seen)[..., None]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .types import box_ioa
+from .types import nested
 
 #: a person this tall (px at the frame-scale pass's input) or taller is found by that pass alone
 SMALL_AT_MODEL = 96
@@ -40,11 +40,7 @@ def smallest_person(boxes: np.ndarray) -> float | None:
     if not len(boxes):
         return None
     heights = boxes[:, 3] - boxes[:, 1]
-    inside = box_ioa(boxes, boxes)  # [i, j]: share of box j inside box i
-    np.fill_diagonal(inside, 0)
-    taller = heights[:, None] > heights[None, :]
-    nested = ((inside > NESTED) & taller).any(axis=0)
-    whole = heights[~nested]
+    whole = heights[~nested(boxes, NESTED)]
     return float(whole.min()) if len(whole) else float(heights.max())
 
 

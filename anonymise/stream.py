@@ -38,7 +38,7 @@ from .config import Config, Fill, Mode, auto_imgsz
 from .errors import AnonymiseError, ConfigError
 from .policy import ScalePolicy
 from .track import MAX_GROWTH, PersonTracker, TrackHistory, grow
-from .types import Detections, box_iou, suppress
+from .types import Detections, box_iou, nested, suppress
 from .video import Frame
 
 log = logging.getLogger(__name__)
@@ -223,6 +223,16 @@ class FrameStream:
         if self._tracker is None:
             return
         found = slot.found
+        parts = nested(found.people.xyxy)
+        if parts.any():
+            # Fragments inside a taller person (the enlarged pass splits people who fill the frame) are
+            # masked in this frame but not tracked: as tracks they would come and go with each sweep,
+            # and every new track makes the background forget a wide area around it.
+            slot.extra.extend(found.people.xyxy[parts])
+            if found.people is found.poses:
+                found.poses = found.people = found.people[~parts]
+            else:
+                found.people = found.people[~parts]
         try:
             tracked, held = self._tracker.update(found.people, slot.frame.image.shape[:2])
         except Exception as e:  # noqa: BLE001 - without tracks the detections are still masked

@@ -109,6 +109,18 @@ def _overlap(a: np.ndarray, b: np.ndarray, kind: str) -> np.ndarray:
     return inter / np.maximum(union, 1e-7)
 
 
+def nested(boxes: np.ndarray, inside: float = 0.7) -> np.ndarray:
+    """Bool (N,): boxes lying more than ``inside`` of their area within a taller box (a part of that
+    person, e.g. a fragment the enlarged pass split off someone large)."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if len(boxes) < 2:
+        return np.zeros(len(boxes), bool)
+    heights = boxes[:, 3] - boxes[:, 1]
+    share = box_ioa(boxes, boxes)  # [i, j]: share of box j inside box i
+    np.fill_diagonal(share, 0)
+    return ((share > inside) & (heights[:, None] > heights[None, :])).any(axis=0)
+
+
 def suppress(dets: Detections, iou: float = 0.5, inside: float = 0.7, kept: np.ndarray | None = None) -> np.ndarray:
     """Indices kept by a greedy, confidence-ordered suppression of duplicates.
 

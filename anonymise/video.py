@@ -96,9 +96,12 @@ class VideoReader:
                 duration = self._container.duration / av.time_base
             if live is None:
                 live = duration is None and "://" in self.url
+            #: quarter turns counter-clockwise that bring the stored frames upright (a phone's rotation tag)
+            self.quarter_turns = 0 if live else _quarter_turns(self.url)
+            width, height = (cc.height, cc.width) if self.quarter_turns % 2 else (cc.width, cc.height)
             self.info = VideoInfo(
-                width=cc.width,
-                height=cc.height,
+                width=width,
+                height=height,
                 fps=Fraction(fps),
                 frames=self._video.frames or None,
                 duration=duration,
@@ -143,6 +146,8 @@ class VideoReader:
 
     def _frame(self, vf: av.VideoFrame, index: int, audio: list) -> Frame:
         image = vf.to_ndarray(format="bgr24")
+        if self.quarter_turns:  # upright before detection: a sideways person is a person the models miss
+            image = np.ascontiguousarray(np.rot90(image, self.quarter_turns))
         duration = vf.duration if getattr(vf, "duration", None) else None
         return Frame(image, index, vf.pts, vf.time_base or self.time_base, duration, audio)
 
@@ -154,6 +159,19 @@ class VideoReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _quarter_turns(url: str) -> int:
+    """Quarter turns (counter-clockwise) that bring a file's frames upright, from the display matrix
+    (a phone's rotation tag) of its first frame; 0 when it has none or it cannot be read."""
+    try:
+        with av.open(url, mode="r") as container:
+            for frame in container.decode(video=0):
+                rotation = getattr(frame, "rotation", 0) or 0
+                return int(round(rotation / 90)) % 4
+    except Exception:  # noqa: BLE001 - the reader reports what is wrong with the file; upright is the default
+        return 0
+    return 0
 
 
 def partial_path(path: Path) -> Path:

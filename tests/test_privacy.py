@@ -241,3 +241,7 @@ def test_forget_same_forgets_only_suspect_pixels_that_look_like_the_person():
     other = BackgroundModel(1.0)
     other.update(head, np.zeros((6, 6), np.uint8), near=np.ones((6, 6), bool))
     assert other.forget_same(np.full((6, 6, 3), 20, np.uint8), on_it) == 0, "a person unlike the background is not it"
+    scene_first = BackgroundModel(0.05)
+    scene_first.update(head, np.zeros((6, 6), np.uint8), near=np.zeros((6, 6), bool))  # the empty scene, nobody near
+    scene_first.update(head, np.zeros((6, 6), np.uint8), near=np.ones((6, 6), bool))  # then updated beside someone
+    assert scene_first.forget_same(head, on_it) == 0, "the empty scene seen first was forgotten under a box"
