@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from . import __version__
 from .config import Config, Fill, Mode
-from .errors import AnonymiseError, ConfigError
+from .errors import AnonymiseError, ConfigError, Stopped
 
 app = typer.Typer(
     name="anonymise",
@@ -223,6 +224,8 @@ def _run(mode: Mode, *, video_source, output, show, no_audio, overwrite, quiet, 
             report = anonymiser.run(video_source, output, overwrite=overwrite, audio=not no_audio, show=show, progress=not quiet, extras=extras)
     except AnonymiseError as e:
         _fail(str(e))
+    except Stopped as e:
+        _fail(f"stopped by {signal.Signals(e.signum).name}; unfinished outputs were removed", code=128 + e.signum)
     except KeyboardInterrupt:
         _fail("interrupted; unfinished outputs were removed", code=130)
     except Exception as e:  # noqa: BLE001 - one line unless --verbose
@@ -231,6 +234,9 @@ def _run(mode: Mode, *, video_source, output, show, no_audio, overwrite, quiet, 
         _fail(f"unexpected {type(e).__name__}: {e} (run with --verbose for the traceback)")
     if not quiet:
         _summary(report)
+    else:  # --quiet hides progress and the summary, never a failure
+        for r in report.failed:
+            err.print(f"[bold red]Error:[/] {escape(r.source)}: {escape(' '.join(r.message.split()))}", markup=True)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -332,7 +338,16 @@ def _summary(report) -> None:
     out.print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed")
 
 
+def _stop_on(signum: int, frame) -> None:
+    raise Stopped(signum)
+
+
 def main() -> None:
+    # Service managers stop a process with SIGTERM (systemd, Docker, Kubernetes), terminals with SIGHUP:
+    # both take the Ctrl-C path (live recordings finished, unfinished files removed), then exit 128 + N
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _stop_on)
     app()
 
 

@@ -21,3 +21,11 @@ class OutputError(AnonymiseError):
 
 class ConfigError(AnonymiseError, ValueError):
     """An option has a value outside its valid range."""
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: handled like Ctrl-C (live outputs finished, unfinished files removed)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

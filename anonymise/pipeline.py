@@ -26,7 +26,7 @@ import numpy as np
 
 from .background import STABLE_FRAMES, BackgroundModel, TorchBackgroundModel
 from .config import Config
-from .errors import AnonymiseError, OutputError, SourceError
+from .errors import AnonymiseError, OutputError, SourceError, Stopped
 from .sources import (
     IMAGE_EXTS,
     VIDEO_EXTS,
@@ -40,6 +40,7 @@ from .sources import (
     read_image,
     write_image,
 )
+from .outputs import claim
 from .sidecars import Extras, Sidecars, data_suffix
 from .stream import Counts, FrameStream
 from .types import VideoInfo
@@ -308,11 +309,13 @@ class Anonymiser:
                 if sink is not None:
                     sink.finish()
                 sidecars.finish()
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as e:
                 if info.live and written:
                     if sink is not None:
                         sink.finish()
                     sidecars.finish()
+                    if isinstance(e, Stopped):  # a service manager's stop: the recording is kept, the process exits
+                        raise
                     return FileResult(str(src.spec), dst, "stopped", written, time.perf_counter() - start, stream.counts)
                 if sink is not None:
                     sink.abort()
@@ -330,7 +333,11 @@ class Anonymiser:
                 reader.close()
             if viewer is not None:
                 viewer.close()
-        return FileResult(str(src.spec), dst, "done", written, time.perf_counter() - start, stream.counts)
+        message = ""
+        if info.frames and not info.live and written < info.frames:
+            message = f"only {written} of the {info.frames} frames the file declares could be decoded (truncated?)"
+            log.warning("%s: %s", src.spec, message)
+        return FileResult(str(src.spec), dst, "done", written, time.perf_counter() - start, stream.counts, message)
 
     def process_file(self, src: str | Path, dst: str | Path, **kwargs) -> FileResult:
         """Anonymise an image or a video file, chosen by its extension."""
@@ -371,10 +378,12 @@ class Anonymiser:
                     continue
                 try:
                     check_writable(job_dst.parent)
-                    if not isinstance(job_src, Source) and media_kind(job_src) == "image":
-                        result = self.process_image(job_src, job_dst, extras=extras, single=single)
-                    else:  # a video file, or a camera / stream Source
-                        result = self.process_video(job_src, job_dst, audio=audio, show=show, progress=bar, extras=extras, single=single)
+                    with claim(job_dst):  # one run per output; litter of a killed run removed
+                        if not isinstance(job_src, Source) and media_kind(job_src) == "image":
+                            result = self.process_image(job_src, job_dst, extras=extras, single=single)
+                        else:  # a video file, or a camera / stream Source
+                            result = self.process_video(job_src, job_dst, audio=audio, show=show, progress=bar, extras=extras,
+                                                        single=single)  # fmt: skip
                 except (AnonymiseError, OSError) as e:
                     if src.kind != "folder":
                         raise _as_anonymise_error(e) from None
@@ -416,6 +425,10 @@ def plan_jobs(src: Source, out: str | Path | None = None, extras: Extras | None 
             raise OutputError(f"output folder is the input folder ({src.path}); choose another --output")
         if out.exists() and not out.is_dir():
             raise OutputError(f"output must be a folder for a folder input, got the file {out}")
+        if out.is_relative_to(root) and out.is_dir() and find_media(out):
+            # its files would be inputs of this run, or be written over by outputs of other inputs
+            raise OutputError(f"output folder {out} lies inside the input folder {src.path} and holds videos or images; "
+                              "choose an output folder outside the input")  # fmt: skip
         inputs = find_media(root, exclude=out)
         if not inputs:
             raise SourceError(f"no videos or images in {src.path}")
@@ -428,6 +441,10 @@ def plan_jobs(src: Source, out: str | Path | None = None, extras: Extras | None 
                 dst = dst.with_name(f"{path.stem}_{path.suffix.lstrip('.')}{dst.suffix}")
             used.add(dst)
             jobs.append((path, dst))
+        read = {p.resolve() for p in inputs}
+        clash = next((dst for _, dst in jobs if dst.resolve() in read), None)
+        if clash is not None:
+            raise OutputError(f"output {clash} would overwrite an input of this run; choose another --output")
         return jobs
     if out.is_dir():
         out = out / default_output(src).name

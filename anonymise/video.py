@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 #: audio codecs an MP4/MOV file can carry as they are; anything else is re-encoded to AAC
 MP4_AUDIO_CODECS = {"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"}
 MP4_LIKE = {".mp4", ".m4v", ".mov"}
+#: FFmpeg's default channel layout for a channel count (a source may give only the count)
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
 @dataclass
@@ -85,6 +87,8 @@ class VideoReader:
             self._video = self._container.streams.video[0]
             self._video.thread_type = "AUTO"
             self._audio = self._container.streams.audio[0] if audio and self._container.streams.audio else None
+            if self._audio is not None and len(self._container.streams.audio) > 1:
+                log.warning("%s has %d audio tracks; only the first is kept", self.url, len(self._container.streams.audio))
             cc = self._video.codec_context
             if not cc.width or not cc.height:
                 raise SourceError(f"cannot read {self.url}: the video stream has no frame size")
@@ -96,6 +100,9 @@ class VideoReader:
                 duration = self._container.duration / av.time_base
             if live is None:
                 live = duration is None and "://" in self.url
+            # AVI stores no presentation timestamps: with B-frames the decoder's guesses come out of
+            # order. Its frames are one tick each (constant rate), so they are timed by their index.
+            self._timed_by_index = "avi" in self._container.format.name.split(",")
             #: quarter turns counter-clockwise that bring the stored frames upright (a phone's rotation tag)
             self.quarter_turns = 0 if live else _quarter_turns(self.url)
             width, height = (cc.height, cc.width) if self.quarter_turns % 2 else (cc.width, cc.height)
@@ -149,7 +156,11 @@ class VideoReader:
         if self.quarter_turns:  # upright before detection: a sideways person is a person the models miss
             image = np.ascontiguousarray(np.rot90(image, self.quarter_turns))
         duration = vf.duration if getattr(vf, "duration", None) else None
-        return Frame(image, index, vf.pts, vf.time_base or self.time_base, duration, audio)
+        pts, time_base = vf.pts, vf.time_base or self.time_base
+        if self._timed_by_index:
+            tick = max(round(1 / (self.info.fps * self.time_base)), 1)
+            pts, time_base, duration = (self._video.start_time or 0) + index * tick, self.time_base, tick
+        return Frame(image, index, pts, time_base, duration, audio)
 
     def close(self) -> None:
         self._container.close()
@@ -172,6 +183,16 @@ def _quarter_turns(url: str) -> int:
     except Exception:  # noqa: BLE001 - the reader reports what is wrong with the file; upright is the default
         return 0
     return 0
+
+
+def audio_copyable(suffix: str, codec: str) -> bool:
+    """Whether a container with this file ``suffix`` can carry ``codec`` audio (its canonical name) as it is."""
+    suffix = suffix.lower()
+    if suffix == ".mov":
+        return codec in MP4_AUDIO_CODECS or codec.startswith("pcm_")
+    if suffix in MP4_LIKE:
+        return codec in MP4_AUDIO_CODECS
+    return True
 
 
 def partial_path(path: Path) -> Path:
@@ -242,24 +263,36 @@ class VideoWriter:
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
             stream.time_base = self.time_base
             stream.codec_context.time_base = self.time_base
+            # AVI stores no presentation timestamps: B-frames would come back out of order and delayed
+            no_reorder = self.path.suffix.lower() == ".avi"
             if codec == "libx264":
-                stream.options = {"crf": str(crf), "preset": preset}
+                stream.options = {"crf": str(crf), "preset": preset, **({"bf": "0"} if no_reorder else {})}
             elif codec == "h264_nvenc":
-                stream.options = {"preset": "p4", "rc": "vbr", "cq": str(crf + 3)}
+                stream.options = {"preset": "p4", "rc": "vbr", "cq": str(crf + 3), **({"bf": "0"} if no_reorder else {})}
             self._stream = stream
             if audio_stream is not None:
                 self._add_audio(audio_stream)
+            # open the encoders and write the header now: an audio or video setting the encoder refuses
+            # fails here, before the first frame is processed, not after the whole clip
+            self._container.start_encoding()
+        except (av.FFmpegError, ValueError) as e:
+            self._container.close()
+            self.tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {self.path}: {_ffmpeg_reason(e)}") from None
         except BaseException:
             self._container.close()
             self.tmp.unlink(missing_ok=True)
             raise
 
     def _add_audio(self, src) -> None:
-        name = src.codec_context.name
-        if self.path.suffix.lower() in MP4_LIKE and name not in MP4_AUDIO_CODECS:
+        name = src.codec_context.name  # the decoder ("mp3float")
+        if not audio_copyable(self.path.suffix, getattr(src.codec_context.codec, "canonical_name", name)):
             rate = src.codec_context.sample_rate or 48000
             self._audio_out = self._container.add_stream("aac", rate=rate)
-            self._audio_out.layout = src.codec_context.layout.name if src.codec_context.layout else "stereo"
+            layout = src.codec_context.layout
+            # the encoder needs a named layout: "2 channels" (no channel mask, e.g. PCM in an AVI) -> stereo
+            channels = layout.nb_channels if layout is not None and layout.nb_channels else 2
+            self._audio_out.layout = DEFAULT_LAYOUTS.get(channels, "stereo")
             self._audio_decoder = av.CodecContext.create(name, "r")
             if src.codec_context.extradata:
                 self._audio_decoder.extradata = src.codec_context.extradata

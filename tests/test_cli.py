@@ -232,7 +232,12 @@ def test_installed_entry_point_and_module(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_leaves_no_file(tmp_path):
+@pytest.mark.parametrize("signum, code, message", [
+    (signal.SIGINT, 130, "Error: interrupted; unfinished outputs were removed"),
+    (signal.SIGTERM, 143, "Error: stopped by SIGTERM; unfinished outputs were removed"),
+    (signal.SIGHUP, 129, "Error: stopped by SIGHUP; unfinished outputs were removed"),
+])  # fmt: skip
+def test_ctrl_c_sigterm_and_sighup_leave_no_file(tmp_path, signum, code, message):
     src = write_video(tmp_path / "long.mp4", synthetic_frames(300, speed=0), audio="aac")
     proc = subprocess.Popen(
         [shutil.which("anonymise"), "bbox", "-i", str(src), "--imgsz", "320", "--lookahead", "0", "--quiet"],
@@ -242,8 +247,8 @@ def test_ctrl_c_leaves_no_file(tmp_path):
     while time.time() < deadline and not list(tmp_path.glob(".long_anonymised.partial-*")):
         time.sleep(0.05)
     assert list(tmp_path.glob(".long_anonymised.partial-*")), "the run never started writing"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert err.strip() == "Error: interrupted; unfinished outputs were removed"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
+    assert proc.returncode == code, err
+    assert err.strip() == message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"], "a partial output or lock was left behind"

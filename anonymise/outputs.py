@@ -1,0 +1,73 @@
+"""Claiming an output path: one run at a time, and what an interrupted run left behind cleaned up.
+
+Every output is written under a hidden temporary name (``.<stem>.partial-XXXXXXXX<ext>``, see
+:func:`anonymise.video.partial_path`) and renamed when complete. :func:`claim` takes an advisory
+lock beside the output (``.<name>.lock``, POSIX ``flock``) for as long as it is being written, so
+a second run on the same output is refused instead of the last rename winning silently; and
+while it holds the lock, partial files of that output can only be litter from a run that was
+killed (SIGKILL, power loss): they are removed, and reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import OutputError
+
+log = logging.getLogger(__name__)
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; outputs are still written atomically
+    fcntl = None
+
+
+def stale_partials(path: Path) -> list[Path]:
+    """Hidden partial files of ``path`` in its folder (``.<stem>.partial-*<ext>``)."""
+    folder = path.parent
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob(f".{path.stem}.partial-*{path.suffix}"))
+
+
+@contextlib.contextmanager
+def claim(path: Path) -> Iterator[list[Path]]:
+    """Hold ``path`` for writing; yields the stale partial files it removed (already logged).
+
+    Raises :class:`OutputError` when another run holds it.
+    """
+    path = Path(path)
+    lock_path = path.parent / f".{path.name}.lock"
+    handle = None
+    if fcntl is not None and path.parent.is_dir():
+        try:
+            handle = open(lock_path, "a")  # noqa: SIM115 - held for the whole write
+        except OSError:
+            handle = None  # a read-only folder: the write itself will report it
+        if handle is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                raise OutputError(f"another anonymise run is writing {path}; wait for it or choose another --output") from None
+    try:
+        removed = []
+        for stale in stale_partials(path):
+            try:
+                stale.unlink()
+                removed.append(stale)
+            except OSError:
+                continue
+        if removed:
+            log.warning("removed %d unfinished output(s) of %s left by an interrupted run: %s", len(removed), path.name,
+                        ", ".join(p.name for p in removed))  # fmt: skip
+        yield removed
+    finally:
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path)
+            handle.close()
