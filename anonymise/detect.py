@@ -250,7 +250,7 @@ class Detector:
     #: the stream may ask for the frame-scale pass alone (``small=False``, see :class:`anonymise.policy.ScalePolicy`)
     multiscale = True
 
-    def __call__(self, frames: list[np.ndarray], imgsz: int | None = None, small: bool = True) -> list[FrameDetections]:
+    def __call__(self, frames: list[np.ndarray], imgsz: int | None = None, small: bool = True, large: bool = True) -> list[FrameDetections]:
         """Detect people in a batch of frames (all of one size), at every scale.
 
         Two searches are merged, never traded: the **frame-scale pass** (:func:`large_imgsz`: the
@@ -258,8 +258,9 @@ class Detector:
         the **small-person search** (the frame enlarged for ``--min-person`` people, plus tiles
         when that would exceed 1280 px), where a large person is often split into partial boxes.
         Every box of every pass is masked; skeletons are de-duplicated. ``small=False`` runs the
-        frame-scale pass alone (the stream's scale policy does so while only large people are
-        around, with a full sweep every few frames).
+        frame-scale pass alone, ``large=False`` the small search alone (the stream's scale policy
+        skips the pass whose kind of person has not been seen lately, with a full sweep every few
+        frames; see :mod:`anonymise.policy`).
 
         ``imgsz`` overrides the inference size (one pass, no tiles), e.g. for a second look at a crop.
         """
@@ -270,7 +271,7 @@ class Detector:
             return self._run(frames, imgsz)
         min_person = self.config.min_person
         size = self.config.imgsz or auto_imgsz(width, height, min_person)
-        large = large_imgsz(width, height, size)
+        large = large_imgsz(width, height, size) if large or not small else None
         if not small and large:
             return self._run(frames, large)
         windows = tile_windows(height, width, self.config.tiles, min_person)

@@ -1,19 +1,22 @@
 """Which detection passes run on a frame: the people actually seen steer the cost.
 
 The detector merges two searches (see :meth:`anonymise.detect.Detector.__call__`): the
-frame-scale pass, which finds people who are large in the frame, and the small-person search
-(the frame enlarged for ``--min-person`` people, tiles beyond 1280 px), which costs up to four
-times as much. The small search is needed where small people are, or may appear.
+frame-scale pass, which finds people who are large in the frame whole, and the small-person
+search (the frame enlarged for ``--min-person`` people, tiles beyond 1280 px), which costs up to
+four times as much. Each is needed where its kind of person is, or may appear.
 
 :class:`ScalePolicy` keeps a running estimate of the heights of the people seen. It runs the
 small search on every frame while anyone small (under ``SMALL_AT_MODEL`` px at the frame-scale
-pass) was seen in the last ``RECENT`` frames, on the first ``WARMUP`` frames, and in any case on
-every ``SWEEP_EVERY``-th frame. Between sweeps the frame-scale pass runs alone, the motion guard
-still looks again (at a higher resolution) at any moving region no detection explains, and a
-person the next sweep finds is back-filled into the frames before it (the look-ahead covers
-``hold`` frames). So a still small person who is never detected otherwise goes unseen for at
-most ``SWEEP_EVERY - 1`` frames, all of which the back-fill reaches when the look-ahead is at
-least that deep; without look-ahead (live sources) the small search runs on every frame.
+pass) was seen in the last ``RECENT`` frames, and the frame-scale pass on every frame while
+anyone large (``LARGE_SHARE`` of the frame's height or more) was. Both run on the first
+``WARMUP`` frames and in any case on every ``SWEEP_EVERY``-th frame. Between sweeps the motion
+guard still looks again (at a higher resolution) at any moving region no detection explains,
+a large person is still found by the small search (split into parts, every part masked and
+grown to the whole body its keypoints say is there), and a person the next sweep finds is
+back-filled into the frames before it (the look-ahead covers ``hold`` frames). So a still
+small person who is found by the small search alone goes unseen for at most ``SWEEP_EVERY - 1``
+frames, all of which the back-fill reaches when the look-ahead is at least that deep; without
+look-ahead (live sources) both passes run on every frame.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ WARMUP = 3
 SWEEP_EVERY = 5
 #: a box lying this much inside a taller one is a part of that person (a split), not a small person
 NESTED = 0.7
+#: a person at least this share of the frame's height is large: the frame-scale pass finds them whole
+LARGE_SHARE = 0.4
 
 
 def smallest_person(boxes: np.ndarray) -> float | None:
@@ -45,28 +50,34 @@ def smallest_person(boxes: np.ndarray) -> float | None:
 
 
 class ScalePolicy:
-    """Per video: whether the next frames get the small-person search (see the module docstring)."""
+    """Per video: which passes the next model call runs (see the module docstring)."""
 
     def __init__(self, width: int, height: int, large_imgsz: int | None, lookahead: int, min_person: int = 32):
         #: frame pixels -> frame-scale pass pixels; ``None``: no separate frame-scale pass (nothing to choose)
         self.scale = None if large_imgsz is None else large_imgsz / max(width, height)
+        self.height = height
         self.every = SWEEP_EVERY if lookahead >= SWEEP_EVERY else 1
         self.min_person = min_person
         self._t = 0
-        self._last_small = -(10**9)
-        #: frames that ran the frame-scale pass alone (for the run's summary and benchmarks)
-        self.skipped = 0
+        self._last = {"small": -(10**9), "large": -(10**9)}
+        #: frames that skipped each pass (for the run's summary and benchmarks)
+        self.skipped = {"small": 0, "large": 0}
 
-    def small(self, count: int) -> bool:
-        """Whether the next ``count`` frames (one model call) get the small search."""
+    def passes(self, count: int) -> tuple[bool, bool]:
+        """(small search, frame-scale pass): whether the next ``count`` frames (one model call) get each."""
         t, self._t = self._t, self._t + count
         if self.scale is None or self.every <= 1:
-            return True
-        sweep = any((t + i) % self.every == 0 for i in range(count))
-        if t < WARMUP or sweep or t - self._last_small <= RECENT:
-            return True
-        self.skipped += count
-        return False
+            return True, True
+        sweep = t < WARMUP or any((t + i) % self.every == 0 for i in range(count))
+        run = {kind: sweep or t - last <= RECENT for kind, last in self._last.items()}
+        for kind, on in run.items():
+            if not on:
+                self.skipped[kind] += count
+        return run["small"], run["large"]
+
+    def small(self, count: int) -> bool:
+        """Whether the next ``count`` frames get the small search (see :meth:`passes`)."""
+        return self.passes(count)[0]
 
     def observe(self, boxes_per_frame: list[np.ndarray]) -> None:
         """The people one model call found (boxes per frame, in frame pixels)."""
@@ -74,6 +85,10 @@ class ScalePolicy:
             return
         end = self._t
         for i, boxes in enumerate(boxes_per_frame):
+            t = end - len(boxes_per_frame) + i
+            boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
             height = smallest_person(boxes)
             if height is not None and height * self.scale < SMALL_AT_MODEL:
-                self._last_small = end - len(boxes_per_frame) + i
+                self._last["small"] = t
+            if len(boxes) and (boxes[:, 3] - boxes[:, 1]).max() >= LARGE_SHARE * self.height:
+                self._last["large"] = t

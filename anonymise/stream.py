@@ -85,8 +85,9 @@ class Counts:
     carried: int = 0
     #: frames whose mask foreground completion grew
     completed: int = 0
-    #: frames the frame-scale pass ran alone (the small-person search skipped, see policy.py)
+    #: frames the small-person search skipped, and the frame-scale pass (see policy.py)
     small_skipped: int = 0
+    large_skipped: int = 0
 
 
 @dataclass
@@ -174,13 +175,14 @@ class FrameStream:
         """
         try:
             images = [f.image for f in frames]
-            small = self._small_search(images)
+            small, large = self._passes(images)
             with self._models:
-                found = self.detector(images) if small else self.detector(images, small=False)
+                found = self.detector(images) if small and large else self.detector(images, small=small, large=large)
             self._detected_any = True
             if self._scale is not None:
                 self._scale.observe([f.people.xyxy for f in found])
-                self.counts.small_skipped = self._scale.skipped
+                self.counts.small_skipped = self._scale.skipped["small"]
+                self.counts.large_skipped = self._scale.skipped["large"]
             return found
         except AnonymiseError:
             raise
@@ -190,17 +192,17 @@ class FrameStream:
             log.warning("detection failed on %d frame(s), writing them fully masked: %s", len(frames), e)
             return [None] * len(frames)
 
-    def _small_search(self, images: list[np.ndarray]) -> bool:
-        """Whether this model call gets the small-person search (see :class:`~anonymise.policy.ScalePolicy`)."""
+    def _passes(self, images: list[np.ndarray]) -> tuple[bool, bool]:
+        """(small search, frame-scale pass) for this model call (see :class:`~anonymise.policy.ScalePolicy`)."""
         if not getattr(self.detector, "multiscale", False) or not images:
-            return True
+            return True, True
         if self._scale is None:
             from .detect import large_imgsz
 
             height, width = images[0].shape[:2]
             size = self.config.imgsz or auto_imgsz(width, height, self.config.min_person)
             self._scale = ScalePolicy(width, height, large_imgsz(width, height, size), self.depth, self.config.min_person)
-        return self._scale.small(len(images))
+        return self._scale.passes(len(images))
 
     def _whole_bodies(self, slot: _Slot) -> None:
         """Grow every box with keypoints to the whole body they say is there (feet, crown, hands, cut-off legs)."""

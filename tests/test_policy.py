@@ -64,7 +64,8 @@ class _PassRecorder:
         self.batch = 1
         self.device = "cpu"
 
-    def __call__(self, frames, imgsz=None, small=True):
+    def __call__(self, frames, imgsz=None, small=True, large=True):
+        assert large, "a large person is around: the frame-scale pass must run"
         self.calls.append(small)
         people = Detections(np.array([[100, 0, 400, 480]], np.float32), [0.9], [0])
         return [FrameDetections(people, Detections.empty()) for _ in frames]
@@ -79,3 +80,15 @@ def test_the_stream_asks_for_the_frame_scale_pass_alone_between_sweeps():
     assert len(detector.calls) == 20
     assert detector.calls.count(False) == stream.counts.small_skipped > 0
     assert all(detector.calls[t] for t in range(0, 20, SWEEP_EVERY))
+
+
+def test_without_large_people_the_frame_scale_pass_sweeps_too():
+    policy = ScalePolicy(480, 360, 480, lookahead=30)
+    runs = []
+    for t in range(30):
+        runs.append(policy.passes(1))
+        policy.observe([np.array([[0, 0, 20, 50]], np.float32)])  # a 50 px pedestrian: small, never large
+    small, large = zip(*runs)
+    assert all(small), "small people are around: the small search runs on every frame"
+    assert all(large[t] for t in range(0, 30, SWEEP_EVERY)) and sum(large) < 15
+    assert policy.skipped["large"] == 30 - sum(large)
