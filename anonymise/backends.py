@@ -42,9 +42,13 @@ from . import models
 from .errors import ModelError
 
 log = logging.getLogger("anonymise")
+#: the one-off export's progress lines (the CLI shows them at its default level)
+export_log = logging.getLogger("anonymise.export")
 
-#: accepted values of ``--backend``
-BACKENDS = ("torch", "onnx", "openvino", "tensorrt")
+#: accepted values of ``--backend`` (``auto``: the fastest one this machine has, see :func:`choose_backend`)
+BACKENDS = ("auto", "torch", "onnx", "openvino", "tensorrt")
+#: CPUs that OpenVINO's CPU plugin runs on (x86-64; ARM runs it too, but torch is the tested path there)
+_OPENVINO_MACHINES = {"x86_64", "amd64", "x64"}
 #: backends that take ``--int8`` (they calibrate on images; see :func:`exported`)
 INT8_BACKENDS = ("openvino", "tensorrt")
 
@@ -63,14 +67,36 @@ _INT8_NEEDS = {"openvino": {"nncf": ("nncf", "int8")}, "tensorrt": {}}
 _STALE_S = 3600
 
 
+def choose_backend(device: str, machine: str | None = None, has=None) -> str:
+    """What ``--backend auto`` runs on ``device`` (a resolved ``cpu``, ``cuda:N`` or ``mps``).
+
+    - CUDA: TensorRT when it is installed, else torch (fp16 on CUDA either way);
+    - Apple silicon (``mps``): torch on the GPU;
+    - an x86-64 CPU: OpenVINO (a dependency there; its CPU plugin runs the nano models 2-3x
+      faster than torch), in bf16 where the CPU has AMX or AVX512-BF16 (see :func:`openvino_half_hint`);
+    - anything else: torch.
+
+    ``machine`` (``platform.machine()``) and ``has`` (module name -> bool) can be given for tests.
+    """
+    import platform
+
+    has = has or _has_module
+    machine = (machine or platform.machine()).lower()
+    if str(device).startswith("cuda"):
+        return "tensorrt" if has("tensorrt") and has("onnx") else "torch"
+    if device == "cpu" and machine in _OPENVINO_MACHINES and has("openvino"):
+        return "openvino"
+    return "torch"
+
+
 def check_backend(backend: str, int8: bool = False, half: bool = False) -> str:
     """The backend name, lower-cased, once its packages are importable (and CUDA for TensorRT).
 
     :class:`ModelError` names the pip extra that installs what is missing.
     """
     name = str(backend).strip().lower()
-    if name not in BACKENDS:
-        raise ModelError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if name not in BACKENDS or name == "auto":
+        raise ModelError(f"unknown backend {backend!r}: use one of {', '.join(b for b in BACKENDS if b != 'auto')}")
     if name == "torch":
         return name
     if int8 and name not in INT8_BACKENDS:
@@ -94,19 +120,25 @@ def check_backend(backend: str, int8: bool = False, half: bool = False) -> str:
     return name
 
 
-def openvino_half_hint() -> str:
-    """OpenVINO's reduced CPU precision on this machine: ``bf16``, ``f16``, or ``f32`` when it has none."""
-    try:
-        import openvino
+def openvino_half_hint(quiet: bool = False, capabilities: list[str] | None = None) -> str:
+    """OpenVINO's reduced CPU precision on this machine: ``bf16``, ``f16``, or ``f32`` when it has none.
 
-        capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    except Exception:  # noqa: BLE001 - no CPU plugin: fp32 (the export then fails with its own message)
-        capabilities = []
+    bf16 needs AMX or AVX512-BF16 (OpenVINO reports ``BF16``), fp16 an ARM CPU with it (``FP16``).
+    ``quiet``: no warning when it has neither (``--backend auto`` then runs fp32 without a word).
+    """
+    if capabilities is None:
+        try:
+            import openvino
+
+            capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        except Exception:  # noqa: BLE001 - no CPU plugin: fp32 (the export then fails with its own message)
+            capabilities = []
     if "BF16" in capabilities:
         return "bf16"
     if "FP16" in capabilities:
         return "f16"
-    log.warning("--half: this CPU has no bf16 or fp16 support in OpenVINO, running fp32")
+    if not quiet:
+        log.warning("--half: this CPU has no bf16 or fp16 support in OpenVINO, running fp32")
     return "f32"
 
 
@@ -291,7 +323,7 @@ def _export_into(folder: Path, name: str, weights: Path, backend: str, imgsz: in
             shutil.copyfile(weights, source)
         data = _data_yaml(work, calibration) if calibration else None
         fmt = _FORMAT[backend][0]
-        log.info("exporting %s to %s (%s), once; cached as %s", weights.name, backend, fmt, final)
+        export_log.info("exporting %s to %s (%s), once; cached as %s", weights.name, backend, fmt, final)
         started = time.perf_counter()
         try:
             result = Path(_export(source, fmt, imgsz=imgsz, half=half, int8=int8, batch=batch, data=data, device=device))
@@ -312,7 +344,7 @@ def _export_into(folder: Path, name: str, weights: Path, backend: str, imgsz: in
                 raise
         if not _complete(final):
             raise ModelError(f"{backend} export of {weights.name} failed: {final.name} is incomplete")
-        log.info("exported %s in %.1f s", final.name, time.perf_counter() - started)
+        export_log.info("exported %s in %.1f s", final.name, time.perf_counter() - started)
         return final
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -34,7 +34,7 @@ Source = Annotated[str, typer.Option("--video-source", "-i", help="Video file, f
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file, or folder for a folder input. (default: <stem>_anonymised.mp4 beside the input; <folder>_anonymised/ for a folder)", show_default=False)]
 PoseModel = Annotated[str, typer.Option("--pose-model", envvar="ANONYMISE_POSE_MODEL", help="Pose weights (path or Ultralytics name); the bundled yolo11n-pose.pt works offline.")]
 Device = Annotated[str, typer.Option("--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps.")]
-BackendOpt = Annotated[str, typer.Option("--backend", envvar="ANONYMISE_BACKEND", help="Inference runtime: torch, onnx, openvino or tensorrt (exported once, cached beside the weights). See docs/backends.md.")]
+BackendOpt = Annotated[str, typer.Option("--backend", envvar="ANONYMISE_BACKEND", help="Inference runtime: auto (OpenVINO on x86-64 CPUs, bf16 where the CPU has it; TensorRT or torch on CUDA; torch elsewhere), torch, onnx, openvino or tensorrt (exported once, cached). See docs/backends.md.")]
 Int8 = Annotated[bool, typer.Option("--int8", help="int8 export (openvino, tensorrt): faster, less accurate; calibrates on the images in $ANONYMISE_CALIBRATION.")]
 Half = Annotated[Optional[bool], typer.Option("--half/--no-half", help="Reduced precision: fp16 on CUDA (the default there); bf16 (or fp16) with --backend openvino on a CPU that has it (~1.6x faster, slightly different scores).", show_default=False)]
 Imgsz = Annotated[Optional[int], typer.Option("--imgsz", help="Inference size in pixels. (default: from the frame size, 2x for small frames, at most 1280)", show_default=False)]
@@ -196,6 +196,7 @@ def _run(mode: Mode, *, video_source, output, show, no_audio, overwrite, quiet, 
          ray_address=None, ray_actors=None, ray_gpus_per_actor=None, ray_cpus_per_actor=1.0, ray_retries=1, **knobs) -> None:  # fmt: skip
     """The runner every command shares: config, pipeline, and one line per error."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.getLogger("anonymise.export").setLevel(logging.INFO)  # a one-off export says what it is doing
     try:
         from .pipeline import Anonymiser, plan_jobs
         from .sidecars import Extras

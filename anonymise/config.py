@@ -94,8 +94,10 @@ class Config:
     batch: int | None = None
     #: half precision inference; ``None``: on for CUDA, off elsewhere
     half: bool | None = None
-    #: inference runtime: ``torch``, or an export cached beside the weights: ``onnx``, ``openvino``, ``tensorrt``
-    backend: str = "torch"
+    #: inference runtime: ``auto`` (OpenVINO on x86-64 CPUs, TensorRT or torch on CUDA, torch elsewhere;
+    #: see :func:`anonymise.backends.choose_backend`), ``torch``, or an export cached beside the weights:
+    #: ``onnx``, ``openvino``, ``tensorrt``
+    backend: str = "auto"
     #: int8 quantisation of the export (``openvino``, ``tensorrt``; calibrates on ``$ANONYMISE_CALIBRATION``)
     int8: bool = False
     #: what replaces a person (see :class:`Fill`)
@@ -143,7 +145,7 @@ class Config:
         object.__setattr__(self, "backend", backend)
         if not isinstance(self.int8, bool):
             raise ConfigError(f"int8 must be True or False, got {self.int8!r}")
-        if self.int8 and backend not in INT8_BACKENDS:
+        if self.int8 and backend not in (*INT8_BACKENDS, "auto"):
             raise ConfigError(f"int8 needs backend {' or '.join(INT8_BACKENDS)}, got backend {backend!r}")
         try:
             object.__setattr__(self, "fill", Fill(str(getattr(self.fill, "value", self.fill)).lower()))

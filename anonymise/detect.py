@@ -8,7 +8,9 @@ for keypoints; people the pose model finds but the segmentation missed are maske
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,8 @@ from ultralytics.utils import ops  # noqa: E402
 from ultralytics.utils.events import events as _ultralytics_events  # noqa: E402
 
 _ultralytics_events.enabled = False  # even if a user sets YOLO_OFFLINE=0
+
+log = logging.getLogger("anonymise")
 
 
 @dataclass
@@ -152,7 +156,9 @@ def export_weights(weights: Path, fmt: str, *, imgsz: int, half: bool = False, i
         options["data"] = data
     threads = torch.get_num_threads()
     try:
-        return YOLO(str(weights)).export(**options)
+        with warnings.catch_warnings():  # torch.jit's deprecation notices are not the user's business
+            warnings.simplefilter("ignore", FutureWarning)
+            return YOLO(str(weights)).export(**options)
     finally:
         torch.set_num_threads(threads)  # the exporter's select_device() changes it
 
@@ -190,15 +196,24 @@ class Detector:
         # Ultralytics' select_device() sets torch to cpu_count - 1 threads (a core for its training
         # data loader); here inference is the bottleneck, so keep torch's own count (2x on 2 cores).
         self._threads = torch.get_num_threads()
-        self.backend = backends.check_backend(config.backend, config.int8, self.half)
+        auto = config.backend == "auto"
+        chosen = backends.choose_backend(self.device) if auto else config.backend
+        if auto and config.int8 and chosen not in backends.INT8_BACKENDS:
+            chosen = "openvino"  # --int8 asks for a quantised export: OpenVINO is the CPU one
+        self.backend = backends.check_backend(chosen, config.int8, self.half)
         if self.backend == "tensorrt" and not cuda:
             raise ModelError(f"--backend tensorrt runs on a CUDA device, not {self.device} (try --device cuda)")
         openvino_hint = "f32"
         if self.backend == "openvino":
             # OpenVINO runs on the CPU here: fp32 (torch's results) unless --half asks for the CPU's
-            # reduced precision (bf16 with AVX512-BF16/AMX, fp16 on ARM), ~1.6x faster
-            openvino_hint = backends.openvino_half_hint() if config.half else "f32"
+            # reduced precision (bf16 with AVX512-BF16/AMX, fp16 on ARM), ~1.6x faster; --backend auto
+            # takes it where the CPU has it, unless --no-half
+            if config.half or (auto and config.half is None):
+                openvino_hint = backends.openvino_half_hint(quiet=auto and config.half is None)
             self.half = False
+        if auto:
+            precision = f" {openvino_hint}" if self.backend == "openvino" else " fp16" if self.half else ""
+            log.info("--backend auto: %s%s on %s", self.backend, precision, self.device)
         #: what the OpenVINO models compute in (``f32``, ``bf16``, ``f16``), else ``None``
         self.openvino_precision = openvino_hint if self.backend == "openvino" else None
         export = {}

@@ -369,8 +369,8 @@ def mode_config(mode: str, imgsz: int | None, device: str, backend: str = "torch
             f"{DEFAULT_SEG_MODEL} is not available offline: using {SEG_FALLBACK} (same architecture, random weights); "
             "inference cost is the same, mask post-processing cost may differ (it scales with the detections)"
         )
-        return Config(mode=mode, seg_model=SEG_FALLBACK, pose_model=DEFAULT_POSE_MODEL, imgsz=imgsz, device=device), note
-    return Config(mode=mode, imgsz=imgsz, device=device), ""
+        return Config(mode=mode, seg_model=SEG_FALLBACK, pose_model=DEFAULT_POSE_MODEL, imgsz=imgsz, device=device, backend="torch"), note
+    return Config(mode=mode, imgsz=imgsz, device=device, backend="torch"), ""
 
 
 def log_stage(mode: str, device: str, name: str, stage: Stage) -> None:
@@ -524,7 +524,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-naive", action="store_true", help="do not run the naive reference loop")
     p.add_argument("--rounds", type=int, default=1, help="run the pipeline, floor and calls stages this many times, back to back per "
                    "round, and report the medians (fps, and each ratio over its rounds); decode and naive run once")  # fmt: skip
-    p.add_argument("--backend", default="torch", help="inference backend of the floor and pipeline stages (the naive loop stays torch)")
+    p.add_argument("--backend", default="auto", help="inference backend of the floor and pipeline stages, as the CLI's --backend "
+                   "(default auto); the naive loop stays torch")  # fmt: skip
     p.add_argument("--int8", action="store_true", help="int8 export (openvino, tensorrt; calibrates on $ANONYMISE_CALIBRATION)")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=None, help="reduced precision (fp16 on CUDA, bf16 with openvino)")
     p.add_argument("--memory-check", type=int, metavar="N", help="only check that memory is flat in video length: "

@@ -80,7 +80,7 @@ PRESETS: dict[str, dict] = {
     "no-guard": {"fail_closed": False},  # tracking, hold and look-ahead only
     "plain": {"track": False, "fail_closed": False, "lookahead": 0},  # the single-pass pipeline
 }
-REFERENCE = Config(mode="bbox", imgsz=1280, tiles="2", conf=0.2, pose=False, track=False)
+REFERENCE = Config(mode="bbox", imgsz=1280, tiles="2", conf=0.2, pose=False, track=False, backend="torch")
 
 
 # -- pixel truth: pure functions, tested on synthetic frames (tests/test_privacy_eval.py) ------------------
@@ -255,7 +255,8 @@ def suite_clips(names: list[str]) -> list[tuple[str, Path]]:
 def pixel_reference(video: Path, frames: list[Frame]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Reference person boxes and their confidences per frame: the pose model at the frame's own size (cached like :func:`cached_people`)."""
     height, width = frames[0].image.shape[:2]
-    config = Config(mode="bbox", imgsz=int(np.ceil(max(height, width) / 32) * 32), tiles="off", conf=0.25, pose=False, track=False)
+    config = Config(mode="bbox", imgsz=int(np.ceil(max(height, width) / 32) * 32), tiles="off", conf=0.25, pose=False, track=False,
+                    backend="torch")  # fmt: skip
     stat = video.stat()
     key = hashlib.sha256(f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{len(frames)}|{config!r}".encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "anonymise" / "privacy_eval" / f"{video.stem}-px2-{key}.npz"
@@ -370,7 +371,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=None, help="only the first N frames")
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--no-utility", action="store_true", help="skip the skeleton-recall runs")
-    parser.add_argument("--backend", default="torch", help="inference backend of the presets (the reference stays torch)")
+    parser.add_argument("--backend", default="auto", help="inference backend of the presets (the reference stays torch)")
     parser.add_argument("--int8", action="store_true", help="int8 export (openvino, tensorrt)")
     parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=None, help="reduced precision (bf16 with openvino)")
     parser.add_argument("--suite", action="store_true", help="pixel truth on every shared clip (see the module docstring)")

@@ -52,15 +52,35 @@ def no_leftovers(folder: Path) -> bool:
 
 
 def test_config_backend_and_int8_are_validated():
-    assert Config().backend == "torch" and Config().int8 is False
+    assert Config().backend == "auto" and Config().int8 is False
     assert Config(backend="ONNX").backend == "onnx"
     assert Config(backend="openvino", int8=True).int8
-    with pytest.raises(ConfigError, match=r"backend must be one of torch, onnx, openvino, tensorrt, got 'tflite'"):
+    assert Config(int8=True).int8  # auto picks a backend that quantises
+    with pytest.raises(ConfigError, match=r"backend must be one of auto, torch, onnx, openvino, tensorrt, got 'tflite'"):
         Config(backend="tflite")
     with pytest.raises(ConfigError, match=r"int8 needs backend openvino or tensorrt, got backend 'onnx'"):
         Config(backend="onnx", int8=True)
     with pytest.raises(ConfigError, match=r"int8 needs backend openvino or tensorrt, got backend 'torch'"):
-        Config(int8=True)
+        Config(backend="torch", int8=True)
+
+
+@pytest.mark.parametrize("device, machine, installed, expected", [
+    ("cpu", "x86_64", {"openvino"}, "openvino"),
+    ("cpu", "AMD64", {"openvino"}, "openvino"),  # Windows names it so
+    ("cpu", "x86_64", set(), "torch"),  # OpenVINO not installed
+    ("cpu", "aarch64", {"openvino"}, "torch"),  # ARM: torch is the tested path
+    ("mps", "arm64", {"openvino"}, "torch"),  # Apple silicon: torch on the GPU
+    ("cuda:0", "x86_64", {"openvino", "tensorrt", "onnx"}, "tensorrt"),
+    ("cuda:0", "x86_64", {"openvino"}, "torch"),  # no TensorRT: torch fp16
+])  # fmt: skip
+def test_backend_auto_picks_by_hardware(device, machine, installed, expected):
+    assert backends.choose_backend(device, machine=machine, has=lambda m: m in installed) == expected
+
+
+def test_auto_precision_on_openvino_is_bf16_only_where_the_cpu_has_it():
+    assert backends.openvino_half_hint(quiet=True, capabilities=["BF16", "FP32", "INT8"]) == "bf16"
+    assert backends.openvino_half_hint(quiet=True, capabilities=["FP32", "INT8"]) == "f32"
+    assert backends.openvino_half_hint(quiet=True, capabilities=["FP16", "FP32"]) == "f16"
 
 
 @pytest.mark.parametrize("command", ["seg", "bbox", "export"])
@@ -150,7 +170,7 @@ def test_half_reaches_the_openvino_compile(monkeypatch):
 
     seen = []
     monkeypatch.setattr(backends, "check_backend", lambda backend, int8=False, half=False: backend)
-    monkeypatch.setattr(backends, "openvino_half_hint", lambda: "bf16")
+    monkeypatch.setattr(backends, "openvino_half_hint", lambda **_: "bf16")
     monkeypatch.setattr(detect, "load_model", lambda spec, task, option, **export: seen.append(export) or object())
     for half, hint in ((True, "bf16"), (None, "f32"), (False, "f32")):
         detector = detect.Detector(Config(backend="openvino", half=half), device="cpu")
