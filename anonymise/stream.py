@@ -393,8 +393,9 @@ class FrameStream:
         ghost). If the person there then stands still and the mask is released (the hold runs
         out), those pixels would show them, and be learned as the empty scene on first sight; the
         guard, which trusts learned pixels only, could not see them. So a box masked in the
-        previous frame stays masked while at least CARRY_SUSPECT of it is forgotten and unlike
-        the value the background had there before, for at most the motion memory.
+        previous frame stays masked while at least CARRY_SUSPECT of its part outside this frame's
+        mask is forgotten and unlike the value the background had there before, for at most the
+        motion memory (what the mask covers is a person found there, who explains the change).
         """
         image = slot.frame.image
         forgotten = _numpy(self.background.forgotten)
@@ -409,8 +410,9 @@ class FrameStream:
             if r <= l or b <= t or (alpha[t:b, l:r] > 0).all():
                 continue
             unlike = motion.moved(image[t:b, l:r], reference[t:b, l:r], self.config.motion_threshold)
-            suspect = forgotten[t:b, l:r] & unlike
-            if np.count_nonzero(suspect) >= CARRY_SUSPECT * (r - l) * (b - t):
+            open_ = alpha[t:b, l:r] == 0  # what this frame's mask already covers is explained (a person found there)
+            suspect = forgotten[t:b, l:r] & unlike & open_
+            if np.count_nonzero(suspect) >= CARRY_SUSPECT * np.count_nonzero(open_):
                 carried.append(box)
                 masked.append((box, age + 1))
         self._masked = masked
