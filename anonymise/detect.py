@@ -69,7 +69,7 @@ def resolve_device(device: str) -> str:
     raise ConfigError(f"unknown device '{device}': use auto, cpu, cuda, cuda:N or mps")
 
 
-def load_model(spec: str, task: str | tuple[str, ...], option: str, backend: str = "torch", **export):
+def load_model(spec: str, task: str | tuple[str, ...], option: str, backend: str = "torch", auto: bool = False, **export):
     """Load a YOLO model and check its task; every failure becomes one :class:`ModelError` line.
 
     With a ``backend`` other than ``torch`` the checked PyTorch weights are exported once (see
@@ -95,8 +95,17 @@ def load_model(spec: str, task: str | tuple[str, ...], option: str, backend: str
     if person is None:
         raise ModelError(f"{spec} has no 'person' class (classes: {_short(model.names)})")
     if backend != "torch":
+        if auto and not _exportable(model, resolved):
+            log.info("%s runs as it is (--backend auto exports .pt weights only)", spec)
+            return model
         return _exported_model(model, spec, resolved, backend, **export)
     return model
+
+
+def _exportable(model, resolved: models.ResolvedModel) -> bool:
+    """Whether a loaded model has PyTorch ``.pt`` weights on disk to export from (not a .yaml, not an export)."""
+    weights = getattr(model, "ckpt_path", None) or (resolved.path if resolved.path is not None and resolved.path.is_file() else None)
+    return bool(weights) and Path(weights).suffix.lower() == ".pt"
 
 
 def _exported_model(model, spec: str, resolved: models.ResolvedModel, backend: str, *, imgsz: int = MIN_IMGSZ,
@@ -223,7 +232,8 @@ class Detector:
             size = config.imgsz or MIN_IMGSZ
             if self.backend == "tensorrt":
                 size = max(size, MIN_IMGSZ)
-            export = dict(backend=self.backend, imgsz=size, half=self.half, int8=config.int8, batch=self.batch, device=self.device)
+            export = dict(backend=self.backend, imgsz=size, half=self.half, int8=config.int8, batch=self.batch, device=self.device,
+                          auto=auto)  # fmt: skip
             if self.backend == "openvino":
                 export["openvino_hint"] = openvino_hint
         #: largest batch per model call (TensorRT engines), by id(model)
