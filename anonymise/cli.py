@@ -46,6 +46,7 @@ PoseConf = Annotated[float, typer.Option("--pose-conf", help="Minimum keypoint c
 NoPose = Annotated[bool, typer.Option("--no-pose", help="Do not draw skeletons.")]
 Lookahead = Annotated[Optional[int], typer.Option("--lookahead", help="Frames the background looks ahead (output delay). (default: 30 for files, 0 for cameras/streams)", show_default=False)]
 MinPerson = Annotated[int, typer.Option("--min-person", help="Smallest person height (px) to find: sets the inference size and when to tile.")]
+PresetOpt = Annotated[str, typer.Option("--preset", help="Compute policy: thorough (every pass on every frame), balanced (passes where people were seen, a sweep every 5th frame) or fast (a sweep every 10th frame, people from 48 px, no second looks). See the README's table.")]
 Tiles = Annotated[str, typer.Option("--tiles", help="Tiled inference: auto (when people are small for the frame), off, or N tiles on the long side.")]
 Hold = Annotated[int, typer.Option("--hold", help="Frames a lost track stays masked (and a new one is back-filled).")]
 FailClosed = Annotated[Optional[bool], typer.Option("--fail-closed/--no-fail-closed", help="Mask moving person-sized regions no detection explains. (default: on for files, off for cameras/streams)", show_default=False)]
@@ -114,6 +115,7 @@ def seg(
     no_pose: NoPose = False,
     lookahead: Lookahead = _D.lookahead,
     min_person: MinPerson = _D.min_person,
+    preset: PresetOpt = _D.preset,
     tiles: Tiles = _D.tiles,
     hold: Hold = _D.hold,
     fail_closed: FailClosed = _D.fail_closed,
@@ -162,6 +164,7 @@ def bbox(
     no_pose: NoPose = False,
     lookahead: Lookahead = _D.lookahead,
     min_person: MinPerson = _D.min_person,
+    preset: PresetOpt = _D.preset,
     tiles: Tiles = _D.tiles,
     hold: Hold = _D.hold,
     fail_closed: FailClosed = _D.fail_closed,
@@ -255,6 +258,7 @@ def export(
     imgsz: Imgsz = _D.imgsz,
     conf: Conf = _D.conf,
     min_person: MinPerson = _D.min_person,
+    preset: PresetOpt = _D.preset,
     tiles: Tiles = _D.tiles,
     hold: Hold = _D.hold,
     batch: Batch = _D.batch,
@@ -274,7 +278,7 @@ def export(
     keypoints = str(output) if output is not None and output.suffix.lower() in (".jsonl", ".ndjson", ".csv") else format.lower()
     _run(Mode.BBOX, video_source=video_source, output=output, show=False, no_audio=True, overwrite=overwrite, quiet=quiet,
          verbose=verbose, no_pose=False, keypoints=keypoints, video=False, fill=Fill.NONE, pose_model=pose_model, device=device,
-         imgsz=imgsz, conf=conf, min_person=min_person, tiles=tiles, hold=hold, batch=batch, backend=backend, int8=int8,
+         imgsz=imgsz, conf=conf, min_person=min_person, preset=preset, tiles=tiles, hold=hold, batch=batch, backend=backend, int8=int8,
          half=half, engine=engine, ray_address=ray_address, ray_actors=ray_actors, ray_gpus_per_actor=ray_gpus_per_actor,
          ray_cpus_per_actor=ray_cpus_per_actor, ray_retries=ray_retries)  # fmt: skip
 

@@ -100,6 +100,8 @@ class Config:
     backend: str = "auto"
     #: int8 quantisation of the export (``openvino``, ``tensorrt``; calibrates on ``$ANONYMISE_CALIBRATION``)
     int8: bool = False
+    #: the compute policy (see :data:`PRESETS`): ``thorough``, ``balanced`` or ``fast``
+    preset: str = "balanced"
     #: what replaces a person (see :class:`Fill`)
     fill: Fill = Fill.BACKGROUND
     #: draw the skeletons on this instead of the anonymised frame: ``black``, ``white``, a colour
@@ -143,6 +145,10 @@ class Config:
         if backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         object.__setattr__(self, "backend", backend)
+        preset = str(self.preset).strip().lower()
+        if preset not in PRESETS:
+            raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        object.__setattr__(self, "preset", preset)
         if not isinstance(self.int8, bool):
             raise ConfigError(f"int8 must be True or False, got {self.int8!r}")
         if self.int8 and backend not in (*INT8_BACKENDS, "auto"):
@@ -168,6 +174,21 @@ class Config:
             if not getattr(self, name):
                 raise ConfigError(f"{name} must name a model file or an Ultralytics model name")
 
+    @property
+    def search_min_person(self) -> int:
+        """The smallest person the small-person search is sized for (``fast``: at least 48 px)."""
+        return max(self.min_person, PRESETS[self.preset]["min_person"])
+
+    @property
+    def looks(self) -> bool:
+        """Whether the motion guard and held tracks get second looks on crops (not with ``fast``)."""
+        return self.second_look and PRESETS[self.preset]["second_look"]
+
+    @property
+    def sweep_every(self) -> int:
+        """The small search and the frame-scale pass each run on at least every this many frames."""
+        return PRESETS[self.preset]["sweep_every"]
+
     def replace(self, **changes) -> Config:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
@@ -184,6 +205,16 @@ def _check_range(name: str, value: float, low: float, high: float, low_open: boo
         bracket = "(" if low_open else "["
         raise ConfigError(f"{name} must be in {bracket}{low:g}, {high:g}], got {value!r}")
 
+
+#: The compute policy's presets (``--preset``). Each pass of the detector (the frame-scale pass and the
+#: small-person search) runs on every frame while its kind of person was seen lately and on at least
+#: every ``sweep_every``-th frame otherwise (see :mod:`anonymise.policy`); ``min_person`` is a floor
+#: on ``--min-person`` for the small search; ``second_look`` allows the second looks on crops.
+PRESETS: dict[str, dict] = {
+    "thorough": {"sweep_every": 1, "min_person": 4, "second_look": True},  # every pass on every frame
+    "balanced": {"sweep_every": 5, "min_person": 4, "second_look": True},  # the default
+    "fast": {"sweep_every": 10, "min_person": 48, "second_look": False},
+}
 
 #: people this tall (pixels, at the model's input) are found reliably by nano YOLO models
 TARGET_PERSON_PX = 64

@@ -294,7 +294,7 @@ class Detector:
         height, width = frames[0].shape[:2]
         if imgsz:
             return self._run(frames, imgsz)
-        min_person = self.config.min_person
+        min_person = self.config.search_min_person
         size = self.config.imgsz or auto_imgsz(width, height, min_person)
         large = large_imgsz(width, height, size) if large or not small else None
         if not small and large:

@@ -16,7 +16,9 @@ grown to the whole body its keypoints say is there), and a person the next sweep
 back-filled into the frames before it (the look-ahead covers ``hold`` frames). So a still
 small person who is found by the small search alone goes unseen for at most ``SWEEP_EVERY - 1``
 frames, all of which the back-fill reaches when the look-ahead is at least that deep; without
-look-ahead (live sources) both passes run on every frame.
+look-ahead (live sources) both passes run on every frame. ``SWEEP_EVERY`` is the ``balanced``
+preset's period: ``thorough`` runs both passes on every frame, ``fast`` sweeps every 10th
+(see ``config.PRESETS``).
 """
 
 from __future__ import annotations
@@ -52,11 +54,13 @@ def smallest_person(boxes: np.ndarray) -> float | None:
 class ScalePolicy:
     """Per video: which passes the next model call runs (see the module docstring)."""
 
-    def __init__(self, width: int, height: int, large_imgsz: int | None, lookahead: int, min_person: int = 32):
+    def __init__(self, width: int, height: int, large_imgsz: int | None, lookahead: int, min_person: int = 32,
+                 every: int = SWEEP_EVERY):  # fmt: skip
         #: frame pixels -> frame-scale pass pixels; ``None``: no separate frame-scale pass (nothing to choose)
         self.scale = None if large_imgsz is None else large_imgsz / max(width, height)
         self.height = height
-        self.every = SWEEP_EVERY if lookahead >= SWEEP_EVERY else 1
+        #: sweep period: ``every`` (the preset's), or every frame when the back-fill cannot reach that far
+        self.every = every if lookahead >= every else 1
         self.min_person = min_person
         self._t = 0
         self._last = {"small": -(10**9), "large": -(10**9)}

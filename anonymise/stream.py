@@ -200,8 +200,9 @@ class FrameStream:
             from .detect import large_imgsz
 
             height, width = images[0].shape[:2]
-            size = self.config.imgsz or auto_imgsz(width, height, self.config.min_person)
-            self._scale = ScalePolicy(width, height, large_imgsz(width, height, size), self.depth, self.config.min_person)
+            size = self.config.imgsz or auto_imgsz(width, height, self.config.search_min_person)
+            self._scale = ScalePolicy(width, height, large_imgsz(width, height, size), self.depth, self.config.search_min_person,
+                                      every=self.config.sweep_every)  # fmt: skip
         return self._scale.passes(len(images))
 
     def _whole_bodies(self, slot: _Slot) -> None:
@@ -368,7 +369,7 @@ class FrameStream:
         # not under the person mask: there the background is the scene learned before they came
         self.background.forget(regions.foreground & (alpha == 0))
         unexplained = regions.boxes[~regions.explained]
-        looks = np.concatenate([unexplained, held]) if self.config.second_look else unexplained[:0]
+        looks = np.concatenate([unexplained, held]) if self.config.looks else unexplained[:0]
         if len(looks):
             context = np.r_[np.full(len(unexplained), SECOND_LOOK_CONTEXT), np.full(len(held), HELD_LOOK_CONTEXT)]
             found = self._second_look(slot.frame.image, looks, context)
@@ -425,7 +426,7 @@ class FrameStream:
     def _held_unseen(self, slot: _Slot) -> np.ndarray:
         """Held boxes worth a look: those no detection of this frame overlaps (a lost track is
         often the same person under a new track id, already seen)."""
-        if not self.config.second_look or slot.held is None or not len(slot.held):
+        if not self.config.looks or slot.held is None or not len(slot.held):
             return np.zeros((0, 4), np.float32)
         held = np.asarray(slot.held, np.float32).reshape(-1, 4)
         seen = np.concatenate([slot.found.people.xyxy, slot.found.poses.xyxy])

@@ -338,7 +338,7 @@ def score_pixels(kind: str, video: Path, frames: list[Frame], pose: bool, save: 
 
 
 def run_suite(args) -> None:
-    runtime = dict(backend=args.backend, int8=args.int8, half=args.half)
+    runtime = dict(backend=args.backend, int8=args.int8, half=args.half, preset=args.preset)
     rows = []
     for kind, video in suite_clips(args.clips):
         if not video.is_file():
@@ -359,7 +359,7 @@ def run_suite(args) -> None:
     header = ["clip", "kind", "frames", "leak %", "frames > 5%", "frames > 2%", "worst %", "worst frame", "residual people %",
               "skeleton frames %", "skeleton recall %", "fps"]  # fmt: skip
     header = [h for h in header if any(h in r for r in rows)]
-    print(f"suite ({'skeletons drawn' if args.pose else '--no-pose'}):")
+    print(f"suite ({'skeletons drawn' if args.pose else '--no-pose'}, --preset {args.preset}, --backend {args.backend}):")
     print("  ".join(f"{h:>18}" for h in header))
     for r in rows:
         print("  ".join(f"{r[h]:>18.2f}" if isinstance(r.get(h), float) else f"{r.get(h, ''):>18}" for h in header))
@@ -378,6 +378,7 @@ def main() -> None:
     parser.add_argument("--clips", nargs="+", default=["closeups", "one-by-one", "pedestrians"], help="--suite: which clips")
     parser.add_argument("--pose", action=argparse.BooleanOptionalAction, default=False, help="--suite: draw skeletons too")
     parser.add_argument("--save-frames", type=Path, default=None, help="--suite: write input|output|leaks (red) PNGs here")
+    parser.add_argument("--preset", default="balanced", help="--suite: the compute policy (thorough, balanced, fast)")
     args = parser.parse_args()
     if args.suite:
         print("command: python " + " ".join(shlex.quote(a) for a in sys.argv))

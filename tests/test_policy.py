@@ -92,3 +92,19 @@ def test_without_large_people_the_frame_scale_pass_sweeps_too():
     assert all(small), "small people are around: the small search runs on every frame"
     assert all(large[t] for t in range(0, 30, SWEEP_EVERY)) and sum(large) < 15
     assert policy.skipped["large"] == 30 - sum(large)
+
+
+def test_presets_set_the_sweep_and_the_small_search():
+    from anonymise import ConfigError
+
+    assert Config().preset == "balanced" and Config().sweep_every == SWEEP_EVERY
+    thorough, fast = Config(preset="thorough"), Config(preset="FAST")
+    assert thorough.sweep_every == 1 and all(_run(ScalePolicy(640, 480, 640, 30, every=thorough.sweep_every), 20))
+    assert fast.preset == "fast" and fast.search_min_person == 48 and not fast.looks
+    ran = _run(ScalePolicy(640, 480, 640, 30, every=fast.sweep_every), 40)
+    assert np.diff(np.flatnonzero(ran)).max() == fast.sweep_every
+    assert Config(min_person=64, preset="fast").search_min_person == 64
+    import pytest
+
+    with pytest.raises(ConfigError, match="preset must be one of thorough, balanced, fast"):
+        Config(preset="quick")
