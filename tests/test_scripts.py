@@ -50,3 +50,18 @@ def test_privacy_eval_reports_residual_people_and_caches_the_reference(pedestria
     assert again.returncode == 0, again.stderr[-2000:]
     row = lambda out: next(line for line in out.splitlines() if line.split()[:1] == ["plain"])  # noqa: E731
     assert row(first.stdout).split()[:5] == row(again.stdout).split()[:5], "the cached reference gave other figures"
+
+
+@pytest.mark.slow
+def test_privacy_eval_suite_scores_pixels_on_a_closeup(pedestrians, tmp_path):
+    closeup = pedestrians.parent / "closeups" / "book.mkv"
+    if not closeup.is_file():
+        pytest.skip(f"{closeup} not found")
+    result = run_script("privacy_eval.py", "--suite", "--clips", "book", "--frames", "3", "--save-frames", str(tmp_path / "frames"),
+                        env={"XDG_CACHE_HOME": str(tmp_path), "ANONYMISE_TEST_DATA": str(pedestrians.parent)})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = next(line for line in result.stdout.splitlines() if line.strip().startswith("book.mkv"))
+    cells = row.split()
+    assert cells[1] == "closeup" and cells[2] == "3", row
+    assert 0 <= float(cells[3]) <= 100, row
+    assert (tmp_path / "frames" / "book-0000.png").is_file(), "no frame written for looking at"
