@@ -82,6 +82,30 @@ def test_cpu_and_torch_models_agree():
     assert np.abs(cpu.image().astype(int) - gpu.image().cpu().numpy().astype(int)).max() <= 1
 
 
+def test_cpu_and_torch_models_agree_on_the_learning_rule():
+    """Stillness over several frames, margins (exclude), suspect pixels (near) and forget_same: the same on both."""
+    pytest.importorskip("torch")
+    cpu, gpu = BackgroundModel(0.1, stable=3), TorchBackgroundModel(0.1, device="cpu", stable=3)
+    rng = np.random.default_rng(2)
+    still = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    for i in range(8):
+        frame = still.copy()
+        frame[:, 30:35] = 255 if i % 2 else 0  # a flickering strip: never still
+        alpha = np.zeros((30, 40), np.uint8)
+        alpha[10:20, 10:20] = 255
+        exclude = np.zeros((30, 40), bool)
+        exclude[8:22, 8:22] = True
+        near = np.zeros((30, 40), bool)
+        near[:, :25] = True
+        cpu.update(frame, alpha, exclude=exclude, near=near)
+        gpu.update(frame, alpha, exclude=exclude, near=near)
+        assert (cpu.seen == gpu.seen.cpu().numpy()).all(), f"update {i}: learned pixels differ"
+    assert not cpu.seen[8:22, 8:22].any() and not cpu.seen[:, 30:35].any()
+    where = np.ones((30, 40), bool)
+    assert cpu.forget_same(still, where) == gpu.forget_same(still, where) > 0
+    assert (cpu.seen == gpu.seen.cpu().numpy()).all()
+
+
 def test_shape_checks():
     m = BackgroundModel()
     with pytest.raises(ValueError, match=r"alpha: expected shape \(4, 4\)"):
