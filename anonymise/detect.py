@@ -275,7 +275,12 @@ class Detector:
     #: the stream may ask for the frame-scale pass alone (``small=False``, see :class:`anonymise.policy.ScalePolicy`)
     multiscale = True
 
-    def __call__(self, frames: list[np.ndarray], imgsz: int | None = None, small: bool = True, large: bool = True) -> list[FrameDetections]:
+    def windows(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
+        """The small search's tiles for frames of this size (``[]`` when it does not tile)."""
+        return tile_windows(height, width, self.config.tiles, self.config.search_min_person)
+
+    def __call__(self, frames: list[np.ndarray], imgsz: int | None = None, small: bool = True, large: bool = True,
+                 tiles: list[bool] | None = None) -> list[FrameDetections]:  # fmt: skip
         """Detect people in a batch of frames (all of one size), at every scale.
 
         Two searches are merged, never traded: the **frame-scale pass** (:func:`large_imgsz`: the
@@ -288,6 +293,7 @@ class Detector:
         frames; see :mod:`anonymise.policy`).
 
         ``imgsz`` overrides the inference size (one pass, no tiles), e.g. for a second look at a crop.
+        ``tiles`` (one bool per window of :meth:`windows`): which tiles run (``None``: all).
         """
         if not frames:
             return []
@@ -300,6 +306,8 @@ class Detector:
         if not small and large:
             return self._run(frames, large)
         windows = tile_windows(height, width, self.config.tiles, min_person)
+        if tiles is not None:
+            windows = [w for w, keep in zip(windows, tiles) if keep]
         parts_per_frame: list[list[FrameDetections]] = [[] for _ in frames]
         boxes: list[tuple[int, int, int, int]] = []
         if large:

@@ -1,4 +1,4 @@
-"""Which detection passes run on a frame: the people actually seen steer the cost.
+"""Which detection passes (and tiles) run on a frame: the people actually seen steer the cost.
 
 The detector merges two searches (see :meth:`anonymise.detect.Detector.__call__`): the
 frame-scale pass, which finds people who are large in the frame whole, and the small-person
@@ -19,6 +19,11 @@ frames, all of which the back-fill reaches when the look-ahead is at least that 
 look-ahead (live sources) both passes run on every frame. ``SWEEP_EVERY`` is the ``balanced``
 preset's period: ``thorough`` runs both passes on every frame, ``fast`` sweeps every 10th
 (see ``config.PRESETS``).
+
+Where the small search tiles the frame (beyond 1280 px), it looks where people can be
+(:meth:`ScalePolicy.tiles`): between sweeps only the tiles around the people the full-frame pass
+may lose, plus a rotating share of the rest; each tile is searched on at least every
+``SWEEP_EVERY``-th frame, and the motion guard's second looks cover whatever moves unexplained.
 """
 
 from __future__ import annotations
@@ -55,17 +60,21 @@ class ScalePolicy:
     """Per video: which passes the next model call runs (see the module docstring)."""
 
     def __init__(self, width: int, height: int, large_imgsz: int | None, lookahead: int, min_person: int = 32,
-                 every: int = SWEEP_EVERY):  # fmt: skip
+                 every: int = SWEEP_EVERY, windows: list | None = None, search_imgsz: int | None = None):  # fmt: skip
         #: frame pixels -> frame-scale pass pixels; ``None``: no separate frame-scale pass (nothing to choose)
         self.scale = None if large_imgsz is None else large_imgsz / max(width, height)
         self.height = height
         #: sweep period: ``every`` (the preset's), or every frame when the back-fill cannot reach that far
         self.every = every if lookahead >= every else 1
         self.min_person = min_person
+        #: the small search's tiles (x0, y0, x1, y1), and frame pixels -> its full-frame pass's pixels
+        self.windows = list(windows or [])
+        self.search_scale = (search_imgsz or max(width, height)) / max(width, height)
         self._t = 0
         self._last = {"small": -(10**9), "large": -(10**9)}
-        #: frames that skipped each pass (for the run's summary and benchmarks)
-        self.skipped = {"small": 0, "large": 0}
+        self._tiny: list[tuple[int, np.ndarray]] = []  # (frame, boxes) of people the full-frame pass may lose
+        #: frames that skipped each pass, and tile crops not run (for the run's summary and benchmarks)
+        self.skipped = {"small": 0, "large": 0, "tiles": 0}
 
     def passes(self, count: int) -> tuple[bool, bool]:
         """(small search, frame-scale pass): whether the next ``count`` frames (one model call) get each."""
@@ -79,18 +88,50 @@ class ScalePolicy:
                 self.skipped[kind] += count
         return run["small"], run["large"]
 
+    def tiles(self, count: int) -> list[bool] | None:
+        """Which tiles the model call :meth:`passes` just planned runs (``None``: all of them).
+
+        Every tile on a sweep frame; otherwise the tiles around people the full-frame pass may
+        lose (seen in the last ``RECENT`` frames, each grown by its own size) and a rotating
+        ``1 / every`` share of the rest, so each tile is searched on at least every
+        ``every``-th frame even without a sweep. Moving regions no detection explains get their
+        second look on crops in the stream (the motion guard), whatever the tiles.
+        """
+        if not self.windows or self.every <= 1:
+            return None
+        t = self._t - count
+        if t < WARMUP or any((t + i) % self.every == 0 for i in range(count)):
+            return None
+        keep = [(j % self.every) == (t % self.every) for j in range(len(self.windows))]
+        recent = [b for when, b in self._tiny if t - when <= RECENT]
+        if recent:
+            boxes = np.concatenate(recent)
+            size = np.maximum(boxes[:, 2:] - boxes[:, :2], 1)
+            grown = np.hstack([boxes[:, :2] - size, boxes[:, 2:] + size])
+            for j, (x0, y0, x1, y1) in enumerate(self.windows):
+                if not keep[j]:
+                    keep[j] = bool(((grown[:, 0] < x1) & (grown[:, 2] > x0) & (grown[:, 1] < y1) & (grown[:, 3] > y0)).any())
+        self.skipped["tiles"] += count * (len(keep) - sum(keep))
+        return keep
+
     def small(self, count: int) -> bool:
         """Whether the next ``count`` frames get the small search (see :meth:`passes`)."""
         return self.passes(count)[0]
 
     def observe(self, boxes_per_frame: list[np.ndarray]) -> None:
         """The people one model call found (boxes per frame, in frame pixels)."""
-        if self.scale is None:
-            return
         end = self._t
         for i, boxes in enumerate(boxes_per_frame):
             t = end - len(boxes_per_frame) + i
             boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+            if self.windows and len(boxes):
+                heights = (boxes[:, 3] - boxes[:, 1]) * self.search_scale
+                tiny = boxes[heights < SMALL_AT_MODEL]
+                if len(tiny):
+                    self._tiny.append((t, tiny))
+                self._tiny = [(when, b) for when, b in self._tiny if t - when <= RECENT]
+            if self.scale is None:
+                continue
             height = smallest_person(boxes)
             if height is not None and height * self.scale < SMALL_AT_MODEL:
                 self._last["small"] = t

@@ -88,6 +88,8 @@ class Counts:
     #: frames the small-person search skipped, and the frame-scale pass (see policy.py)
     small_skipped: int = 0
     large_skipped: int = 0
+    #: tile crops the small search did not run (see policy.py)
+    tiles_skipped: int = 0
 
 
 @dataclass
@@ -176,13 +178,18 @@ class FrameStream:
         try:
             images = [f.image for f in frames]
             small, large = self._passes(images)
+            tiles = self._scale.tiles(len(images)) if self._scale is not None and small else None
             with self._models:
-                found = self.detector(images) if small and large else self.detector(images, small=small, large=large)
+                if small and large and tiles is None:
+                    found = self.detector(images)
+                else:
+                    found = self.detector(images, small=small, large=large, **({} if tiles is None else {"tiles": tiles}))
             self._detected_any = True
             if self._scale is not None:
                 self._scale.observe([f.people.xyxy for f in found])
                 self.counts.small_skipped = self._scale.skipped["small"]
                 self.counts.large_skipped = self._scale.skipped["large"]
+                self.counts.tiles_skipped = self._scale.skipped["tiles"]
             return found
         except AnonymiseError:
             raise
@@ -201,8 +208,9 @@ class FrameStream:
 
             height, width = images[0].shape[:2]
             size = self.config.imgsz or auto_imgsz(width, height, self.config.search_min_person)
+            windows = self.detector.windows(width, height) if hasattr(self.detector, "windows") else []
             self._scale = ScalePolicy(width, height, large_imgsz(width, height, size), self.depth, self.config.search_min_person,
-                                      every=self.config.sweep_every)  # fmt: skip
+                                      every=self.config.sweep_every, windows=windows, search_imgsz=size)  # fmt: skip
         return self._scale.passes(len(images))
 
     def _whole_bodies(self, slot: _Slot) -> None:

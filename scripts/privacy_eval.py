@@ -76,6 +76,7 @@ CLOSEUP_CONF = 0.6
 #: settings compared (Config overrides); "default" is what the CLI does with no flags
 PRESETS: dict[str, dict] = {
     "default": {},
+    "thorough": {"preset": "thorough"},  # every pass and every tile on every frame
     "fast": {"min_person": 48, "second_look": False},  # 640 px inference (480x360), no second look
     "no-guard": {"fail_closed": False},  # tracking, hold and look-ahead only
     "plain": {"track": False, "fail_closed": False, "lookahead": 0},  # the single-pass pipeline

@@ -108,3 +108,74 @@ def test_presets_set_the_sweep_and_the_small_search():
 
     with pytest.raises(ConfigError, match="preset must be one of thorough, balanced, fast"):
         Config(preset="quick")
+
+
+# -- attention: tiles where people can be ----------------------------------------------------------------
+
+WINDOWS = [(0, 0, 100, 100), (80, 0, 180, 100), (160, 0, 260, 100), (0, 80, 100, 180), (80, 80, 180, 180), (160, 80, 260, 180)]
+
+
+def test_each_tile_is_searched_at_least_every_k_frames_and_around_small_people_always():
+    policy = ScalePolicy(1280, 720, None, lookahead=30, windows=WINDOWS, search_imgsz=1280)
+    runs = []
+    for t in range(40):
+        policy.passes(1)
+        keep = policy.tiles(1)
+        runs.append([True] * len(WINDOWS) if keep is None else keep)
+        policy.observe([np.array([[20, 20, 30, 50]], np.float32)])  # a 30 px person in the first tile, every frame
+    runs = np.array(runs)
+    assert runs[:, 0].all(), "the tile around a small person was skipped"
+    for j in range(len(WINDOWS)):
+        gaps = np.diff(np.flatnonzero(runs[:, j]))
+        assert gaps.max() <= SWEEP_EVERY, f"tile {j} went unsearched for {gaps.max()} frames"
+    assert runs[WARMUP:, 2:].mean() < 0.5, "tiles far from everyone ran on most frames"
+    assert policy.skipped["tiles"] > 0
+
+
+class _TiledScene:
+    """A synthetic detector with six tiles: finds the magenta person only in the tiles it runs."""
+
+    multiscale = True
+
+    def __init__(self):
+        self.batch, self.device = 1, "cpu"
+
+    def windows(self, width, height):
+        return WINDOWS
+
+    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None):
+        from conftest import is_person_colour
+
+        out = []
+        for frame in frames:
+            hit = is_person_colour(frame, 10)
+            if not small or imgsz is not None:
+                hit[:] = False  # tiny: only the small search's tiles see them
+            else:
+                seen = np.zeros_like(hit)
+                for (x0, y0, x1, y1), keep in zip(WINDOWS, [True] * len(WINDOWS) if tiles is None else tiles):
+                    if keep:
+                        seen[y0:y1, x0:x1] = True
+                hit &= seen
+            if not hit.any():
+                out.append(FrameDetections(Detections.empty(), Detections.empty()))
+                continue
+            ys, xs = np.nonzero(hit)
+            box = Detections(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32), [0.9], [0])
+            out.append(FrameDetections(box, Detections.empty()))
+        return out
+
+
+def test_a_small_still_person_far_from_everyone_is_found_within_k_frames_and_back_filled():
+    from conftest import MAGENTA, is_person_colour, scene
+
+    bg = scene(180, 260)
+    person = bg.copy()
+    person[120:150, 200:212] = MAGENTA  # appears at frame 7 in tile 5, far from anything, and stands still
+    frames = [bg] * 7 + [person] * 25
+    anon = Anonymiser(Config(pose=False, fail_closed=False), detector=_TiledScene())  # no motion guard: the tiles alone
+    stream = anon.stream(lookahead=30)
+    out = [o for _, o in anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream)]
+    assert stream.counts.tiles_skipped > 0
+    for i, o in enumerate(out):
+        assert not is_person_colour(o).any(), f"frame {i}: the small person is visible"
