@@ -9,7 +9,8 @@ four times as much. Each is needed where its kind of person is, or may appear.
 small search on every frame while anyone small (under ``SMALL_AT_MODEL`` px at the frame-scale
 pass) was seen in the last ``RECENT`` frames, and the frame-scale pass on every frame while
 anyone large (``LARGE_SHARE`` of the frame's height or more) was. Both run on the first
-``WARMUP`` frames and in any case on every ``SWEEP_EVERY``-th frame. Between sweeps the motion
+``WARMUP`` frames (and after a scene cut, :func:`scene_cut`) and in any case on every
+``SWEEP_EVERY``-th frame. Between sweeps the motion
 guard still looks again (at a higher resolution) at any moving region no detection explains,
 a large person is still found by the small search (split into parts, every part masked and
 grown to the whole body its keypoints say is there), and a person the next sweep finds is
@@ -56,6 +57,25 @@ def smallest_person(boxes: np.ndarray) -> float | None:
     return float(whole.min()) if len(whole) else float(heights.max())
 
 
+#: a frame where more than this share of pixels changed by more than CUT_LEVELS is a scene cut
+CUT_SHARE, CUT_LEVELS = 0.5, 40
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """A 64x36 grey thumbnail, for :func:`scene_cut`."""
+    import cv2
+
+    return cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (64, 36), interpolation=cv2.INTER_AREA)
+
+
+def scene_cut(before: np.ndarray | None, after: np.ndarray) -> bool:
+    """Whether two thumbnails are of different scenes (an edit, a camera switched)."""
+    if before is None or before.shape != after.shape:
+        return False
+    changed = np.abs(before.astype(np.int16) - after.astype(np.int16)) > CUT_LEVELS
+    return bool(changed.mean() > CUT_SHARE)
+
+
 class ScalePolicy:
     """Per video: which passes the next model call runs (see the module docstring)."""
 
@@ -71,6 +91,7 @@ class ScalePolicy:
         self.windows = list(windows or [])
         self.search_scale = (search_imgsz or max(width, height)) / max(width, height)
         self._t = 0
+        self._cut = 0  # the frame of the last scene cut (the start counts as one)
         self._last = {"small": -(10**9), "large": -(10**9)}
         self._tiny: list[tuple[int, np.ndarray]] = []  # (frame, boxes) of people the full-frame pass may lose
         #: frames that skipped each pass, and tile crops not run (for the run's summary and benchmarks)
@@ -81,7 +102,7 @@ class ScalePolicy:
         t, self._t = self._t, self._t + count
         if self.scale is None or self.every <= 1:
             return True, True
-        sweep = t < WARMUP or any((t + i) % self.every == 0 for i in range(count))
+        sweep = t - self._cut < WARMUP or any((t + i) % self.every == 0 for i in range(count))
         run = {kind: sweep or t - last <= RECENT for kind, last in self._last.items()}
         for kind, on in run.items():
             if not on:
@@ -100,7 +121,7 @@ class ScalePolicy:
         if not self.windows or self.every <= 1:
             return None
         t = self._t - count
-        if t < WARMUP or any((t + i) % self.every == 0 for i in range(count)):
+        if t - self._cut < WARMUP or any((t + i) % self.every == 0 for i in range(count)):
             return None
         keep = [(j % self.every) == (t % self.every) for j in range(len(self.windows))]
         recent = [b for when, b in self._tiny if t - when <= RECENT]
@@ -113,6 +134,13 @@ class ScalePolicy:
                     keep[j] = bool(((grown[:, 0] < x1) & (grown[:, 2] > x0) & (grown[:, 1] < y1) & (grown[:, 3] > y0)).any())
         self.skipped["tiles"] += count * (len(keep) - sum(keep))
         return keep
+
+    def cut(self) -> None:
+        """A scene cut before the next model call: full sweeps again for ``WARMUP`` frames, and
+        what was seen before no longer says where people are."""
+        self._cut = self._t
+        self._last = {kind: -(10**9) for kind in self._last}
+        self._tiny = []
 
     def small(self, count: int) -> bool:
         """Whether the next ``count`` frames get the small search (see :meth:`passes`)."""

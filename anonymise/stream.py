@@ -36,7 +36,7 @@ import numpy as np
 from . import composite, masks, motion, pose
 from .config import Config, Fill, Mode, auto_imgsz
 from .errors import AnonymiseError, ConfigError
-from .policy import ScalePolicy
+from .policy import ScalePolicy, scene_cut, thumbnail
 from .track import MAX_GROWTH, PersonTracker, TrackHistory, grow
 from .types import Detections, box_iou, nested, suppress
 from .video import Frame
@@ -88,8 +88,9 @@ class Counts:
     #: frames the small-person search skipped, and the frame-scale pass (see policy.py)
     small_skipped: int = 0
     large_skipped: int = 0
-    #: tile crops the small search did not run (see policy.py)
+    #: tile crops the small search did not run, and scene cuts that restarted the sweeps (see policy.py)
     tiles_skipped: int = 0
+    scene_cuts: int = 0
 
 
 @dataclass
@@ -137,6 +138,7 @@ class FrameStream:
         self._masked: list[tuple[np.ndarray, int]] = []  # boxes masked in the last final frame, with their carry age
         self._models = threading.Lock()  # the detect stage and the second looks share the models
         self._scale: ScalePolicy | None = None  # made on the first frame (it needs the frame size)
+        self._thumbnail: np.ndarray | None = None  # of the last frame detected, for scene cuts
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -203,6 +205,12 @@ class FrameStream:
         """(small search, frame-scale pass) for this model call (see :class:`~anonymise.policy.ScalePolicy`)."""
         if not getattr(self.detector, "multiscale", False) or not images:
             return True, True
+        if self._scale is not None:
+            first = thumbnail(images[0])
+            if scene_cut(self._thumbnail, first):
+                self._scale.cut()
+                self.counts.scene_cuts += 1
+        self._thumbnail = thumbnail(images[-1])
         if self._scale is None:
             from .detect import large_imgsz
 

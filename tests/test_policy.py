@@ -179,3 +179,20 @@ def test_a_small_still_person_far_from_everyone_is_found_within_k_frames_and_bac
     assert stream.counts.tiles_skipped > 0
     for i, o in enumerate(out):
         assert not is_person_colour(o).any(), f"frame {i}: the small person is visible"
+
+
+def test_a_scene_cut_restarts_the_full_sweeps():
+    from anonymise.policy import scene_cut, thumbnail
+
+    a = np.full((360, 640, 3), 40, np.uint8)
+    b = np.full((360, 640, 3), 200, np.uint8)
+    assert scene_cut(thumbnail(a), thumbnail(b)) and not scene_cut(thumbnail(a), thumbnail(a + 5))
+    detector = _PassRecorder()
+    detector.calls = []
+    frames = [Frame(a, i) for i in range(12)] + [Frame(b, 12 + i) for i in range(12)]
+    anon = Anonymiser(Config(pose=False), detector=detector)
+    stream = anon.stream(lookahead=30)
+    list(anon.anonymise_frames(frames, stream))
+    assert stream.counts.scene_cuts == 1
+    assert all(detector.calls[12 : 12 + WARMUP]), "the frames after the cut did not all get the full search"
+    assert not all(detector.calls[3:12]), "no pass was ever skipped before the cut"
