@@ -46,7 +46,7 @@ PoseConf = Annotated[float, typer.Option("--pose-conf", help="Minimum keypoint c
 NoPose = Annotated[bool, typer.Option("--no-pose", help="Do not draw skeletons.")]
 Lookahead = Annotated[Optional[int], typer.Option("--lookahead", help="Frames the background looks ahead (output delay). (default: 30 for files, 0 for cameras/streams)", show_default=False)]
 MinPerson = Annotated[int, typer.Option("--min-person", help="Smallest person height (px) to find: sets the inference size and when to tile.")]
-PresetOpt = Annotated[str, typer.Option("--preset", help="Compute policy: thorough (every pass on every frame), balanced (passes where people were seen, a sweep every 5th frame) or fast (a sweep every 10th frame, people from 48 px, no second looks). See the README's table.")]
+PresetOpt = Annotated[str, typer.Option("--preset", help="Compute policy: thorough (every pass on every frame), balanced (passes where people were seen, a sweep every 5th frame) or fast (a sweep every 10th frame, people from 48 px, no second looks, tiles only where people can be). See the README.")]
 Tiles = Annotated[str, typer.Option("--tiles", help="Tiled inference: auto (when people are small for the frame), off, or N tiles on the long side.")]
 Hold = Annotated[int, typer.Option("--hold", help="Frames a lost track stays masked (and a new one is back-filled).")]
 FailClosed = Annotated[Optional[bool], typer.Option("--fail-closed/--no-fail-closed", help="Mask moving person-sized regions no detection explains. (default: on for files, off for cameras/streams)", show_default=False)]

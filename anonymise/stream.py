@@ -180,7 +180,7 @@ class FrameStream:
         try:
             images = [f.image for f in frames]
             small, large = self._passes(images)
-            tiles = self._scale.tiles(len(images)) if self._scale is not None and small else None
+            tiles = self._scale.tiles(len(images)) if self._scale is not None and small and self.config.tile_attention else None
             with self._models:
                 if small and large and tiles is None:
                     found = self.detector(images)

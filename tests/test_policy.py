@@ -173,12 +173,17 @@ def test_a_small_still_person_far_from_everyone_is_found_within_k_frames_and_bac
     person = bg.copy()
     person[120:150, 200:212] = MAGENTA  # appears at frame 7 in tile 5, far from anything, and stands still
     frames = [bg] * 7 + [person] * 25
-    anon = Anonymiser(Config(pose=False, fail_closed=False), detector=_TiledScene())  # no motion guard: the tiles alone
+    # --preset fast looks only where people can be; no motion guard: the tiles alone must find them
+    anon = Anonymiser(Config(pose=False, fail_closed=False, preset="fast"), detector=_TiledScene())
     stream = anon.stream(lookahead=30)
     out = [o for _, o in anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream)]
     assert stream.counts.tiles_skipped > 0
     for i, o in enumerate(out):
         assert not is_person_colour(o).any(), f"frame {i}: the small person is visible"
+    balanced = Anonymiser(Config(pose=False, fail_closed=False), detector=_TiledScene()).stream(lookahead=30)
+    list(Anonymiser(Config(pose=False, fail_closed=False), detector=_TiledScene()).anonymise_frames(
+        (Frame(f, i) for i, f in enumerate(frames)), balanced))  # fmt: skip
+    assert balanced.counts.tiles_skipped == 0, "balanced (the default) skipped tiles"
 
 
 def test_a_scene_cut_restarts_the_full_sweeps():
