@@ -22,6 +22,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .motion import difference
+
 #: recompute the inpainted fill of never-seen pixels every this many updates
 FILL_REFRESH = 25
 #: what a pixel shows when no pixel of the frame has ever been seen free
@@ -174,7 +176,7 @@ class BackgroundModel:
         candidates = where & self._suspect & (self._seen > 0)
         if not candidates.any():
             return 0
-        same = candidates & (_difference(frame, cv2.convertScaleAbs(self._acc)) <= tol)
+        same = candidates & (difference(frame, cv2.convertScaleAbs(self._acc)) <= tol)
         self.forget(same)
         return int(np.count_nonzero(same))
 
@@ -186,7 +188,7 @@ class BackgroundModel:
         if self.stable <= 1:
             self._previous = frame
             return free.view(np.uint8)
-        still = free if self._previous is None else free & (_difference(frame, self._previous) <= STILL_TOL)
+        still = free if self._previous is None else free & (difference(frame, self._previous) <= STILL_TOL)
         self._previous = frame
         run = np.where(still, np.minimum(self._run, 254) + 1, free.view(np.uint8)).astype(np.uint8)
         self._run = run
@@ -386,12 +388,6 @@ def _check_stable(stable: int) -> int:
     if isinstance(stable, bool) or not isinstance(stable, int) or stable < 1:
         raise ValueError(f"stable must be an integer >= 1, got {stable!r}")
     return stable
-
-
-def _difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-pixel largest channel difference, uint8 (H, W)."""
-    blue, green, red = cv2.split(cv2.absdiff(a, b))
-    return cv2.max(cv2.max(blue, green), red)
 
 
 def _check_frame(frame, alpha) -> None:

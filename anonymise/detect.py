@@ -309,9 +309,9 @@ class Detector:
         if tiles is not None:
             windows = [w for w, keep in zip(windows, tiles) if keep]
         parts_per_frame: list[list[FrameDetections]] = [[] for _ in frames]
-        boxes: list[tuple[int, int, int, int]] = []
+        offsets: list[tuple[int, int, int, int]] = []  # where each part lies in the frame
         if large:
-            boxes.append((0, 0, width, height))
+            offsets.append((0, 0, width, height))
             for i, found in enumerate(self._run(frames, large)):
                 parts_per_frame[i].append(found)
         if windows:
@@ -321,11 +321,11 @@ class Detector:
             n = len(windows)
             for i in range(len(frames)):
                 parts_per_frame[i].extend(tiles[i * n : (i + 1) * n])
-            boxes.extend(windows)
+            offsets.extend(windows)
         whole = self._run(frames, size)
-        if not boxes:
+        if not offsets:
             return whole
-        return [merge_tiles(w, parts, boxes, (height, width)) for w, parts in zip(whole, parts_per_frame)]
+        return [merge_tiles(w, parts, offsets, (height, width)) for w, parts in zip(whole, parts_per_frame)]
 
     def look(self, crops: list[np.ndarray], imgsz: int) -> list[Detections]:
         """People (boxes, with keypoints when the pose model runs) in crops of any sizes, one model call.

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 
-def _difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-pixel largest channel difference, uint8 (H, W)."""
     diff = cv2.absdiff(a, b)
     if diff.ndim == 2:
@@ -36,7 +36,7 @@ def moved(frame: np.ndarray, previous: np.ndarray | None, threshold: int = 30) -
     """Bool (H, W): pixels that changed since ``previous`` (all of them when there is none)."""
     if previous is None:
         return np.ones(frame.shape[:2], bool)
-    return _difference(frame, previous) > threshold
+    return difference(frame, previous) > threshold
 
 
 def moving_regions(
@@ -64,7 +64,7 @@ def moving_regions(
         raise ValueError(f"frame and reference: expected equal shapes, got {frame.shape} and {reference.shape}")
     height, width = frame.shape[:2]
     none = Regions(np.zeros((0, 4), np.float32), np.zeros(0, bool), np.zeros((height, width), bool))
-    raw = (_difference(frame, reference) > threshold) & seen
+    raw = (difference(frame, reference) > threshold) & seen
     if not raw.any():
         return none
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
@@ -111,7 +111,7 @@ def complete_foreground(
     if reference is None or known is None:
         candidates = band.copy()
     else:
-        differs = (_difference(frame, reference) > threshold) & known & near
+        differs = (difference(frame, reference) > threshold) & known & near
         candidates = differs | (band & ~known)
     candidates |= hard
     count, labels = cv2.connectedComponents(candidates.view(np.uint8), connectivity=8)
