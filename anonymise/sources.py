@@ -114,6 +114,18 @@ def write_image(path: Path, image: np.ndarray) -> Path:
     return path
 
 
+def _open_camera(index: int):
+    """``cv2.VideoCapture(index)`` with OpenCV's log silenced: probing every backend for a camera that
+    is not there prints a dozen warnings, and the caller says what went wrong in one line."""
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(index)
+    finally:
+        logging.setLogLevel(level)
+
+
 class CameraReader:
     """Frames from a local camera through OpenCV, timestamped by the wall clock (1 ms units)."""
 
@@ -122,7 +134,7 @@ class CameraReader:
 
     def __init__(self, index: int, capture=None):
         self.index = index
-        self._cap = capture if capture is not None else cv2.VideoCapture(index)
+        self._cap = capture if capture is not None else _open_camera(index)
         if not self._cap.isOpened():
             self._cap.release()
             raise SourceError(f"cannot open camera {index} (no such device, or it is busy)")

@@ -252,3 +252,12 @@ def test_ctrl_c_sigterm_and_sighup_leave_no_file(tmp_path, signum, code, message
     assert proc.returncode == code, err
     assert err.strip() == message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"], "a partial output or lock was left behind"
+
+
+@pytest.mark.slow
+def test_a_camera_that_cannot_be_opened_is_one_line(tmp_path):
+    """OpenCV probes every backend for a missing camera and logs a dozen warnings: silenced, one line left."""
+    r = subprocess.run([shutil.which("anonymise"), "bbox", "-i", "63", "-q"], capture_output=True, text=True, timeout=300,
+                       env=_clean_env(), cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == ["Error: cannot open camera 63 (no such device, or it is busy)"], r.stderr
