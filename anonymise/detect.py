@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ from .types import Detections, suppress
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "False")
 os.environ.setdefault("YOLO_VERBOSE", "False")
+# OpenVINO's model converter reports usage through openvino_telemetry when it is installed (it is a
+# dependency of openvino): hidden from this process, the converter falls back to its no-op stub.
+sys.modules.setdefault("openvino_telemetry", None)
 
 import torch  # noqa: E402
 from ultralytics import YOLO  # noqa: E402
