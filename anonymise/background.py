@@ -6,12 +6,15 @@ size), and has been so, and still (changed by at most ``STILL_TOL`` since the fr
 for ``stable`` frames in a row: a person's edge, a hand the mask missed for a frame or a head
 a fragmented detection left out is not learned on sight. The first such frame sets it, later
 ones move it by ``rate``. A pixel first learned within ``near`` (a wider zone around people),
-and not learned since with nobody near, is *suspect*: it may be an undetected part of that person; :meth:`BackgroundModel.forget_same`
-forgets suspect pixels that look like the person now standing on them. A pixel that has *never* been seen free has no
-background yet; it is filled from the surrounding learned background by OpenCV's Telea
-inpainting (mid-grey when nothing at all has been seen), never from the current frame. The
-pipeline also lets the model look ahead (``Config.lookahead`` frames) before a frame is
-written, so most pixels behind a person have been seen free by then.
+and not learned since with nobody near, is *suspect*: it may be an undetected part of that
+person; :meth:`BackgroundModel.forget_same` forgets suspect pixels that look like the person now
+standing on them.
+
+A pixel that has *never* been seen free has no background yet; it is filled from the learned
+background around it by push-pull (:func:`push_pull`: a smooth wash, mid-grey when nothing at
+all has been seen), never from the current frame. The pipeline also lets the model look ahead
+(``Config.lookahead`` frames) before a frame is written, so most pixels behind a person have
+been seen free by then.
 
 ``BackgroundModel`` runs on the CPU with OpenCV; ``TorchBackgroundModel`` keeps the same state
 as tensors on a torch device (CUDA) and only goes to the CPU for the rare inpainting refresh.

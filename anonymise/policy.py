@@ -79,14 +79,13 @@ def scene_cut(before: np.ndarray | None, after: np.ndarray) -> bool:
 class ScalePolicy:
     """Per video: which passes the next model call runs (see the module docstring)."""
 
-    def __init__(self, width: int, height: int, large_imgsz: int | None, lookahead: int, min_person: int = 32,
-                 every: int = SWEEP_EVERY, windows: list | None = None, search_imgsz: int | None = None):  # fmt: skip
+    def __init__(self, width: int, height: int, large_imgsz: int | None, lookahead: int, every: int = SWEEP_EVERY,
+                 windows: list | None = None, search_imgsz: int | None = None):  # fmt: skip
         #: frame pixels -> frame-scale pass pixels; ``None``: no separate frame-scale pass (nothing to choose)
         self.scale = None if large_imgsz is None else large_imgsz / max(width, height)
         self.height = height
         #: sweep period: ``every`` (the preset's), or every frame when the back-fill cannot reach that far
         self.every = every if lookahead >= every else 1
-        self.min_person = min_person
         #: the small search's tiles (x0, y0, x1, y1), and frame pixels -> its full-frame pass's pixels
         self.windows = list(windows or [])
         self.search_scale = (search_imgsz or max(width, height)) / max(width, height)
@@ -141,10 +140,6 @@ class ScalePolicy:
         self._cut = self._t
         self._last = {kind: -(10**9) for kind in self._last}
         self._tiny = []
-
-    def small(self, count: int) -> bool:
-        """Whether the next ``count`` frames get the small search (see :meth:`passes`)."""
-        return self.passes(count)[0]
 
     def observe(self, boxes_per_frame: list[np.ndarray]) -> None:
         """The people one model call found (boxes per frame, in frame pixels)."""

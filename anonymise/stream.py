@@ -217,7 +217,7 @@ class FrameStream:
             height, width = images[0].shape[:2]
             size = self.config.imgsz or auto_imgsz(width, height, self.config.search_min_person)
             windows = self.detector.windows(width, height) if hasattr(self.detector, "windows") else []
-            self._scale = ScalePolicy(width, height, large_imgsz(width, height, size), self.depth, self.config.search_min_person,
+            self._scale = ScalePolicy(width, height, large_imgsz(width, height, size), self.depth,
                                       every=self.config.sweep_every, windows=windows, search_imgsz=size)  # fmt: skip
         return self._scale.passes(len(images))
 
@@ -333,9 +333,9 @@ class FrameStream:
         # people: what the models found and the tracks held (the motion guard's and the carry's boxes are grown already)
         held = np.zeros((0, 4), np.float32) if slot.held is None else np.asarray(slot.held, np.float32).reshape(-1, 4)
         boxes = np.concatenate([slot.found.people.xyxy, slot.found.poses.xyxy, held])
-        if not len(boxes) and not (alpha == 255).any():
-            return alpha, {}
         hard = alpha == 255
+        if not len(boxes) and not hard.any():
+            return alpha, {}
         margin = masks.grown_boxes_mask(boxes, shape, LEARN_MARGIN)
         near = masks.grown_boxes_mask(boxes, shape, COMPLETION_REACH)
         learned, known = (None, None) if reference is None else reference

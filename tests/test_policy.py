@@ -29,7 +29,7 @@ def test_smallest_person_ignores_fragments_inside_a_taller_person():
 def _run(policy: ScalePolicy, frames: int, small_at=()) -> list[bool]:
     ran = []
     for t in range(frames):
-        ran.append(policy.small(1))
+        ran.append(policy.passes(1)[0])
         height = 40 if t in small_at else 400
         policy.observe([np.array([[0, 0, 100, height]], np.float32)])
     return ran
