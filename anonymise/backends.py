@@ -65,6 +65,8 @@ _INT8_NEEDS = {"openvino": {"nncf": ("nncf", "int8")}, "tensorrt": {}}
 
 #: temporary export folders older than this (seconds) are left-overs of a killed process
 _STALE_S = 3600
+#: model inputs an int8 calibration on the video's own frames collects (see :func:`quantize_openvino`)
+CALIBRATION_SAMPLES = 64
 
 
 def choose_backend(device: str, machine: str | None = None, has=None) -> str:
@@ -87,6 +89,22 @@ def choose_backend(device: str, machine: str | None = None, has=None) -> str:
     if device == "cpu" and machine in _OPENVINO_MACHINES and has("openvino"):
         return "openvino"
     return "torch"
+
+
+def int8_default(backend: str, device: str, has=None) -> bool:
+    """Whether ``--backend auto`` quantises to int8: OpenVINO on a CPU, with NNCF installed.
+
+    int8 runs the nano models about 1.8x faster than bf16 on this project's CPUs
+    (docs/backends.md), calibrated on the first frames of the user's own video (see
+    :func:`quantize_openvino`), so no calibration folder is needed.
+    """
+    has = has or _has_module
+    return backend == "openvino" and device == "cpu" and has("nncf")
+
+
+def own_calibration(backend: str, int8: bool) -> bool:
+    """Whether an int8 export calibrates on the video's own frames: OpenVINO, no ``$ANONYMISE_CALIBRATION``."""
+    return bool(int8) and backend == "openvino" and not os.environ.get("ANONYMISE_CALIBRATION")
 
 
 def check_backend(backend: str, int8: bool = False, half: bool = False) -> str:
@@ -206,10 +224,13 @@ def exported(
     return _export_into(folder, name, weights, backend, imgsz, half, int8, batch, calibration, device)
 
 
-def export_name(weights: Path, backend: str, imgsz: int, *, half: bool = False, int8: bool = False, batch: int = 1,
+def export_name(weights: Path, backend: str, imgsz: int, *, half: bool = False, int8: bool | str = False, batch: int = 1,
                 device: str | None = None) -> str:  # fmt: skip
-    """The cache file (or folder) name of an export: what is in it, so a changed setting never reuses it."""
-    precision = "int8" if int8 else "fp16" if half else "fp32"
+    """The cache file (or folder) name of an export: what is in it, so a changed setting never reuses it.
+
+    ``int8="video"``: quantised on a video's own frames (:func:`quantize_openvino`).
+    """
+    precision = "int8video" if int8 == "video" else "int8" if int8 else "fp16" if half else "fp32"
     key = f"{weights.stem}-{models._sha256(weights.resolve())[:12]}-{imgsz}-{precision}"
     if backend == "tensorrt":  # an engine is built for one GPU and one TensorRT, with a largest batch
         key += f"-b{batch}-{_gpu_tag(device)}"
@@ -227,6 +248,76 @@ def user_cache_dir() -> Path:
         return Path(os.environ["ANONYMISE_CACHE"]).expanduser()
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
     return base / "anonymise" / "exports"
+
+
+def calibrated(weights: str | os.PathLike, imgsz: int) -> Path | None:
+    """The cached OpenVINO int8 export of ``weights`` calibrated on a video's own frames, if any."""
+    weights = Path(weights).expanduser()
+    name = export_name(weights, "openvino", imgsz, int8="video")
+    return next((folder / name for folder in _cache_dirs(weights) if _complete(folder / name)), None)
+
+
+def quantize_openvino(weights: str | os.PathLike, imgsz: int, float_export: str | os.PathLike, samples: list) -> Path:
+    """Quantise the fp32 OpenVINO export of ``weights`` to int8 with NNCF, calibrated on ``samples``; cached.
+
+    ``samples`` are model inputs as the detector ran them: letterboxed uint8 BGR images (H, W, 3)
+    from the first frames of the user's own video. They are held in memory only, never written:
+    they show people unmasked. The result is cached like any export (:func:`calibrated` finds it)
+    and written into a temporary folder first, so an interrupted calibration never counts.
+    NNCF's settings are Ultralytics' own: the mixed preset, the detection head's sigmoid and
+    distribution-focal-loss layers left in floating point.
+    """
+    import numpy as np
+
+    _quiet_openvino_telemetry()
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # NNCF's import: "No CUDA runtime is found"
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError as e:
+        raise ModelError(f'int8 calibration needs nncf (not installed): pip install "anonymise[int8]" ({e})') from None
+    weights, float_export = Path(weights).expanduser(), Path(float_export)
+    if not samples:
+        raise ModelError("int8 calibration needs at least one frame")
+    name = export_name(weights, "openvino", imgsz, int8="video")
+    folder = _writable_cache_dir(weights)
+    final = folder / name
+    _sweep(folder)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=folder))
+    try:
+        model = ov.Core().read_model(next(float_export.glob("*.xml")))
+        ops = model.get_ordered_ops()
+        sigmoids = [op.get_friendly_name() for op in ops if op.get_type_name() == "Sigmoid"]
+        head = sigmoids[-1].split("/", 1)[0] if sigmoids else None
+        ignored = [op.get_friendly_name() for op in ops if op.get_type_name() == "Sigmoid"
+                   or (head and op.get_friendly_name().startswith((f"{head}/", f"{head}.dfl")))]  # fmt: skip
+
+        def tensor(image):  # BGR uint8 HWC -> RGB float (1, 3, H, W) in [0, 1], as Ultralytics feeds it
+            return np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1))[None].astype(np.float32) / 255
+
+        export_log.info("int8: calibrating %s on %d inputs from this video's first frames, once; cached as %s",
+                        weights.name, len(samples), final)  # fmt: skip
+        started = time.perf_counter()
+        logging.getLogger("nncf").setLevel(logging.WARNING)
+        try:
+            quantised = nncf.quantize(model, nncf.Dataset(samples, tensor), preset=nncf.QuantizationPreset.MIXED,
+                                      subset_size=len(samples), ignored_scope=nncf.IgnoredScope(names=ignored),
+                                      )  # fmt: skip
+            target = work / name
+            target.mkdir()
+            ov.save_model(quantised, target / f"{weights.stem}.xml")
+            shutil.copyfile(float_export / "metadata.yaml", target / "metadata.yaml")
+        except Exception as e:  # noqa: BLE001 - NNCF and OpenVINO raise many kinds; one line
+            raise ModelError(f"int8 calibration of {weights.name} failed: {_first_line(e)}") from None
+        try:
+            os.replace(target, final)  # atomic: the cache holds a whole export or none
+        except OSError:
+            if not _complete(final):  # not another process that finished the same calibration first
+                raise
+        export_log.info("calibrated %s in %.1f s", final.name, time.perf_counter() - started)
+        return final
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # -- where ---------------------------------------------------------------------------------------

@@ -98,8 +98,10 @@ class Config:
     #: see :func:`anonymise.backends.choose_backend`), ``torch``, or an export cached beside the weights:
     #: ``onnx``, ``openvino``, ``tensorrt``
     backend: str = "auto"
-    #: int8 quantisation of the export (``openvino``, ``tensorrt``; calibrates on ``$ANONYMISE_CALIBRATION``)
-    int8: bool = False
+    #: int8 quantisation of the export (``openvino``, ``tensorrt``). OpenVINO calibrates on the first
+    #: frames of the video (cached), or on ``$ANONYMISE_CALIBRATION`` when it is set. ``None``: on with
+    #: ``backend="auto"`` where OpenVINO runs on the CPU and NNCF is installed
+    int8: bool | None = None
     #: the compute policy (see :data:`PRESETS`): ``thorough``, ``balanced`` or ``fast``
     preset: str = "balanced"
     #: what replaces a person (see :class:`Fill`)
@@ -149,8 +151,8 @@ class Config:
         if preset not in PRESETS:
             raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         object.__setattr__(self, "preset", preset)
-        if not isinstance(self.int8, bool):
-            raise ConfigError(f"int8 must be True or False, got {self.int8!r}")
+        if self.int8 is not None and not isinstance(self.int8, bool):
+            raise ConfigError(f"int8 must be True, False or None, got {self.int8!r}")
         if self.int8 and backend not in (*INT8_BACKENDS, "auto"):
             raise ConfigError(f"int8 needs backend {' or '.join(INT8_BACKENDS)}, got backend {backend!r}")
         try:

@@ -51,7 +51,7 @@ the high-water mark is reset before each stage, so ``stage MiB`` is that stage's
 and ``peak MiB`` is the process's peak so far.
 
     python scripts/bench.py [--video PATH] [--frames N] [--mode bbox|seg|both] [--imgsz N] [--device cpu] [--skip-naive] [--rounds N]
-    python scripts/bench.py --mode bbox --backend openvino --int8   # the fastest CPU backend (needs $ANONYMISE_CALIBRATION)
+    python scripts/bench.py --resolutions   # the defaults vs --preset thorough at 360p to 1080p, with privacy
     python scripts/bench.py --memory-check 80   # peak RSS on 80 vs 800 frames (fresh process each): flat in length?
 """
 
@@ -526,8 +526,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "round, and report the medians (fps, and each ratio over its rounds); decode and naive run once")  # fmt: skip
     p.add_argument("--backend", default="auto", help="inference backend of the floor and pipeline stages, as the CLI's --backend "
                    "(default auto); the naive loop stays torch")  # fmt: skip
-    p.add_argument("--int8", action="store_true", help="int8 export (openvino, tensorrt; calibrates on $ANONYMISE_CALIBRATION)")
+    p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None, help="int8 models (default: as the CLI, on with --backend auto on a CPU)")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=None, help="reduced precision (fp16 on CUDA, bf16 with openvino)")
+    p.add_argument("--resolutions", action="store_true", help="the defaults and --preset thorough at 360p, 432p, 480p, 720p and "
+                   "1080p: fps, model share, peak RSS and privacy (see scripts/bench_resolutions.py); --frames per row, default 100")
+    p.add_argument("--rows", nargs="+", help="--resolutions: only these rows (360p 432p 480p 720p 1080p)")
     p.add_argument("--memory-check", type=int, metavar="N", help="only check that memory is flat in video length: "
                    "peak RSS of the pipeline on N frames vs 10*N frames (the clip looped), each in a fresh process")
     args = p.parse_args(argv)
@@ -584,6 +587,15 @@ def memory_check(video: Path, n: int, imgsz: int = 320) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.resolutions:
+        import bench_resolutions
+
+        rows = args.rows or list(bench_resolutions.ROWS)
+        unknown = [r for r in rows if r not in bench_resolutions.ROWS]
+        if unknown:
+            sys.exit(f"bench: unknown row {unknown[0]}: use {' '.join(bench_resolutions.ROWS)}")
+        bench_resolutions.run(rows, args.frames or 100, Memory())
+        return
     if args.memory_check:
         memory_check(find_video(args.video), args.memory_check, args.imgsz or 320)
         return

@@ -373,7 +373,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--no-utility", action="store_true", help="skip the skeleton-recall runs")
     parser.add_argument("--backend", default="auto", help="inference backend of the presets (the reference stays torch)")
-    parser.add_argument("--int8", action="store_true", help="int8 export (openvino, tensorrt)")
+    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None, help="int8 models (default: as the CLI, on with --backend auto on a CPU)")
     parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=None, help="reduced precision (bf16 with openvino)")
     parser.add_argument("--suite", action="store_true", help="pixel truth on every shared clip (see the module docstring)")
     parser.add_argument("--clips", nargs="+", default=["closeups", "one-by-one", "pedestrians"], help="--suite: which clips")

@@ -3,6 +3,7 @@ every installed CPU backend against torch on real frames."""
 
 from __future__ import annotations
 
+import shutil
 import sysconfig
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def no_leftovers(folder: Path) -> bool:
 
 
 def test_config_backend_and_int8_are_validated():
-    assert Config().backend == "auto" and Config().int8 is False
+    assert Config().backend == "auto" and Config().int8 is None  # auto: int8 where OpenVINO runs on the CPU
     assert Config(backend="ONNX").backend == "onnx"
     assert Config(backend="openvino", int8=True).int8
     assert Config(int8=True).int8  # auto picks a backend that quantises
@@ -75,6 +76,24 @@ def test_config_backend_and_int8_are_validated():
 ])  # fmt: skip
 def test_backend_auto_picks_by_hardware(device, machine, installed, expected):
     assert backends.choose_backend(device, machine=machine, has=lambda m: m in installed) == expected
+
+
+@pytest.mark.parametrize("backend, device, installed, expected", [
+    ("openvino", "cpu", {"nncf"}, True),
+    ("openvino", "cpu", set(), False),  # NNCF not installed: bf16 (or fp32)
+    ("torch", "cpu", {"nncf"}, False),
+    ("tensorrt", "cuda:0", {"nncf"}, False),  # TensorRT int8 needs calibration images: fp16
+])  # fmt: skip
+def test_backend_auto_quantises_where_openvino_runs_on_the_cpu(backend, device, installed, expected):
+    assert backends.int8_default(backend, device, has=lambda m: m in installed) is expected
+
+
+def test_own_calibration_unless_a_calibration_folder_is_set(monkeypatch):
+    monkeypatch.delenv("ANONYMISE_CALIBRATION", raising=False)
+    assert backends.own_calibration("openvino", True)
+    assert not backends.own_calibration("openvino", False) and not backends.own_calibration("tensorrt", True)
+    monkeypatch.setenv("ANONYMISE_CALIBRATION", "/data/frames")
+    assert not backends.own_calibration("openvino", True)
 
 
 def test_auto_precision_on_openvino_is_bf16_only_where_the_cpu_has_it():
@@ -345,3 +364,78 @@ def test_cpu_backend_output_matches_torch(backend, frames, torch_outputs, export
         assert changed_t.any(), "people walk through these frames"
         iou = (changed_t & changed_b).sum() / (changed_t | changed_b).sum()
         assert iou > 0.95, f"{backend}: person masks agree with torch's by IoU {iou:.3f}"
+
+
+def require_int8() -> None:
+    require("openvino")
+    if not backends._has_module("nncf"):
+        pytest.skip('int8 calibration needs nncf (pip install "anonymise[int8]")')
+
+
+@pytest.mark.slow
+def test_int8_calibrates_on_the_videos_own_frames_in_memory(frames, export_cache, tmp_path, monkeypatch):
+    """--int8 without a calibration folder: the float model runs until enough inputs are collected,
+    then the int8 model (calibrated on them, cached, no frame written) takes over; the next run reuses it."""
+    require_int8()
+    from anonymise.detect import Detector
+
+    cache = tmp_path / "cache"
+    for exported in export_cache.glob("yolo11n-pose-*-320-fp32_openvino_model"):  # the float export, if made
+        shutil.copytree(exported, cache / exported.name)
+    monkeypatch.setenv("ANONYMISE_CACHE", str(cache))
+    monkeypatch.delenv("ANONYMISE_CALIBRATION", raising=False)
+    monkeypatch.setattr(backends, "CALIBRATION_SAMPLES", 4)
+    config = Config(backend="openvino", int8=True, imgsz=320, tiles="off", device="cpu")
+    detector = Detector(config)
+    float_model = detector.pose_model
+    assert float_model.int8_calibration.samples == [], "calibration pending: the float model answers meanwhile"
+    found = [detector(frames[i : i + 1])[0] for i in range(4)]
+    assert detector.pose_model is not float_model and detector.int8
+    assert "int8video" in str(detector.pose_model.ckpt_path)
+    assert all(len(f.people) for f in found), "people walk through these frames"
+    files = {p.suffix for p in cache.rglob("*") if p.is_file()}
+    assert files <= {".xml", ".bin", ".yaml"}, f"only models in the cache, never a frame: {files}"
+    assert not list(cache.glob(".*.tmp-*"))
+    # int8 finds the people the float model finds (boxes matched by IoU)
+    ours, theirs = detector(frames[4:5])[0].people, Detector(config.replace(int8=False)).__call__(frames[4:5])[0].people
+    assert abs(len(ours) - len(theirs)) <= 1
+    assert np.mean([_best_iou(box, ours.xyxy) for box in theirs.xyxy]) > 0.8
+
+    def never(*args, **kwargs):
+        raise AssertionError("the cached calibration is reused")
+
+    monkeypatch.setattr(backends, "quantize_openvino", never)
+    again = Detector(config)
+    assert "int8video" in str(again.pose_model.ckpt_path) and not hasattr(again.pose_model, "int8_calibration")
+
+
+@pytest.mark.slow
+def test_failed_int8_calibration_keeps_the_float_model_with_a_warning(frames, export_cache, tmp_path, monkeypatch, caplog):
+    require_int8()
+    from anonymise.detect import Detector
+
+    monkeypatch.setenv("ANONYMISE_CACHE", str(export_cache))
+    monkeypatch.delenv("ANONYMISE_CALIBRATION", raising=False)
+    monkeypatch.setattr(backends, "CALIBRATION_SAMPLES", 2)
+    monkeypatch.setattr(backends, "calibrated", lambda *a: None)
+
+    def broken(*args, **kwargs):
+        raise ModelError("int8 calibration of yolo11n-pose.pt failed: out of memory")
+
+    monkeypatch.setattr(backends, "quantize_openvino", broken)
+    detector = Detector(Config(backend="openvino", int8=True, imgsz=320, tiles="off", device="cpu"))
+    float_model = detector.pose_model
+    found = [detector(frames[i : i + 1])[0] for i in range(3)]
+    assert detector.pose_model is float_model and not detector.int8
+    assert all(len(f.people) for f in found)
+    assert "int8 calibration of yolo11n-pose.pt failed: out of memory; running" in caplog.text
+
+
+def _best_iou(box: np.ndarray, boxes: np.ndarray) -> float:
+    if not len(boxes):
+        return 0.0
+    x0, y0 = np.maximum(box[:2], boxes[:, :2]).T
+    x1, y1 = np.minimum(box[2:], boxes[:, 2:]).T
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return float((inter / (area(box) + area(boxes) - inter)).max())
