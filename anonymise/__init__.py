@@ -15,8 +15,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .config import Config, Mode
+from .detections import Detections, VideoInfo
 from .errors import AnonymiseError, ConfigError, ModelError, OutputError, SourceError
-from .types import Detections, VideoInfo
 
 try:
     __version__ = version("anonymise")

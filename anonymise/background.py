@@ -197,7 +197,9 @@ class BackgroundModel:
         self._run = run
         return (run >= self.stable).view(np.uint8)
 
-    def update(self, frame: np.ndarray, alpha: np.ndarray, exclude: np.ndarray | None = None, near: np.ndarray | None = None) -> None:
+    def update(
+        self, frame: np.ndarray, alpha: np.ndarray, exclude: np.ndarray | None = None, near: np.ndarray | None = None
+    ) -> None:
         """Learn from ``frame`` where ``alpha`` (uint8 or bool, H x W) is zero and the rule allows (module docstring).
 
         ``exclude`` (bool H x W): never learned this frame (margins around people); ``near``

@@ -59,7 +59,9 @@ class Canvas:
             return ImageCanvas(path) if path.suffix.lower() in IMAGE_SUFFIXES else VideoCanvas(path)
         if text and not text.startswith("#") and (path.suffix or os.sep in text or "/" in text):
             raise SourceError(f"canvas: no such file: {text}")
-        raise ValueError(f"canvas: expected black, white, a colour name, #RRGGBB or a path to an image or video, got {text!r}")
+        raise ValueError(
+            f"canvas: expected black, white, a colour name, #RRGGBB or a path to an image or video, got {text!r}"
+        )
 
     def frame(self, index: int, shape: tuple[int, ...]) -> np.ndarray:
         """A new uint8 (H, W, 3) image for output frame ``index`` (>= 0) of ``shape`` (H, W)."""
@@ -173,7 +175,10 @@ class VideoCanvas(Canvas):
 
     def _cached(self, size: tuple[int, int]) -> bool:
         return (
-            self._cache is not None and self.length is not None and len(self._cache) == self.length and size == self._cache_size
+            self._cache is not None
+            and self.length is not None
+            and len(self._cache) == self.length
+            and size == self._cache_size
         )
 
     def frame(self, index: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -188,7 +193,11 @@ class VideoCanvas(Canvas):
         out = _resize(image, size)
         if self._cache is not None:
             self._cache_size = self._cache_size or size
-            if i != len(self._cache) or size != self._cache_size or (len(self._cache) + 1) * out.nbytes > VIDEO_CACHE_BYTES:
+            if (
+                i != len(self._cache)
+                or size != self._cache_size
+                or (len(self._cache) + 1) * out.nbytes > VIDEO_CACHE_BYTES
+            ):
                 self._cache = None  # not a first sequential pass at one size, or too long: stream only
             else:
                 self._cache.append(out.copy())

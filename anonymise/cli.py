@@ -6,7 +6,7 @@ import enum
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -19,7 +19,10 @@ from .errors import AnonymiseError, ConfigError, Stopped
 
 app = typer.Typer(
     name="anonymise",
-    help="Remove every person from a video, fill the hole with the scene behind them, keep only the motion as a skeleton.",
+    help=(
+        "Remove every person from a video, fill the hole with the scene behind them, keep only the motion as a "
+        "skeleton."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -30,39 +33,207 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 _D = Config()
 
 # Options shared by every command (defaults come from Config, the one place they are set).
-Source = Annotated[str, typer.Option("--video-source", "-i", help="Video file, folder, image, camera index (0) or stream URL.", show_default=False)]
-Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file, or folder for a folder input. (default: <stem>_anonymised.mp4 beside the input; <folder>_anonymised/ for a folder)", show_default=False)]
-PoseModel = Annotated[str, typer.Option("--pose-model", envvar="ANONYMISE_POSE_MODEL", help="Pose weights (path or Ultralytics name); the bundled yolo11n-pose.pt works offline.")]
+Source = Annotated[
+    str,
+    typer.Option(
+        "--video-source", "-i", help="Video file, folder, image, camera index (0) or stream URL.", show_default=False
+    ),
+]
+Output = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help=(
+            "Output file, or folder for a folder input. (default: <stem>_anonymised.mp4 beside the input; "
+            "<folder>_anonymised/ for a folder)"
+        ),
+        show_default=False,
+    ),
+]
+PoseModel = Annotated[
+    str,
+    typer.Option(
+        "--pose-model",
+        envvar="ANONYMISE_POSE_MODEL",
+        help="Pose weights (path or Ultralytics name); the bundled yolo11n-pose.pt works offline.",
+    ),
+]
 Device = Annotated[str, typer.Option("--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps.")]
-BackendOpt = Annotated[str, typer.Option("--backend", envvar="ANONYMISE_BACKEND", help="Inference runtime: auto (OpenVINO on x86-64 CPUs, bf16 where the CPU has it; TensorRT or torch on CUDA; torch elsewhere), torch, onnx, openvino or tensorrt (exported once, cached). See docs/backends.md.")]
-Int8 = Annotated[Optional[bool], typer.Option("--int8/--no-int8", help="int8 models (openvino, tensorrt): ~1.8x faster on a CPU. OpenVINO calibrates once on the first frames of your video (or on $ANONYMISE_CALIBRATION). Default: on with --backend auto on a CPU.", show_default=False)]
-Half = Annotated[Optional[bool], typer.Option("--half/--no-half", help="Reduced precision: fp16 on CUDA (the default there); bf16 (or fp16) with --backend openvino on a CPU that has it (~1.6x faster, slightly different scores).", show_default=False)]
-Imgsz = Annotated[Optional[int], typer.Option("--imgsz", help="Inference size in pixels. (default: from the frame size, 2x for small frames, at most 1280)", show_default=False)]
-Conf = Annotated[float, typer.Option("--conf", help="Person confidence threshold (low on purpose: a missed person is a leak).")]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        envvar="ANONYMISE_BACKEND",
+        help=(
+            "Inference runtime: auto (OpenVINO on x86-64 CPUs, bf16 where the CPU has it; TensorRT or torch on "
+            "CUDA; torch elsewhere), torch, onnx, openvino or tensorrt (exported once, cached). See docs/backends.md."
+        ),
+    ),
+]
+Int8 = Annotated[
+    bool | None,
+    typer.Option(
+        "--int8/--no-int8",
+        help=(
+            "int8 models (openvino, tensorrt): ~1.8x faster on a CPU. OpenVINO calibrates once on the first "
+            "frames of your video (or on $ANONYMISE_CALIBRATION). Default: on with --backend auto on a CPU."
+        ),
+        show_default=False,
+    ),
+]
+Half = Annotated[
+    bool | None,
+    typer.Option(
+        "--half/--no-half",
+        help=(
+            "Reduced precision: fp16 on CUDA (the default there); bf16 (or fp16) with --backend openvino on a "
+            "CPU that has it (~1.6x faster, slightly different scores)."
+        ),
+        show_default=False,
+    ),
+]
+Imgsz = Annotated[
+    int | None,
+    typer.Option(
+        "--imgsz",
+        help="Inference size in pixels. (default: from the frame size, 2x for small frames, at most 1280)",
+        show_default=False,
+    ),
+]
+Conf = Annotated[
+    float, typer.Option("--conf", help="Person confidence threshold (low on purpose: a missed person is a leak).")
+]
 Alpha = Annotated[float, typer.Option("--alpha", help="Background learning rate per frame, in (0, 1].")]
 Dilate = Annotated[int, typer.Option("--dilate", help="Grow person boxes by this many pixels.")]
-Feather = Annotated[int, typer.Option("--feather", help="Gaussian feather kernel in pixels (0: hard edge); grows outwards only.")]
+Feather = Annotated[
+    int, typer.Option("--feather", help="Gaussian feather kernel in pixels (0: hard edge); grows outwards only.")
+]
 PoseConf = Annotated[float, typer.Option("--pose-conf", help="Minimum keypoint confidence for a joint to be drawn.")]
 NoPose = Annotated[bool, typer.Option("--no-pose", help="Do not draw skeletons.")]
-Lookahead = Annotated[Optional[int], typer.Option("--lookahead", help="Frames the background looks ahead (output delay). (default: 30 for files, 0 for cameras/streams)", show_default=False)]
-MinPerson = Annotated[int, typer.Option("--min-person", help="Smallest person height (px) to find: sets the inference size and when to tile.")]
-PresetOpt = Annotated[str, typer.Option("--preset", help="Compute policy: thorough (every pass on every frame), balanced (passes where people were seen, a sweep every 5th frame) or fast (a sweep every 10th frame, people from 48 px, no second looks, tiles only where people can be). See the README.")]
-Tiles = Annotated[str, typer.Option("--tiles", help="Tiled inference: auto (when people are small for the frame), off, or N tiles on the long side.")]
+Lookahead = Annotated[
+    int | None,
+    typer.Option(
+        "--lookahead",
+        help="Frames the background looks ahead (output delay). (default: 30 for files, 0 for cameras/streams)",
+        show_default=False,
+    ),
+]
+MinPerson = Annotated[
+    int,
+    typer.Option("--min-person", help="Smallest person height (px) to find: sets the inference size and when to tile."),
+]
+PresetOpt = Annotated[
+    str,
+    typer.Option(
+        "--preset",
+        help=(
+            "Compute policy: thorough (every pass on every frame), balanced (passes where people were seen, a "
+            "sweep every 5th frame) or fast (a sweep every 10th frame, people from 48 px, no second looks, tiles "
+            "only where people can be). See the README."
+        ),
+    ),
+]
+Tiles = Annotated[
+    str,
+    typer.Option(
+        "--tiles", help="Tiled inference: auto (when people are small for the frame), off, or N tiles on the long side."
+    ),
+]
 Hold = Annotated[int, typer.Option("--hold", help="Frames a lost track stays masked (and a new one is back-filled).")]
-FailClosed = Annotated[Optional[bool], typer.Option("--fail-closed/--no-fail-closed", help="Mask moving person-sized regions no detection explains. (default: on for files, off for cameras/streams)", show_default=False)]
-Batch = Annotated[Optional[int], typer.Option("--batch", help="Frames per model call. (default: 1 on CPU, 8 on CUDA)", show_default=False)]
+FailClosed = Annotated[
+    bool | None,
+    typer.Option(
+        "--fail-closed/--no-fail-closed",
+        help="Mask moving person-sized regions no detection explains. (default: on for files, off for cameras/streams)",
+        show_default=False,
+    ),
+]
+Batch = Annotated[
+    int | None,
+    typer.Option("--batch", help="Frames per model call. (default: 1 on CPU, 8 on CUDA)", show_default=False),
+]
 Show = Annotated[bool, typer.Option("--show", help="Preview window (q or Esc stops a camera or stream).")]
 NoAudio = Annotated[bool, typer.Option("--no-audio", help="Drop the audio track.")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Folder runs: redo outputs that already exist (skipped by default).")]
-FillOpt = Annotated[Fill, typer.Option("--fill", help="What replaces a person: the reconstructed scene, black, a size-scaled blur or pixelation, a flat silhouette, a heat map, or none (people stay visible: only with --canvas or for data).", case_sensitive=False)]
-CanvasOpt = Annotated[Optional[str], typer.Option("--canvas", help="Draw only the skeletons, on black, white, a colour (name or #RRGGBB) or an image or video (looped, resized).", show_default=False)]
-SkeletonColour = Annotated[str, typer.Option("--skeleton-colour", "--skeleton-color", help="limbs (a colour per body part), track (a stable colour per person) or one colour (name or #RRGGBB).")]
-Thickness = Annotated[Optional[int], typer.Option("--thickness", help="Skeleton line thickness in pixels. (default: scaled with the frame size)", show_default=False)]
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", help="Folder runs: redo outputs that already exist (skipped by default).")
+]
+FillOpt = Annotated[
+    Fill,
+    typer.Option(
+        "--fill",
+        help=(
+            "What replaces a person: the reconstructed scene, black, a size-scaled blur or pixelation, a flat "
+            "silhouette, a heat map, or none (people stay visible: only with --canvas or for data)."
+        ),
+        case_sensitive=False,
+    ),
+]
+CanvasOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--canvas",
+        help=(
+            "Draw only the skeletons, on black, white, a colour (name or #RRGGBB) or an image or video (looped, "
+            "resized)."
+        ),
+        show_default=False,
+    ),
+]
+SkeletonColour = Annotated[
+    str,
+    typer.Option(
+        "--skeleton-colour",
+        "--skeleton-color",
+        help="limbs (a colour per body part), track (a stable colour per person) or one colour (name or #RRGGBB).",
+    ),
+]
+Thickness = Annotated[
+    int | None,
+    typer.Option(
+        "--thickness",
+        help="Skeleton line thickness in pixels. (default: scaled with the frame size)",
+        show_default=False,
+    ),
+]
 ShowConf = Annotated[bool, typer.Option("--show-conf", help="Draw each joint's size by its keypoint confidence.")]
-KeypointsOpt = Annotated[Optional[str], typer.Option("--keypoints", help="Also write per-person keypoints: jsonl or csv (a file beside each output) or a file path (.jsonl/.csv). Schema: docs/keypoints.md.", show_default=False)]
-SnapshotEvery = Annotated[Optional[str], typer.Option("--snapshot-every", help="Save an anonymised frame every N frames (25) or seconds (2s) as JPEG.", show_default=False)]
-SnapshotDir = Annotated[Optional[Path], typer.Option("--snapshot-dir", help="Folder for snapshots. (default: <output stem>_snapshots/ beside the output)", show_default=False)]
-DebugView = Annotated[bool, typer.Option("--debug-view", help="Original, person mask, background and output tiled: in the --show window, or else written to <output stem>_debug.mp4 (UNMASKED original: for debugging only).")]
+KeypointsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--keypoints",
+        help=(
+            "Also write per-person keypoints: jsonl or csv (a file beside each output) or a file path "
+            "(.jsonl/.csv). Schema: docs/keypoints.md."
+        ),
+        show_default=False,
+    ),
+]
+SnapshotEvery = Annotated[
+    str | None,
+    typer.Option(
+        "--snapshot-every",
+        help="Save an anonymised frame every N frames (25) or seconds (2s) as JPEG.",
+        show_default=False,
+    ),
+]
+SnapshotDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--snapshot-dir",
+        help="Folder for snapshots. (default: <output stem>_snapshots/ beside the output)",
+        show_default=False,
+    ),
+]
+DebugView = Annotated[
+    bool,
+    typer.Option(
+        "--debug-view",
+        help=(
+            "Original, person mask, background and output tiled: in the --show window, or else written to "
+            "<output stem>_debug.mp4 (UNMASKED original: for debugging only)."
+        ),
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="More logging; tracebacks for unexpected errors.")]
 
@@ -74,12 +245,54 @@ class Engine(str, enum.Enum):
     RAY = "ray"
 
 
-EngineOpt = Annotated[Engine, typer.Option("--engine", help="local: this process; ray: spread a folder over a Ray cluster, one file per worker (pip install \"anonymise[ray]\").", case_sensitive=False)]
-RayAddress = Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join (auto, host:port, ray://host:10001). (default: $RAY_ADDRESS, else a local Ray instance)", show_default=False)]
-RayActors = Annotated[Optional[int], typer.Option("--ray-actors", help="Ray workers. (default: as many as the cluster's GPUs, or CPUs, hold)", show_default=False)]
-RayGpus = Annotated[Optional[float], typer.Option("--ray-gpus-per-actor", help="GPUs per Ray worker; 0.5 puts two on a GPU. (default: 1 where the cluster has GPUs, else 0)", show_default=False)]
-RayCpus = Annotated[float, typer.Option("--ray-cpus-per-actor", help="CPUs per Ray worker (on CPU-only clusters, the threads each worker uses).")]
-RayRetries = Annotated[int, typer.Option("--ray-retries", help="Times a file is retried when its Ray worker dies (crash, out of memory, lost node).")]
+EngineOpt = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        help=(
+            "local: this process; ray: spread a folder over a Ray cluster, one file per worker (pip install "
+            '"anonymise[ray]").'
+        ),
+        case_sensitive=False,
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help=(
+            "Ray cluster to join (auto, host:port, ray://host:10001). (default: $RAY_ADDRESS, else a local Ray "
+            "instance)"
+        ),
+        show_default=False,
+    ),
+]
+RayActors = Annotated[
+    int | None,
+    typer.Option(
+        "--ray-actors", help="Ray workers. (default: as many as the cluster's GPUs, or CPUs, hold)", show_default=False
+    ),
+]
+RayGpus = Annotated[
+    float | None,
+    typer.Option(
+        "--ray-gpus-per-actor",
+        help="GPUs per Ray worker; 0.5 puts two on a GPU. (default: 1 where the cluster has GPUs, else 0)",
+        show_default=False,
+    ),
+]
+RayCpus = Annotated[
+    float,
+    typer.Option(
+        "--ray-cpus-per-actor", help="CPUs per Ray worker (on CPU-only clusters, the threads each worker uses)."
+    ),
+]
+RayRetries = Annotated[
+    int,
+    typer.Option(
+        "--ray-retries", help="Times a file is retried when its Ray worker dies (crash, out of memory, lost node)."
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -90,7 +303,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_callback(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Remove every person from a video, keeping only their skeleton."""
 
@@ -99,7 +314,14 @@ def main_callback(
 def seg(
     video_source: Source,
     output: Output = None,
-    seg_model: Annotated[str, typer.Option("--seg-model", envvar="ANONYMISE_SEG_MODEL", help="Segmentation weights (path or Ultralytics name, downloaded on first use when online).")] = _D.seg_model,
+    seg_model: Annotated[
+        str,
+        typer.Option(
+            "--seg-model",
+            envvar="ANONYMISE_SEG_MODEL",
+            help="Segmentation weights (path or Ultralytics name, downloaded on first use when online).",
+        ),
+    ] = _D.seg_model,
     pose_model: PoseModel = _D.pose_model,
     device: Device = _D.device,
     backend: BackendOpt = _D.backend,
@@ -108,7 +330,9 @@ def seg(
     imgsz: Imgsz = _D.imgsz,
     conf: Conf = _D.conf,
     alpha: Alpha = _D.alpha,
-    inflate: Annotated[int, typer.Option("--inflate", help="Grow instance masks by this many pixels (distance transform).")] = _D.inflate,
+    inflate: Annotated[
+        int, typer.Option("--inflate", help="Grow instance masks by this many pixels (distance transform).")
+    ] = _D.inflate,
     dilate: Dilate = _D.dilate,
     feather: Feather = _D.feather,
     pose_conf: PoseConf = _D.pose_conf,
@@ -149,7 +373,15 @@ def seg(
 def bbox(
     video_source: Source,
     output: Output = None,
-    bbox_model: Annotated[Optional[str], typer.Option("--bbox-model", envvar="ANONYMISE_BBOX_MODEL", help="Separate person detector; by default the pose model's boxes are used (one forward pass).", show_default=False)] = _D.bbox_model,
+    bbox_model: Annotated[
+        str | None,
+        typer.Option(
+            "--bbox-model",
+            envvar="ANONYMISE_BBOX_MODEL",
+            help="Separate person detector; by default the pose model's boxes are used (one forward pass).",
+            show_default=False,
+        ),
+    ] = _D.bbox_model,
     pose_model: PoseModel = _D.pose_model,
     device: Device = _D.device,
     backend: BackendOpt = _D.backend,
@@ -194,9 +426,30 @@ def bbox(
     _run(Mode.BBOX, **locals())
 
 
-def _run(mode: Mode, *, video_source, output, show, no_audio, overwrite, quiet, verbose, no_pose,
-         keypoints=None, snapshot_every=None, snapshot_dir=None, debug_view=False, video=True, engine=Engine.LOCAL,
-         ray_address=None, ray_actors=None, ray_gpus_per_actor=None, ray_cpus_per_actor=1.0, ray_retries=1, **knobs) -> None:  # fmt: skip
+def _run(
+    mode: Mode,
+    *,
+    video_source,
+    output,
+    show,
+    no_audio,
+    overwrite,
+    quiet,
+    verbose,
+    no_pose,
+    keypoints=None,
+    snapshot_every=None,
+    snapshot_dir=None,
+    debug_view=False,
+    video=True,
+    engine=Engine.LOCAL,
+    ray_address=None,
+    ray_actors=None,
+    ray_gpus_per_actor=None,
+    ray_cpus_per_actor=1.0,
+    ray_retries=1,
+    **knobs,
+) -> None:
     """The runner every command shares: config, pipeline, and one line per error."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     logging.getLogger("anonymise.export").setLevel(logging.INFO)  # a one-off export says what it is doing
@@ -214,25 +467,48 @@ def _run(mode: Mode, *, video_source, output, show, no_audio, overwrite, quiet, 
         jobs = plan_jobs(source, output, extras)  # bad paths fail before models load
         for _, dst in jobs:
             extras.keypoints_path(dst, source.kind != "folder")
-        ray_options = dict(address=ray_address, actors=ray_actors, gpus_per_actor=ray_gpus_per_actor, cpus_per_actor=ray_cpus_per_actor, retries=ray_retries)
+        ray_options = dict(
+            address=ray_address,
+            actors=ray_actors,
+            gpus_per_actor=ray_gpus_per_actor,
+            cpus_per_actor=ray_cpus_per_actor,
+            retries=ray_retries,
+        )
         if Engine(engine) is Engine.RAY:
             if show:
                 raise ConfigError("--show needs --engine local (Ray workers have no window)")
             from .distributed import run_ray
 
-            report = run_ray(config, video_source, output, extras=extras, overwrite=overwrite, audio=not no_audio, progress=not quiet, **ray_options)
+            report = run_ray(
+                config,
+                video_source,
+                output,
+                extras=extras,
+                overwrite=overwrite,
+                audio=not no_audio,
+                progress=not quiet,
+                **ray_options,
+            )
         else:
             if ray_options != dict(address=None, actors=None, gpus_per_actor=None, cpus_per_actor=1.0, retries=1):
                 raise ConfigError("--ray-* options need --engine ray")
             anonymiser = Anonymiser(config)
-            report = anonymiser.run(video_source, output, overwrite=overwrite, audio=not no_audio, show=show, progress=not quiet, extras=extras)
+            report = anonymiser.run(
+                video_source,
+                output,
+                overwrite=overwrite,
+                audio=not no_audio,
+                show=show,
+                progress=not quiet,
+                extras=extras,
+            )
     except AnonymiseError as e:
         _fail(str(e))
     except Stopped as e:
         _fail(f"stopped by {signal.Signals(e.signum).name}; unfinished outputs were removed", code=128 + e.signum)
     except KeyboardInterrupt:
         _fail("interrupted; unfinished outputs were removed", code=130)
-    except Exception as e:  # noqa: BLE001 - one line unless --verbose
+    except Exception as e:
         if verbose:
             raise
         _fail(f"unexpected {type(e).__name__}: {e} (run with --verbose for the traceback)")
@@ -248,7 +524,18 @@ def _run(mode: Mode, *, video_source, output, show, no_audio, overwrite, quiet, 
 @app.command()
 def export(
     video_source: Source,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Keypoints file (.jsonl or .csv), or folder for a folder input. (default: <stem>_anonymised.jsonl beside the input)", show_default=False)] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help=(
+                "Keypoints file (.jsonl or .csv), or folder for a folder input. (default: "
+                "<stem>_anonymised.jsonl beside the input)"
+            ),
+            show_default=False,
+        ),
+    ] = None,
     format: Annotated[str, typer.Option("--format", help="jsonl or csv (when --output does not say).")] = "jsonl",
     pose_model: PoseModel = _D.pose_model,
     device: Device = _D.device,
@@ -275,23 +562,75 @@ def export(
     """Write only the people's keypoints (no video at all): the strictest privacy setting."""
     if format.lower() not in ("jsonl", "csv"):
         _fail(f"--format must be jsonl or csv, got {format!r}")
-    keypoints = str(output) if output is not None and output.suffix.lower() in (".jsonl", ".ndjson", ".csv") else format.lower()
-    _run(Mode.BBOX, video_source=video_source, output=output, show=False, no_audio=True, overwrite=overwrite, quiet=quiet,
-         verbose=verbose, no_pose=False, keypoints=keypoints, video=False, fill=Fill.NONE, pose_model=pose_model, device=device,
-         imgsz=imgsz, conf=conf, min_person=min_person, preset=preset, tiles=tiles, hold=hold, batch=batch, backend=backend, int8=int8,
-         half=half, engine=engine, ray_address=ray_address, ray_actors=ray_actors, ray_gpus_per_actor=ray_gpus_per_actor,
-         ray_cpus_per_actor=ray_cpus_per_actor, ray_retries=ray_retries)  # fmt: skip
+    keypoints = (
+        str(output) if output is not None and output.suffix.lower() in (".jsonl", ".ndjson", ".csv") else format.lower()
+    )
+    _run(
+        Mode.BBOX,
+        video_source=video_source,
+        output=output,
+        show=False,
+        no_audio=True,
+        overwrite=overwrite,
+        quiet=quiet,
+        verbose=verbose,
+        no_pose=False,
+        keypoints=keypoints,
+        video=False,
+        fill=Fill.NONE,
+        pose_model=pose_model,
+        device=device,
+        imgsz=imgsz,
+        conf=conf,
+        min_person=min_person,
+        preset=preset,
+        tiles=tiles,
+        hold=hold,
+        batch=batch,
+        backend=backend,
+        int8=int8,
+        half=half,
+        engine=engine,
+        ray_address=ray_address,
+        ray_actors=ray_actors,
+        ray_gpus_per_actor=ray_gpus_per_actor,
+        ray_cpus_per_actor=ray_cpus_per_actor,
+        ray_retries=ray_retries,
+    )
 
 
 @app.command()
 def analyze(
-    keypoints: Annotated[Path, typer.Argument(help="Keypoints file from --keypoints or anonymise export (.jsonl or .csv).", show_default=False)],
-    events: Annotated[Optional[Path], typer.Option("--events", "-o", help="Events CSV. (default: <stem>_events.csv beside the keypoints)", show_default=False)] = None,
-    lying_angle: Annotated[float, typer.Option("--lying-angle", help="Trunk angle from vertical (degrees) above which a person is lying.")] = 60.0,
-    sitting_thigh_angle: Annotated[float, typer.Option("--sitting-thigh-angle", help="Thigh angle from vertical (degrees) above which a person is sitting.")] = 55.0,
-    fall_drop: Annotated[float, typer.Option("--fall-drop", help="Hip drop, in torso lengths, that starts a fall.")] = 0.5,
-    fall_window: Annotated[float, typer.Option("--fall-window", help="Seconds within which the hip drop must happen.")] = 1.0,
-    min_keypoint_conf: Annotated[float, typer.Option("--min-keypoint-conf", help="Keypoints below this confidence are ignored.")] = 0.3,
+    keypoints: Annotated[
+        Path,
+        typer.Argument(
+            help="Keypoints file from --keypoints or anonymise export (.jsonl or .csv).", show_default=False
+        ),
+    ],
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            "--events", "-o", help="Events CSV. (default: <stem>_events.csv beside the keypoints)", show_default=False
+        ),
+    ] = None,
+    lying_angle: Annotated[
+        float, typer.Option("--lying-angle", help="Trunk angle from vertical (degrees) above which a person is lying.")
+    ] = 60.0,
+    sitting_thigh_angle: Annotated[
+        float,
+        typer.Option(
+            "--sitting-thigh-angle", help="Thigh angle from vertical (degrees) above which a person is sitting."
+        ),
+    ] = 55.0,
+    fall_drop: Annotated[
+        float, typer.Option("--fall-drop", help="Hip drop, in torso lengths, that starts a fall.")
+    ] = 0.5,
+    fall_window: Annotated[
+        float, typer.Option("--fall-window", help="Seconds within which the hip drop must happen.")
+    ] = 1.0,
+    min_keypoint_conf: Annotated[
+        float, typer.Option("--min-keypoint-conf", help="Keypoints below this confidence are ignored.")
+    ] = 0.3,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -300,8 +639,13 @@ def analyze(
     try:
         from .analyze import AnalyzeConfig, analyze_file, summary_table, write_events_csv
 
-        config = AnalyzeConfig(min_keypoint_conf=min_keypoint_conf, lying_angle=lying_angle, sitting_thigh_angle=sitting_thigh_angle,
-                               fall_drop=fall_drop, fall_window_s=fall_window)  # fmt: skip
+        config = AnalyzeConfig(
+            min_keypoint_conf=min_keypoint_conf,
+            lying_angle=lying_angle,
+            sitting_thigh_angle=sitting_thigh_angle,
+            fall_drop=fall_drop,
+            fall_window_s=fall_window,
+        )
         analysis = analyze_file(keypoints, config)
         target = events if events is not None else keypoints.with_name(f"{keypoints.stem}_events.csv")
         if target.resolve() == keypoints.resolve():
@@ -309,7 +653,7 @@ def analyze(
         write_events_csv(analysis.events, target)
     except AnonymiseError as e:
         _fail(str(e))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         if verbose:
             raise
         _fail(f"unexpected {type(e).__name__}: {e} (run with --verbose for the traceback)")
@@ -320,7 +664,9 @@ def analyze(
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]Error:[/] {escape(' '.join(message.split()))}", markup=True)  # escape: pip install "anonymise[onnx]"
+    err.print(
+        f"[bold red]Error:[/] {escape(' '.join(message.split()))}", markup=True
+    )  # escape: pip install "anonymise[onnx]"
     raise typer.Exit(code)
 
 

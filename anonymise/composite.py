@@ -33,7 +33,9 @@ def _check(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray | None =
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"frame: expected uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
     if background is not None and background.shape != frame.shape:
-        raise ValueError(f"frame and background: expected equal (H, W, 3) shapes, got {frame.shape} and {background.shape}")
+        raise ValueError(
+            f"frame and background: expected equal (H, W, 3) shapes, got {frame.shape} and {background.shape}"
+        )
     if alpha.shape != frame.shape[:2] or alpha.dtype != np.uint8:
         raise ValueError(f"alpha: expected uint8 of shape {frame.shape[:2]}, got {alpha.dtype} {alpha.shape}")
 
@@ -95,7 +97,9 @@ def person_regions(alpha: np.ndarray, boxes: np.ndarray | None = None) -> list[t
 def blend(frame: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """A new frame with ``background`` alpha-blended over ``frame``; inputs are not modified."""
     if frame.shape != background.shape or frame.ndim != 3:
-        raise ValueError(f"frame and background: expected equal (H, W, 3) shapes, got {frame.shape} and {background.shape}")
+        raise ValueError(
+            f"frame and background: expected equal (H, W, 3) shapes, got {frame.shape} and {background.shape}"
+        )
     if alpha.shape != frame.shape[:2] or alpha.dtype != np.uint8:
         raise ValueError(f"alpha: expected uint8 of shape {frame.shape[:2]}, got {alpha.dtype} {alpha.shape}")
     return _blend_regions(frame, alpha, lambda r, _: background[r[1] : r[1] + r[3], r[0] : r[0] + r[2]])
@@ -181,27 +185,33 @@ def _blurred(frame: np.ndarray, rect: Rect, size: float) -> np.ndarray:
     x, y, w, h = rect
     sigma = max(MIN_SIGMA, size * BLUR_SIGMA)
     pad = int(np.ceil(sigma))
-    l, t = max(x - pad, 0), max(y - pad, 0)
-    r, b = min(x + w + pad, frame.shape[1]), min(y + h + pad, frame.shape[0])
-    crop = frame[t:b, l:r]
+    left, top = max(x - pad, 0), max(y - pad, 0)
+    right, bottom = min(x + w + pad, frame.shape[1]), min(y + h + pad, frame.shape[0])
+    crop = frame[top:bottom, left:right]
     step = max(1, int(sigma // 3))  # downscale so that the remaining sigma is >= 3 px
-    small = cv2.resize(crop, (-(-(r - l) // step), -(-(b - t) // step)), interpolation=cv2.INTER_AREA) if step > 1 else crop
+    small = (
+        cv2.resize(crop, (-(-(right - left) // step), -(-(bottom - top) // step)), interpolation=cv2.INTER_AREA)
+        if step > 1
+        else crop
+    )
     small = cv2.GaussianBlur(small, (0, 0), sigma / step, borderType=cv2.BORDER_REFLECT)
-    full = cv2.resize(small, (r - l, b - t), interpolation=cv2.INTER_LINEAR) if step > 1 else small
-    return full[y - t : y - t + h, x - l : x - l + w]
+    full = cv2.resize(small, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR) if step > 1 else small
+    return full[y - top : y - top + h, x - left : x - left + w]
 
 
 def _pixelated(frame: np.ndarray, rect: Rect, size: float) -> np.ndarray:
     """The (h, w) rect of ``frame`` as cells of ``size * PIXEL_CELL`` px on a frame-anchored grid."""
     x, y, w, h = rect
     cell = max(MIN_CELL, round(size * PIXEL_CELL))
-    l, t = x // cell * cell, y // cell * cell
-    r, b = -(-(x + w) // cell) * cell, -(-(y + h) // cell) * cell  # whole cells, may pass the frame's edge
-    crop = frame[t : min(b, frame.shape[0]), l : min(r, frame.shape[1])]
-    crop = cv2.copyMakeBorder(crop, 0, b - t - crop.shape[0], 0, r - l - crop.shape[1], cv2.BORDER_REPLICATE)
-    cells = cv2.resize(crop, ((r - l) // cell, (b - t) // cell), interpolation=cv2.INTER_AREA)
-    full = cv2.resize(cells, (r - l, b - t), interpolation=cv2.INTER_NEAREST)
-    return full[y - t : y - t + h, x - l : x - l + w]
+    left, top = x // cell * cell, y // cell * cell
+    right, bottom = -(-(x + w) // cell) * cell, -(-(y + h) // cell) * cell  # whole cells, may pass the frame's edge
+    crop = frame[top : min(bottom, frame.shape[0]), left : min(right, frame.shape[1])]
+    crop = cv2.copyMakeBorder(
+        crop, 0, bottom - top - crop.shape[0], 0, right - left - crop.shape[1], cv2.BORDER_REPLICATE
+    )
+    cells = cv2.resize(crop, ((right - left) // cell, (bottom - top) // cell), interpolation=cv2.INTER_AREA)
+    full = cv2.resize(cells, (right - left, bottom - top), interpolation=cv2.INTER_NEAREST)
+    return full[y - top : y - top + h, x - left : x - left + w]
 
 
 def _check_colour(colour) -> tuple[int, int, int]:

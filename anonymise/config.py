@@ -5,8 +5,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, fields, replace
 
-from .backends import BACKENDS, INT8_BACKENDS
 from .errors import ConfigError
+
+#: accepted values of ``--backend`` (``auto``: the fastest one this machine has, see :func:`choose_backend`)
+BACKENDS = ("auto", "torch", "onnx", "openvino", "tensorrt")
+#: backends that take ``--int8`` (they calibrate on images; see :func:`exported`)
+INT8_BACKENDS = ("openvino", "tensorrt")
 
 DEFAULT_SEG_MODEL = "yolo11n-seg.pt"
 DEFAULT_POSE_MODEL = "yolo11n-pose.pt"
@@ -166,7 +170,9 @@ class Config:
             try:
                 parse_colour(colour)
             except ValueError:
-                raise ConfigError(f"skeleton_colour must be limbs, track, a colour name or #RRGGBB, got {self.skeleton_colour!r}") from None
+                raise ConfigError(
+                    f"skeleton_colour must be limbs, track, a colour name or #RRGGBB, got {self.skeleton_colour!r}"
+                ) from None
         object.__setattr__(self, "skeleton_colour", colour)
         if self.thickness is not None and (not isinstance(self.thickness, int) or not 1 <= self.thickness <= 100):
             raise ConfigError(f"thickness must be an integer in [1, 100], got {self.thickness!r}")
@@ -221,7 +227,12 @@ def _check_range(name: str, value: float, low: float, high: float, low_open: boo
 #: (off in ``balanced``: on upscaled pedestrians it gained 1.3x and was measured at 4.8% residual
 #: against 3.9% for ``thorough``, so it is not the default).
 PRESETS: dict[str, dict] = {
-    "thorough": {"sweep_every": 1, "min_person": 4, "second_look": True, "tile_attention": False},  # every pass on every frame
+    "thorough": {
+        "sweep_every": 1,
+        "min_person": 4,
+        "second_look": True,
+        "tile_attention": False,
+    },  # every pass on every frame
     "balanced": {"sweep_every": 5, "min_person": 4, "second_look": True, "tile_attention": False},  # the default
     "fast": {"sweep_every": 10, "min_person": 48, "second_look": False, "tile_attention": True},
 }

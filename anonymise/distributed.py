@@ -127,7 +127,11 @@ class Worker:
             if _in_ray():
                 self.anonymiser.detector = _CancellableDetector(self.anonymiser.detector)
         except Exception as e:  # noqa: BLE001 - reported to the driver, which stops the run
-            self.error = e if isinstance(e, AnonymiseError) else AnonymiseError(f"a Ray worker could not load the models: {type(e).__name__}: {e}")
+            self.error = (
+                e
+                if isinstance(e, AnonymiseError)
+                else AnonymiseError(f"a Ray worker could not load the models: {type(e).__name__}: {e}")
+            )
 
     def process(self, src: Path, dst: Path, extras: Extras, audio: bool, single: bool) -> _Outcome:
         if self.error is not None:
@@ -138,7 +142,9 @@ class Worker:
                 result = self.anonymiser.process_image(src, dst, extras=extras, single=single)
             else:
                 progress = _CancelWatch() if _in_ray() else None
-                result = self.anonymiser.process_video(src, dst, audio=audio, extras=extras, single=single, progress=progress)
+                result = self.anonymiser.process_video(
+                    src, dst, audio=audio, extras=extras, single=single, progress=progress
+                )
         except (AnonymiseError, OSError) as e:
             error = _as_anonymise_error(e)
             return _Outcome(FileResult(str(src), dst, "failed", message=str(error)), error)
@@ -197,8 +203,23 @@ def run_ray(
             started = _init_ray(ray, address)
             local = started and address in (None, "local") and not os.environ.get("RAY_ADDRESS")
             try:
-                _dispatch(ray, config, jobs, todo, results, extras, audio, single, local, bar,
-                          actors, gpus_per_actor, cpus_per_actor, retries, detector_factory)  # fmt: skip
+                _dispatch(
+                    ray,
+                    config,
+                    jobs,
+                    todo,
+                    results,
+                    extras,
+                    audio,
+                    single,
+                    local,
+                    bar,
+                    actors,
+                    gpus_per_actor,
+                    cpus_per_actor,
+                    retries,
+                    detector_factory,
+                )
             finally:
                 if started:
                     ray.shutdown()
@@ -211,15 +232,24 @@ def _check_options(config: Config, actors, gpus_per_actor, cpus_per_actor, retri
     for name, value in (("gpus_per_actor", gpus_per_actor), ("cpus_per_actor", cpus_per_actor)):
         if value is None and name == "gpus_per_actor":
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (name == "cpus_per_actor" and value == 0):
-            raise ConfigError(f"ray {name} must be a number {'>= 0' if name == 'gpus_per_actor' else '> 0'}, got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or value < 0
+            or (name == "cpus_per_actor" and value == 0)
+        ):
+            raise ConfigError(
+                f"ray {name} must be a number {'>= 0' if name == 'gpus_per_actor' else '> 0'}, got {value!r}"
+            )
     if gpus_per_actor is not None and gpus_per_actor > 1 and gpus_per_actor != int(gpus_per_actor):
         raise ConfigError(f"ray gpus_per_actor above 1 must be a whole number, got {gpus_per_actor!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigError(f"ray retries must be an integer >= 0, got {retries!r}")
     device = str(config.device).lower()
     if device.startswith("cuda:"):
-        raise ConfigError(f"--device {config.device} with --engine ray: Ray gives each worker its GPU(s); use --device auto or cuda")
+        raise ConfigError(
+            f"--device {config.device} with --engine ray: Ray gives each worker its GPU(s); use --device auto or cuda"
+        )
 
 
 def _init_ray(ray, address: str | None) -> bool:
@@ -267,12 +297,33 @@ def _actor_options(ray, config: Config, gpus_per_actor, cpus_per_actor, local: b
     return options, max(fits, 1)
 
 
-def _dispatch(ray, config, jobs, todo, results, extras, audio, single, local, bar,
-              actors, gpus_per_actor, cpus_per_actor, retries, detector_factory) -> None:  # fmt: skip
+def _dispatch(
+    ray,
+    config,
+    jobs,
+    todo,
+    results,
+    extras,
+    audio,
+    single,
+    local,
+    bar,
+    actors,
+    gpus_per_actor,
+    cpus_per_actor,
+    retries,
+    detector_factory,
+) -> None:
     """Hand out ``todo`` (job indices) to actors, one file each at a time, filling ``results``."""
     from ray import exceptions as rex
 
-    died = (rex.RayActorError, rex.WorkerCrashedError, rex.OutOfMemoryError, rex.ObjectLostError, getattr(rex, "NodeDiedError", rex.RayActorError))
+    died = (
+        rex.RayActorError,
+        rex.WorkerCrashedError,
+        rex.OutOfMemoryError,
+        rex.ObjectLostError,
+        getattr(rex, "NodeDiedError", rex.RayActorError),
+    )
     options, fits = _actor_options(ray, config, gpus_per_actor, cpus_per_actor, local=local)
     target = min(actors or fits, len(todo))
     remote = ray.remote(Worker).options(**options)
@@ -307,7 +358,11 @@ def _dispatch(ray, config, jobs, todo, results, extras, audio, single, local, ba
                     log.warning("%s: Ray worker died (%s); retrying (%d of %d)", src, reason, attempts[i], retries)
                     pending.appendleft(i)
                     continue
-                outcome = _Outcome(FileResult(str(src), dst, "failed", message=f"Ray worker died on every attempt ({attempts[i]}): {reason}"))
+                outcome = _Outcome(
+                    FileResult(
+                        str(src), dst, "failed", message=f"Ray worker died on every attempt ({attempts[i]}): {reason}"
+                    )
+                )
                 outcome.error = AnonymiseError(outcome.result.message)
             except rex.RayError as e:  # e.g. the runtime environment could not be set up
                 idle.append(actor)

@@ -29,3 +29,18 @@ class Stopped(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
+
+
+#: decorations some libraries put around their messages (Ultralytics' emoji), removed from both ends
+_DECORATION = " \t\u274c\u26a0\ufe0f"
+
+
+def first_line(e: BaseException) -> str:
+    """An exception in one line: its first non-empty line, without decorations; its type when it has no text."""
+    text = [line for line in str(e).strip().splitlines() if line.strip()]
+    line = text[0] if text else type(e).__name__
+    while line and line[0] in _DECORATION:
+        line = line[1:]
+    while line and line[-1] in _DECORATION:
+        line = line[:-1]
+    return line or type(e).__name__

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
+from .detections import Detections
 from .errors import ConfigError, OutputError, SourceError
 from .pose import KEYPOINT_NAMES
-from .types import Detections
 from .video import partial_path
 
 SCHEMA = "anonymise.keypoints/1"
@@ -215,7 +215,8 @@ def _records(path: Path, fmt: str, validate: bool) -> Iterator[dict]:
                         validate_record(record)
                     yield record
             else:
-                for line, text in enumerate(f, 1):
+                for number, text in enumerate(f, 1):
+                    line = number  # for the error message below
                     if not text.strip():
                         continue
                     try:
@@ -253,7 +254,7 @@ def _cell(column: str, text: str) -> int | float | None:
 def validate_record(record: dict) -> None:
     """Raise ``ValueError`` naming the first field of ``record`` that does not follow the schema."""
     if not isinstance(record, dict):
-        raise ValueError(f"record: expected an object, got {type(record).__name__}")  # noqa: TRY004 - one error type
+        raise ValueError(f"record: expected an object, got {type(record).__name__}")
     if record.get("schema") != SCHEMA:
         raise ValueError(f"schema: expected {SCHEMA!r}, got {record.get('schema')!r}")
     _integer(record, "frame", "frame", low=0)
@@ -281,7 +282,7 @@ def _object(parent: dict, key: str, field: str) -> dict:
     if key not in parent:
         raise ValueError(f"{field}: missing")
     if not isinstance(parent[key], dict):
-        raise ValueError(f"{field}: expected an object, got {parent[key]!r}")  # noqa: TRY004
+        raise ValueError(f"{field}: expected an object, got {parent[key]!r}")
     return parent[key]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .types import Detections
+from .detections import Detections
 
 
 def boxes_mask(xyxy: np.ndarray, shape: tuple[int, int], grow: int = 0) -> np.ndarray:
@@ -22,10 +22,10 @@ def boxes_mask(xyxy: np.ndarray, shape: tuple[int, int], grow: int = 0) -> np.nd
     mask = np.zeros((height, width), np.uint8)
     for x1, y1, x2, y2 in np.asarray(xyxy, np.float32).reshape(-1, 4):
         # floor/ceil so that a box never shrinks by rounding; clip to the frame
-        l, t = max(int(np.floor(x1)) - grow, 0), max(int(np.floor(y1)) - grow, 0)
-        r, b = min(int(np.ceil(x2)) + grow, width), min(int(np.ceil(y2)) + grow, height)
-        if r > l and b > t:
-            mask[t:b, l:r] = 255
+        left, top = max(int(np.floor(x1)) - grow, 0), max(int(np.floor(y1)) - grow, 0)
+        right, bottom = min(int(np.ceil(x2)) + grow, width), min(int(np.ceil(y2)) + grow, height)
+        if right > left and bottom > top:
+            mask[top:bottom, left:right] = 255
     return mask
 
 
@@ -85,11 +85,11 @@ def uncovered(boxes: np.ndarray, mask: np.ndarray, min_cover: float = 0.3) -> np
     out = np.zeros(len(boxes), bool)
     height, width = mask.shape
     for i, (x1, y1, x2, y2) in enumerate(boxes):
-        l, t = int(max(np.floor(x1), 0)), int(max(np.floor(y1), 0))
-        r, b = int(min(np.ceil(x2), width)), int(min(np.ceil(y2), height))
-        if r <= l or b <= t:
+        left, top = int(max(np.floor(x1), 0)), int(max(np.floor(y1), 0))
+        right, bottom = int(min(np.ceil(x2), width)), int(min(np.ceil(y2), height))
+        if right <= left or bottom <= top:
             continue
-        out[i] = np.count_nonzero(mask[t:b, l:r]) < min_cover * (r - l) * (b - t)
+        out[i] = np.count_nonzero(mask[top:bottom, left:right]) < min_cover * (right - left) * (bottom - top)
     return out
 
 
@@ -161,7 +161,11 @@ def _body_parts(person: np.ndarray, box: np.ndarray, conf: float):
     height = float(box[3] - box[1])
     torso = float(np.linalg.norm(hips - shoulders)) if shoulders is not None and hips is not None else 0.0
     torso = max(torso, TORSO_OF_BOX * height if not (shoulders is not None and hips is not None) else 0.0, 4.0)
-    down = (hips - shoulders) / max(np.linalg.norm(hips - shoulders), 1e-6) if shoulders is not None and hips is not None else np.array([0.0, 1.0])
+    down = (
+        (hips - shoulders) / max(np.linalg.norm(hips - shoulders), 1e-6)
+        if shoulders is not None and hips is not None
+        else np.array([0.0, 1.0])
+    )
     limb, joint = LIMB * torso / 2, JOINT * torso
     for i in np.flatnonzero(ok):
         discs.append((*xy[i], joint))
@@ -203,7 +207,9 @@ def _body_parts(person: np.ndarray, box: np.ndarray, conf: float):
     return discs, capsules
 
 
-def body_mask(keypoints: np.ndarray, boxes: np.ndarray, shape: tuple[int, int], conf: float = BODY_KEYPOINT_CONF) -> np.ndarray:
+def body_mask(
+    keypoints: np.ndarray, boxes: np.ndarray, shape: tuple[int, int], conf: float = BODY_KEYPOINT_CONF
+) -> np.ndarray:
     """uint8 0/255 (H, W): the whole bodies that (N, 17, 3) keypoints say are there.
 
     Each person's keypoints with anatomical margins (the crown above the eyes and ears, the feet
@@ -212,7 +218,9 @@ def body_mask(keypoints: np.ndarray, boxes: np.ndarray, shape: tuple[int, int], 
     torso is not seen.
     """
     mask = np.zeros(shape, np.uint8)
-    for person, box in zip(np.asarray(keypoints, np.float32).reshape(-1, 17, 3), np.asarray(boxes, np.float32).reshape(-1, 4)):
+    for person, box in zip(
+        np.asarray(keypoints, np.float32).reshape(-1, 17, 3), np.asarray(boxes, np.float32).reshape(-1, 4)
+    ):
         discs, capsules = _body_parts(person, box, conf)
         torso = [person[i, :2] for i in (*SHOULDERS, *reversed(HIPS)) if person[i, 2] >= conf]
         if len(torso) >= 3:  # the torso between its edges (the capsules draw the edges)
@@ -220,21 +228,33 @@ def body_mask(keypoints: np.ndarray, boxes: np.ndarray, shape: tuple[int, int], 
         for x, y, r in discs:
             cv2.circle(mask, (int(round(x)), int(round(y))), max(int(np.ceil(r)), 1), 255, -1)
         for x1, y1, x2, y2, r in capsules:
-            cv2.line(mask, (int(round(x1)), int(round(y1))), (int(round(x2)), int(round(y2))), 255, max(int(np.ceil(2 * r)), 1))
+            cv2.line(
+                mask,
+                (int(round(x1)), int(round(y1))),
+                (int(round(x2)), int(round(y2))),
+                255,
+                max(int(np.ceil(2 * r)), 1),
+            )
             cv2.circle(mask, (int(round(x1)), int(round(y1))), max(int(np.ceil(r)), 1), 255, -1)
             cv2.circle(mask, (int(round(x2)), int(round(y2))), max(int(np.ceil(r)), 1), 255, -1)
     return mask
 
 
-def body_boxes(keypoints: np.ndarray, boxes: np.ndarray, shape: tuple[int, int], conf: float = BODY_KEYPOINT_CONF) -> np.ndarray:
+def body_boxes(
+    keypoints: np.ndarray, boxes: np.ndarray, shape: tuple[int, int], conf: float = BODY_KEYPOINT_CONF
+) -> np.ndarray:
     """(N, 4) boxes: each of ``boxes`` grown to hold its person's whole body (:func:`body_mask`), in the frame."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     out = boxes.copy()
     height, width = shape
     for i, (person, box) in enumerate(zip(np.asarray(keypoints, np.float32).reshape(-1, 17, 3), boxes)):
         discs, capsules = _body_parts(person, box, conf)
-        xs = [v for x, _, r in discs for v in (x - r, x + r)] + [v for x1, _, x2, _, r in capsules for v in (x1 - r, x1 + r, x2 - r, x2 + r)]
-        ys = [v for _, y, r in discs for v in (y - r, y + r)] + [v for _, y1, _, y2, r in capsules for v in (y1 - r, y1 + r, y2 - r, y2 + r)]
+        xs = [v for x, _, r in discs for v in (x - r, x + r)] + [
+            v for x1, _, x2, _, r in capsules for v in (x1 - r, x1 + r, x2 - r, x2 + r)
+        ]
+        ys = [v for _, y, r in discs for v in (y - r, y + r)] + [
+            v for _, y1, _, y2, r in capsules for v in (y1 - r, y1 + r, y2 - r, y2 + r)
+        ]
         if xs:
             out[i] = (min(box[0], min(xs)), min(box[1], min(ys)), max(box[2], max(xs)), max(box[3], max(ys)))
     out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)

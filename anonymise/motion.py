@@ -127,13 +127,15 @@ def unexplained_regions(frame, moving, reference, seen, alpha, **kwargs) -> np.n
     return regions.boxes[~regions.explained]
 
 
-def crop_window(box: np.ndarray, shape: tuple[int, int], context: float = 1.0, minimum: int = 64) -> tuple[int, int, int, int]:
+def crop_window(
+    box: np.ndarray, shape: tuple[int, int], context: float = 1.0, minimum: int = 64
+) -> tuple[int, int, int, int]:
     """A square-ish window around ``box`` with ``context`` times its size on each side, in the frame."""
     x1, y1, x2, y2 = box
     side = max((x2 - x1), (y2 - y1)) * (1 + 2 * context)
     side = max(side, minimum)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     height, width = shape
-    l, t = int(max(cx - side / 2, 0)), int(max(cy - side / 2, 0))
-    r, b = int(min(cx + side / 2, width)), int(min(cy + side / 2, height))
-    return l, t, r, b
+    left, top = int(max(cx - side / 2, 0)), int(max(cy - side / 2, 0))
+    right, bottom = int(min(cx + side / 2, width)), int(min(cy + side / 2, height))
+    return left, top, right, bottom

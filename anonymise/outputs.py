@@ -53,7 +53,9 @@ def claim(path: Path) -> Iterator[list[Path]]:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 handle.close()
-                raise OutputError(f"another anonymise run is writing {path}; wait for it or choose another --output") from None
+                raise OutputError(
+                    f"another anonymise run is writing {path}; wait for it or choose another --output"
+                ) from None
     try:
         removed = []
         for stale in stale_partials(path):
@@ -63,8 +65,12 @@ def claim(path: Path) -> Iterator[list[Path]]:
             except OSError:
                 continue
         if removed:
-            log.warning("removed %d unfinished output(s) of %s left by an interrupted run: %s", len(removed), path.name,
-                        ", ".join(p.name for p in removed))  # fmt: skip
+            log.warning(
+                "removed %d unfinished output(s) of %s left by an interrupted run: %s",
+                len(removed),
+                path.name,
+                ", ".join(p.name for p in removed),
+            )
         yield removed
     finally:
         if handle is not None:

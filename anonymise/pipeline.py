@@ -26,7 +26,10 @@ import numpy as np
 
 from .background import STABLE_FRAMES, BackgroundModel, TorchBackgroundModel
 from .config import Config
+from .detections import VideoInfo
 from .errors import AnonymiseError, OutputError, SourceError, Stopped
+from .outputs import claim
+from .sidecars import Extras, Sidecars, data_suffix
 from .sources import (
     IMAGE_EXTS,
     VIDEO_EXTS,
@@ -40,10 +43,7 @@ from .sources import (
     read_image,
     write_image,
 )
-from .outputs import claim
-from .sidecars import Extras, Sidecars, data_suffix
 from .stream import Counts, FrameStream
-from .types import VideoInfo
 from .video import Frame, VideoWriter, partial_path
 
 log = logging.getLogger(__name__)
@@ -187,9 +187,13 @@ class Anonymiser:
     def stream(self, lookahead: int = 0, live: bool = False, fps: float = 30.0, debug: bool = False) -> FrameStream:
         """A fresh :class:`~anonymise.stream.FrameStream` (one per video) with this anonymiser's models."""
         fail_closed = self.config.fail_closed if self.config.fail_closed is not None else not live
-        return FrameStream(self.config, self.detector, self._new_background(), lookahead, fail_closed, self._to_device, fps, debug)
+        return FrameStream(
+            self.config, self.detector, self._new_background(), lookahead, fail_closed, self._to_device, fps, debug
+        )
 
-    def anonymise_frames(self, frames: Iterable[Frame], stream: FrameStream | None = None) -> Iterator[tuple[Frame, np.ndarray]]:
+    def anonymise_frames(
+        self, frames: Iterable[Frame], stream: FrameStream | None = None
+    ) -> Iterator[tuple[Frame, np.ndarray]]:
         """Anonymise in-memory frames: (input frame, output image) in input order.
 
         ``stream`` (from :meth:`stream`) carries the state of one video; by default a fresh one
@@ -197,8 +201,11 @@ class Anonymiser:
         """
         if stream is None:
             stream = self.stream(self.config.lookahead if self.config.lookahead is not None else FILE_LOOKAHEAD)
-        detected = _Prefetch(((batch, stream.detect(batch)) for batch in _batched(frames, self.batch)),
-                             maxsize=max(2, QUEUE_SIZE // self.batch), name="anonymise-detect")  # fmt: skip
+        detected = _Prefetch(
+            ((batch, stream.detect(batch)) for batch in _batched(frames, self.batch)),
+            maxsize=max(2, QUEUE_SIZE // self.batch),
+            name="anonymise-detect",
+        )
         try:
             for batch, found in detected:
                 yield from stream.push(batch, found)
@@ -212,7 +219,10 @@ class Anonymiser:
     def process_frame(self, frame: np.ndarray) -> np.ndarray:
         """Anonymise one BGR frame; background and tracks are kept across calls (see :meth:`reset`)."""
         if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"frame: expected a uint8 BGR array (H, W, 3), got {getattr(frame, 'dtype', type(frame))} {getattr(frame, 'shape', '')}")
+            raise ValueError(
+                f"frame: expected a uint8 BGR array (H, W, 3), got {getattr(frame, 'dtype', type(frame))} "
+                f"{getattr(frame, 'shape', '')}"
+            )
         if self._frame_stream is None:
             self._frame_stream = self.stream(lookahead=0, live=True)
         ((_, out),) = self._frame_stream.push([Frame(frame, 0)])
@@ -222,7 +232,9 @@ class Anonymiser:
         """Forget the background and tracks learned by :meth:`process_frame`."""
         self._frame_stream = None
 
-    def process_image(self, src: str | Path, dst: str | Path, *, extras: Extras | None = None, single: bool = True) -> FileResult:
+    def process_image(
+        self, src: str | Path, dst: str | Path, *, extras: Extras | None = None, single: bool = True
+    ) -> FileResult:
         """Anonymise one image file into ``dst`` (written atomically, no metadata copied).
 
         ``extras``: its keypoints (as frame 0) and snapshots, like a one-frame video.
@@ -276,12 +288,23 @@ class Anonymiser:
         frames = outputs = None
         try:
             info = reader.info
-            lookahead = self.config.lookahead if self.config.lookahead is not None else (LIVE_LOOKAHEAD if info.live else FILE_LOOKAHEAD)
+            lookahead = (
+                self.config.lookahead
+                if self.config.lookahead is not None
+                else (LIVE_LOOKAHEAD if info.live else FILE_LOOKAHEAD)
+            )
             stream = self.stream(lookahead, live=info.live, fps=float(info.fps), debug=extras.debug_view)
             sink = None
             if extras.video:
-                writer = VideoWriter(dst, info.width, info.height, info.fps, reader.time_base, reader.audio_stream if audio else None,
-                                     gpu=str(self.device).startswith("cuda"))  # fmt: skip
+                writer = VideoWriter(
+                    dst,
+                    info.width,
+                    info.height,
+                    info.fps,
+                    reader.time_base,
+                    reader.audio_stream if audio else None,
+                    gpu=str(self.device).startswith("cuda"),
+                )
                 sink = _WriterThread(writer)
             try:
                 sidecars = Sidecars(extras, dst, info, single=single, show=show, time_base=reader.time_base)
@@ -316,7 +339,9 @@ class Anonymiser:
                     sidecars.finish()
                     if isinstance(e, Stopped):  # a service manager's stop: the recording is kept, the process exits
                         raise
-                    return FileResult(str(src.spec), dst, "stopped", written, time.perf_counter() - start, stream.counts)
+                    return FileResult(
+                        str(src.spec), dst, "stopped", written, time.perf_counter() - start, stream.counts
+                    )
                 if sink is not None:
                     sink.abort()
                 sidecars.abort()
@@ -373,7 +398,9 @@ class Anonymiser:
         with Progress(enabled=progress, files=len(jobs)) as bar:
             for job_src, job_dst in jobs:
                 if src.kind == "folder" and job_dst.exists() and not overwrite:
-                    report.results.append(FileResult(str(job_src), job_dst, "skipped", message="output exists (use --overwrite)"))
+                    report.results.append(
+                        FileResult(str(job_src), job_dst, "skipped", message="output exists (use --overwrite)")
+                    )
                     bar.end_file()
                     continue
                 try:
@@ -382,15 +409,16 @@ class Anonymiser:
                         if not isinstance(job_src, Source) and media_kind(job_src) == "image":
                             result = self.process_image(job_src, job_dst, extras=extras, single=single)
                         else:  # a video file, or a camera / stream Source
-                            result = self.process_video(job_src, job_dst, audio=audio, show=show, progress=bar, extras=extras,
-                                                        single=single)  # fmt: skip
+                            result = self.process_video(
+                                job_src, job_dst, audio=audio, show=show, progress=bar, extras=extras, single=single
+                            )
                 except (AnonymiseError, OSError) as e:
                     if src.kind != "folder":
                         raise _as_anonymise_error(e) from None
                     result = FileResult(str(job_src), job_dst, "failed", message=str(_as_anonymise_error(e)))
                 except KeyboardInterrupt:
                     raise
-                except Exception as e:  # noqa: BLE001 - a folder run goes on past one bad file
+                except Exception as e:
                     if src.kind != "folder":
                         raise
                     result = FileResult(str(job_src), job_dst, "failed", message=f"{type(e).__name__}: {e}")
@@ -427,8 +455,10 @@ def plan_jobs(src: Source, out: str | Path | None = None, extras: Extras | None 
             raise OutputError(f"output must be a folder for a folder input, got the file {out}")
         if out.is_relative_to(root) and out.is_dir() and find_media(out):
             # its files would be inputs of this run, or be written over by outputs of other inputs
-            raise OutputError(f"output folder {out} lies inside the input folder {src.path} and holds videos or images; "
-                              "choose an output folder outside the input")  # fmt: skip
+            raise OutputError(
+                f"output folder {out} lies inside the input folder {src.path} and holds videos or images; "
+                "choose an output folder outside the input"
+            )
         inputs = find_media(root, exclude=out)
         if not inputs:
             raise SourceError(f"no videos or images in {src.path}")

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .types import nested
+from .detections import nested
 
 #: a person this tall (px at the frame-scale pass's input) or taller is found by that pass alone
 SMALL_AT_MODEL = 96
@@ -79,8 +79,16 @@ def scene_cut(before: np.ndarray | None, after: np.ndarray) -> bool:
 class ScalePolicy:
     """Per video: which passes the next model call runs (see the module docstring)."""
 
-    def __init__(self, width: int, height: int, large_imgsz: int | None, lookahead: int, every: int = SWEEP_EVERY,
-                 windows: list | None = None, search_imgsz: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        large_imgsz: int | None,
+        lookahead: int,
+        every: int = SWEEP_EVERY,
+        windows: list | None = None,
+        search_imgsz: int | None = None,
+    ):
         #: frame pixels -> frame-scale pass pixels; ``None``: no separate frame-scale pass (nothing to choose)
         self.scale = None if large_imgsz is None else large_imgsz / max(width, height)
         self.height = height
@@ -130,7 +138,9 @@ class ScalePolicy:
             grown = np.hstack([boxes[:, :2] - size, boxes[:, 2:] + size])
             for j, (x0, y0, x1, y1) in enumerate(self.windows):
                 if not keep[j]:
-                    keep[j] = bool(((grown[:, 0] < x1) & (grown[:, 2] > x0) & (grown[:, 1] < y1) & (grown[:, 3] > y0)).any())
+                    keep[j] = bool(
+                        ((grown[:, 0] < x1) & (grown[:, 2] > x0) & (grown[:, 1] < y1) & (grown[:, 3] > y0)).any()
+                    )
         self.skipped["tiles"] += count * (len(keep) - sum(keep))
         return keep
 

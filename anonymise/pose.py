@@ -10,24 +10,59 @@ import cv2
 import numpy as np
 
 KEYPOINT_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
 
 #: limbs as pairs of keypoint indices, with a BGR colour per body part
 SKELETON = (
-    ((15, 13), (0, 128, 255)), ((13, 11), (0, 128, 255)), ((16, 14), (255, 128, 0)), ((14, 12), (255, 128, 0)),
-    ((11, 12), (255, 0, 255)), ((5, 11), (255, 0, 255)), ((6, 12), (255, 0, 255)), ((5, 6), (255, 0, 255)),
-    ((5, 7), (0, 200, 0)), ((7, 9), (0, 200, 0)), ((6, 8), (0, 200, 255)), ((8, 10), (0, 200, 255)),
-    ((1, 2), (255, 255, 0)), ((0, 1), (255, 255, 0)), ((0, 2), (255, 255, 0)), ((1, 3), (255, 255, 0)), ((2, 4), (255, 255, 0)),
-)  # fmt: skip
+    ((15, 13), (0, 128, 255)),
+    ((13, 11), (0, 128, 255)),
+    ((16, 14), (255, 128, 0)),
+    ((14, 12), (255, 128, 0)),
+    ((11, 12), (255, 0, 255)),
+    ((5, 11), (255, 0, 255)),
+    ((6, 12), (255, 0, 255)),
+    ((5, 6), (255, 0, 255)),
+    ((5, 7), (0, 200, 0)),
+    ((7, 9), (0, 200, 0)),
+    ((6, 8), (0, 200, 255)),
+    ((8, 10), (0, 200, 255)),
+    ((1, 2), (255, 255, 0)),
+    ((0, 1), (255, 255, 0)),
+    ((0, 2), (255, 255, 0)),
+    ((1, 3), (255, 255, 0)),
+    ((2, 4), (255, 255, 0)),
+)
 JOINT_COLOUR = (255, 255, 255)
 #: BGR colours by name for :func:`parse_colour`
 COLOURS = {
-    "black": (0, 0, 0), "white": (255, 255, 255), "red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0),
-    "grey": (128, 128, 128), "gray": (128, 128, 128), "yellow": (0, 255, 255), "cyan": (255, 255, 0), "magenta": (255, 0, 255),
-}  # fmt: skip
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+    "red": (0, 0, 255),
+    "green": (0, 255, 0),
+    "blue": (255, 0, 0),
+    "grey": (128, 128, 128),
+    "gray": (128, 128, 128),
+    "yellow": (0, 255, 255),
+    "cyan": (255, 255, 0),
+    "magenta": (255, 0, 255),
+}
 #: colour of people without a track (id -1) when ``track_ids`` are given
 UNTRACKED_COLOUR = (200, 200, 200)
 

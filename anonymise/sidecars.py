@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .detections import VideoInfo
 from .errors import ConfigError, OutputError
 from .keypoints import CSV_SUFFIXES, JSONL_SUFFIXES, KeypointWriter, keypoints_format
-from .types import VideoInfo
 from .video import Frame, VideoWriter
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,9 @@ class Extras:
         if self.keypoint_format_only:
             return output.with_name(f"{output.stem}.keypoints.{str(self.keypoints).lower().lstrip('.')}")
         if not single:
-            raise ConfigError(f"--keypoints {self.keypoints}: a folder run needs a format (jsonl or csv), one file per video")
+            raise ConfigError(
+                f"--keypoints {self.keypoints}: a folder run needs a format (jsonl or csv), one file per video"
+            )
         return Path(self.keypoints)
 
     def snapshot_folder(self, output: Path, single: bool) -> Path | None:
@@ -117,7 +119,11 @@ def data_suffix(keypoints: str | Path) -> str:
     text = str(keypoints).lower().lstrip(".")
     if text in KEYPOINT_FORMATS:
         return "." + text
-    return Path(keypoints).suffix.lower() if Path(keypoints).suffix.lower() in (*JSONL_SUFFIXES, *CSV_SUFFIXES) else ".jsonl"
+    return (
+        Path(keypoints).suffix.lower()
+        if Path(keypoints).suffix.lower() in (*JSONL_SUFFIXES, *CSV_SUFFIXES)
+        else ".jsonl"
+    )
 
 
 def debug_tiles(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray, output: np.ndarray) -> np.ndarray:
@@ -137,8 +143,9 @@ def debug_tiles(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray, ou
 class Sidecars:
     """The sidecar files of one input; :meth:`write` per output frame, then :meth:`finish` or :meth:`abort`."""
 
-    def __init__(self, extras: Extras, output: Path, info: VideoInfo, *, single: bool = True, show: bool = False,
-                 time_base=None):  # fmt: skip
+    def __init__(
+        self, extras: Extras, output: Path, info: VideoInfo, *, single: bool = True, show: bool = False, time_base=None
+    ):
         self.extras = extras
         self.fps = float(info.fps)
         self.keypoints: KeypointWriter | None = None
@@ -204,5 +211,10 @@ class Sidecars:
             self.debug.abort()
         for path in self.snapshots_written:
             path.unlink(missing_ok=True)
-        if self._made_folder and self.snapshots is not None and self.snapshots.is_dir() and not any(self.snapshots.iterdir()):
+        if (
+            self._made_folder
+            and self.snapshots is not None
+            and self.snapshots.is_dir()
+            and not any(self.snapshots.iterdir())
+        ):
             shutil.rmtree(self.snapshots, ignore_errors=True)

@@ -13,12 +13,27 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .detections import VideoInfo
 from .errors import OutputError, SourceError
-from .types import VideoInfo
 from .video import Frame, VideoReader, partial_path
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts", ".m2ts", ".3gp"}
+VIDEO_EXTS = {
+    ".mp4",
+    ".mov",
+    ".m4v",
+    ".avi",
+    ".mkv",
+    ".webm",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".3gp",
+}
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 SUFFIX = "_anonymised"
 
@@ -65,7 +80,9 @@ def find_media(folder: Path, exclude: Path | None = None) -> list[Path]:
     found = []
     for root, dirs, files in os.walk(folder):
         root_path = Path(root)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (exclude is None or (root_path / d).resolve() != exclude))
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and (exclude is None or (root_path / d).resolve() != exclude)
+        )
         found += [root_path / f for f in sorted(files) if not f.startswith(".") and media_kind(root_path / f)]
     return found
 

@@ -35,10 +35,11 @@ import numpy as np
 
 from . import composite, masks, motion, pose
 from .config import Config, Fill, Mode, auto_imgsz
+from .detect.tracker import PersonTracker
+from .detections import Detections, box_iou, nested, suppress
 from .errors import AnonymiseError, ConfigError
 from .policy import ScalePolicy, scene_cut, thumbnail
-from .track import MAX_GROWTH, PersonTracker, TrackHistory, grow
-from .types import Detections, box_iou, nested, suppress
+from .track import MAX_GROWTH, TrackHistory, grow
 from .video import Frame
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,17 @@ class _Slot:
 class FrameStream:
     """The frames of one video through detect, track, mask, background and compose."""
 
-    def __init__(self, config: Config, detector, background, lookahead: int, fail_closed: bool, to_device, fps: float = 30.0,
-                 debug: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        config: Config,
+        detector,
+        background,
+        lookahead: int,
+        fail_closed: bool,
+        to_device,
+        fps: float = 30.0,
+        debug: bool = False,
+    ):
         """``debug``: each output frame also carries ``frame.debug = (alpha, background)`` (numpy)."""
         self.config = config
         self.debug = debug
@@ -180,12 +190,18 @@ class FrameStream:
         try:
             images = [f.image for f in frames]
             small, large = self._passes(images)
-            tiles = self._scale.tiles(len(images)) if self._scale is not None and small and self.config.tile_attention else None
+            tiles = (
+                self._scale.tiles(len(images))
+                if self._scale is not None and small and self.config.tile_attention
+                else None
+            )
             with self._models:
                 if small and large and tiles is None:
                     found = self.detector(images)
                 else:
-                    found = self.detector(images, small=small, large=large, **({} if tiles is None else {"tiles": tiles}))
+                    found = self.detector(
+                        images, small=small, large=large, **({} if tiles is None else {"tiles": tiles})
+                    )
             self._detected_any = True
             if self._scale is not None:
                 self._scale.observe([f.people.xyxy for f in found])
@@ -195,7 +211,7 @@ class FrameStream:
             return found
         except AnonymiseError:
             raise
-        except Exception as e:  # noqa: BLE001 - fail closed on this batch, unless nothing ever worked
+        except Exception as e:
             if not self._detected_any:
                 raise
             log.warning("detection failed on %d frame(s), writing them fully masked: %s", len(frames), e)
@@ -212,13 +228,20 @@ class FrameStream:
                 self.counts.scene_cuts += 1
         self._thumbnail = thumbnail(images[-1])
         if self._scale is None:
-            from .detect import large_imgsz
+            from .detect.tiles import large_imgsz
 
             height, width = images[0].shape[:2]
             size = self.config.imgsz or auto_imgsz(width, height, self.config.search_min_person)
             windows = self.detector.windows(width, height) if hasattr(self.detector, "windows") else []
-            self._scale = ScalePolicy(width, height, large_imgsz(width, height, size), self.depth,
-                                      every=self.config.sweep_every, windows=windows, search_imgsz=size)  # fmt: skip
+            self._scale = ScalePolicy(
+                width,
+                height,
+                large_imgsz(width, height, size),
+                self.depth,
+                every=self.config.sweep_every,
+                windows=windows,
+                search_imgsz=size,
+            )
         return self._scale.passes(len(images))
 
     def _whole_bodies(self, slot: _Slot) -> None:
@@ -292,8 +315,15 @@ class FrameStream:
         bodies = None
         if c.mode is Mode.SEG and len(found.poses) and found.poses.keypoints is not None:
             bodies = masks.body_mask(found.poses.keypoints, found.poses.xyxy, shape)  # what the instance mask left out
-        return masks.person_alpha(found.people, shape, inflate_px=c.inflate, dilate_px=c.dilate, feather_px=c.feather,
-                                  extra_boxes=extra_boxes if len(extra_boxes) else None, extra_mask=bodies)  # fmt: skip
+        return masks.person_alpha(
+            found.people,
+            shape,
+            inflate_px=c.inflate,
+            dilate_px=c.dilate,
+            feather_px=c.feather,
+            extra_boxes=extra_boxes if len(extra_boxes) else None,
+            extra_mask=bodies,
+        )
 
     def _finalise(self, slot: _Slot) -> None:
         if slot.t == 0 and self.fail_closed and len(self._buffer) > 1:
@@ -339,8 +369,9 @@ class FrameStream:
         margin = masks.grown_boxes_mask(boxes, shape, LEARN_MARGIN)
         near = masks.grown_boxes_mask(boxes, shape, COMPLETION_REACH)
         learned, known = (None, None) if reference is None else reference
-        added = motion.complete_foreground(slot.frame.image, hard, near, margin, learned, known,
-                                           threshold=self.config.motion_threshold)  # fmt: skip
+        added = motion.complete_foreground(
+            slot.frame.image, hard, near, margin, learned, known, threshold=self.config.motion_threshold
+        )
         if added.any():
             self.counts.completed += 1
             hard |= added
@@ -375,9 +406,15 @@ class FrameStream:
         # prior it would flag the prior's own ghost of a slow walker, mask it, and so never replace it.
         near_now = cv2.dilate(now.view(np.uint8), np.ones((7, 7), np.uint8)).view(bool)
         trusted = learned | (known & near_now)
-        regions = motion.moving_regions(image, recent, reference, trusted, alpha,
-                                        threshold=self.config.motion_threshold,
-                                        min_height=max(self.config.min_person // 2, 4))  # fmt: skip
+        regions = motion.moving_regions(
+            image,
+            recent,
+            reference,
+            trusted,
+            alpha,
+            threshold=self.config.motion_threshold,
+            min_height=max(self.config.min_person // 2, 4),
+        )
         # tracks the detector lost this frame are masked (held); a look on a crop gets their skeleton back
         held = self._held_unseen(slot)
         if not len(regions.boxes) and not len(held):
@@ -422,13 +459,17 @@ class FrameStream:
         for box, age in self._masked:
             if age >= self._motion_memory:
                 continue
-            l, t = max(int(box[0]), 0), max(int(box[1]), 0)
-            r, b = min(int(np.ceil(box[2])), width), min(int(np.ceil(box[3])), height)
-            if r <= l or b <= t or (alpha[t:b, l:r] > 0).all():
+            left, top = max(int(box[0]), 0), max(int(box[1]), 0)
+            right, bottom = min(int(np.ceil(box[2])), width), min(int(np.ceil(box[3])), height)
+            if right <= left or bottom <= top or (alpha[top:bottom, left:right] > 0).all():
                 continue
-            unlike = motion.moved(image[t:b, l:r], reference[t:b, l:r], self.config.motion_threshold)
-            open_ = alpha[t:b, l:r] == 0  # what this frame's mask already covers is explained (a person found there)
-            suspect = forgotten[t:b, l:r] & unlike & open_
+            unlike = motion.moved(
+                image[top:bottom, left:right], reference[top:bottom, left:right], self.config.motion_threshold
+            )
+            open_ = (
+                alpha[top:bottom, left:right] == 0
+            )  # what this frame's mask already covers is explained (a person found there)
+            suspect = forgotten[top:bottom, left:right] & unlike & open_
             if np.count_nonzero(suspect) >= CARRY_SUSPECT * np.count_nonzero(open_):
                 carried.append(box)
                 masked.append((box, age + 1))
@@ -454,12 +495,12 @@ class FrameStream:
         """People found on crops around ``regions``, at a higher resolution, in frame coordinates."""
         context = np.broadcast_to(np.asarray(context, np.float32), (len(regions),))
         windows = [motion.crop_window(box, image.shape[:2], float(c)) for box, c in zip(regions, context)]
-        crops = [np.ascontiguousarray(image[t:b, l:r]) for l, t, r, b in windows]
+        crops = [np.ascontiguousarray(image[top:bottom, left:right]) for left, top, right, bottom in windows]
         found = []
         try:
-            for (l, t, _, _), people in zip(windows, self._look(crops)):
+            for (left, top, _, _), people in zip(windows, self._look(crops)):
                 if len(people):
-                    found.append(people.shifted(l, t))
+                    found.append(people.shifted(left, top))
         except Exception as e:  # noqa: BLE001 - the regions are masked anyway
             log.warning("second look failed: %s", e)
         return Detections.concat(found)
@@ -473,7 +514,6 @@ class FrameStream:
         return [r.poses if len(r.poses) else r.people for r in results]
 
     # -- output ----------------------------------------------------------------------------
-
 
     def _compose(self, slot: _Slot) -> tuple[Frame, np.ndarray]:
         self.counts.frames += 1
@@ -520,7 +560,9 @@ class FrameStream:
             track_ids = poses.tracker_id if poses.tracker_id is not None else np.full(len(poses), -1)
         elif c.skeleton_colour != "limbs":
             colour = pose.parse_colour(c.skeleton_colour)
-        return pose.draw_skeleton(image, poses.keypoints, c.pose_conf, c.thickness, track_ids=track_ids, colour=colour, show_conf=c.show_conf)
+        return pose.draw_skeleton(
+            image, poses.keypoints, c.pose_conf, c.thickness, track_ids=track_ids, colour=colour, show_conf=c.show_conf
+        )
 
     def close(self) -> None:
         """Release the canvas (a video canvas holds an open file)."""

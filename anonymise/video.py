@@ -19,8 +19,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .detections import VideoInfo
 from .errors import OutputError, SourceError
-from .types import VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,9 @@ class VideoReader:
             self._video.thread_type = "AUTO"
             self._audio = self._container.streams.audio[0] if audio and self._container.streams.audio else None
             if self._audio is not None and len(self._container.streams.audio) > 1:
-                log.warning("%s has %d audio tracks; only the first is kept", self.url, len(self._container.streams.audio))
+                log.warning(
+                    "%s has %d audio tracks; only the first is kept", self.url, len(self._container.streams.audio)
+                )
             cc = self._video.codec_context
             if not cc.width or not cc.height:
                 raise SourceError(f"cannot read {self.url}: the video stream has no frame size")
@@ -268,7 +270,12 @@ class VideoWriter:
             if codec == "libx264":
                 stream.options = {"crf": str(crf), "preset": preset, **({"bf": "0"} if no_reorder else {})}
             elif codec == "h264_nvenc":
-                stream.options = {"preset": "p4", "rc": "vbr", "cq": str(crf + 3), **({"bf": "0"} if no_reorder else {})}
+                stream.options = {
+                    "preset": "p4",
+                    "rc": "vbr",
+                    "cq": str(crf + 3),
+                    **({"bf": "0"} if no_reorder else {}),
+                }
             self._stream = stream
             if audio_stream is not None:
                 self._add_audio(audio_stream)

@@ -48,7 +48,12 @@ sys.path.insert(0, str(ROOT))
 from anonymise import Config  # noqa: E402
 
 VARIANTS = ("torch", "onnx", "openvino", "openvino-bf16", "openvino-int8")
-NEEDS = {"onnx": ("onnx", "onnxruntime"), "openvino": ("openvino",), "openvino-bf16": ("openvino",), "openvino-int8": ("openvino", "nncf")}
+NEEDS = {
+    "onnx": ("onnx", "onnxruntime"),
+    "openvino": ("openvino",),
+    "openvino-bf16": ("openvino",),
+    "openvino-int8": ("openvino", "nncf"),
+}
 
 
 def read(video: Path, start: int, count: int, step: int = 1) -> list[np.ndarray]:
@@ -90,8 +95,8 @@ def match(ref, got, threshold: float = 0.5) -> list[tuple[int, int, float]]:
 
 def build(variant: str, imgsz: int, calibration: str | None):
     """(detector, export seconds, precision in effect) for one variant."""
-    from anonymise import backends
     from anonymise.detect import Detector
+    from anonymise.detect import exports as backends
 
     backend = variant.split("-")[0]
     int8 = variant.endswith("int8")
@@ -103,7 +108,9 @@ def build(variant: str, imgsz: int, calibration: str | None):
     started = time.perf_counter()
     try:
         half = variant.endswith("bf16")  # --half: OpenVINO's reduced CPU precision
-        detector = Detector(Config(mode="bbox", backend=backend, int8=int8, half=half, imgsz=imgsz, tiles="off", device="cpu"))
+        detector = Detector(
+            Config(mode="bbox", backend=backend, int8=int8, half=half, imgsz=imgsz, tiles="off", device="cpu")
+        )
     finally:
         backends._export = real
     export_s = time.perf_counter() - started if exports else 0.0
@@ -142,13 +149,17 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--imgsz", type=int, default=960)
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--calibration", help="folder of calibration images for int8 (default: frames after the evaluated ones)")
+    parser.add_argument(
+        "--calibration", help="folder of calibration images for int8 (default: frames after the evaluated ones)"
+    )
     args = parser.parse_args()
 
     frames = read(args.video, 0, args.frames)
     h, w = frames[0].shape[:2]
-    print(f"{args.video.name}: {len(frames)} frames {w}x{h}, imgsz={args.imgsz}, tiles=off, conf={Config().conf}, CPU "
-          f"{platform.processor() or platform.machine()} x{os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.video.name}: {len(frames)} frames {w}x{h}, imgsz={args.imgsz}, tiles=off, conf={Config().conf}, CPU "
+        f"{platform.processor() or platform.machine()} x{os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
+    )
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     calibration = args.calibration or os.environ.get("ANONYMISE_CALIBRATION")
     tmp = None
@@ -175,17 +186,39 @@ def main() -> None:
         matched = sum(len(p) for p in pairs)
         extra = sum(len(g) - len(p) for g, p in zip(found[variant], pairs))
         ious = [iou for p in pairs for _, _, iou in p]
-        dconf = [abs(float(r.confidence[i]) - float(g.confidence[j])) for r, g, p in zip(reference, found[variant], pairs) for i, j, _ in p]
-        rows.append((variant, precision, matched / max(total, 1), matched, total, extra, np.mean(ious) if ious else 0.0,
-                     np.mean(dconf) if dconf else 0.0, fps[variant], export_s))  # fmt: skip
+        dconf = [
+            abs(float(r.confidence[i]) - float(g.confidence[j]))
+            for r, g, p in zip(reference, found[variant], pairs)
+            for i, j, _ in p
+        ]
+        rows.append(
+            (
+                variant,
+                precision,
+                matched / max(total, 1),
+                matched,
+                total,
+                extra,
+                np.mean(ious) if ious else 0.0,
+                np.mean(dconf) if dconf else 0.0,
+                fps[variant],
+                export_s,
+            )
+        )
     if tmp is not None:
         tmp.cleanup()
 
     print()
-    print("| backend | precision | person recall vs torch | extra boxes | mean IoU | mean abs dconf | fps (model calls) | export s |")
+    print(
+        "| backend | precision | person recall vs torch | extra boxes | mean IoU | mean abs dconf | fps (model "
+        "calls) | export s |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for variant, precision, recall, matched, total, extra, iou, dconf, fps, export_s in rows:
-        print(f"| {variant} | {precision} | {recall:.3f} ({matched}/{total}) | {extra} | {iou:.3f} | {dconf:.4f} | {fps:.1f} | {export_s:.0f} |")
+        print(
+            f"| {variant} | {precision} | {recall:.3f} ({matched}/{total}) | {extra} | {iou:.3f} | {dconf:.4f} | "
+            f"{fps:.1f} | {export_s:.0f} |"
+        )
 
 
 if __name__ == "__main__":

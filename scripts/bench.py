@@ -50,7 +50,8 @@ the high-water mark is reset before each stage, so ``stage MiB`` is that stage's
 (models and buffers it holds; the floor stage includes every decoded frame held in memory),
 and ``peak MiB`` is the process's peak so far.
 
-    python scripts/bench.py [--video PATH] [--frames N] [--mode bbox|seg|both] [--imgsz N] [--device cpu] [--skip-naive] [--rounds N]
+    python scripts/bench.py [--video PATH] [--frames N] [--mode bbox|seg|both] [--imgsz N] [--device cpu]
+                           [--skip-naive] [--rounds N]
     python scripts/bench.py --resolutions   # the defaults vs --preset thorough at 360p to 1080p, with privacy
     python scripts/bench.py --memory-check 80   # peak RSS on 80 vs 800 frames (fresh process each): flat in length?
 """
@@ -73,14 +74,15 @@ import cv2
 import numpy as np
 import torch
 
-from anonymise import models
 from anonymise.config import DEFAULT_POSE_MODEL, DEFAULT_SEG_MODEL, Config, auto_imgsz
 from anonymise.detect import Detector, person_class, resolve_device  # sets Ultralytics' offline environment
+from anonymise.detect import weights as models
 from anonymise.errors import AnonymiseError
 from anonymise.pipeline import Anonymiser
-from anonymise.stream import SECOND_LOOK_IMGSZ
 from anonymise.pose import SKELETON
+from anonymise.stream import SECOND_LOOK_IMGSZ
 from anonymise.video import VideoReader, VideoWriter
+
 from ultralytics import YOLO  # isort: skip - only after anonymise.detect has set YOLO_OFFLINE
 
 DEFAULT_VIDEO = Path(__file__).resolve().parent.parent.parent / "shared/data/pedestrians.mp4"
@@ -311,7 +313,11 @@ def naive_loop(src: Path, dst: Path, config: Config, imgsz: int, device: str, fi
                 break
             found = detector.predict(frame, classes=[person_class(detector.names)], **kwargs)[0]
             mask = naive_mask(found, (height, width), config.dilate)
-            a = cv2.GaussianBlur(mask, (config.feather | 1, config.feather | 1), 0)[..., None] if config.feather else mask[..., None]
+            a = (
+                cv2.GaussianBlur(mask, (config.feather | 1, config.feather | 1), 0)[..., None]
+                if config.feather
+                else mask[..., None]
+            )
             f = frame.astype(np.float32)
             if background is None:
                 background = f.copy()
@@ -349,7 +355,9 @@ def naive_skeleton(image: np.ndarray, keypoints: np.ndarray, conf: float) -> Non
     for person in keypoints:
         for (i, j), colour in SKELETON:
             if person[i, 2] >= conf and person[j, 2] >= conf:
-                cv2.line(image, (int(person[i, 0]), int(person[i, 1])), (int(person[j, 0]), int(person[j, 1])), colour, 2)
+                cv2.line(
+                    image, (int(person[i, 0]), int(person[i, 1])), (int(person[j, 0]), int(person[j, 1])), colour, 2
+                )
         for x, y, c in person:
             if c >= conf:
                 cv2.circle(image, (int(x), int(y)), 3, (255, 255, 255), -1)
@@ -358,8 +366,9 @@ def naive_skeleton(image: np.ndarray, keypoints: np.ndarray, conf: float) -> Non
 # -- one mode on one device -----------------------------------------------------------------
 
 
-def mode_config(mode: str, imgsz: int | None, device: str, backend: str = "torch", int8: bool = False,
-                half: bool | None = None) -> tuple[Config, str]:  # fmt: skip
+def mode_config(
+    mode: str, imgsz: int | None, device: str, backend: str = "torch", int8: bool = False, half: bool | None = None
+) -> tuple[Config, str]:
     """The Config to benchmark, and a note when the seg weights had to be replaced."""
     if backend != "torch" or int8 or half is not None:
         config, note = mode_config(mode, imgsz, device)
@@ -369,7 +378,14 @@ def mode_config(mode: str, imgsz: int | None, device: str, backend: str = "torch
             f"{DEFAULT_SEG_MODEL} is not available offline: using {SEG_FALLBACK} (same architecture, random weights); "
             "inference cost is the same, mask post-processing cost may differ (it scales with the detections)"
         )
-        return Config(mode=mode, seg_model=SEG_FALLBACK, pose_model=DEFAULT_POSE_MODEL, imgsz=imgsz, device=device, backend="torch"), note
+        return Config(
+            mode=mode,
+            seg_model=SEG_FALLBACK,
+            pose_model=DEFAULT_POSE_MODEL,
+            imgsz=imgsz,
+            device=device,
+            backend="torch",
+        ), note
     return Config(mode=mode, imgsz=imgsz, device=device, backend="torch"), ""
 
 
@@ -428,7 +444,9 @@ def bench_mode(mode: str, src: Path, args: argparse.Namespace, device: str, memo
 REPEATED = ("pipeline", "floor", "floor+looks")
 
 
-def bench_pipeline_stage(config: Config, first: np.ndarray, src: Path, dst: Path, memory: Memory) -> tuple[Stage, list[list[np.ndarray]], int]:
+def bench_pipeline_stage(
+    config: Config, first: np.ndarray, src: Path, dst: Path, memory: Memory
+) -> tuple[Stage, list[list[np.ndarray]], int]:
     """The pipeline stage with a fresh ``Anonymiser`` (loaded and warmed up outside the timing):
     (its stage, the second-look crops it made, its batch size)."""
     torch.set_num_threads(TORCH_THREADS)
@@ -439,7 +457,9 @@ def bench_pipeline_stage(config: Config, first: np.ndarray, src: Path, dst: Path
     return timed(memory, lambda: bench_pipeline(anon, src, dst)), looks, anon.batch
 
 
-def bench_model_stages(detector: Detector, frames: list[np.ndarray], looks: list[list[np.ndarray]], memory: Memory) -> tuple[Stage, Stage]:
+def bench_model_stages(
+    detector: Detector, frames: list[np.ndarray], looks: list[list[np.ndarray]], memory: Memory
+) -> tuple[Stage, Stage]:
     """(floor, floor+looks): the main pass over ``frames``, then ``looks`` replayed on top."""
     torch.set_num_threads(TORCH_THREADS)
     counts: list[float] = []
@@ -450,19 +470,29 @@ def bench_model_stages(detector: Detector, frames: list[np.ndarray], looks: list
         return n
 
     stage = timed(memory, floor)
-    stage.note = f"(batch {detector.batch}, half {detector.half}; per frame: {counts[0]:.1f} people, {counts[1]:.1f} poses)"
+    stage.note = (
+        f"(batch {detector.batch}, half {detector.half}; per frame: {counts[0]:.1f} people, {counts[1]:.1f} poses)"
+    )
     if looks:
         detector.look(looks[0], SECOND_LOOK_IMGSZ)  # warm-up (a new input shape)
     looked = timed(memory, lambda: replay_looks(detector, looks))
-    calls = Stage(stage.frames, stage.seconds + looked.seconds, max(stage.stage_mib, looked.stage_mib), looked.peak_mib, looked.threads,
-                  f"(+ {sum(map(len, looks))} second-look crops in {len(looks)} calls, {looked.seconds:.2f} s)")  # fmt: skip
+    calls = Stage(
+        stage.frames,
+        stage.seconds + looked.seconds,
+        max(stage.stage_mib, looked.stage_mib),
+        looked.peak_mib,
+        looked.threads,
+        f"(+ {sum(map(len, looks))} second-look crops in {len(looks)} calls, {looked.seconds:.2f} s)",
+    )
     return stage, calls
 
 
 def log_round(mode: str, device: str, number: int, fps: dict[str, float]) -> None:
-    print(f"  [{mode}/{device}] round {number}: pipeline {fps['pipeline']:6.2f} fps, floor {fps['floor']:6.2f} fps, "
-          f"calls {fps['floor+looks']:6.2f} fps; pipe/floor {fps['pipeline'] / fps['floor']:.2f}, "
-          f"pipe/calls {fps['pipeline'] / fps['floor+looks']:.2f}")  # fmt: skip
+    print(
+        f"  [{mode}/{device}] round {number}: pipeline {fps['pipeline']:6.2f} fps, floor {fps['floor']:6.2f} fps, "
+        f"calls {fps['floor+looks']:6.2f} fps; pipe/floor {fps['pipeline'] / fps['floor']:.2f}, "
+        f"pipe/calls {fps['pipeline'] / fps['floor+looks']:.2f}"
+    )
 
 
 # -- report -------------------------------------------------------------------------------
@@ -470,7 +500,11 @@ def log_round(mode: str, device: str, number: int, fps: dict[str, float]) -> Non
 
 def machine_line(devices: list[str], threads_at_start: int) -> str:
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    threads = f"{threads_at_start}" if threads_at_start == torch.get_num_threads() else f"{threads_at_start} at start, {torch.get_num_threads()} now"
+    threads = (
+        f"{threads_at_start}"
+        if threads_at_start == torch.get_num_threads()
+        else f"{threads_at_start} at start, {torch.get_num_threads()} now"
+    )
     return (
         f"machine: {platform.node() or '?'} ({platform.machine()}), os.cpu_count()={os.cpu_count()}, "
         f"torch threads={threads}, cv2 threads={cv2.getNumThreads()}, devices={', '.join(devices)}{gpu}; "
@@ -483,7 +517,25 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def table(results: list[ModeResult], frames: int) -> str:
-    head = ("mode", "device", "imgsz", "batch", "frames", "rounds", "decode fps", "floor fps", "calls fps", "pipeline fps", "pipe/floor", "pipe/calls", "naive fps", "pipe/naive", "pipeline MiB", "mode MiB", "peak RSS MiB")
+    head = (
+        "mode",
+        "device",
+        "imgsz",
+        "batch",
+        "frames",
+        "rounds",
+        "decode fps",
+        "floor fps",
+        "calls fps",
+        "pipeline fps",
+        "pipe/floor",
+        "pipe/calls",
+        "naive fps",
+        "pipe/naive",
+        "pipeline MiB",
+        "mode MiB",
+        "peak RSS MiB",
+    )
     rows = [
         (
             r.mode,
@@ -515,24 +567,61 @@ def table(results: list[ModeResult], frames: int) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--video", help=f"input video (default: $ANONYMISE_TEST_DATA/{VIDEO_NAME}, else {DEFAULT_VIDEO})")
-    p.add_argument("--frames", type=int, help="benchmark only the first N frames (cut into a temporary H.264 clip); default: all")
+    p.add_argument(
+        "--frames", type=int, help="benchmark only the first N frames (cut into a temporary H.264 clip); default: all"
+    )
     p.add_argument("--mode", choices=("bbox", "seg", "both"), default="both")
     p.add_argument("--imgsz", type=int, help="inference size (default: the pipeline's auto size for the video)")
-    p.add_argument("--device", default="cpu", help="device of the main section (default: cpu); cuda runs again in the GPU section when present")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="device of the main section (default: cpu); cuda runs again in the GPU section when present",
+    )
     p.add_argument("--skip-naive", action="store_true", help="do not run the naive reference loop")
-    p.add_argument("--rounds", type=int, default=1, help="run the pipeline, floor and calls stages this many times, back to back per "
-                   "round, and report the medians (fps, and each ratio over its rounds); decode and naive run once")  # fmt: skip
-    p.add_argument("--backend", default="auto", help="inference backend of the floor and pipeline stages, as the CLI's --backend "
-                   "(default auto); the naive loop stays torch")  # fmt: skip
-    p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None, help="int8 models (default: as the CLI, on with --backend auto on a CPU)")
-    p.add_argument("--half", action=argparse.BooleanOptionalAction, default=None, help="reduced precision (fp16 on CUDA, bf16 with openvino)")
-    p.add_argument("--resolutions", action="store_true", help="the defaults and --preset thorough at 360p, 432p, 480p, 720p and "
-                   "1080p: fps, model share, peak RSS and privacy (see scripts/bench_resolutions.py); --frames per row, default 100")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the pipeline, floor and calls stages this many times, back to back per "
+        "round, and report the medians (fps, and each ratio over its rounds); decode and naive run once",
+    )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="inference backend of the floor and pipeline stages, as the CLI's --backend "
+        "(default auto); the naive loop stays torch",
+    )
+    p.add_argument(
+        "--int8",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="int8 models (default: as the CLI, on with --backend auto on a CPU)",
+    )
+    p.add_argument(
+        "--half",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="reduced precision (fp16 on CUDA, bf16 with openvino)",
+    )
+    p.add_argument(
+        "--resolutions",
+        action="store_true",
+        help="the defaults and --preset thorough at 360p, 432p, 480p, 720p and "
+        "1080p: fps, model share, peak RSS and privacy (see scripts/bench_resolutions.py); --frames per row, "
+        "default 100",
+    )
     p.add_argument("--rows", nargs="+", help="--resolutions: only these rows (360p 432p 480p 720p 1080p)")
-    p.add_argument("--memory-check", type=int, metavar="N", help="only check that memory is flat in video length: "
-                   "peak RSS of the pipeline on N frames vs 10*N frames (the clip looped), each in a fresh process")
+    p.add_argument(
+        "--memory-check",
+        type=int,
+        metavar="N",
+        help="only check that memory is flat in video length: "
+        "peak RSS of the pipeline on N frames vs 10*N frames (the clip looped), each in a fresh process",
+    )
     args = p.parse_args(argv)
     if args.frames is not None and args.frames < 1:
         p.error("--frames must be >= 1")
@@ -569,7 +658,10 @@ def memory_check(video: Path, n: int, imgsz: int = 320) -> None:
     """Peak RSS of the whole pipeline on n and 10n frames, each in a fresh process."""
     import subprocess
 
-    print(f"memory check: pipeline (bbox defaults, imgsz {imgsz}, tiles off) on {n} and {10 * n} frames of {video.name}, fresh process each")
+    print(
+        f"memory check: pipeline (bbox defaults, imgsz {imgsz}, tiles off) on {n} and {10 * n} frames of "
+        f"{video.name}, fresh process each"
+    )
     peaks = {}
     with tempfile.TemporaryDirectory(prefix="anonymise-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -577,8 +669,12 @@ def memory_check(video: Path, n: int, imgsz: int = 320) -> None:
             src = tmp / f"loop{frames}.mp4"
             loop_clip(video, src, frames)
             start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", PEAK_CHILD, str(src), str(tmp / "out.mp4"), str(imgsz)],
-                                  capture_output=True, text=True, check=True)  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-c", PEAK_CHILD, str(src), str(tmp / "out.mp4"), str(imgsz)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             peaks[frames] = float(done.stdout.strip().splitlines()[-1])
             print(f"  {frames:>6} frames: peak RSS {peaks[frames]:.0f} MiB ({time.perf_counter() - start:.0f} s)")
     ratio = peaks[10 * n] / peaks[n]
@@ -610,7 +706,9 @@ def run(args: argparse.Namespace) -> None:
     modes = ["bbox", "seg"] if args.mode == "both" else [args.mode]
     device = resolve_device(args.device)
     for mode in modes:
-        mode_config(mode, args.imgsz, device, args.backend, args.int8, args.half)  # validate the settings before any work
+        mode_config(
+            mode, args.imgsz, device, args.backend, args.int8, args.half
+        )  # validate the settings before any work
     devices = [device]
     if torch.cuda.is_available() and not device.startswith("cuda"):
         devices.append("cuda:0")
@@ -644,9 +742,11 @@ def run(args: argparse.Namespace) -> None:
     print(machine_line(devices, threads_at_start))
     print(table(results, frames))
     print(
-        "pipe/floor: share of the models' own fps (one pass per frame) the whole pipeline keeps; calls fps: the floor plus the "
+        "pipe/floor: share of the models' own fps (one pass per frame) the whole pipeline keeps; calls fps: the "
+        "floor plus the "
         "pipeline's own second looks replayed; pipe/calls: 1.0 = everything but the model calls hidden; "
-        "pipe/naive: speed-up over the naive single-threaded loop. With rounds > 1: the median fps of each repeated stage, and the "
+        "pipe/naive: speed-up over the naive single-threaded loop. With rounds > 1: the median fps of each "
+        "repeated stage, and the "
         "median of each ratio's per-round values.\n"
         "pipeline MiB: peak RSS during the pipeline stage; mode MiB: highest stage peak of the mode "
         "(the floor holds every decoded frame); peak RSS MiB: the process's peak so far (ru_maxrss)."

@@ -40,11 +40,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import privacy_eval as pe  # noqa: E402
+import privacy_eval as pe
 
-from anonymise import Anonymiser, Config  # noqa: E402
-from anonymise.detect import Detector  # noqa: E402
-from anonymise.video import Frame, VideoReader, VideoWriter  # noqa: E402
+from anonymise import Anonymiser, Config
+from anonymise.detect import Detector
+from anonymise.video import Frame, VideoReader, VideoWriter
 
 #: name -> (clip(s) under ../shared/data, upscale factor, what the privacy figure is)
 ROWS = {
@@ -101,7 +101,10 @@ def frames_of(video: Path, kind: str, count: int, scale: int) -> list[Frame]:
     frames = pe.read(video, count + (pe.STATIC_EMPTY_FRAMES if kind == "static" else 0))
     if scale != 1:
         height, width = frames[0].image.shape[:2]
-        frames = [Frame(cv2.resize(f.image, (width * scale, height * scale), interpolation=cv2.INTER_CUBIC), f.index) for f in frames]
+        frames = [
+            Frame(cv2.resize(f.image, (width * scale, height * scale), interpolation=cv2.INTER_CUBIC), f.index)
+            for f in frames
+        ]
     return frames
 
 
@@ -127,7 +130,9 @@ def whole_process(config: Config, clip: Path, tmp: Path, memory) -> tuple[float,
     return seconds, clock.seconds, peak, result.frames
 
 
-def privacy(kind: str, video: Path, frames: list[Frame], scale: int, config: Config, reference: Detector | None) -> tuple[int, int]:
+def privacy(
+    kind: str, video: Path, frames: list[Frame], scale: int, config: Config, reference: Detector | None
+) -> tuple[int, int]:
     """(leaked, total) for the row's privacy figure: people (residual / input) or pixels."""
     if kind == "people":
         originals = pe.read(video, len(frames))
@@ -145,7 +150,9 @@ def privacy(kind: str, video: Path, frames: list[Frame], scale: int, config: Con
     else:
         empty = np.median(np.stack([f.image for f in frames[: pe.STATIC_EMPTY_FRAMES]]), axis=0).astype(np.uint8)
     leaked = total = 0
-    for (_, out), source, boxes in zip(Anonymiser(config).anonymise_frames(Frame(f.image, f.index) for f in frames), frames, truth):
+    for (_, out), source, boxes in zip(
+        Anonymiser(config).anonymise_frames(Frame(f.image, f.index) for f in frames), frames, truth
+    ):
         image = source.image
         where = pe.person_pixels(image, empty, boxes) if kind == "static" else pe.core_pixels(boxes, image.shape[:2])
         leaked += int(pe.leaked(image, out, where).sum())
@@ -173,8 +180,11 @@ def bench_row(row: str, count: int, memory, tmp: Path, reference: Detector) -> d
             leaked, total = leaked + a, total + b
         runs[preset] = Run(done / wall, model / wall, peak, 100 * leaked / max(total, 1))
         r = runs[preset]
-        print(f"  {row} {preset}: {r.fps:.2f} fps, model share {100 * r.model_share:.0f}%, peak {r.peak_mib:.0f} MiB, "
-              f"{PRIVACY_LABEL[kind]} {r.privacy:.2f}", flush=True)  # fmt: skip
+        print(
+            f"  {row} {preset}: {r.fps:.2f} fps, model share {100 * r.model_share:.0f}%, peak {r.peak_mib:.0f} MiB, "
+            f"{PRIVACY_LABEL[kind]} {r.privacy:.2f}",
+            flush=True,
+        )
     return runs
 
 
@@ -185,21 +195,46 @@ def run(rows: list[str], count: int, memory) -> None:
     with tempfile.TemporaryDirectory(prefix="anonymise-bench-") as tmp_name:
         for row in rows:
             name, scale, kind = ROWS[row]
-            print(f"row {row}: {name}{f' upscaled {scale}x' if scale != 1 else ''}, {count} frames{' (after the 70 empty ones)' if kind == 'static' else ''}", flush=True)
+            print(
+                f"row {row}: {name}{f' upscaled {scale}x' if scale != 1 else ''}, {count} "
+                f"frames{' (after the 70 empty ones)' if kind == 'static' else ''}",
+                flush=True,
+            )
             results[row] = bench_row(row, count, memory, Path(tmp_name), reference)
     print(f"\ncommand: {shlex.join([Path(sys.executable).name, *sys.argv])}")
     print(table(results))
 
 
 def table(results: dict[str, dict[str, Run]]) -> str:
-    header = ["row", "clip", "privacy figure", "fps", "thorough fps", "fps ratio", "model share %", "peak MiB", "privacy",
-              "thorough privacy", "privacy diff"]  # fmt: skip
+    header = [
+        "row",
+        "clip",
+        "privacy figure",
+        "fps",
+        "thorough fps",
+        "fps ratio",
+        "model share %",
+        "peak MiB",
+        "privacy",
+        "thorough privacy",
+        "privacy diff",
+    ]
     lines = [" | ".join(header), " | ".join("---" for _ in header)]
     for row, runs in results.items():
         name, scale, kind = ROWS[row]
         ours, thorough = runs["balanced"], runs["thorough"]
-        cells = [row, f"{name}{f' x{scale}' if scale != 1 else ''}", PRIVACY_LABEL[kind], f"{ours.fps:.2f}", f"{thorough.fps:.2f}",
-                 f"{ours.fps / thorough.fps:.2f}", f"{100 * ours.model_share:.0f}", f"{ours.peak_mib:.0f}", f"{ours.privacy:.2f}",
-                 f"{thorough.privacy:.2f}", f"{ours.privacy - thorough.privacy:+.2f}"]  # fmt: skip
+        cells = [
+            row,
+            f"{name}{f' x{scale}' if scale != 1 else ''}",
+            PRIVACY_LABEL[kind],
+            f"{ours.fps:.2f}",
+            f"{thorough.fps:.2f}",
+            f"{ours.fps / thorough.fps:.2f}",
+            f"{100 * ours.model_share:.0f}",
+            f"{ours.peak_mib:.0f}",
+            f"{ours.privacy:.2f}",
+            f"{thorough.privacy:.2f}",
+            f"{ours.privacy - thorough.privacy:+.2f}",
+        ]
         lines.append(" | ".join(cells))
     return "\n".join(lines)

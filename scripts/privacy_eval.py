@@ -41,7 +41,8 @@ one box there), threshold 0.25. Reported: share of person (or core) pixels leake
 leaking more than 5% and 2%, the worst frame, fps, and with ``--pose`` the share of the frames
 where the reference sees someone that carry a skeleton matching them.
 
-    python scripts/privacy_eval.py --suite [--no-pose|--pose] [--clips closeups one-by-one pedestrians] [--frames N] [--save-frames DIR]
+    python scripts/privacy_eval.py --suite [--no-pose|--pose] [--clips closeups one-by-one pedestrians]
+                                   [--frames N] [--save-frames DIR]
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ from pathlib import Path
 import numpy as np
 
 from anonymise import Anonymiser, Config
-from anonymise.detect import Detector, suppress
-from anonymise.types import Detections
+from anonymise.detect import Detector
+from anonymise.detections import Detections, suppress
 from anonymise.video import Frame, VideoReader
+
 from ultralytics.utils.metrics import bbox_ioa  # isort: skip - after anonymise.detect set the offline switches
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,15 +100,16 @@ def boxes_region(boxes: np.ndarray, shape: tuple[int, int], grow: float = 0.0) -
     region = np.zeros((height, width), bool)
     for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
         dx, dy = (x2 - x1) * grow, (y2 - y1) * grow
-        l, t = max(int(np.floor(x1 - dx)), 0), max(int(np.floor(y1 - dy)), 0)
-        r, b = min(int(np.ceil(x2 + dx)), width), min(int(np.ceil(y2 + dy)), height)
-        if r > l and b > t:
-            region[t:b, l:r] = True
+        left, top = max(int(np.floor(x1 - dx)), 0), max(int(np.floor(y1 - dy)), 0)
+        right, bottom = min(int(np.ceil(x2 + dx)), width), min(int(np.ceil(y2 + dy)), height)
+        if right > left and bottom > top:
+            region[top:bottom, left:right] = True
     return region
 
 
-def person_pixels(image: np.ndarray, empty: np.ndarray, boxes: np.ndarray, tol: int = PERSON_TOL,
-                  grow: float = PERSON_BOX_GROWTH) -> np.ndarray:  # fmt: skip
+def person_pixels(
+    image: np.ndarray, empty: np.ndarray, boxes: np.ndarray, tol: int = PERSON_TOL, grow: float = PERSON_BOX_GROWTH
+) -> np.ndarray:
     """Bool (H, W): pixels of a static clip that belong to a person: inside a (grown) reference box
     and unlike the empty scene."""
     return boxes_region(boxes, image.shape[:2], grow) & (max_difference(image, empty) > tol)
@@ -164,11 +167,21 @@ def people(reference: Detector, images: list[np.ndarray]) -> list[Detections]:
 def cached_people(reference: Detector, video: Path, frames: list[Frame]) -> list[Detections]:
     """:func:`people` on the input frames, from the cache when this video, length and reference were seen."""
     stat = video.stat()
-    key = hashlib.sha256(f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{len(frames)}|{REFERENCE!r}".encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "anonymise" / "privacy_eval" / f"{video.stem}-{key}.npz"
+    key = hashlib.sha256(
+        f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{len(frames)}|{REFERENCE!r}".encode()
+    ).hexdigest()[:16]
+    cache = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "anonymise"
+        / "privacy_eval"
+        / f"{video.stem}-{key}.npz"
+    )
     if cache.is_file():
         data = np.load(cache)
-        return [Detections(data[f"xyxy{i}"], data[f"conf{i}"], np.zeros(len(data[f"conf{i}"]), np.int64)) for i in range(len(frames))]
+        return [
+            Detections(data[f"xyxy{i}"], data[f"conf{i}"], np.zeros(len(data[f"conf{i}"]), np.int64))
+            for i in range(len(frames))
+        ]
     truth = people(reference, [f.image for f in frames])
     cache.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"{k}{i}": v for i, t in enumerate(truth) for k, v in (("xyxy", t.xyxy), ("conf", t.confidence))}
@@ -193,7 +206,9 @@ def longest_run(flags: list[bool]) -> int:
     return best
 
 
-def evaluate(name: str, frames: list[Frame], truth: list[Detections], reference: Detector, utility: bool, **runtime) -> dict:
+def evaluate(
+    name: str, frames: list[Frame], truth: list[Detections], reference: Detector, utility: bool, **runtime
+) -> dict:
     config = Config(pose=False, **PRESETS[name], **runtime)
     anon = Anonymiser(config)
     list(anon.anonymise_frames(Frame(f.image, f.index) for f in frames[:2]))  # warm-up: Ultralytics sets up lazily
@@ -254,13 +269,28 @@ def suite_clips(names: list[str]) -> list[tuple[str, Path]]:
 
 
 def pixel_reference(video: Path, frames: list[Frame]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Reference person boxes and their confidences per frame: the pose model at the frame's own size (cached like :func:`cached_people`)."""
+    """Reference person boxes and their confidences per frame: the pose model at the frame's own size (cached
+    like :func:`cached_people`)."""
     height, width = frames[0].image.shape[:2]
-    config = Config(mode="bbox", imgsz=int(np.ceil(max(height, width) / 32) * 32), tiles="off", conf=0.25, pose=False, track=False,
-                    backend="torch")  # fmt: skip
+    config = Config(
+        mode="bbox",
+        imgsz=int(np.ceil(max(height, width) / 32) * 32),
+        tiles="off",
+        conf=0.25,
+        pose=False,
+        track=False,
+        backend="torch",
+    )
     stat = video.stat()
-    key = hashlib.sha256(f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{len(frames)}|{config!r}".encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "anonymise" / "privacy_eval" / f"{video.stem}-px2-{key}.npz"
+    key = hashlib.sha256(
+        f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{len(frames)}|{config!r}".encode()
+    ).hexdigest()[:16]
+    cache = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "anonymise"
+        / "privacy_eval"
+        / f"{video.stem}-px2-{key}.npz"
+    )
     if cache.is_file():
         data = np.load(cache)
         return [data[f"xyxy{i}"] for i in range(len(frames))], [data[f"conf{i}"] for i in range(len(frames))]
@@ -303,7 +333,9 @@ def score_pixels(kind: str, video: Path, frames: list[Frame], pose: bool, save: 
     leaks, totals, skeleton, seen = [], [], 0, 0
     saved: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     start = time.perf_counter()
-    for (frame, out), source, boxes in zip(anon.anonymise_frames(Frame(f.image, f.index) for f in frames), frames, truth):
+    for (frame, out), source, boxes in zip(
+        anon.anonymise_frames(Frame(f.image, f.index) for f in frames), frames, truth
+    ):
         image = source.image
         where = person_pixels(image, empty, boxes) if kind == "static" else core_pixels(boxes, image.shape[:2])
         leak = leaked(image, out, where)
@@ -312,7 +344,11 @@ def score_pixels(kind: str, video: Path, frames: list[Frame], pose: bool, save: 
         if len(boxes):
             seen += 1
             drawn = getattr(frame, "poses", None)
-            if drawn is not None and len(drawn) and (bbox_ioa(np.asarray(boxes), drawn.xyxy, iou=True) >= MATCH_IOU).any():
+            if (
+                drawn is not None
+                and len(drawn)
+                and (bbox_ioa(np.asarray(boxes), drawn.xyxy, iou=True) >= MATCH_IOU).any()
+            ):
                 skeleton += 1
         if save is not None and (len(leaks) - 1) in (0, 30, 60, len(frames) // 2, len(frames) - 1):
             saved[len(leaks) - 1] = (image, out, leak)
@@ -322,7 +358,13 @@ def score_pixels(kind: str, video: Path, frames: list[Frame], pose: bool, save: 
             if worst is None or share > worst[3]:
                 saved[-1] = (image, out, leak, share, len(leaks) - 1)
     seconds = time.perf_counter() - start
-    row = {"clip": video.name, "kind": kind, "frames": len(frames), **leak_summary(leaks, totals), "fps": len(frames) / seconds}
+    row = {
+        "clip": video.name,
+        "kind": kind,
+        "frames": len(frames),
+        **leak_summary(leaks, totals),
+        "fps": len(frames) / seconds,
+    }
     if pose:
         row["skeleton frames %"] = 100 * skeleton / max(seen, 1)
     if save is not None:
@@ -345,22 +387,48 @@ def run_suite(args) -> None:
         if not video.is_file():
             raise SystemExit(f"error: no clip at {video} (set ANONYMISE_TEST_DATA)")
         frames = read(video, args.frames)
-        print(f"clip: {video.name} ({kind}), {len(frames)} frames of {frames[0].image.shape[1]}x{frames[0].image.shape[0]}", flush=True)
+        print(
+            f"clip: {video.name} ({kind}), {len(frames)} frames of "
+            f"{frames[0].image.shape[1]}x{frames[0].image.shape[0]}",
+            flush=True,
+        )
         if kind == "people":
             reference = Detector(REFERENCE)
             truth = cached_people(reference, video, frames)
             r = evaluate("default", frames, truth, reference, utility=args.pose, **runtime)
-            row = {"clip": video.name, "kind": kind, "frames": len(frames), "residual people %": r["residual %"], "fps": r["fps"]}
+            row = {
+                "clip": video.name,
+                "kind": kind,
+                "frames": len(frames),
+                "residual people %": r["residual %"],
+                "fps": r["fps"],
+            }
             if args.pose:
                 row["skeleton recall %"] = r["skeleton recall %"]
         else:
             row = score_pixels(kind, video, frames, args.pose, args.save_frames, **runtime)
         rows.append(row)
-        print("  " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
-    header = ["clip", "kind", "frames", "leak %", "frames > 5%", "frames > 2%", "worst %", "worst frame", "residual people %",
-              "skeleton frames %", "skeleton recall %", "fps"]  # fmt: skip
+        print(
+            "  " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True
+        )
+    header = [
+        "clip",
+        "kind",
+        "frames",
+        "leak %",
+        "frames > 5%",
+        "frames > 2%",
+        "worst %",
+        "worst frame",
+        "residual people %",
+        "skeleton frames %",
+        "skeleton recall %",
+        "fps",
+    ]
     header = [h for h in header if any(h in r for r in rows)]
-    print(f"suite ({'skeletons drawn' if args.pose else '--no-pose'}, --preset {args.preset}, --backend {args.backend}):")
+    print(
+        f"suite ({'skeletons drawn' if args.pose else '--no-pose'}, --preset {args.preset}, --backend {args.backend}):"
+    )
     print("  ".join(f"{h:>18}" for h in header))
     for r in rows:
         print("  ".join(f"{r[h]:>18.2f}" if isinstance(r.get(h), float) else f"{r.get(h, ''):>18}" for h in header))
@@ -372,13 +440,30 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=None, help="only the first N frames")
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--no-utility", action="store_true", help="skip the skeleton-recall runs")
-    parser.add_argument("--backend", default="auto", help="inference backend of the presets (the reference stays torch)")
-    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None, help="int8 models (default: as the CLI, on with --backend auto on a CPU)")
-    parser.add_argument("--half", action=argparse.BooleanOptionalAction, default=None, help="reduced precision (bf16 with openvino)")
-    parser.add_argument("--suite", action="store_true", help="pixel truth on every shared clip (see the module docstring)")
-    parser.add_argument("--clips", nargs="+", default=["closeups", "one-by-one", "pedestrians"], help="--suite: which clips")
-    parser.add_argument("--pose", action=argparse.BooleanOptionalAction, default=False, help="--suite: draw skeletons too")
-    parser.add_argument("--save-frames", type=Path, default=None, help="--suite: write input|output|leaks (red) PNGs here")
+    parser.add_argument(
+        "--backend", default="auto", help="inference backend of the presets (the reference stays torch)"
+    )
+    parser.add_argument(
+        "--int8",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="int8 models (default: as the CLI, on with --backend auto on a CPU)",
+    )
+    parser.add_argument(
+        "--half", action=argparse.BooleanOptionalAction, default=None, help="reduced precision (bf16 with openvino)"
+    )
+    parser.add_argument(
+        "--suite", action="store_true", help="pixel truth on every shared clip (see the module docstring)"
+    )
+    parser.add_argument(
+        "--clips", nargs="+", default=["closeups", "one-by-one", "pedestrians"], help="--suite: which clips"
+    )
+    parser.add_argument(
+        "--pose", action=argparse.BooleanOptionalAction, default=False, help="--suite: draw skeletons too"
+    )
+    parser.add_argument(
+        "--save-frames", type=Path, default=None, help="--suite: write input|output|leaks (red) PNGs here"
+    )
     parser.add_argument("--preset", default="balanced", help="--suite: the compute policy (thorough, balanced, fast)")
     args = parser.parse_args()
     if args.suite:
@@ -397,8 +482,18 @@ def main() -> None:
     rows = [evaluate(name, frames, truth, reference, utility=not args.no_utility, **runtime) for name in args.presets]
     plain = next((r["fps"] for r in rows if r["preset"] == "plain"), None)
     single = next((r.get("skeletons") for r in rows if r["preset"] == "plain"), None)
-    header = ["preset", "input people", "residual", "residual %", "frames with residual", "longest run", "skeleton recall %",
-              "plain's skeletons kept %", "fps", "fps / plain"]  # fmt: skip
+    header = [
+        "preset",
+        "input people",
+        "residual",
+        "residual %",
+        "frames with residual",
+        "longest run",
+        "skeleton recall %",
+        "plain's skeletons kept %",
+        "fps",
+        "fps / plain",
+    ]
     print("  ".join(f"{h:>12}" for h in header))
     for r in rows:
         r["fps / plain"] = r["fps"] / plain if plain else float("nan")

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from anonymise.types import Detections
+from anonymise.detections import Detections
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tests must never reach the network: Ultralytics' DNS probe and analytics off before it is imported.
@@ -38,7 +38,8 @@ def pedestrians() -> Path:
 
 
 def cut_clip(src: Path, dst: Path, frames: int, skip: int = 0) -> Path:
-    """Frames ``skip`` .. ``skip + frames`` of ``src`` re-encoded (timestamps kept, shifted to 0) and the audio of that span copied."""
+    """Frames ``skip`` .. ``skip + frames`` of ``src`` re-encoded (timestamps kept, shifted to 0) and the audio
+    of that span copied."""
     with av.open(str(src)) as inp:
         vin = inp.streams.video[0]
         ain = inp.streams.audio[0] if inp.streams.audio else None
@@ -99,7 +100,9 @@ def scene(height: int = 120, width: int = 160, seed: int = 0) -> np.ndarray:
     return cv2.GaussianBlur(image, (5, 5), 0)
 
 
-def person_box(index: int, width: int = 160, size: tuple[int, int] = (20, 40), speed: int = 4) -> tuple[int, int, int, int]:
+def person_box(
+    index: int, width: int = 160, size: tuple[int, int] = (20, 40), speed: int = 4
+) -> tuple[int, int, int, int]:
     """Where the synthetic person is in frame ``index``: walking left to right."""
     w, h = size
     x = 10 + speed * index
@@ -124,8 +127,14 @@ def is_person_colour(image: np.ndarray, tolerance: int = 40) -> np.ndarray:
 class ColourDetector:
     """Finds the synthetic magenta person: a real detector for synthetic frames (boxes and masks)."""
 
-    def __init__(self, with_masks: bool = False, keypoints: bool = False, fail_on: set[int] | None = None,
-                 blind_on: set[int] | None = None, blind_full_frame: bool | set[int] = False):  # fmt: skip
+    def __init__(
+        self,
+        with_masks: bool = False,
+        keypoints: bool = False,
+        fail_on: set[int] | None = None,
+        blind_on: set[int] | None = None,
+        blind_full_frame: bool | set[int] = False,
+    ):
         """``fail_on``/``blind_on``: 1-based calls that raise / see nobody; ``blind_full_frame``: sees only on
         crops (``True``), or not in these 0-based frames' full-frame calls (a set)."""
         self.with_masks = with_masks
@@ -150,7 +159,9 @@ class ColourDetector:
             full_frame = imgsz is None
             if full_frame:
                 self.frames_seen += 1
-            blind = self.blind_full_frame is True or (isinstance(self.blind_full_frame, set) and self.frames_seen - 1 in self.blind_full_frame)
+            blind = self.blind_full_frame is True or (
+                isinstance(self.blind_full_frame, set) and self.frames_seen - 1 in self.blind_full_frame
+            )
             if self.calls in self.blind_on or (full_frame and blind):
                 hit[:] = False
             if not hit.any():

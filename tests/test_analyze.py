@@ -35,15 +35,24 @@ def skeleton(hip_x, hip_y, trunk, thigh, shin, hidden=()):
     ankle = knee + SHIN * np.array([math.sin(s), math.cos(s)])
     head = shoulder + 0.4 * TORSO * up
     points = {
-        "nose": head, "left_eye": head - 5 * side, "right_eye": head + 5 * side,
-        "left_ear": head - 10 * side, "right_ear": head + 10 * side,
-        "left_shoulder": shoulder - 15 * side, "right_shoulder": shoulder + 15 * side,
-        "left_elbow": shoulder - 20 * side - 0.4 * TORSO * up, "right_elbow": shoulder + 20 * side - 0.4 * TORSO * up,
-        "left_wrist": shoulder - 20 * side - 0.8 * TORSO * up, "right_wrist": shoulder + 20 * side - 0.8 * TORSO * up,
-        "left_hip": hip - 10 * side, "right_hip": hip + 10 * side,
-        "left_knee": knee - 10 * side, "right_knee": knee + 10 * side,
-        "left_ankle": ankle - 10 * side, "right_ankle": ankle + 10 * side,
-    }  # fmt: skip
+        "nose": head,
+        "left_eye": head - 5 * side,
+        "right_eye": head + 5 * side,
+        "left_ear": head - 10 * side,
+        "right_ear": head + 10 * side,
+        "left_shoulder": shoulder - 15 * side,
+        "right_shoulder": shoulder + 15 * side,
+        "left_elbow": shoulder - 20 * side - 0.4 * TORSO * up,
+        "right_elbow": shoulder + 20 * side - 0.4 * TORSO * up,
+        "left_wrist": shoulder - 20 * side - 0.8 * TORSO * up,
+        "right_wrist": shoulder + 20 * side - 0.8 * TORSO * up,
+        "left_hip": hip - 10 * side,
+        "right_hip": hip + 10 * side,
+        "left_knee": knee - 10 * side,
+        "right_knee": knee + 10 * side,
+        "left_ankle": ankle - 10 * side,
+        "right_ankle": ankle + 10 * side,
+    }
     return np.array([[*points[n], 0.0 if n in hidden else 0.9] for n in KEYPOINT_NAMES], np.float32)
 
 
@@ -129,8 +138,11 @@ def test_two_falls_with_getting_up_between_are_two_events():
 def test_sitting_and_sitting_down_are_not_falls():
     result = analyze(track([(3.0, 400, 400, SITTING, SITTING)]))
     assert result.tracks[0].posture_time["sitting"] == pytest.approx(3.0) and result.events == []
-    sit_down = analyze(track([(1.0, 400, 400, STANDING, STANDING), (0.6, 400, 470, STANDING, SITTING),
-                              (2.0, 470, 470, SITTING, SITTING)]))  # fmt: skip
+    sit_down = analyze(
+        track(
+            [(1.0, 400, 400, STANDING, STANDING), (0.6, 400, 470, STANDING, SITTING), (2.0, 470, 470, SITTING, SITTING)]
+        )
+    )
     assert sit_down.tracks[0].falls == 0 and sit_down.tracks[0].final_posture == "sitting"
     assert [(e.kind, e.details) for e in sit_down.events] == [("posture", {"from": "standing", "to": "sitting"})]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from anonymise import Config, ConfigError, ModelError, backends
-from anonymise.video import Frame
-
 from conftest import read_frames
+
+from anonymise import Config, ConfigError, ModelError
+from anonymise.detect import exports as backends
+from anonymise.video import Frame
 
 
 @pytest.fixture
@@ -57,7 +57,9 @@ def test_config_backend_and_int8_are_validated():
     assert Config(backend="ONNX").backend == "onnx"
     assert Config(backend="openvino", int8=True).int8
     assert Config(int8=True).int8  # auto picks a backend that quantises
-    with pytest.raises(ConfigError, match=r"backend must be one of auto, torch, onnx, openvino, tensorrt, got 'tflite'"):
+    with pytest.raises(
+        ConfigError, match=r"backend must be one of auto, torch, onnx, openvino, tensorrt, got 'tflite'"
+    ):
         Config(backend="tflite")
     with pytest.raises(ConfigError, match=r"int8 needs backend openvino or tensorrt, got backend 'onnx'"):
         Config(backend="onnx", int8=True)
@@ -65,25 +67,31 @@ def test_config_backend_and_int8_are_validated():
         Config(backend="torch", int8=True)
 
 
-@pytest.mark.parametrize("device, machine, installed, expected", [
-    ("cpu", "x86_64", {"openvino"}, "openvino"),
-    ("cpu", "AMD64", {"openvino"}, "openvino"),  # Windows names it so
-    ("cpu", "x86_64", set(), "torch"),  # OpenVINO not installed
-    ("cpu", "aarch64", {"openvino"}, "torch"),  # ARM: torch is the tested path
-    ("mps", "arm64", {"openvino"}, "torch"),  # Apple silicon: torch on the GPU
-    ("cuda:0", "x86_64", {"openvino", "tensorrt", "onnx"}, "tensorrt"),
-    ("cuda:0", "x86_64", {"openvino"}, "torch"),  # no TensorRT: torch fp16
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "device, machine, installed, expected",
+    [
+        ("cpu", "x86_64", {"openvino"}, "openvino"),
+        ("cpu", "AMD64", {"openvino"}, "openvino"),  # Windows names it so
+        ("cpu", "x86_64", set(), "torch"),  # OpenVINO not installed
+        ("cpu", "aarch64", {"openvino"}, "torch"),  # ARM: torch is the tested path
+        ("mps", "arm64", {"openvino"}, "torch"),  # Apple silicon: torch on the GPU
+        ("cuda:0", "x86_64", {"openvino", "tensorrt", "onnx"}, "tensorrt"),
+        ("cuda:0", "x86_64", {"openvino"}, "torch"),  # no TensorRT: torch fp16
+    ],
+)
 def test_backend_auto_picks_by_hardware(device, machine, installed, expected):
     assert backends.choose_backend(device, machine=machine, has=lambda m: m in installed) == expected
 
 
-@pytest.mark.parametrize("backend, device, installed, expected", [
-    ("openvino", "cpu", {"nncf"}, True),
-    ("openvino", "cpu", set(), False),  # NNCF not installed: bf16 (or fp32)
-    ("torch", "cpu", {"nncf"}, False),
-    ("tensorrt", "cuda:0", {"nncf"}, False),  # TensorRT int8 needs calibration images: fp16
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "backend, device, installed, expected",
+    [
+        ("openvino", "cpu", {"nncf"}, True),
+        ("openvino", "cpu", set(), False),  # NNCF not installed: bf16 (or fp32)
+        ("torch", "cpu", {"nncf"}, False),
+        ("tensorrt", "cuda:0", {"nncf"}, False),  # TensorRT int8 needs calibration images: fp16
+    ],
+)
 def test_backend_auto_quantises_where_openvino_runs_on_the_cpu(backend, device, installed, expected):
     assert backends.int8_default(backend, device, has=lambda m: m in installed) is expected
 
@@ -115,16 +123,19 @@ def test_cli_backend_options_report_bad_values_in_one_line(command, tmp_path):
 
 
 def test_cli_names_the_extra_to_install(tmp_path, monkeypatch):
+    from conftest import synthetic_frames, write_video
     from typer.testing import CliRunner
 
     from anonymise.cli import app
-    from conftest import synthetic_frames, write_video
 
     video = write_video(tmp_path / "in.mp4", synthetic_frames(3), audio=None)
     monkeypatch.setattr(backends, "_has_module", lambda name: name != "onnxruntime")
     result = CliRunner().invoke(app, ["bbox", "-i", str(video), "--backend", "onnx", "-q"])
     assert result.exit_code == 1
-    assert result.output.strip() == 'Error: --backend onnx needs onnxruntime (not installed): pip install "anonymise[onnx]"'
+    assert (
+        result.output.strip()
+        == 'Error: --backend onnx needs onnxruntime (not installed): pip install "anonymise[onnx]"'
+    )
 
 
 # -- the cache -------------------------------------------------------------------------------------
@@ -132,7 +143,7 @@ def test_cli_names_the_extra_to_install(tmp_path, monkeypatch):
 
 def test_export_once_then_reuse(weights, fake_export):
     first = backends.exported(weights, "onnx", 320)
-    assert first == weights.parent / "net.exports" / f"net-{backends.models._sha256(weights.resolve())[:12]}-320-fp32.onnx"
+    assert first == weights.parent / "net.exports" / f"net-{backends.sha256_of(weights.resolve())[:12]}-320-fp32.onnx"
     assert first.read_bytes() == b"exported"
     again = backends.exported(weights, "onnx", 320)
     assert again == first
@@ -157,7 +168,7 @@ def test_cache_key_changes_with_imgsz_precision_and_weights(weights, fake_export
     assert any(n.endswith("-320-fp16.onnx") for n in names) and any(n.endswith("-640-fp32.onnx") for n in names)
     assert any(n.endswith("-320-int8_openvino_model") for n in names)
     weights.write_bytes(b"retrained " * 100)  # new weights, same name: a new key, a new export
-    backends.models._sha256.cache_clear()
+    backends.sha256_of.cache_clear()
     assert backends.exported(weights, "onnx", 320) not in paths and len(fake_export) == 6
 
 
@@ -167,7 +178,9 @@ def test_openvino_ignores_half(weights, fake_export):
     assert len(fake_export) == 1
 
 
-@pytest.mark.parametrize(("capabilities", "hint"), [(["FP32", "BF16", "INT8"], "bf16"), (["FP32", "FP16"], "f16"), (["FP32"], "f32")])
+@pytest.mark.parametrize(
+    ("capabilities", "hint"), [(["FP32", "BF16", "INT8"], "bf16"), (["FP32", "FP16"], "f16"), (["FP32"], "f32")]
+)
 def test_openvino_half_asks_for_the_cpus_reduced_precision(capabilities, hint, monkeypatch, caplog):
     """--half with OpenVINO: bf16 where the CPU has it, fp16 on ARM, else fp32 with a warning."""
     import sys
@@ -185,7 +198,7 @@ def test_openvino_half_asks_for_the_cpus_reduced_precision(capabilities, hint, m
 
 def test_half_reaches_the_openvino_compile(monkeypatch):
     """The detector passes --half to the OpenVINO export as a precision hint; fp32 without it."""
-    from anonymise import detect
+    from anonymise.detect import detector as detect
 
     seen = []
     monkeypatch.setattr(backends, "check_backend", lambda backend, int8=False, half=False: backend)
@@ -244,9 +257,17 @@ def test_installed_or_unwritable_weights_export_to_the_user_cache(weights, fake_
 
 def test_missing_package_names_the_extra(weights, monkeypatch):
     monkeypatch.setattr(backends, "_has_module", lambda name: name not in ("onnxruntime", "openvino", "nncf"))
-    with pytest.raises(ModelError, match=r'^--backend onnx needs onnxruntime \(not installed\): pip install "anonymise\[onnx\]"$'):
+    with pytest.raises(
+        ModelError, match=r'^--backend onnx needs onnxruntime \(not installed\): pip install "anonymise\[onnx\]"$'
+    ):
         backends.exported(weights, "onnx", 320)
-    with pytest.raises(ModelError, match=r'^--backend openvino --int8 needs openvino and nncf \(not installed\): pip install "anonymise\[openvino,int8\]"$'):
+    with pytest.raises(
+        ModelError,
+        match=(
+            r"^--backend openvino --int8 needs openvino and nncf \(not installed\): pip install "
+            r'"anonymise\[openvino,int8\]"$'
+        ),
+    ):
         backends.exported(weights, "openvino", 320, int8=True)
 
 
@@ -294,7 +315,7 @@ def export_cache(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_real_onnx_export_of_the_bundled_pose_model(export_cache, monkeypatch):
     require("onnx")
-    from anonymise import models
+    from anonymise.detect import weights as models
 
     monkeypatch.setenv("ANONYMISE_CACHE", str(export_cache))
     bundled = models.resolve("yolo11n-pose.pt").path
@@ -311,7 +332,9 @@ def test_real_onnx_export_of_the_bundled_pose_model(export_cache, monkeypatch):
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     batch, _, height, width = session.get_inputs()[0].shape
-    assert all(isinstance(d, str) for d in (batch, height, width)), "dynamic batch and size: tiles and crops run through one file"
+    assert all(isinstance(d, str) for d in (batch, height, width)), (
+        "dynamic batch and size: tiles and crops run through one file"
+    )
     (out,) = session.run(None, {session.get_inputs()[0].name: np.zeros((2, 3, 256, 320), np.float32)})
     assert out.shape == (2, 56, (256 // 8) * (320 // 8) + (256 // 16) * (320 // 16) + (256 // 32) * (320 // 32))
 
@@ -319,8 +342,8 @@ def test_real_onnx_export_of_the_bundled_pose_model(export_cache, monkeypatch):
 @pytest.mark.slow
 def test_broken_cached_export_is_one_line_saying_what_to_delete(tmp_path, monkeypatch):
     require("onnx")
-    from anonymise import models
     from anonymise.detect import Detector
+    from anonymise.detect import weights as models
 
     monkeypatch.setenv("ANONYMISE_CACHE", str(tmp_path))
     bundled = models.resolve("yolo11n-pose.pt").path
@@ -373,7 +396,7 @@ def require_int8() -> None:
 
 
 @pytest.mark.slow
-def test_int8_calibrates_on_the_videos_own_frames_in_memory(frames, export_cache, tmp_path, monkeypatch):
+def test_int8_calibrates_on_the_videos_own_frames_in_memory(clip, export_cache, tmp_path, monkeypatch):
     """--int8 without a calibration folder: the float model runs until enough inputs are collected,
     then the int8 model (calibrated on them, cached, no frame written) takes over; the next run reuses it."""
     require_int8()
@@ -384,22 +407,29 @@ def test_int8_calibrates_on_the_videos_own_frames_in_memory(frames, export_cache
         shutil.copytree(exported, cache / exported.name)
     monkeypatch.setenv("ANONYMISE_CACHE", str(cache))
     monkeypatch.delenv("ANONYMISE_CALIBRATION", raising=False)
-    monkeypatch.setattr(backends, "CALIBRATION_SAMPLES", 4)
+    monkeypatch.setattr(backends, "CALIBRATION_SAMPLES", 8)
+    frames = read_frames(clip)
     config = Config(backend="openvino", int8=True, imgsz=320, tiles="off", device="cpu")
     detector = Detector(config)
     float_model = detector.pose_model
     assert float_model.int8_calibration.samples == [], "calibration pending: the float model answers meanwhile"
-    found = [detector(frames[i : i + 1])[0] for i in range(4)]
+    found = [detector(frames[i : i + 1])[0] for i in range(8)]
     assert detector.pose_model is not float_model and detector.int8
     assert "int8video" in str(detector.pose_model.ckpt_path)
     assert all(len(f.people) for f in found), "people walk through these frames"
     files = {p.suffix for p in cache.rglob("*") if p.is_file()}
     assert files <= {".xml", ".bin", ".yaml"}, f"only models in the cache, never a frame: {files}"
     assert not list(cache.glob(".*.tmp-*"))
-    # int8 finds the people the float model finds (boxes matched by IoU)
-    ours, theirs = detector(frames[4:5])[0].people, Detector(config.replace(int8=False)).__call__(frames[4:5])[0].people
-    assert abs(len(ours) - len(theirs)) <= 1
-    assert np.mean([_best_iou(box, ours.xyxy) for box in theirs.xyxy]) > 0.8
+    # int8 finds (nearly) the people the float model finds, where it finds them (boxes matched by IoU)
+    float_detector = Detector(config.replace(int8=False))
+    ious = [
+        _best_iou(box, ours.people.xyxy)
+        for f in frames[4:]
+        for ours, theirs in [(detector([f])[0], float_detector([f])[0])]
+        for box in theirs.people.xyxy
+    ]
+    assert len(ious) >= 4 and np.mean(np.array(ious) > 0.5) >= 0.75, f"float boxes int8 finds: {ious}"
+    assert np.median(ious) > 0.85
 
     def never(*args, **kwargs):
         raise AssertionError("the cached calibration is reused")
@@ -410,7 +440,9 @@ def test_int8_calibrates_on_the_videos_own_frames_in_memory(frames, export_cache
 
 
 @pytest.mark.slow
-def test_failed_int8_calibration_keeps_the_float_model_with_a_warning(frames, export_cache, tmp_path, monkeypatch, caplog):
+def test_failed_int8_calibration_keeps_the_float_model_with_a_warning(
+    frames, export_cache, tmp_path, monkeypatch, caplog
+):
     require_int8()
     from anonymise.detect import Detector
 

@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
+from conftest import MAGENTA, is_person_colour, scene
 
 from anonymise.background import UNSEEN_GREY, BackgroundModel, TorchBackgroundModel
-
-from conftest import MAGENTA, is_person_colour, scene
 
 
 def _person_frame(background, box):

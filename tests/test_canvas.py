@@ -30,7 +30,12 @@ def _colour_of(image):
 
 
 def test_colour_canvases():
-    for spec, bgr in (("black", (0, 0, 0)), ("white", (255, 255, 255)), ("Red", (0, 0, 255)), ("#102030", (0x30, 0x20, 0x10))):
+    for spec, bgr in (
+        ("black", (0, 0, 0)),
+        ("white", (255, 255, 255)),
+        ("Red", (0, 0, 255)),
+        ("#102030", (0x30, 0x20, 0x10)),
+    ):
         with Canvas.parse(spec) as c:
             assert isinstance(c, ColourCanvas)
             frame = c.frame(7, (30, 40))

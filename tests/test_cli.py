@@ -6,16 +6,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import stream_summary, synthetic_frames, write_video, write_zero_frame_video
 from typer.testing import CliRunner
 
 from anonymise import __version__
 from anonymise.cli import app
-
-from conftest import stream_summary, synthetic_frames, write_video, write_zero_frame_video
 
 runner = CliRunner()
 FAST = ["--imgsz", "320", "--quiet"]
@@ -38,12 +36,36 @@ def test_version_and_help():
     for command in ("seg", "bbox"):
         r = runner.invoke(app, [command, "-h"])
         assert r.exit_code == 0
-        for option in ("--video-source", "--output", "--pose-model", "--device", "--imgsz", "--conf", "--alpha", "--feather",
-                       "--pose-conf", "--no-pose", "--show", "--no-audio", "--quiet", "--lookahead", "--overwrite",
-                       "--min-person", "--tiles", "--hold", "--fail-closed"):  # fmt: skip
+        for option in (
+            "--video-source",
+            "--output",
+            "--pose-model",
+            "--device",
+            "--imgsz",
+            "--conf",
+            "--alpha",
+            "--feather",
+            "--pose-conf",
+            "--no-pose",
+            "--show",
+            "--no-audio",
+            "--quiet",
+            "--lookahead",
+            "--overwrite",
+            "--min-person",
+            "--tiles",
+            "--hold",
+            "--fail-closed",
+        ):
             assert option in r.output, f"{command} -h lacks {option}"
-    assert "--inflate" in runner.invoke(app, ["seg", "-h"]).output and "--seg-model" in runner.invoke(app, ["seg", "-h"]).output
-    assert "--dilate" in runner.invoke(app, ["bbox", "-h"]).output and "--bbox-model" in runner.invoke(app, ["bbox", "-h"]).output
+    assert (
+        "--inflate" in runner.invoke(app, ["seg", "-h"]).output
+        and "--seg-model" in runner.invoke(app, ["seg", "-h"]).output
+    )
+    assert (
+        "--dilate" in runner.invoke(app, ["bbox", "-h"]).output
+        and "--bbox-model" in runner.invoke(app, ["bbox", "-h"]).output
+    )
 
 
 @pytest.mark.slow
@@ -66,10 +88,10 @@ def test_real_clip_end_to_end(clip, tmp_path, command):
 @pytest.mark.slow
 def test_bbox_changes_people_and_keeps_the_rest(clip, tmp_path):
     """On real footage: pixels around the pose model's people change, the lawn far from them does not."""
-    from anonymise.detect import Detector
-    from anonymise import Config
-
     from conftest import read_frames
+
+    from anonymise import Config
+    from anonymise.detect import Detector
 
     out = tmp_path / "o.mp4"
     r = runner.invoke(app, ["bbox", "-i", str(clip), "-o", str(out), "--imgsz", "960", "--quiet", "--no-pose"])
@@ -213,8 +235,12 @@ def test_a_run_opens_no_socket(clip, tmp_path):
     out = tmp_path / "o.mp4"
     r = subprocess.run(
         [sys.executable, "-c", AUDIT, "bbox", "-i", str(clip), "-o", str(out), *FAST],
-        capture_output=True, text=True, env=_clean_env(), cwd=tmp_path, timeout=600,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     assert "SOCKET_EVENTS=[]" in r.stdout, r.stdout
     assert stream_summary(out)["frames"] == 12
@@ -226,23 +252,36 @@ def test_installed_entry_point_and_module(tmp_path):
     assert exe, "the anonymise entry point is not installed (pip install -e .)"
     r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == f"anonymise {__version__}"
-    r = subprocess.run([sys.executable, "-m", "anonymise", "bbox", "-i", str(tmp_path / "nope.mp4")],
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert r.returncode == 1 and r.stderr.strip().splitlines() == [f"Error: no such file or folder: {tmp_path / 'nope.mp4'}"]
+    r = subprocess.run(
+        [sys.executable, "-m", "anonymise", "bbox", "-i", str(tmp_path / "nope.mp4")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        f"Error: no such file or folder: {tmp_path / 'nope.mp4'}"
+    ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, code, message", [
-    (signal.SIGINT, 130, "Error: interrupted; unfinished outputs were removed"),
-    (signal.SIGTERM, 143, "Error: stopped by SIGTERM; unfinished outputs were removed"),
-    (signal.SIGHUP, 129, "Error: stopped by SIGHUP; unfinished outputs were removed"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "signum, code, message",
+    [
+        (signal.SIGINT, 130, "Error: interrupted; unfinished outputs were removed"),
+        (signal.SIGTERM, 143, "Error: stopped by SIGTERM; unfinished outputs were removed"),
+        (signal.SIGHUP, 129, "Error: stopped by SIGHUP; unfinished outputs were removed"),
+    ],
+)
 def test_ctrl_c_sigterm_and_sighup_leave_no_file(tmp_path, signum, code, message):
     src = write_video(tmp_path / "long.mp4", synthetic_frames(300, speed=0), audio="aac")
     proc = subprocess.Popen(
         [shutil.which("anonymise"), "bbox", "-i", str(src), "--imgsz", "320", "--lookahead", "0", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_clean_env(), cwd=tmp_path,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_clean_env(),
+        cwd=tmp_path,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list(tmp_path.glob(".long_anonymised.partial-*")):
         time.sleep(0.05)
@@ -257,7 +296,13 @@ def test_ctrl_c_sigterm_and_sighup_leave_no_file(tmp_path, signum, code, message
 @pytest.mark.slow
 def test_a_camera_that_cannot_be_opened_is_one_line(tmp_path):
     """OpenCV probes every backend for a missing camera and logs a dozen warnings: silenced, one line left."""
-    r = subprocess.run([shutil.which("anonymise"), "bbox", "-i", "63", "-q"], capture_output=True, text=True, timeout=300,
-                       env=_clean_env(), cwd=tmp_path)  # fmt: skip
+    r = subprocess.run(
+        [shutil.which("anonymise"), "bbox", "-i", "63", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_clean_env(),
+        cwd=tmp_path,
+    )
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == ["Error: cannot open camera 63 (no such device, or it is busy)"], r.stderr

@@ -43,7 +43,14 @@ def test_mode_from_string_and_replace_revalidates():
 
 @pytest.mark.parametrize(
     ("size", "min_person", "expected"),
-    [((480, 360), 32, 960), ((320, 240), 32, 640), ((1920, 1080), 32, 1280), ((200, 100), 32, 640), ((480, 360), 64, 640), ((480, 360), 16, 1280)],
+    [
+        ((480, 360), 32, 960),
+        ((320, 240), 32, 640),
+        ((1920, 1080), 32, 1280),
+        ((200, 100), 32, 640),
+        ((480, 360), 64, 640),
+        ((480, 360), 16, 1280),
+    ],
 )
 def test_auto_imgsz_enlarges_for_small_people_within_bounds(size, min_person, expected):
     assert auto_imgsz(*size, min_person) == expected

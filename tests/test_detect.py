@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-
-from anonymise import Config, ConfigError, ModelError, models
-
 from conftest import read_frames
+
+from anonymise import Config, ConfigError, ModelError
+from anonymise.detect import weights as models
 
 detect = pytest.importorskip("anonymise.detect")
 pytestmark = pytest.mark.slow
@@ -32,7 +32,9 @@ def test_pose_model_boxes_are_people_with_keypoints(frame):
 
 
 def test_seg_mode_masks_are_frame_sized():
-    d = detect.Detector(Config(mode="seg", seg_model="yolo11n-seg.yaml", conf=0.001, imgsz=320, device="cpu", pose=False))
+    d = detect.Detector(
+        Config(mode="seg", seg_model="yolo11n-seg.yaml", conf=0.001, imgsz=320, device="cpu", pose=False)
+    )
     frames = [np.full((120, 200, 3), 90, np.uint8), np.full((120, 200, 3), 160, np.uint8)]
     found = d(frames)
     assert len(found) == 2
@@ -79,7 +81,10 @@ def test_offline_missing_weights_name_the_file(monkeypatch, tmp_path):
         raise ConnectionError("Download failure. Environment may be offline.")
 
     monkeypatch.setattr("ultralytics.utils.downloads.safe_download", offline)
-    with pytest.raises(ModelError, match=r"model 'yolo11n-seg.pt' is not on this machine and could not be downloaded .*--seg-model PATH"):
+    with pytest.raises(
+        ModelError,
+        match=r"model 'yolo11n-seg.pt' is not on this machine and could not be downloaded .*--seg-model PATH",
+    ):
         detect.load_model("yolo11n-seg.pt", "segment", "--seg-model")
 
 
@@ -124,7 +129,10 @@ def test_ultralytics_does_not_take_torch_threads_away(frame):
     assert torch.get_num_threads() == before
 
 
-@pytest.mark.parametrize(("size", "tiles", "expected"), [((360, 480), "auto", 0), ((720, 1280), "auto", 15), ((360, 480), "2", 4), ((720, 1280), "off", 0)])
+@pytest.mark.parametrize(
+    ("size", "tiles", "expected"),
+    [((360, 480), "auto", 0), ((720, 1280), "auto", 15), ((360, 480), "2", 4), ((720, 1280), "off", 0)],
+)
 def test_tile_windows_cover_the_frame_with_person_sized_overlap(size, tiles, expected):
     h, w = size
     windows = detect.tile_windows(h, w, tiles, min_person=32)
@@ -170,7 +178,9 @@ def test_merge_tiles_pastes_masks_into_the_frame():
     mask[0, 10:20, 10:20] = True
     tile = Detections([[10, 10, 20, 20]], [0.9], [0], mask=mask)
     whole = detect.FrameDetections(Detections.empty((100, 100)), Detections.empty())
-    merged = detect.merge_tiles(whole, [detect.FrameDetections(tile, Detections.empty())], [(50, 30, 100, 80)], (100, 100))
+    merged = detect.merge_tiles(
+        whole, [detect.FrameDetections(tile, Detections.empty())], [(50, 30, 100, 80)], (100, 100)
+    )
     assert merged.people.mask.shape == (1, 100, 100)
     assert merged.people.mask[0, 40:50, 60:70].all() and merged.people.mask[0].sum() == 100
     assert merged.people.xyxy[0].tolist() == [60, 40, 70, 50]
@@ -185,5 +195,9 @@ def test_tiles_find_small_people_a_single_pass_misses(frame):
     people = many.people[detect.suppress(many.people)]
     assert len(people) > len(one.people)
     h, w = frame.shape[:2]
-    assert (many.people.xyxy[:, [0, 1]] >= -1).all() and (many.people.xyxy[:, 2] <= w + 1).all() and (many.people.xyxy[:, 3] <= h + 1).all()
+    assert (
+        (many.people.xyxy[:, [0, 1]] >= -1).all()
+        and (many.people.xyxy[:, 2] <= w + 1).all()
+        and (many.people.xyxy[:, 3] <= h + 1).all()
+    )
     assert len(many.poses) <= len(many.people) and many.poses.keypoints is not None

@@ -10,14 +10,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import ColourDetector, is_person_colour, read_frames, synthetic_frames, write_video
 from typer.testing import CliRunner
 
 from anonymise import Anonymiser, Config, ConfigError
 from anonymise.cli import app
 from anonymise.distributed import run_ray
 from anonymise.pipeline import BatchReport, FileResult
-
-from conftest import ColourDetector, is_person_colour, read_frames, synthetic_frames, write_video
 
 try:
     import ray
@@ -30,7 +29,8 @@ RED = np.array([0, 0, 255], np.uint8)  # BGR; the synthetic scene always has gre
 
 
 class DyingDetector(ColourDetector):
-    """Kills its Ray worker process (as a segfault or the OOM killer would) on a frame marked red, logging each death."""
+    """Kills its Ray worker process (as a segfault or the OOM killer would) on a frame marked red, logging each
+    death."""
 
     def __init__(self, deaths: str):
         super().__init__()
@@ -53,8 +53,13 @@ def cluster():
         pytest.skip('Ray is not installed (pip install "anonymise[ray]")')
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": path, "YOLO_OFFLINE": "1"}})  # fmt: skip
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        configure_logging=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path, "YOLO_OFFLINE": "1"}},
+    )
     yield
     ray.shutdown()
 
@@ -78,7 +83,9 @@ def test_folder_over_ray_matches_a_local_run(tmp_path, cluster):
     cv2.imwrite(str(root / "sub" / "d.jpg"), synthetic_frames(1)[0])
     report = run_ray(Config(), root, tmp_path / "out", progress=True, detector_factory=ColourDetector)
     local = Anonymiser(Config(), detector=ColourDetector()).run(root, tmp_path / "local")
-    assert _shape(report, root) == _shape(local, root), "same files, order, statuses, frame counts and messages as a local run"
+    assert _shape(report, root) == _shape(local, root), (
+        "same files, order, statuses, frame counts and messages as a local run"
+    )
     status = {Path(r.source).name: r.status for r in report.results}
     assert status == {"a.mp4": "done", "b.mp4": "done", "broken.mp4": "failed", "c.mp4": "done", "d.jpg": "done"}
     assert not report.ok and "broken.mp4" in report.failed[0].message
@@ -117,7 +124,11 @@ def test_a_worker_that_dies_is_replaced_and_its_file_retried_then_failed(tmp_pat
     deaths = tmp_path / "deaths.log"
     factory = functools.partial(DyingDetector, str(deaths))
     report = run_ray(Config(), root, tmp_path / "out", retries=1, detector_factory=factory)
-    assert [(Path(r.source).name, r.status) for r in report.results] == [("a.mp4", "done"), ("b.mp4", "failed"), ("c.mp4", "done")]
+    assert [(Path(r.source).name, r.status) for r in report.results] == [
+        ("a.mp4", "done"),
+        ("b.mp4", "failed"),
+        ("c.mp4", "done"),
+    ]
     assert deaths.read_text().count("died") == 2, "tried once, retried once"
     assert "Ray worker died on every attempt (2)" in report.failed[0].message
     assert not (tmp_path / "out" / "b.mp4").exists()
@@ -168,19 +179,50 @@ def test_cli_engine_ray_calls_run_ray_with_the_options(tmp_path, monkeypatch):
         return BatchReport([FileResult(str(tmp_path / "in" / "a.mp4"), tmp_path / "out" / "a.mp4", "done", 2, 0.1)])
 
     monkeypatch.setattr("anonymise.distributed.run_ray", fake_run_ray)
-    args = ["bbox", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--engine", "ray", "--ray-address", "auto",
-            "--ray-actors", "3", "--ray-gpus-per-actor", "0.5", "--ray-retries", "2", "--conf", "0.2", "-q"]  # fmt: skip
+    args = [
+        "bbox",
+        "-i",
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "out"),
+        "--engine",
+        "ray",
+        "--ray-address",
+        "auto",
+        "--ray-actors",
+        "3",
+        "--ray-gpus-per-actor",
+        "0.5",
+        "--ray-retries",
+        "2",
+        "--conf",
+        "0.2",
+        "-q",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert seen["config"].conf == 0.2 and seen["source"] == str(tmp_path / "in")
-    assert {k: seen[k] for k in ("address", "actors", "gpus_per_actor", "cpus_per_actor", "retries", "overwrite", "audio", "progress")} == {
-        "address": "auto", "actors": 3, "gpus_per_actor": 0.5, "cpus_per_actor": 1.0, "retries": 2, "overwrite": False, "audio": True, "progress": False,
-    }  # fmt: skip
+    assert {
+        k: seen[k]
+        for k in ("address", "actors", "gpus_per_actor", "cpus_per_actor", "retries", "overwrite", "audio", "progress")
+    } == {
+        "address": "auto",
+        "actors": 3,
+        "gpus_per_actor": 0.5,
+        "cpus_per_actor": 1.0,
+        "retries": 2,
+        "overwrite": False,
+        "audio": True,
+        "progress": False,
+    }
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
-    [(["--engine", "ray", "--show"], "--show needs --engine local"), (["--ray-actors", "2"], "--ray-* options need --engine ray")],
+    [
+        (["--engine", "ray", "--show"], "--show needs --engine local"),
+        (["--ray-actors", "2"], "--ray-* options need --engine ray"),
+    ],
 )
 def test_cli_engine_errors(tmp_path, extra, message):
     src = write_video(tmp_path / "a.mp4", synthetic_frames(2), audio=None)

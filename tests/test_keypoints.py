@@ -51,8 +51,18 @@ def test_jsonl_line_is_the_documented_nested_object(tmp_path):
     _write(path)
     record = json.loads(path.read_text().splitlines()[0])
     assert record["schema"] == SCHEMA
-    assert list(record) == ["schema", "frame", "time", "track_id", "confidence", "frame_width", "frame_height",
-                            "box", "box_norm", "keypoints"]  # fmt: skip
+    assert list(record) == [
+        "schema",
+        "frame",
+        "time",
+        "track_id",
+        "confidence",
+        "frame_width",
+        "frame_height",
+        "box",
+        "box_norm",
+        "keypoints",
+    ]
     assert set(record["keypoints"]["nose"]) == {"x", "y", "x_norm", "y_norm", "conf"}
     validate_record(record)
 
@@ -61,8 +71,22 @@ def test_csv_has_one_flat_header(tmp_path):
     path = tmp_path / "k.csv"
     _write(path)
     header = path.read_text().splitlines()[0].split(",")
-    assert header[:14] == ["frame", "time", "track_id", "confidence", "frame_width", "frame_height",
-                           "x1", "y1", "x2", "y2", "x1_norm", "y1_norm", "x2_norm", "y2_norm"]  # fmt: skip
+    assert header[:14] == [
+        "frame",
+        "time",
+        "track_id",
+        "confidence",
+        "frame_width",
+        "frame_height",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "x1_norm",
+        "y1_norm",
+        "x2_norm",
+        "y2_norm",
+    ]
     assert header[14:19] == ["nose_x", "nose_y", "nose_x_norm", "nose_y_norm", "nose_conf"]
     assert header[-1] == "right_ankle_conf" and len(header) == len(CSV_COLUMNS) == 14 + 17 * 5
 

@@ -55,7 +55,9 @@ def test_person_alpha_seg_adds_extra_boxes_and_bbox_uses_boxes():
     mask = np.zeros((1, *shape), bool)
     mask[0, 10:20, 10:20] = True
     seg = Detections([[10, 10, 20, 20]], [0.9], [0], mask=mask)
-    a = person_alpha(seg, shape, inflate_px=2, feather_px=0, extra_boxes=np.array([[60, 60, 70, 70]], np.float32), dilate_px=0)
+    a = person_alpha(
+        seg, shape, inflate_px=2, feather_px=0, extra_boxes=np.array([[60, 60, 70, 70]], np.float32), dilate_px=0
+    )
     assert a[15, 15] == 255 and a[9, 15] == 255 and a[7, 15] == 0  # inflated by 2
     assert a[65, 65] == 255  # the extra box
     box = Detections([[30, 30, 40, 40]], [0.9], [0])

@@ -1,8 +1,7 @@
-from pathlib import Path
-
 import pytest
 
-from anonymise import ModelError, models
+from anonymise import ModelError
+from anonymise.detect import weights as models
 
 
 def test_explicit_path_wins(tmp_path):

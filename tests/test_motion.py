@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
+from conftest import MAGENTA, scene
 
 from anonymise.motion import crop_window, moved, moving_regions, unexplained_regions
-
-from conftest import MAGENTA, scene
 
 
 def _frame(x, background):
@@ -29,25 +28,36 @@ def test_still_changes_small_blobs_and_unknown_background_are_ignored():
     seen = np.ones(bg.shape[:2], bool)
     none = np.zeros(bg.shape[:2], np.uint8)
     parked = _frame(40, bg)
-    assert len(unexplained_regions(parked, moved(parked, parked), bg, seen, none)) == 0, "no motion: a parked car, not a person"
+    assert len(unexplained_regions(parked, moved(parked, parked), bg, seen, none)) == 0, (
+        "no motion: a parked car, not a person"
+    )
     speck = bg.copy()
     speck[10:14, 10:14] = 255
-    assert len(unexplained_regions(speck, moved(speck, bg), bg, seen, none, min_height=16)) == 0, "too small to be a person"
-    assert len(unexplained_regions(_frame(46, bg), moved(_frame(46, bg), _frame(40, bg)), bg, ~seen, none)) == 0, "nothing known to compare with"
+    assert len(unexplained_regions(speck, moved(speck, bg), bg, seen, none, min_height=16)) == 0, (
+        "too small to be a person"
+    )
+    assert len(unexplained_regions(_frame(46, bg), moved(_frame(46, bg), _frame(40, bg)), bg, ~seen, none)) == 0, (
+        "nothing known to compare with"
+    )
     flash = np.full_like(bg, 255)
-    assert len(unexplained_regions(flash, moved(flash, bg), bg, seen, none)) == 0, "a lighting change covering the frame is not a person"
+    assert len(unexplained_regions(flash, moved(flash, bg), bg, seen, none)) == 0, (
+        "a lighting change covering the frame is not a person"
+    )
 
 
 def test_crop_window_keeps_context_and_stays_in_frame():
     assert crop_window(np.array([100, 100, 110, 120]), (200, 300)) == (73, 78, 137, 142)  # 3x the box, at least 64
-    l, t, r, b = crop_window(np.array([0, 0, 10, 10]), (200, 300), minimum=64)
-    assert (l, t) == (0, 0) and r <= 300 and b <= 200
+    left, top, right, bottom = crop_window(np.array([0, 0, 10, 10]), (200, 300), minimum=64)
+    assert (left, top) == (0, 0) and right <= 300 and bottom <= 200
     with pytest.raises(ValueError):
-        unexplained_regions(scene(), moved(scene(), None), scene()[:10], np.ones((120, 160), bool), np.zeros((120, 160), np.uint8))
+        unexplained_regions(
+            scene(), moved(scene(), None), scene()[:10], np.ones((120, 160), bool), np.zeros((120, 160), np.uint8)
+        )
 
 
 def test_moving_regions_report_explained_ones_and_their_foreground():
-    """Explained regions are reported too: the guard masks what sticks out of a detection and distrusts the background there."""
+    """Explained regions are reported too: the guard masks what sticks out of a detection and distrusts the
+    background there."""
     bg = scene()
     seen = np.ones(bg.shape[:2], bool)
     covered = np.zeros(bg.shape[:2], np.uint8)

@@ -8,14 +8,13 @@ import logging
 import av
 import numpy as np
 import pytest
+from conftest import ColourDetector, stream_summary, synthetic_frames, write_video
 from typer.testing import CliRunner
 
 from anonymise import Anonymiser, Config, OutputError
 from anonymise.cli import app
 from anonymise.outputs import claim
 from anonymise.video import VideoWriter, partial_path
-
-from conftest import ColourDetector, stream_summary, synthetic_frames, write_video
 
 runner = CliRunner()
 
@@ -48,9 +47,8 @@ def test_a_second_run_on_the_same_output_is_refused(tmp_path):
     src = write_video(tmp_path / "a.mp4", synthetic_frames(4), audio=None)
     dst = tmp_path / "a_anonymised.mp4"
     anon = Anonymiser(Config(pose=False), detector=ColourDetector())
-    with claim(dst):  # another run holds it
-        with pytest.raises(OutputError, match="another anonymise run is writing"):
-            anon.run(src, dst)
+    with claim(dst), pytest.raises(OutputError, match="another anonymise run is writing"):  # another run holds it
+        anon.run(src, dst)
     assert not dst.exists()
     anon.run(src, dst)
     assert stream_summary(dst)["frames"] == 4
@@ -114,7 +112,7 @@ def test_a_second_audio_track_is_reported(tmp_path, caplog):
         tracks = [out.add_stream("aac", rate=44100) for _ in range(2)]
         for a in tracks:
             a.layout = "mono"
-        for i in range(5):
+        for _ in range(5):
             out.mux(v.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 60, np.uint8), format="bgr24")))
         out.mux(v.encode())
         for a in tracks:
@@ -133,7 +131,7 @@ def _clip_with_audio(path, acodec: str):
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
         a = out.add_stream(acodec, rate=44100)
         a.layout = "stereo"
-        for i in range(10):
+        for _ in range(10):
             out.mux(v.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 60, np.uint8), format="bgr24")))
         out.mux(v.encode())
         fmt, step = a.codec_context.format, a.codec_context.frame_size or 1024
@@ -147,11 +145,14 @@ def _clip_with_audio(path, acodec: str):
     return path
 
 
-@pytest.mark.parametrize("acodec, out_ext, expected", [
-    ("libmp3lame", "mp4", "mp3float"),  # MP4 carries MP3: copied (mp3float is FFmpeg's MP3 decoder)
-    ("pcm_s16le", "mov", "pcm_s16le"),  # MOV carries PCM: copied
-    ("pcm_s16le", "mp4", "aac"),  # MP4 does not: re-encoded
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "acodec, out_ext, expected",
+    [
+        ("libmp3lame", "mp4", "mp3float"),  # MP4 carries MP3: copied (mp3float is FFmpeg's MP3 decoder)
+        ("pcm_s16le", "mov", "pcm_s16le"),  # MOV carries PCM: copied
+        ("pcm_s16le", "mp4", "aac"),  # MP4 does not: re-encoded
+    ],
+)
 def test_audio_is_copied_where_the_container_allows(tmp_path, acodec, out_ext, expected):
     src = _clip_with_audio(tmp_path / "in.mkv", acodec)
     dst = tmp_path / f"out.{out_ext}"

@@ -5,11 +5,11 @@ model on 12 frames of pedestrians.mp4.
 """
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import ColourDetector, is_person_colour, read_frames, stream_summary, synthetic_frames, write_video
 from typer.testing import CliRunner
 
 from anonymise import Anonymiser, Config
@@ -19,8 +19,6 @@ from anonymise.keypoints import read_keypoints
 from anonymise.pose import track_colour
 from anonymise.sidecars import Every, Extras
 from anonymise.video import Frame
-
-from conftest import ColourDetector, is_person_colour, read_frames, stream_summary, synthetic_frames, write_video
 
 runner = CliRunner()
 FAST = ["--imgsz", "320", "--quiet"]
@@ -92,7 +90,9 @@ def test_keypoints_snapshots_and_video_from_one_run(tmp_path):
     assert records[3]["time"] == pytest.approx(0.3) and records[3]["track_id"] == records[0]["track_id"] >= 1
     snaps = sorted(p.name for p in (tmp_path / "out_snapshots").iterdir())
     assert snaps == ["out_000000.jpg", "out_000005.jpg", "out_000010.jpg"]
-    assert not is_person_colour(cv2.imread(str(tmp_path / "out_snapshots" / snaps[1])), 60).any(), "snapshots are anonymised"
+    assert not is_person_colour(cv2.imread(str(tmp_path / "out_snapshots" / snaps[1])), 60).any(), (
+        "snapshots are anonymised"
+    )
 
 
 def test_export_writes_only_the_data(tmp_path):
@@ -130,7 +130,9 @@ def test_an_interrupted_run_leaves_no_sidecar_behind(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.mp4"]
 
 
-@pytest.mark.parametrize("text, expected", [("25", Every(25, False)), ("2s", Every(2, True)), ("0.5 s", Every(0.5, True))])
+@pytest.mark.parametrize(
+    "text, expected", [("25", Every(25, False)), ("2s", Every(2, True)), ("0.5 s", Every(0.5, True))]
+)
 def test_snapshot_period(text, expected):
     assert Every.parse(text) == expected
 
@@ -160,7 +162,9 @@ def test_bad_output_options_give_one_line(tmp_path, args, message):
 def real(clip):
     from anonymise.detect import Detector
 
-    frames = [f.image for f in __import__("anonymise.video", fromlist=["VideoReader"]).VideoReader(clip, audio=False)][:6]
+    frames = [f.image for f in __import__("anonymise.video", fromlist=["VideoReader"]).VideoReader(clip, audio=False)][
+        :6
+    ]
     return frames, Detector(Config(imgsz=640, tiles="off"))
 
 
@@ -204,14 +208,33 @@ def test_export_then_analyze_on_a_real_clip(clip, tmp_path):
 @pytest.mark.slow
 def test_skeletons_on_a_canvas_with_keypoints_and_snapshots_on_a_real_clip(clip, tmp_path):
     out = tmp_path / "out.mp4"
-    r = runner.invoke(app, ["bbox", "-i", str(clip), "-o", str(out), "--canvas", "white", "--keypoints", "csv",
-                            "--snapshot-every", "5", *FAST])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "bbox",
+            "-i",
+            str(clip),
+            "-o",
+            str(out),
+            "--canvas",
+            "white",
+            "--keypoints",
+            "csv",
+            "--snapshot-every",
+            "5",
+            *FAST,
+        ],
+    )
     assert r.exit_code == 0, r.output
     frames = read_frames(out)
     assert len(frames) == 12
     assert np.mean([(f > 200).all(axis=-1).mean() for f in frames]) > 0.97, "a white canvas with thin skeletons"
     assert len(list(read_keypoints(tmp_path / "out.keypoints.csv"))) > 0
-    assert sorted(p.name for p in (tmp_path / "out_snapshots").iterdir()) == ["out_000000.jpg", "out_000005.jpg", "out_000010.jpg"]
+    assert sorted(p.name for p in (tmp_path / "out_snapshots").iterdir()) == [
+        "out_000000.jpg",
+        "out_000005.jpg",
+        "out_000010.jpg",
+    ]
 
 
 def test_analyze_and_export_errors_are_one_line(tmp_path):
@@ -227,9 +250,9 @@ def test_analyze_and_export_errors_are_one_line(tmp_path):
 
 def test_analyze_a_synthetic_fall(tmp_path):
     """A skeleton that stands for 1 s, then falls flat within 0.3 s: one fall event, and lying at the end."""
+    from anonymise.detections import Detections
     from anonymise.keypoints import KeypointWriter
     from anonymise.pose import KEYPOINT_NAMES
-    from anonymise.types import Detections
 
     path = tmp_path / "fall.jsonl"
     with KeypointWriter(path, 640, 480, fps=10) as writer:

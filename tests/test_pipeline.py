@@ -8,11 +8,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import (
+    MAGENTA,
+    ColourDetector,
+    is_person_colour,
+    person_box,
+    read_frames,
+    scene,
+    stream_summary,
+    synthetic_frames,
+    write_video,
+)
 
 from anonymise import Anonymiser, Config, OutputError, SourceError
 from anonymise.video import Frame
-
-from conftest import MAGENTA, ColourDetector, is_person_colour, person_box, read_frames, scene, stream_summary, synthetic_frames, write_video
 
 
 def _outputs(anon, frames, lookahead):
@@ -264,7 +273,9 @@ def test_lookahead_masks_a_person_before_their_first_detection():
 
 def test_motion_guard_masks_a_moving_person_the_detector_never_finds():
     frames = synthetic_frames(30)
-    guarded = Anonymiser(Config(fail_closed=True, second_look=False), detector=ColourDetector(blind_on=set(range(1, 100))))
+    guarded = Anonymiser(
+        Config(fail_closed=True, second_look=False), detector=ColourDetector(blind_on=set(range(1, 100)))
+    )
     stream = guarded.stream(lookahead=20)
     out = [o for _, o in guarded.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream)]
     assert _visible(out) == [], "every frame of an undetected walker is masked from motion"
@@ -283,28 +294,37 @@ def test_second_look_finds_the_person_on_a_crop_and_keeps_their_skeleton():
     assert _visible(out) == []
     assert stream.counts.second_look >= 15, "the crops found the person the full frame missed"
     x1, y1, x2, y2 = person_box(10)
-    assert (out[10][y1:y2, (x1 + x2) // 2 - 1 : (x1 + x2) // 2 + 2].max(axis=-1) >= 250).any(), "their skeleton is drawn"
+    assert (out[10][y1:y2, (x1 + x2) // 2 - 1 : (x1 + x2) // 2 + 2].max(axis=-1) >= 250).any(), (
+        "their skeleton is drawn"
+    )
 
 
 def test_a_tracked_person_the_detector_drops_keeps_their_skeleton_from_a_look_at_the_held_box():
     """Held (masked) while the full frame misses them, the crop around the held box finds their skeleton; once each."""
     frames = synthetic_frames(30)
     dropped = set(range(12, 18))
-    anon = Anonymiser(Config(fail_closed=True, hold=10), detector=ColourDetector(keypoints=True, blind_full_frame=dropped))
+    anon = Anonymiser(
+        Config(fail_closed=True, hold=10), detector=ColourDetector(keypoints=True, blind_full_frame=dropped)
+    )
     stream = anon.stream(lookahead=12)
     results = list(anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream))
     assert _visible([o for _, o in results]) == []
     assert [len(frame.poses) for frame, _ in results] == [1] * 30, "a skeleton in every frame, never two"
     assert stream.counts.second_look >= len(dropped)
-    blind = Anonymiser(Config(fail_closed=True, hold=10, second_look=False), detector=ColourDetector(keypoints=True, blind_full_frame=dropped))
+    blind = Anonymiser(
+        Config(fail_closed=True, hold=10, second_look=False),
+        detector=ColourDetector(keypoints=True, blind_full_frame=dropped),
+    )
     without = list(blind.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), blind.stream(lookahead=12)))
-    assert [i for i, (frame, _) in enumerate(without) if not len(frame.poses)] == sorted(dropped), "without the look they have none"
+    assert [i for i, (frame, _) in enumerate(without) if not len(frame.poses)] == sorted(dropped), (
+        "without the look they have none"
+    )
 
 
 def test_every_box_a_second_look_finds_is_masked_even_a_duplicate(monkeypatch):
     """Overlapping crops see a person twice: the skeleton is kept once, but both boxes are masked."""
     from anonymise import stream as stream_module
-    from anonymise.types import Detections
+    from anonymise.detections import Detections
 
     frames = synthetic_frames(20)
     t = 12
@@ -312,7 +332,12 @@ def test_every_box_a_second_look_finds_is_masked_even_a_duplicate(monkeypatch):
     wide = (x1, y1, x2 + 8, y2)  # mostly the same person (IoU 0.71), sticking out 8 px to the right
 
     def second_look(self, image, regions, context=1.0):
-        return Detections(np.array([(x1, y1, x2, y2), wide], np.float32), [0.9, 0.5], [0, 0], keypoints=np.zeros((2, 17, 3), np.float32))
+        return Detections(
+            np.array([(x1, y1, x2, y2), wide], np.float32),
+            [0.9, 0.5],
+            [0, 0],
+            keypoints=np.zeros((2, 17, 3), np.float32),
+        )
 
     monkeypatch.setattr(stream_module.FrameStream, "_second_look", second_look)
     anon = Anonymiser(Config(fail_closed=True, dilate=0, feather=0), detector=ColourDetector(blind_full_frame=True))
@@ -336,7 +361,8 @@ def _stand_then_walk(n=40, start=15):
 
 
 def test_a_person_learned_while_undetected_never_comes_back_as_fill(monkeypatch):
-    """Undetected and still for 15 frames, the background learns them; once they walk, the guard must not let that ghost fill."""
+    """Undetected and still for 15 frames, the background learns them; once they walk, the guard must not let
+    that ghost fill."""
     frames = _stand_then_walk()
     config = Config(hold=5)
     anon = Anonymiser(config, detector=ColourDetector(blind_on=set(range(1, 16))))

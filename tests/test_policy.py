@@ -6,8 +6,8 @@ import numpy as np
 
 from anonymise import Anonymiser, Config
 from anonymise.detect import FrameDetections, large_imgsz
+from anonymise.detections import Detections
 from anonymise.policy import RECENT, SWEEP_EVERY, WARMUP, ScalePolicy, smallest_person
-from anonymise.types import Detections
 from anonymise.video import Frame
 
 
@@ -85,7 +85,7 @@ def test_the_stream_asks_for_the_frame_scale_pass_alone_between_sweeps():
 def test_without_large_people_the_frame_scale_pass_sweeps_too():
     policy = ScalePolicy(480, 360, 480, lookahead=30)
     runs = []
-    for t in range(30):
+    for _ in range(30):
         runs.append(policy.passes(1))
         policy.observe([np.array([[0, 0, 20, 50]], np.float32)])  # a 50 px pedestrian: small, never large
     small, large = zip(*runs)
@@ -112,13 +112,20 @@ def test_presets_set_the_sweep_and_the_small_search():
 
 # -- attention: tiles where people can be ----------------------------------------------------------------
 
-WINDOWS = [(0, 0, 100, 100), (80, 0, 180, 100), (160, 0, 260, 100), (0, 80, 100, 180), (80, 80, 180, 180), (160, 80, 260, 180)]
+WINDOWS = [
+    (0, 0, 100, 100),
+    (80, 0, 180, 100),
+    (160, 0, 260, 100),
+    (0, 80, 100, 180),
+    (80, 80, 180, 180),
+    (160, 80, 260, 180),
+]
 
 
 def test_each_tile_is_searched_at_least_every_k_frames_and_around_small_people_always():
     policy = ScalePolicy(1280, 720, None, lookahead=30, windows=WINDOWS, search_imgsz=1280)
     runs = []
-    for t in range(40):
+    for _ in range(40):
         policy.passes(1)
         keep = policy.tiles(1)
         runs.append([True] * len(WINDOWS) if keep is None else keep)
@@ -181,8 +188,11 @@ def test_a_small_still_person_far_from_everyone_is_found_within_k_frames_and_bac
     for i, o in enumerate(out):
         assert not is_person_colour(o).any(), f"frame {i}: the small person is visible"
     balanced = Anonymiser(Config(pose=False, fail_closed=False), detector=_TiledScene()).stream(lookahead=30)
-    list(Anonymiser(Config(pose=False, fail_closed=False), detector=_TiledScene()).anonymise_frames(
-        (Frame(f, i) for i, f in enumerate(frames)), balanced))  # fmt: skip
+    list(
+        Anonymiser(Config(pose=False, fail_closed=False), detector=_TiledScene()).anonymise_frames(
+            (Frame(f, i) for i, f in enumerate(frames)), balanced
+        )
+    )
     assert balanced.counts.tiles_skipped == 0, "balanced (the default) skipped tiles"
 
 

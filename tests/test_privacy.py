@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import MAGENTA, is_person_colour, scene
 
 from anonymise import Anonymiser, Config
 from anonymise.background import BackgroundModel
 from anonymise.detect import FrameDetections
+from anonymise.detections import Detections
 from anonymise.masks import body_boxes, body_mask
-from anonymise.types import Detections
 from anonymise.video import Frame
-
-from conftest import MAGENTA, is_person_colour, scene
 
 #: a skin tone for the synthetic face (far from MAGENTA and from the scene's green-heavy texture)
 FACE = np.array([90, 140, 230], np.uint8)  # BGR
@@ -27,15 +26,24 @@ def standing_keypoints(x: float, top: float, height: float, legs: bool = True) -
     """COCO-17 keypoints of a person standing upright, ``height`` px from crown to soles."""
     h = height
     points = {
-        0: (x, top + 0.08 * h), 1: (x - 0.02 * h, top + 0.06 * h), 2: (x + 0.02 * h, top + 0.06 * h),
-        3: (x - 0.05 * h, top + 0.07 * h), 4: (x + 0.05 * h, top + 0.07 * h),
-        5: (x - 0.12 * h, top + 0.19 * h), 6: (x + 0.12 * h, top + 0.19 * h),
-        7: (x - 0.15 * h, top + 0.33 * h), 8: (x + 0.15 * h, top + 0.33 * h),
-        9: (x - 0.16 * h, top + 0.46 * h), 10: (x + 0.16 * h, top + 0.46 * h),
-        11: (x - 0.07 * h, top + 0.50 * h), 12: (x + 0.07 * h, top + 0.50 * h),
-        13: (x - 0.07 * h, top + 0.72 * h), 14: (x + 0.07 * h, top + 0.72 * h),
-        15: (x - 0.07 * h, top + 0.94 * h), 16: (x + 0.07 * h, top + 0.94 * h),
-    }  # fmt: skip
+        0: (x, top + 0.08 * h),
+        1: (x - 0.02 * h, top + 0.06 * h),
+        2: (x + 0.02 * h, top + 0.06 * h),
+        3: (x - 0.05 * h, top + 0.07 * h),
+        4: (x + 0.05 * h, top + 0.07 * h),
+        5: (x - 0.12 * h, top + 0.19 * h),
+        6: (x + 0.12 * h, top + 0.19 * h),
+        7: (x - 0.15 * h, top + 0.33 * h),
+        8: (x + 0.15 * h, top + 0.33 * h),
+        9: (x - 0.16 * h, top + 0.46 * h),
+        10: (x + 0.16 * h, top + 0.46 * h),
+        11: (x - 0.07 * h, top + 0.50 * h),
+        12: (x + 0.07 * h, top + 0.50 * h),
+        13: (x - 0.07 * h, top + 0.72 * h),
+        14: (x + 0.07 * h, top + 0.72 * h),
+        15: (x - 0.07 * h, top + 0.94 * h),
+        16: (x + 0.07 * h, top + 0.94 * h),
+    }
     kp = np.zeros((17, 3), np.float32)
     for i, (px, py) in points.items():
         kp[i] = (px, py, 0.9)
@@ -51,12 +59,34 @@ def draw_person(image: np.ndarray, x: float, top: float, height: float, colour=M
     out = image.copy()
     h = height
     c = tuple(int(v) for v in colour)
-    cv2.rectangle(out, (int(x - 0.12 * h), int(top + 0.17 * h)), (int(x + 0.12 * h), int(top + 0.52 * h)), c, -1)  # torso
+    cv2.rectangle(
+        out, (int(x - 0.12 * h), int(top + 0.17 * h)), (int(x + 0.12 * h), int(top + 0.52 * h)), c, -1
+    )  # torso
     for side in (-1, 1):
-        cv2.line(out, (int(x + side * 0.12 * h), int(top + 0.19 * h)), (int(x + side * 0.17 * h), int(top + 0.50 * h)), c, max(int(0.04 * h), 1))
-        cv2.line(out, (int(x + side * 0.07 * h), int(top + 0.50 * h)), (int(x + side * 0.07 * h), int(top + 0.97 * h)), c, max(int(0.05 * h), 1))
-        cv2.line(out, (int(x + side * 0.07 * h), int(top + 0.97 * h)), (int(x + side * 0.11 * h), int(top + 0.995 * h)), c, max(int(0.03 * h), 1))
-    cv2.ellipse(out, (int(x), int(top + 0.08 * h)), (int(0.06 * h), int(0.08 * h)), 0, 0, 360, tuple(int(v) for v in face), -1)
+        cv2.line(
+            out,
+            (int(x + side * 0.12 * h), int(top + 0.19 * h)),
+            (int(x + side * 0.17 * h), int(top + 0.50 * h)),
+            c,
+            max(int(0.04 * h), 1),
+        )
+        cv2.line(
+            out,
+            (int(x + side * 0.07 * h), int(top + 0.50 * h)),
+            (int(x + side * 0.07 * h), int(top + 0.97 * h)),
+            c,
+            max(int(0.05 * h), 1),
+        )
+        cv2.line(
+            out,
+            (int(x + side * 0.07 * h), int(top + 0.97 * h)),
+            (int(x + side * 0.11 * h), int(top + 0.995 * h)),
+            c,
+            max(int(0.03 * h), 1),
+        )
+    cv2.ellipse(
+        out, (int(x), int(top + 0.08 * h)), (int(0.06 * h), int(0.08 * h)), 0, 0, 360, tuple(int(v) for v in face), -1
+    )
     return out
 
 
@@ -92,7 +122,7 @@ def run(detector, frames, lookahead=10, **config):
 def test_body_boxes_reach_the_feet_crown_and_hands():
     kp = standing_keypoints(100, 20, 200)[None]
     box = np.array([[80, 40, 120, 180]], np.float32)  # cut short: below the eyes, above the ankles
-    (x1, y1, x2, y2), = body_boxes(kp, box, (300, 300))
+    ((x1, y1, x2, y2),) = body_boxes(kp, box, (300, 300))
     assert y1 <= 20, f"the crown (y=20) is above the box top {y1}"
     assert y2 >= 220, f"the soles (y=220) are below the box bottom {y2}"
     wrists = kp[0, 9:11, 0]
@@ -102,7 +132,7 @@ def test_body_boxes_reach_the_feet_crown_and_hands():
 def test_a_box_cut_at_the_thighs_is_extended_to_where_the_legs_end():
     kp = standing_keypoints(100, 20, 200, legs=False)[None]  # the model saw nothing below the hips
     box = np.array([[75, 20, 125, 130]], np.float32)  # head to thigh
-    (_, _, _, y2), = body_boxes(kp, box, (300, 300))
+    ((_, _, _, y2),) = body_boxes(kp, box, (300, 300))
     assert y2 >= 220, f"the legs were not drawn on to the feet: box ends at {y2}"
     clipped = body_boxes(kp, box, (180, 300))
     assert clipped[0, 3] == 180, "the extension is clipped to the frame"
@@ -135,7 +165,9 @@ def test_a_frame_filling_person_split_into_partial_boxes_is_masked_head_to_feet(
 
     out, _ = run(ScriptedDetector(script), frames, lookahead=5, mode=mode, feather=0, dilate=0, inflate=0, pose=False)
     for i, o in enumerate(out):
-        assert not is_person_colour(o, 30).any(), f"frame {i}: {np.count_nonzero(is_person_colour(o, 30))} person pixels left"
+        assert not is_person_colour(o, 30).any(), (
+            f"frame {i}: {np.count_nonzero(is_person_colour(o, 30))} person pixels left"
+        )
         assert not is_face_colour(o).any(), f"frame {i}: face pixels left"
 
 
@@ -158,7 +190,9 @@ def test_a_limb_outside_the_box_joins_the_mask():
         return FrameDetections(box, Detections.empty())
 
     # tracking (its back-fill grows boxes) and the motion guard off: completion alone must cover the arm
-    out, stream = run(ScriptedDetector(script), frames, lookahead=4, feather=0, dilate=0, pose=False, track=False, fail_closed=False)
+    out, stream = run(
+        ScriptedDetector(script), frames, lookahead=4, feather=0, dilate=0, pose=False, track=False, fail_closed=False
+    )
     assert stream.counts.completed > 0
     for i, o in enumerate(out[8:], 8):
         assert not is_person_colour(o).any(), f"frame {i}: the arm is visible"
@@ -177,7 +211,9 @@ def test_unknown_background_next_to_a_person_is_masked():
     def script(t, frame):
         return FrameDetections(Detections(np.array([[60, 40, 80, 100]], np.float32), [0.9], [0]), Detections.empty())
 
-    out, _ = run(ScriptedDetector(script), [person] * 6, lookahead=0, feather=0, dilate=0, pose=False, fail_closed=False)
+    out, _ = run(
+        ScriptedDetector(script), [person] * 6, lookahead=0, feather=0, dilate=0, pose=False, fail_closed=False
+    )
     for i, o in enumerate(out):
         assert not is_person_colour(o).any(), f"frame {i}: the hand is visible"
 
@@ -199,11 +235,15 @@ def test_background_never_shows_a_head_missed_in_the_first_frames():
         boxes = body if t < 10 else whole
         return FrameDetections(Detections(boxes, [0.9], [0]), Detections.empty())
 
-    anon = Anonymiser(Config(pose=False), detector=ScriptedDetector(script))  # the default dilate covers the arms' edges
+    anon = Anonymiser(
+        Config(pose=False), detector=ScriptedDetector(script)
+    )  # the default dilate covers the arms' edges
     stream = anon.stream(lookahead=5)
     outputs = [o for _, o in anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream)]
     for i, o in enumerate(outputs[10:], 10):
-        assert not is_face_colour(o).any(), f"frame {i}: the fill shows {np.count_nonzero(is_face_colour(o))} face pixels"
+        assert not is_face_colour(o).any(), (
+            f"frame {i}: the fill shows {np.count_nonzero(is_face_colour(o))} face pixels"
+        )
         assert not is_person_colour(o).any(), f"frame {i}: body pixels"
     assert not is_face_colour(stream.background.image()).any(), "the background holds the face"
 

@@ -6,7 +6,6 @@ import re
 import shutil
 
 import pytest
-
 from conftest import ROOT
 
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import av
 import numpy as np
+from conftest import ColourDetector, is_person_colour, synthetic_frames
 
 from anonymise import Anonymiser, Config
 from anonymise.sources import read_image
 from anonymise.video import VideoReader
-
-from conftest import ColourDetector, is_person_colour, synthetic_frames
 
 
 def write_sideways(path, upright: list[np.ndarray], degrees: int = 90):

@@ -15,13 +15,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_script(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.mark.slow
 def test_bench_prints_every_stage_and_the_ratios(pedestrians, tmp_path):
-    result = run_script("bench.py", "--video", str(pedestrians), "--mode", "bbox", "--frames", "4", "--imgsz", "160", "--rounds", "2")
+    result = run_script(
+        "bench.py", "--video", str(pedestrians), "--mode", "bbox", "--frames", "4", "--imgsz", "160", "--rounds", "2"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     for stage in ("decode", "floor", "calls", "pipeline", "naive"):
         assert f"[bbox/cpu] {stage}" in result.stdout, f"no {stage} stage in:\n{result.stdout}"
@@ -57,8 +64,17 @@ def test_privacy_eval_suite_scores_pixels_on_a_closeup(pedestrians, tmp_path):
     closeup = pedestrians.parent / "closeups" / "book.mkv"
     if not closeup.is_file():
         pytest.skip(f"{closeup} not found")
-    result = run_script("privacy_eval.py", "--suite", "--clips", "book", "--frames", "3", "--save-frames", str(tmp_path / "frames"),
-                        env={"XDG_CACHE_HOME": str(tmp_path), "ANONYMISE_TEST_DATA": str(pedestrians.parent)})  # fmt: skip
+    result = run_script(
+        "privacy_eval.py",
+        "--suite",
+        "--clips",
+        "book",
+        "--frames",
+        "3",
+        "--save-frames",
+        str(tmp_path / "frames"),
+        env={"XDG_CACHE_HOME": str(tmp_path), "ANONYMISE_TEST_DATA": str(pedestrians.parent)},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     row = next(line for line in result.stdout.splitlines() if line.strip().startswith("book.mkv"))
     cells = row.split()

@@ -3,15 +3,12 @@ same instant in the input are within one frame of each other in the output, as i
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import av
 import numpy as np
 import pytest
+from conftest import ColourDetector
 
 from anonymise import Anonymiser, Config
-
-from conftest import ColourDetector
 
 FPS = 10
 FRAMES = 20
@@ -95,5 +92,8 @@ def test_flash_and_beep_stay_in_sync(tmp_path, in_name, out_ext):
     flash_out, beep_out, length_out = flash_to_beep(dst)
     offset_in, offset_out = beep_in - flash_in, beep_out - flash_out
     assert abs(offset_out - offset_in) <= 1 / FPS + 1e-3, (
-        f"{in_name} -> {out_ext}: flash-to-beep {offset_out * 1000:+.0f} ms, input {offset_in * 1000:+.0f} ms")
-    assert abs(length_out - length_in) <= 1 / FPS + 1e-3, f"{in_name} -> {out_ext}: video {length_out:.2f} s, input {length_in:.2f} s"
+        f"{in_name} -> {out_ext}: flash-to-beep {offset_out * 1000:+.0f} ms, input {offset_in * 1000:+.0f} ms"
+    )
+    assert abs(length_out - length_in) <= 1 / FPS + 1e-3, (
+        f"{in_name} -> {out_ext}: video {length_out:.2f} s, input {length_in:.2f} s"
+    )

@@ -4,12 +4,11 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import ColourDetector, read_frames, synthetic_frames, write_video
 
 from anonymise import AnonymiseError, Anonymiser, Config
 from anonymise import video as video_module
 from anonymise.pipeline import _Prefetch
-
-from conftest import ColourDetector, read_frames, synthetic_frames, write_video
 
 
 def _src(tmp_path, n=20):

@@ -3,7 +3,8 @@
 import numpy as np
 
 from anonymise import Detections
-from anonymise.track import PersonTracker, TrackHistory, grow
+from anonymise.detect.tracker import PersonTracker
+from anonymise.track import TrackHistory, grow
 
 
 def _walker(t, speed=5.0):
@@ -58,7 +59,9 @@ def test_history_extrapolates_back_along_the_velocity_of_a_walker():
     history.observe(10, Detections(_walker(10), [0.9], [0], tracker_id=[3]))
     extra = history.observe(11, Detections(_walker(11), [0.9], [0], tracker_id=[3]))
     for j in range(3, 10):
-        assert _covers(extra[j], _walker(j)[0]), f"frame {j}: the walker was further back, where the extrapolation puts them"
+        assert _covers(extra[j], _walker(j)[0]), (
+            f"frame {j}: the walker was further back, where the extrapolation puts them"
+        )
     assert history.observe(12, Detections(_walker(12), [0.9], [0], tracker_id=[3])) == {}, "only once"
 
 

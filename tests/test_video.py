@@ -3,11 +3,10 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from conftest import scene, stream_summary, synthetic_frames, write_video, write_zero_frame_video
 
 from anonymise import SourceError
 from anonymise.video import VideoReader, VideoWriter
-
-from conftest import scene, stream_summary, synthetic_frames, write_video, write_zero_frame_video
 
 
 def _copy(src, dst, **writer_kwargs):
@@ -98,14 +97,12 @@ def test_corrupt_truncated_and_empty_inputs_raise_source_errors(tmp_path):
     good = write_video(tmp_path / "good.mp4", synthetic_frames(20), audio=None)
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(SourceError):
-        with VideoReader(cut) as r:
-            list(r)
+    with pytest.raises(SourceError), VideoReader(cut) as r:
+        list(r)
     empty = write_zero_frame_video(tmp_path / "empty.mkv")  # MP4 would drop a track with no frames
     assert empty.stat().st_size > 0
-    with pytest.raises(SourceError, match=r"no video frames could be decoded"):
-        with VideoReader(empty) as r:
-            list(r)
+    with pytest.raises(SourceError, match=r"no video frames could be decoded"), VideoReader(empty) as r:
+        list(r)
     with pytest.raises(SourceError, match=r"no such file"):
         VideoReader(tmp_path / "missing.mp4")
 

@@ -38,19 +38,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import models
-from .errors import ModelError
+from ..config import BACKENDS, INT8_BACKENDS
+from ..errors import ModelError, first_line
+from .weights import sha256_of
 
 log = logging.getLogger("anonymise")
 #: the one-off export's progress lines (the CLI shows them at its default level)
 export_log = logging.getLogger("anonymise.export")
 
-#: accepted values of ``--backend`` (``auto``: the fastest one this machine has, see :func:`choose_backend`)
-BACKENDS = ("auto", "torch", "onnx", "openvino", "tensorrt")
 #: CPUs that OpenVINO's CPU plugin runs on (x86-64; ARM runs it too, but torch is the tested path there)
 _OPENVINO_MACHINES = {"x86_64", "amd64", "x64"}
-#: backends that take ``--int8`` (they calibrate on images; see :func:`exported`)
-INT8_BACKENDS = ("openvino", "tensorrt")
 
 #: Ultralytics' export format name and the suffix of what it writes
 _FORMAT = {"onnx": ("onnx", ".onnx"), "openvino": ("openvino", "_openvino_model"), "tensorrt": ("engine", ".engine")}
@@ -131,10 +128,15 @@ def check_backend(backend: str, int8: bool = False, half: bool = False) -> str:
         import torch
 
         if not torch.cuda.is_available():
-            raise ModelError("--backend tensorrt needs an NVIDIA GPU with CUDA, and none is available (try --backend onnx or openvino)")
+            raise ModelError(
+                "--backend tensorrt needs an NVIDIA GPU with CUDA, and none is available (try --backend onnx or "
+                "openvino)"
+            )
         if (half or int8) and _trt_major() >= 11 and not _has_module("modelopt"):
             # TensorRT 11 dropped its fp16/int8 builder flags: Ultralytics bakes precision in with ModelOpt
-            raise ModelError('fp16/int8 engines with TensorRT 11 need NVIDIA ModelOpt: pip install "nvidia-modelopt[onnx]>=0.44"')
+            raise ModelError(
+                'fp16/int8 engines with TensorRT 11 need NVIDIA ModelOpt: pip install "nvidia-modelopt[onnx]>=0.44"'
+            )
     return name
 
 
@@ -207,7 +209,10 @@ def exported(
     if not weights.is_file():
         raise ModelError(f"weights to export not found: {weights}")
     if weights.suffix.lower() != ".pt":
-        raise ModelError(f"--backend {backend} exports from PyTorch .pt weights; {weights.name} is not one (it runs as it is with --backend torch)")
+        raise ModelError(
+            f"--backend {backend} exports from PyTorch .pt weights; {weights.name} is not one (it runs as it is "
+            "with --backend torch)"
+        )
     if isinstance(imgsz, bool) or not isinstance(imgsz, int) or not 32 <= imgsz <= 4096:
         raise ModelError(f"export imgsz must be an integer in [32, 4096], got {imgsz!r}")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -224,14 +229,22 @@ def exported(
     return _export_into(folder, name, weights, backend, imgsz, half, int8, batch, calibration, device)
 
 
-def export_name(weights: Path, backend: str, imgsz: int, *, half: bool = False, int8: bool | str = False, batch: int = 1,
-                device: str | None = None) -> str:  # fmt: skip
+def export_name(
+    weights: Path,
+    backend: str,
+    imgsz: int,
+    *,
+    half: bool = False,
+    int8: bool | str = False,
+    batch: int = 1,
+    device: str | None = None,
+) -> str:
     """The cache file (or folder) name of an export: what is in it, so a changed setting never reuses it.
 
     ``int8="video"``: quantised on a video's own frames (:func:`quantize_openvino`).
     """
     precision = "int8video" if int8 == "video" else "int8" if int8 else "fp16" if half else "fp32"
-    key = f"{weights.stem}-{models._sha256(weights.resolve())[:12]}-{imgsz}-{precision}"
+    key = f"{weights.stem}-{sha256_of(weights.resolve())[:12]}-{imgsz}-{precision}"
     if backend == "tensorrt":  # an engine is built for one GPU and one TensorRT, with a largest batch
         key += f"-b{batch}-{_gpu_tag(device)}"
     return key + _FORMAT[backend][1]
@@ -289,26 +302,38 @@ def quantize_openvino(weights: str | os.PathLike, imgsz: int, float_export: str 
         ops = model.get_ordered_ops()
         sigmoids = [op.get_friendly_name() for op in ops if op.get_type_name() == "Sigmoid"]
         head = sigmoids[-1].split("/", 1)[0] if sigmoids else None
-        ignored = [op.get_friendly_name() for op in ops if op.get_type_name() == "Sigmoid"
-                   or (head and op.get_friendly_name().startswith((f"{head}/", f"{head}.dfl")))]  # fmt: skip
+        ignored = [
+            op.get_friendly_name()
+            for op in ops
+            if op.get_type_name() == "Sigmoid"
+            or (head and op.get_friendly_name().startswith((f"{head}/", f"{head}.dfl")))
+        ]
 
         def tensor(image):  # BGR uint8 HWC -> RGB float (1, 3, H, W) in [0, 1], as Ultralytics feeds it
             return np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1))[None].astype(np.float32) / 255
 
-        export_log.info("int8: calibrating %s on %d inputs from this video's first frames, once; cached as %s",
-                        weights.name, len(samples), final)  # fmt: skip
+        export_log.info(
+            "int8: calibrating %s on %d inputs from this video's first frames, once; cached as %s",
+            weights.name,
+            len(samples),
+            final,
+        )
         started = time.perf_counter()
         logging.getLogger("nncf").setLevel(logging.WARNING)
         try:
-            quantised = nncf.quantize(model, nncf.Dataset(samples, tensor), preset=nncf.QuantizationPreset.MIXED,
-                                      subset_size=len(samples), ignored_scope=nncf.IgnoredScope(names=ignored),
-                                      )  # fmt: skip
+            quantised = nncf.quantize(
+                model,
+                nncf.Dataset(samples, tensor),
+                preset=nncf.QuantizationPreset.MIXED,
+                subset_size=len(samples),
+                ignored_scope=nncf.IgnoredScope(names=ignored),
+            )
             target = work / name
             target.mkdir()
             ov.save_model(quantised, target / f"{weights.stem}.xml")
             shutil.copyfile(float_export / "metadata.yaml", target / "metadata.yaml")
         except Exception as e:  # noqa: BLE001 - NNCF and OpenVINO raise many kinds; one line
-            raise ModelError(f"int8 calibration of {weights.name} failed: {_first_line(e)}") from None
+            raise ModelError(f"int8 calibration of {weights.name} failed: {first_line(e)}") from None
         try:
             os.replace(target, final)  # atomic: the cache holds a whole export or none
         except OSError:
@@ -359,16 +384,23 @@ def _writable_cache_dir(weights: Path) -> Path:
     try:
         user.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ModelError(f"cannot write exports beside {weights.name} nor to {user} ({e.strerror}); set ANONYMISE_CACHE to a writable folder") from None
+        raise ModelError(
+            f"cannot write exports beside {weights.name} nor to {user} ({e.strerror}); set ANONYMISE_CACHE to a "
+            "writable folder"
+        ) from None
     if not os.access(user, os.W_OK | os.X_OK):
-        raise ModelError(f"cannot write exports beside {weights.name} nor to {user}; set ANONYMISE_CACHE to a writable folder")
+        raise ModelError(
+            f"cannot write exports beside {weights.name} nor to {user}; set ANONYMISE_CACHE to a writable folder"
+        )
     return user
 
 
 def _complete(path: Path) -> bool:
     """A finished export: a non-empty file, or an OpenVINO folder with its model and metadata."""
     if path.name.endswith("_openvino_model"):
-        return path.is_dir() and any(path.glob("*.xml")) and any(path.glob("*.bin")) and (path / "metadata.yaml").is_file()
+        return (
+            path.is_dir() and any(path.glob("*.xml")) and any(path.glob("*.bin")) and (path / "metadata.yaml").is_file()
+        )
     return path.is_file() and path.stat().st_size > 0
 
 
@@ -401,8 +433,18 @@ def _calibration(calibration) -> str:
     return str(path)
 
 
-def _export_into(folder: Path, name: str, weights: Path, backend: str, imgsz: int, half: bool, int8: bool,
-                 batch: int, calibration: str | None, device: str) -> Path:  # fmt: skip
+def _export_into(
+    folder: Path,
+    name: str,
+    weights: Path,
+    backend: str,
+    imgsz: int,
+    half: bool,
+    int8: bool,
+    batch: int,
+    calibration: str | None,
+    device: str,
+) -> Path:
     final = folder / name
     _sweep(folder)
     work = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=folder))
@@ -417,11 +459,13 @@ def _export_into(folder: Path, name: str, weights: Path, backend: str, imgsz: in
         export_log.info("exporting %s to %s (%s), once; cached as %s", weights.name, backend, fmt, final)
         started = time.perf_counter()
         try:
-            result = Path(_export(source, fmt, imgsz=imgsz, half=half, int8=int8, batch=batch, data=data, device=device))
+            result = Path(
+                _export(source, fmt, imgsz=imgsz, half=half, int8=int8, batch=batch, data=data, device=device)
+            )
         except ModelError:
             raise
         except Exception as e:  # noqa: BLE001 - the exporter raises many kinds; one line for the CLI
-            raise ModelError(f"{backend} export of {weights.name} failed: {_first_line(e)}") from None
+            raise ModelError(f"{backend} export of {weights.name} failed: {first_line(e)}") from None
         if not result.is_absolute():
             result = work / result
         if not result.exists():
@@ -445,7 +489,7 @@ def _export(weights: Path, fmt: str, **options) -> str:
     """Run Ultralytics' exporter (through :mod:`anonymise.detect`, the module that imports it)."""
     if fmt == "openvino":
         _quiet_openvino_telemetry()
-    from .detect import export_weights
+    from .yolo import export_weights
 
     return export_weights(weights, fmt, **options)
 
@@ -501,8 +545,3 @@ def _sweep(folder: Path) -> None:
                 shutil.rmtree(left, ignore_errors=True)
         except OSError:
             continue
-
-
-def _first_line(e: BaseException) -> str:
-    text = [line for line in str(e).strip().splitlines() if line.strip()]
-    return (text[0] if text else type(e).__name__).strip(" ❌️⚠️")

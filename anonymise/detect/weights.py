@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import ModelError
+from ..errors import ModelError
 
 #: project folder of weights (git-ignored); ``ANONYMISE_MODELS`` adds another, searched first
-PROJECT_MODELS = Path(__file__).resolve().parent.parent / "models"
+PROJECT_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 #: weights that ship inside a registry package: name -> (package, file in it, sha256)
 BUNDLED = {
@@ -73,13 +73,15 @@ def bundled_path(name: str) -> Path | None:
     path = Path(spec.origin).parent / filename
     if not path.is_file():
         return None
-    if _sha256(path) != sha256:
-        raise ModelError(f"bundled {name} in {path.parent} does not match its sha256; reinstall {package.replace('_', '-')}")
+    if sha256_of(path) != sha256:
+        raise ModelError(
+            f"bundled {name} in {path.parent} does not match its sha256; reinstall {package.replace('_', '-')}"
+        )
     return path
 
 
 @lru_cache(maxsize=8)
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -46,7 +46,12 @@ class Detections:
             _expect(len(self.tracker_id) == n, "tracker_id", f"({n},)", self.tracker_id.shape)
         if self.keypoints is not None:
             self.keypoints = np.asarray(self.keypoints, dtype=np.float32)
-            _expect(self.keypoints.shape == (n, N_KEYPOINTS, 3), "keypoints", f"({n}, {N_KEYPOINTS}, 3)", self.keypoints.shape)
+            _expect(
+                self.keypoints.shape == (n, N_KEYPOINTS, 3),
+                "keypoints",
+                f"({n}, {N_KEYPOINTS}, 3)",
+                self.keypoints.shape,
+            )
 
     @classmethod
     def empty(cls, with_mask_shape: tuple[int, int] | None = None) -> Detections:
@@ -67,7 +72,9 @@ class Detections:
             values = [getattr(p, name) for p in parts]
             return None if any(v is None for v in values) else np.concatenate(values)
 
-        return cls(join("xyxy"), join("confidence"), join("class_id"), join("mask"), join("tracker_id"), join("keypoints"))
+        return cls(
+            join("xyxy"), join("confidence"), join("class_id"), join("mask"), join("tracker_id"), join("keypoints")
+        )
 
     def shifted(self, dx: float, dy: float) -> Detections:
         """Boxes and keypoints moved by (dx, dy), e.g. from a crop back to the frame; masks dropped."""
@@ -87,8 +94,14 @@ class Detections:
         def pick(a):
             return None if a is None else a[index]
 
-        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index],
-                          pick(self.mask), pick(self.tracker_id), pick(self.keypoints))
+        return Detections(
+            self.xyxy[index],
+            self.confidence[index],
+            self.class_id[index],
+            pick(self.mask),
+            pick(self.tracker_id),
+            pick(self.keypoints),
+        )
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -165,3 +178,13 @@ class VideoInfo:
 def _expect(ok: bool, name: str, expected: str, got) -> None:
     if not ok:
         raise ValueError(f"{name}: expected shape {expected}, got {tuple(got)}")
+
+
+@dataclass
+class FrameDetections:
+    """What the models found in one frame."""
+
+    #: what gets masked: boxes, plus instance masks in ``seg`` mode
+    people: Detections
+    #: pose-model detections with ``keypoints`` (empty when pose is off)
+    poses: Detections

@@ -1,0 +1,295 @@
+"""People and their keypoints from Ultralytics YOLO models (the only module that imports ultralytics).
+
+``bbox`` mode without ``--bbox-model`` takes person boxes from the pose model: one forward
+pass gives boxes and keypoints. ``seg`` mode runs the segmentation model for instance masks
+(aligned to the original frame: letterbox padding removed, resized back) and the pose model
+for keypoints; people the pose model finds but the segmentation missed are masked by box.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..config import MIN_IMGSZ, Config, Mode, auto_imgsz
+from ..detections import Detections, FrameDetections
+from ..errors import AnonymiseError, ConfigError, ModelError, first_line
+from . import exports
+from .loading import Calibration, load_export, load_model
+from .tiles import large_imgsz, merge_tiles, pad_square, tile_windows
+from .yolo import LetterBox, person_class, to_detections, torch
+
+log = logging.getLogger("anonymise")
+
+#: how much lower the detection threshold is for int8 models: their scores near the threshold run
+#: lower than fp32's. On pedestrians.mp4 at 960 px, int8 (calibrated on its first frames) finds
+#: 96.9% of the people torch fp32 finds at the same threshold, and 99.5% with this margin
+#: (6% more boxes); bf16 finds 100%. Privacy first: the margin buys the recall back.
+INT8_CONF_MARGIN = 0.05
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda:0`` when CUDA is available, else ``cpu``; other values are checked."""
+    d = str(device).strip().lower()
+    if d in ("auto", ""):
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if d == "cpu":
+        return "cpu"
+    if d == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.exports.mps.is_available()):
+            raise ConfigError("device 'mps' requested but this machine has no Apple GPU")
+        return "mps"
+    if d.isdigit():
+        d = f"cuda:{d}"
+    if d == "cuda" or (d.startswith("cuda:") and d[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{device}' requested but CUDA is not available (try --device cpu)")
+        index = int(d[5:]) if ":" in d else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device '{device}' requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+        return f"cuda:{index}"
+    raise ConfigError(f"unknown device '{device}': use auto, cpu, cuda, cuda:N or mps")
+
+
+class Detector:
+    """Runs the models a :class:`Config` asks for on batches of BGR frames."""
+
+    def __init__(self, config: Config, device: str | None = None):
+        self.config = config
+        self.device = resolve_device(device or config.device)
+        cuda = self.device.startswith("cuda")
+        self.half = cuda if config.half is None else bool(config.half and cuda)
+        self.batch = config.batch or (8 if cuda else 1)
+        # Ultralytics' select_device() sets torch to cpu_count - 1 threads (a core for its training
+        # data loader); here inference is the bottleneck, so keep torch's own count (2x on 2 cores).
+        self._threads = torch.get_num_threads()
+        auto = config.backend == "auto"
+        chosen = exports.choose_backend(self.device) if auto else config.backend
+        if auto and config.int8 and chosen not in exports.INT8_BACKENDS:
+            chosen = "openvino"  # --int8 asks for a quantised export: OpenVINO is the CPU one
+        int8 = config.int8
+        if int8 is None:  # --backend auto quantises where it can (OpenVINO on a CPU, NNCF installed)
+            int8 = auto and exports.int8_default(chosen, self.device)
+        #: whether the models are (or are being calibrated to be) int8
+        self.int8 = bool(int8)
+        self.backend = exports.check_backend(chosen, self.int8, self.half)
+        if self.backend == "tensorrt" and not cuda:
+            raise ModelError(f"--backend tensorrt runs on a CUDA device, not {self.device} (try --device cuda)")
+        openvino_hint = "f32"
+        if self.backend == "openvino":
+            # OpenVINO runs on the CPU here: fp32 (torch's results) unless --half asks for the CPU's
+            # reduced precision (bf16 with AVX512-BF16/AMX, fp16 on ARM), ~1.6x faster; --backend auto
+            # takes it where the CPU has it, unless --no-half
+            if config.half or (auto and config.half is None):
+                openvino_hint = exports.openvino_half_hint(quiet=auto and config.half is None)
+            self.half = False
+        if auto:
+            precision = (
+                f" {'int8' if self.int8 else openvino_hint}"
+                if self.backend == "openvino"
+                else " fp16"
+                if self.half
+                else ""
+            )
+            log.info("--backend auto: %s%s on %s", self.backend, precision, self.device)
+        #: what the OpenVINO models compute in (``f32``, ``bf16``, ``f16``), else ``None``
+        self.openvino_precision = openvino_hint if self.backend == "openvino" else None
+        export = {}
+        if self.backend != "torch":
+            # Exports are dynamic: any batch and input size (full frames, tiles, the 320 px second look).
+            # TensorRT's profile spans 32 px to twice the export size, so export at >= 640 (covers 1280).
+            size = config.imgsz or MIN_IMGSZ
+            if self.backend == "tensorrt":
+                size = max(size, MIN_IMGSZ)
+            export = dict(
+                backend=self.backend,
+                imgsz=size,
+                half=self.half,
+                int8=self.int8,
+                batch=self.batch,
+                device=self.device,
+                auto=auto,
+            )
+            if self.backend == "openvino":
+                export["openvino_hint"] = openvino_hint
+        #: largest batch per model call (TensorRT engines), by id(model)
+        self._max_batch: dict[int, int] = {}
+        self.pose_model = None
+        self.box_model = None
+        self.seg_model = None
+        if config.mode is Mode.SEG:
+            self.seg_model = load_model(config.seg_model, "segment", "--seg-model", **export)
+        elif config.bbox_model:
+            self.box_model = load_model(config.bbox_model, ("detect", "segment", "pose"), "--bbox-model", **export)
+        if config.pose or (config.mode is Mode.BBOX and not config.bbox_model):
+            self.pose_model = load_model(config.pose_model, "pose", "--pose-model", **export)
+        if self.backend == "tensorrt":
+            self._max_batch = {
+                id(m): self.batch for m in (self.pose_model, self.box_model, self.seg_model) if m is not None
+            }
+        if torch.get_num_threads() != self._threads:
+            torch.set_num_threads(self._threads)
+
+    def _predict(self, model, frames: list[np.ndarray], imgsz: int):
+        limit = self._max_batch.get(id(model))
+        if limit and len(frames) > limit:  # a TensorRT engine takes at most its export batch
+            return [r for i in range(0, len(frames), limit) for r in self._predict(model, frames[i : i + limit], imgsz)]
+        calibration = getattr(model, "int8_calibration", None)
+        if calibration is not None:
+            self._calibrate(model, calibration, frames, imgsz)
+        try:
+            return model.predict(
+                frames,
+                imgsz=imgsz,
+                conf=self._conf(model),
+                iou=self.config.iou,
+                classes=[person_class(model.names)],
+                device=self.device,
+                half=self.half,
+                verbose=False,
+                retina_masks=False,
+            )
+        finally:
+            if torch.get_num_threads() != self._threads:
+                torch.set_num_threads(self._threads)
+
+    def _conf(self, model) -> float:
+        """The detection threshold for ``model``: ``--conf``, less INT8_CONF_MARGIN for an int8 model."""
+        if self.int8 and getattr(model, "int8_calibration", None) is None:
+            return max(self.config.conf - INT8_CONF_MARGIN, 0.01)
+        return self.config.conf
+
+    def _calibrate(self, model, calibration: Calibration, frames: list[np.ndarray], imgsz: int) -> None:
+        """Collect model inputs for an int8 calibration; once there are enough, quantise and swap the model in.
+
+        At most two inputs per call (whole frames, tiles and second-look crops in the proportions
+        the run uses them), letterboxed as Ultralytics feeds the model. The float model answers
+        until the swap; if the calibration fails, it stays, with a warning.
+        """
+        letterbox = LetterBox((imgsz, imgsz), auto=True, stride=32)
+        for frame in frames[:2]:
+            calibration.samples.append(letterbox(image=frame))
+        if len(calibration.samples) < exports.CALIBRATION_SAMPLES:
+            return
+        del model.int8_calibration
+        try:
+            path = exports.quantize_openvino(
+                calibration.weights, calibration.imgsz, calibration.float_export, calibration.samples
+            )
+            quantised = load_export(path, model.task, self.backend, self.device, False, "f32")
+        except ModelError as e:
+            log.warning("%s; running %s", e, calibration.hint)
+            self.int8 = False
+            return
+        finally:
+            calibration.samples.clear()
+        for name in ("pose_model", "box_model", "seg_model"):
+            if getattr(self, name) is model:
+                setattr(self, name, quantised)
+
+    #: the stream may ask for the frame-scale pass alone (``small=False``, see :class:`anonymise.policy.ScalePolicy`)
+    multiscale = True
+
+    def windows(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
+        """The small search's tiles for frames of this size (``[]`` when it does not tile)."""
+        return tile_windows(height, width, self.config.tiles, self.config.search_min_person)
+
+    def __call__(
+        self,
+        frames: list[np.ndarray],
+        imgsz: int | None = None,
+        small: bool = True,
+        large: bool = True,
+        tiles: list[bool] | None = None,
+    ) -> list[FrameDetections]:
+        """Detect people in a batch of frames (all of one size), at every scale.
+
+        Two searches are merged, never traded: the **frame-scale pass** (:func:`large_imgsz`: the
+        frame at its own size, at most 640 px, where a person who fills the frame is one box) and
+        the **small-person search** (the frame enlarged for ``--min-person`` people, plus tiles
+        when that would exceed 1280 px), where a large person is often split into partial boxes.
+        Every box of every pass is masked; skeletons are de-duplicated. ``small=False`` runs the
+        frame-scale pass alone, ``large=False`` the small search alone (the stream's scale policy
+        skips the pass whose kind of person has not been seen lately, with a full sweep every few
+        frames; see :mod:`anonymise.policy`).
+
+        ``imgsz`` overrides the inference size (one pass, no tiles), e.g. for a second look at a crop.
+        ``tiles`` (one bool per window of :meth:`windows`): which tiles run (``None``: all).
+        """
+        if not frames:
+            return []
+        height, width = frames[0].shape[:2]
+        if imgsz:
+            return self._run(frames, imgsz)
+        min_person = self.config.search_min_person
+        size = self.config.imgsz or auto_imgsz(width, height, min_person)
+        large = large_imgsz(width, height, size) if large or not small else None
+        if not small and large:
+            return self._run(frames, large)
+        windows = tile_windows(height, width, self.config.tiles, min_person)
+        if tiles is not None:
+            windows = [w for w, keep in zip(windows, tiles) if keep]
+        parts_per_frame: list[list[FrameDetections]] = [[] for _ in frames]
+        offsets: list[tuple[int, int, int, int]] = []  # where each part lies in the frame
+        if large:
+            offsets.append((0, 0, width, height))
+            for i, found in enumerate(self._run(frames, large)):
+                parts_per_frame[i].append(found)
+        if windows:
+            tile_w, tile_h = windows[0][2] - windows[0][0], windows[0][3] - windows[0][1]
+            crops = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames for x0, y0, x1, y1 in windows]
+            tiles = self._run(crops, auto_imgsz(tile_w, tile_h, min_person))  # --imgsz is the full-frame pass's
+            n = len(windows)
+            for i in range(len(frames)):
+                parts_per_frame[i].extend(tiles[i * n : (i + 1) * n])
+            offsets.extend(windows)
+        whole = self._run(frames, size)
+        if not offsets:
+            return whole
+        return [merge_tiles(w, parts, offsets, (height, width)) for w, parts in zip(whole, parts_per_frame)]
+
+    def look(self, crops: list[np.ndarray], imgsz: int) -> list[Detections]:
+        """People (boxes, with keypoints when the pose model runs) in crops of any sizes, one model call.
+
+        The second look of the motion guard: the pose model when there is one (its boxes and
+        skeletons), else the person detector's boxes (masks are not kept: the caller masks boxes).
+        """
+        if not crops:
+            return []
+        model = self.pose_model or self.box_model or self.seg_model
+        # Every crop padded to a square (grey, right and bottom: coordinates unchanged), so each call
+        # has the input shape (batch, 3, imgsz, imgsz) whatever the crops: a handful of shapes for
+        # the runtimes' per-shape caches (oneDNN primitives, OpenVINO reshapes) over a whole video.
+        squares = [pad_square(crop) for crop in crops]
+        found = []
+        for crop, result in zip(crops, self._predict(model, squares, imgsz)):
+            people = to_detections(result)  # boxes (and keypoints) only: no mask_shape, no masks
+            if model is not self.pose_model:
+                people.keypoints = None
+            if len(people):
+                height, width = crop.shape[:2]
+                people.xyxy = np.clip(people.xyxy, 0, [width, height, width, height]).astype(np.float32)
+                people = people[(people.xyxy[:, 2] > people.xyxy[:, 0]) & (people.xyxy[:, 3] > people.xyxy[:, 1])]
+            found.append(people)
+        return found
+
+    def _run(self, frames: list[np.ndarray], imgsz: int) -> list[FrameDetections]:
+        height, width = frames[0].shape[:2]
+        try:
+            poses = (
+                [to_detections(r) for r in self._predict(self.pose_model, frames, imgsz)] if self.pose_model else None
+            )
+            if self.seg_model is not None:
+                people = [to_detections(r, (height, width)) for r in self._predict(self.seg_model, frames, imgsz)]
+            elif self.box_model is not None:
+                people = [to_detections(r) for r in self._predict(self.box_model, frames, imgsz)]
+            else:
+                people = poses
+        except AnonymiseError:
+            raise
+        except torch.cuda.OutOfMemoryError as e:
+            raise AnonymiseError(f"out of GPU memory (try a smaller --batch or --imgsz): {first_line(e)}") from None
+        if poses is None or not self.config.pose:
+            poses = [Detections.empty() for _ in frames]
+        return [FrameDetections(p, k) for p, k in zip(people, poses)]
