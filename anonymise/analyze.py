@@ -23,8 +23,8 @@ import numpy as np
 from rich.table import Table
 
 from .errors import ConfigError, OutputError
-from .keypoints import read_keypoints
-from .video import partial_path
+from .io.files import atomic
+from .io.keypoints import read_keypoints
 
 POSTURES = ("standing", "sitting", "lying", "unknown")
 EVENT_COLUMNS = ("track_id", "kind", "start_time", "end_time", "frame", "details")
@@ -316,22 +316,16 @@ def _details(details: dict) -> str:
 def write_events_csv(events: Iterable[Event], path: str | os.PathLike) -> None:
     """Write events as CSV (``EVENT_COLUMNS``; ``details`` as ``key=value;...``), atomically."""
     path = Path(path)
-    tmp = partial_path(path)
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
+        with atomic(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(EVENT_COLUMNS)
             for e in events:
                 writer.writerow(
                     [e.track_id, e.kind, round(e.start_time, 3), round(e.end_time, 3), e.frame, _details(e.details)]
                 )
-        os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def summary_table(analysis: Analysis) -> Table:

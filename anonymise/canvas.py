@@ -8,11 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .colours import parse_colour
 from .errors import SourceError
-from .pose import parse_colour
-from .video import VideoReader
+from .io.images import IMAGE_EXTS
+from .io.video import VideoReader
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 #: a video canvas keeps its frames (resized) in memory when they fit in this many bytes
 VIDEO_CACHE_BYTES = 256 * 2**20
 
@@ -56,7 +56,7 @@ class Canvas:
             pass
         path = Path(text).expanduser()
         if text and not text.startswith("#") and path.exists():
-            return ImageCanvas(path) if path.suffix.lower() in IMAGE_SUFFIXES else VideoCanvas(path)
+            return ImageCanvas(path) if path.suffix.lower() in IMAGE_EXTS else VideoCanvas(path)
         if text and not text.startswith("#") and (path.suffix or os.sep in text or "/" in text):
             raise SourceError(f"canvas: no such file: {text}")
         raise ValueError(

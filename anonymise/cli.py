@@ -454,19 +454,16 @@ def _run(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     logging.getLogger("anonymise.export").setLevel(logging.INFO)  # a one-off export says what it is doing
     try:
-        from .pipeline import Anonymiser, plan_jobs
+        from .jobs import plan_jobs
+        from .pipeline import Anonymiser
         from .sidecars import Extras
-        from .sources import parse_source
 
         # --no-pose with --keypoints: the pose model still runs, for the data, and nothing is drawn
         config = Config(mode=mode, pose=not no_pose or keypoints is not None, draw_pose=not no_pose, **knobs)
         if config.fill is Fill.NONE and config.canvas is None and video:
             logging.getLogger("anonymise").warning("--fill none: people are NOT removed from the video")
         extras = Extras(keypoints, snapshot_every, snapshot_dir, debug_view, video)
-        source = parse_source(video_source)
-        jobs = plan_jobs(source, output, extras)  # bad paths fail before models load
-        for _, dst in jobs:
-            extras.keypoints_path(dst, source.kind != "folder")
+        plan = plan_jobs(video_source, output, extras, overwrite)  # once; bad paths fail before models load
         ray_options = dict(
             address=ray_address,
             actors=ray_actors,
@@ -479,29 +476,12 @@ def _run(
                 raise ConfigError("--show needs --engine local (Ray workers have no window)")
             from .distributed import run_ray
 
-            report = run_ray(
-                config,
-                video_source,
-                output,
-                extras=extras,
-                overwrite=overwrite,
-                audio=not no_audio,
-                progress=not quiet,
-                **ray_options,
-            )
+            report = run_ray(config, plan, audio=not no_audio, progress=not quiet, **ray_options)
         else:
             if ray_options != dict(address=None, actors=None, gpus_per_actor=None, cpus_per_actor=1.0, retries=1):
                 raise ConfigError("--ray-* options need --engine ray")
             anonymiser = Anonymiser(config)
-            report = anonymiser.run(
-                video_source,
-                output,
-                overwrite=overwrite,
-                audio=not no_audio,
-                show=show,
-                progress=not quiet,
-                extras=extras,
-            )
+            report = anonymiser.run_plan(plan, audio=not no_audio, show=show, progress=not quiet)
     except AnonymiseError as e:
         _fail(str(e))
     except Stopped as e:

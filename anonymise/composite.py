@@ -14,8 +14,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from .colours import bgr
 from .config import Fill
-from .pose import parse_colour
 
 Rect = tuple[int, int, int, int]  # x, y, w, h
 
@@ -127,7 +127,7 @@ def silhouette(frame: np.ndarray, background: np.ndarray, alpha: np.ndarray, col
     colour through the scene to the frame; under alpha 255 only the colour remains.
     """
     _check(frame, alpha, background)
-    colour = _check_colour(colour)
+    colour = bgr(colour)
 
     def make(r, _):
         x, y, w, h = r
@@ -214,18 +214,6 @@ def _pixelated(frame: np.ndarray, rect: Rect, size: float) -> np.ndarray:
     return full[y - top : y - top + h, x - left : x - left + w]
 
 
-def _check_colour(colour) -> tuple[int, int, int]:
-    if isinstance(colour, str):
-        return parse_colour(colour)
-    try:
-        values = tuple(int(c) for c in colour)
-    except (TypeError, ValueError):
-        values = ()
-    if len(values) != 3 or not all(0 <= c <= 255 for c in values):
-        raise ValueError(f"colour: expected a BGR triple of 0-255 integers, got {colour!r}")
-    return values
-
-
 _NEEDS_BACKGROUND = {Fill.BACKGROUND, Fill.SILHOUETTE, Fill.HEATMAP}
 
 
@@ -242,7 +230,7 @@ def fill(
 
     ``background`` (the reconstructed scene) is needed by ``background``, ``silhouette`` and
     ``heatmap`` and may be None otherwise. ``boxes`` (N, 4 xyxy person boxes) size the blur and
-    pixel cells; ``colour`` (BGR or a name, see :func:`anonymise.pose.parse_colour`) is the silhouette's.
+    pixel cells; ``colour`` (BGR or a name, see :func:`anonymise.colours.parse_colour`) is the silhouette's.
     """
     try:
         mode = Fill(mode.lower() if isinstance(mode, str) else mode)

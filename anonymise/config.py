@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 from .errors import ConfigError
 
@@ -165,7 +165,7 @@ class Config:
             raise ConfigError(f"fill must be one of {', '.join(f.value for f in Fill)}, got {self.fill!r}") from None
         colour = str(self.skeleton_colour).strip().lower()
         if colour not in ("limbs", "track"):
-            from .pose import parse_colour
+            from .colours import parse_colour
 
             try:
                 parse_colour(colour)
@@ -205,10 +205,6 @@ class Config:
     def replace(self, **changes) -> Config:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
 
 
 def _check_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:

@@ -29,9 +29,9 @@ from pathlib import Path
 
 from .config import Config
 from .errors import AnonymiseError, ConfigError
-from .pipeline import BatchReport, FileResult, Progress, _as_anonymise_error, check_writable, plan_jobs
+from .jobs import BatchReport, FileResult, Job, Plan, plan_jobs, run_job
+from .progress import Progress
 from .sidecars import Extras
-from .sources import media_kind, parse_source
 
 log = logging.getLogger(__name__)
 
@@ -133,30 +133,19 @@ class Worker:
                 else AnonymiseError(f"a Ray worker could not load the models: {type(e).__name__}: {e}")
             )
 
-    def process(self, src: Path, dst: Path, extras: Extras, audio: bool, single: bool) -> _Outcome:
+    def process(self, plan: Plan, job: Job, audio: bool) -> _Outcome:
         if self.error is not None:
-            return _Outcome(FileResult(str(src), dst, "failed", message=str(self.error)), self.error, fatal=True)
-        try:
-            check_writable(dst.parent)
-            if media_kind(src) == "image":
-                result = self.anonymiser.process_image(src, dst, extras=extras, single=single)
-            else:
-                progress = _CancelWatch() if _in_ray() else None
-                result = self.anonymiser.process_video(
-                    src, dst, audio=audio, extras=extras, single=single, progress=progress
-                )
-        except (AnonymiseError, OSError) as e:
-            error = _as_anonymise_error(e)
-            return _Outcome(FileResult(str(src), dst, "failed", message=str(error)), error)
-        except Exception as e:  # noqa: BLE001 - one bad file must not kill the worker
-            message = f"{type(e).__name__}: {e}"
-            return _Outcome(FileResult(str(src), dst, "failed", message=message), AnonymiseError(message))
-        return _Outcome(result)
+            return _Outcome(FileResult(job.name, job.output, "failed", message=str(self.error)), self.error, fatal=True)
+        progress = _CancelWatch() if _in_ray() else None
+        result, error = run_job(self.anonymiser, plan, job, audio=audio, progress=progress)
+        if error is not None and not isinstance(error, AnonymiseError):  # sent to the driver: one line
+            error = AnonymiseError(result.message)
+        return _Outcome(result, error)
 
 
 def run_ray(
     config: Config,
-    source: str | Path,
+    source: str | Path | Plan,
     output: str | Path | None = None,
     *,
     extras: Extras | None = None,
@@ -172,32 +161,29 @@ def run_ray(
 ) -> BatchReport:
     """Anonymise a folder (or one file) on a Ray cluster; the same outputs and report as :meth:`Anonymiser.run`.
 
-    ``address``: a Ray cluster (``auto``, ``host:port``, ``ray://host:10001``); ``None`` joins the
-    one in ``$RAY_ADDRESS`` or else starts a local instance (stopped at the end). A Ray already
-    initialised in this process is used as it is and left running. ``actors``: how many workers
-    (default: as many as the cluster's GPUs, or CPUs, hold, at most one per file);
-    ``gpus_per_actor`` (default: 1 where the cluster has GPUs and ``config.device`` is not ``cpu``,
-    else 0; fractions such as 0.5 share a GPU) and ``cpus_per_actor`` are each worker's Ray
-    resources. ``retries``: how often a file whose worker died is tried again. ``detector_factory``:
-    see :class:`Worker`. Output paths must be on a filesystem every Ray node sees.
+    ``source``: a :class:`~anonymise.jobs.Plan` (the CLI's), or a source to plan here with
+    ``output``, ``extras`` and ``overwrite``. ``address``: a Ray cluster (``auto``, ``host:port``,
+    ``ray://host:10001``); ``None`` joins the one in ``$RAY_ADDRESS`` or else starts a local
+    instance (stopped at the end). A Ray already initialised in this process is used as it is and
+    left running. ``actors``: how many workers (default: as many as the cluster's GPUs, or CPUs,
+    hold, at most one per file); ``gpus_per_actor`` (default: 1 where the cluster has GPUs and
+    ``config.device`` is not ``cpu``, else 0; fractions such as 0.5 share a GPU) and
+    ``cpus_per_actor`` are each worker's Ray resources. ``retries``: how often a file whose worker
+    died is tried again. ``detector_factory``: see :class:`Worker`. Output paths must be on a
+    filesystem every Ray node sees.
     """
-    extras = extras or Extras()
     _check_options(config, actors, gpus_per_actor, cpus_per_actor, retries)
-    src = parse_source(source)
-    if src.kind in ("camera", "stream"):
-        raise ConfigError(f"--engine ray takes files and folders, not a {src.kind} ({src.spec}); use --engine local")
+    plan = source if isinstance(source, Plan) else plan_jobs(source, output, extras, overwrite)
+    if plan.source.kind in ("camera", "stream"):
+        raise ConfigError(
+            f"--engine ray takes files and folders, not a {plan.source.kind} ({plan.source.spec}); use --engine local"
+        )
     ray = import_ray()
-    jobs = plan_jobs(src, output, extras)
-    single = src.kind != "folder"
-    results: list[FileResult | None] = [None] * len(jobs)
-    todo = []
-    for i, (job_src, job_dst) in enumerate(jobs):
-        if not single and job_dst.exists() and not overwrite:
-            results[i] = FileResult(str(job_src), job_dst, "skipped", message="output exists (use --overwrite)")
-        else:
-            todo.append(i)
-    with Progress(enabled=progress and len(jobs) > 1, files=len(jobs)) as bar:  # files only: frames are in the workers
-        for _ in range(len(jobs) - len(todo)):
+    results: list[FileResult | None] = [plan.skipped(job) for job in plan.jobs]
+    todo = [i for i, result in enumerate(results) if result is None]
+    jobs = len(plan.jobs)
+    with Progress(enabled=progress and jobs > 1, files=jobs) as bar:  # files only: frames are in the workers
+        for _ in range(jobs - len(todo)):
             bar.end_file()
         if todo:
             started = _init_ray(ray, address)
@@ -206,12 +192,10 @@ def run_ray(
                 _dispatch(
                     ray,
                     config,
-                    jobs,
+                    plan,
                     todo,
                     results,
-                    extras,
                     audio,
-                    single,
                     local,
                     bar,
                     actors,
@@ -300,12 +284,10 @@ def _actor_options(ray, config: Config, gpus_per_actor, cpus_per_actor, local: b
 def _dispatch(
     ray,
     config,
-    jobs,
+    plan,
     todo,
     results,
-    extras,
     audio,
-    single,
     local,
     bar,
     actors,
@@ -327,7 +309,7 @@ def _dispatch(
     options, fits = _actor_options(ray, config, gpus_per_actor, cpus_per_actor, local=local)
     target = min(actors or fits, len(todo))
     remote = ray.remote(Worker).options(**options)
-    extras_ref = ray.put(extras)
+    plan_ref = ray.put(plan)
     pending = deque(todo)
     attempts = dict.fromkeys(todo, 0)
     idle: list = []
@@ -343,11 +325,10 @@ def _dispatch(
                     idle.append(actor)
                 i, actor = pending.popleft(), idle.pop()
                 attempts[i] += 1
-                src, dst = jobs[i]
-                inflight[actor.process.remote(src, dst, extras_ref, audio, single)] = (i, actor)
+                inflight[actor.process.remote(plan_ref, plan.jobs[i], audio)] = (i, actor)
             (ref,), _ = ray.wait(list(inflight), num_returns=1)
             i, actor = inflight.pop(ref)
-            src, dst = jobs[i]
+            src, dst = plan.jobs[i].name, plan.jobs[i].output
             try:
                 outcome: _Outcome = ray.get(ref)
             except died as e:
@@ -370,7 +351,7 @@ def _dispatch(
                 outcome = _Outcome(FileResult(str(src), dst, "failed", message=message), AnonymiseError(message))
             else:
                 idle.append(actor)
-            if outcome.fatal or (single and outcome.error is not None):
+            if outcome.fatal or (plan.single and outcome.error is not None):
                 raise outcome.error
             results[i] = outcome.result
             bar.end_file()

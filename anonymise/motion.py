@@ -121,12 +121,6 @@ def complete_foreground(
     return touching[labels] & ~hard
 
 
-def unexplained_regions(frame, moving, reference, seen, alpha, **kwargs) -> np.ndarray:
-    """Boxes (K, 4) of the moving, person-sized regions that the mask does not explain."""
-    regions = moving_regions(frame, moving, reference, seen, alpha, **kwargs)
-    return regions.boxes[~regions.explained]
-
-
 def crop_window(
     box: np.ndarray, shape: tuple[int, int], context: float = 1.0, minimum: int = 64
 ) -> tuple[int, int, int, int]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import colorsys
-import re
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
+
+from .colours import bgr
 
 KEYPOINT_NAMES = (
     "nose",
@@ -50,19 +51,6 @@ SKELETON = (
     ((2, 4), (255, 255, 0)),
 )
 JOINT_COLOUR = (255, 255, 255)
-#: BGR colours by name for :func:`parse_colour`
-COLOURS = {
-    "black": (0, 0, 0),
-    "white": (255, 255, 255),
-    "red": (0, 0, 255),
-    "green": (0, 255, 0),
-    "blue": (255, 0, 0),
-    "grey": (128, 128, 128),
-    "gray": (128, 128, 128),
-    "yellow": (0, 255, 255),
-    "cyan": (255, 255, 0),
-    "magenta": (255, 0, 255),
-}
 #: colour of people without a track (id -1) when ``track_ids`` are given
 UNTRACKED_COLOUR = (200, 200, 200)
 
@@ -75,16 +63,6 @@ def _palette(n: int = 24) -> tuple[tuple[int, int, int], ...]:
 
 #: the colour of track id ``i`` is ``TRACK_PALETTE[i % len(TRACK_PALETTE)]``: the same in every frame and run
 TRACK_PALETTE = _palette()
-
-
-def parse_colour(text: str) -> tuple[int, int, int]:
-    """A BGR triple from a colour name (``COLOURS``) or ``#RRGGBB``, case-insensitive."""
-    spec = text.strip().lower() if isinstance(text, str) else ""
-    if spec in COLOURS:
-        return COLOURS[spec]
-    if re.fullmatch(r"#[0-9a-f]{6}", spec):
-        return int(spec[5:7], 16), int(spec[3:5], 16), int(spec[1:3], 16)
-    raise ValueError(f"colour: expected a colour name ({', '.join(COLOURS)}) or #RRGGBB, got {text!r}")
 
 
 def track_colour(track_id: int, untracked: tuple[int, int, int] = UNTRACKED_COLOUR) -> tuple[int, int, int]:
@@ -100,15 +78,6 @@ def line_thickness(shape: tuple[int, ...]) -> int:
 def joint_radius(shape: tuple[int, ...]) -> int:
     """Joint radius for a frame size: one more than :func:`line_thickness` (3 px at 480 p, 5 px at 1080 p)."""
     return line_thickness(shape) + 1
-
-
-def _bgr(colour: Sequence[int] | str) -> tuple[int, int, int]:
-    if isinstance(colour, str):
-        return parse_colour(colour)
-    values = tuple(int(c) for c in colour)
-    if len(values) != 3 or not all(0 <= c <= 255 for c in values):
-        raise ValueError(f"colour: expected a BGR triple of 0-255 integers, got {colour!r}")
-    return values
 
 
 def draw_skeleton(
@@ -136,7 +105,7 @@ def draw_skeleton(
     if keypoints.ndim != 3 or keypoints.shape[1:] != (17, 3):
         raise ValueError(f"keypoints: expected shape (N, 17, 3), got {keypoints.shape}")
     if colour is not None:
-        colour = _bgr(colour)
+        colour = bgr(colour)
     ids = None
     if track_ids is not None:
         ids = np.asarray(track_ids).reshape(-1)

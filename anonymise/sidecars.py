@@ -20,8 +20,8 @@ import numpy as np
 
 from .detections import VideoInfo
 from .errors import ConfigError, OutputError
-from .keypoints import CSV_SUFFIXES, JSONL_SUFFIXES, KeypointWriter, keypoints_format
-from .video import Frame, VideoWriter
+from .io.keypoints import CSV_SUFFIXES, JSONL_SUFFIXES, KeypointWriter, keypoints_format
+from .io.video import Frame, VideoWriter
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class Sidecars:
                 self.debug.write(self.debug_view, frame.pts, frame.duration)
 
     def _snapshot(self, index: int, image: np.ndarray) -> None:
-        from .sources import write_image
+        from .io.images import write_image
 
         if not self._made_folder:
             try:

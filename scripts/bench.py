@@ -3,7 +3,7 @@
 For each mode (``bbox``, ``seg``) and device, everything in one process, on the same video:
 
 decode
-    PyAV decode of every frame to a BGR ``ndarray`` (``anonymise.video.VideoReader``).
+    PyAV decode of every frame to a BGR ``ndarray`` (``anonymise.io.video.VideoReader``).
 floor
     The exact models the pipeline runs for that mode (``anonymise.detect.Detector`` built from
     the same ``Config``: imgsz, conf, device, batch, half), called on batches of
@@ -78,10 +78,10 @@ from anonymise.config import DEFAULT_POSE_MODEL, DEFAULT_SEG_MODEL, Config, auto
 from anonymise.detect import Detector, person_class, resolve_device  # sets Ultralytics' offline environment
 from anonymise.detect import weights as models
 from anonymise.errors import AnonymiseError
+from anonymise.framestream import SECOND_LOOK_IMGSZ
+from anonymise.io.video import VideoReader, VideoWriter
 from anonymise.pipeline import Anonymiser
 from anonymise.pose import SKELETON
-from anonymise.stream import SECOND_LOOK_IMGSZ
-from anonymise.video import VideoReader, VideoWriter
 
 from ultralytics import YOLO  # isort: skip - only after anonymise.detect has set YOLO_OFFLINE
 

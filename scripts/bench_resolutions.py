@@ -44,7 +44,7 @@ import privacy_eval as pe
 
 from anonymise import Anonymiser, Config
 from anonymise.detect import Detector
-from anonymise.video import Frame, VideoReader, VideoWriter
+from anonymise.io.video import Frame, VideoReader, VideoWriter
 
 #: name -> (clip(s) under ../shared/data, upscale factor, what the privacy figure is)
 ROWS = {

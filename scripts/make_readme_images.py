@@ -20,7 +20,7 @@ import numpy as np
 
 from anonymise import Anonymiser, Config
 from anonymise.detect import Detector
-from anonymise.video import Frame, VideoReader
+from anonymise.io.video import Frame, VideoReader
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "images"

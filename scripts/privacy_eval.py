@@ -60,7 +60,7 @@ import numpy as np
 from anonymise import Anonymiser, Config
 from anonymise.detect import Detector
 from anonymise.detections import Detections, suppress
-from anonymise.video import Frame, VideoReader
+from anonymise.io.video import Frame, VideoReader
 
 from ultralytics.utils.metrics import bbox_ioa  # isort: skip - after anonymise.detect set the offline switches
 

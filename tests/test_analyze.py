@@ -15,7 +15,7 @@ from anonymise.analyze import (
     summary_table,
     write_events_csv,
 )
-from anonymise.keypoints import KeypointWriter, person_records
+from anonymise.io.keypoints import KeypointWriter, person_records
 from anonymise.pose import KEYPOINT_NAMES
 
 W, H, FPS = 1280, 720, 30.0

@@ -13,7 +13,7 @@ from conftest import read_frames
 
 from anonymise import Config, ConfigError, ModelError
 from anonymise.detect import exports as backends
-from anonymise.video import Frame
+from anonymise.io.video import Frame
 
 
 @pytest.fixture

@@ -156,7 +156,7 @@ def test_show_conf_scales_joint_size():
 
 
 def test_parse_colour():
-    from anonymise.pose import parse_colour
+    from anonymise.colours import parse_colour
 
     assert parse_colour("black") == (0, 0, 0)
     assert parse_colour(" Grey ") == parse_colour("gray") == (128, 128, 128)

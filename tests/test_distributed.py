@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from anonymise import Anonymiser, Config, ConfigError
 from anonymise.cli import app
 from anonymise.distributed import run_ray
-from anonymise.pipeline import BatchReport, FileResult
+from anonymise.jobs import BatchReport, FileResult
 
 try:
     import ray
@@ -174,8 +174,8 @@ def test_cli_engine_ray_calls_run_ray_with_the_options(tmp_path, monkeypatch):
     write_video(tmp_path / "in" / "a.mp4", synthetic_frames(2), audio=None)
     seen = {}
 
-    def fake_run_ray(config, source, output, **kwargs):
-        seen.update(config=config, source=source, output=output, **kwargs)
+    def fake_run_ray(config, plan, **kwargs):
+        seen.update(config=config, plan=plan, **kwargs)
         return BatchReport([FileResult(str(tmp_path / "in" / "a.mp4"), tmp_path / "out" / "a.mp4", "done", 2, 0.1)])
 
     monkeypatch.setattr("anonymise.distributed.run_ray", fake_run_ray)
@@ -201,17 +201,17 @@ def test_cli_engine_ray_calls_run_ray_with_the_options(tmp_path, monkeypatch):
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert seen["config"].conf == 0.2 and seen["source"] == str(tmp_path / "in")
+    plan = seen["plan"]  # planned once, by the CLI
+    assert seen["config"].conf == 0.2 and plan.source.path == tmp_path / "in" and not plan.overwrite
+    assert [(j.source, j.output) for j in plan.jobs] == [(tmp_path / "in" / "a.mp4", tmp_path / "out" / "a.mp4")]
     assert {
-        k: seen[k]
-        for k in ("address", "actors", "gpus_per_actor", "cpus_per_actor", "retries", "overwrite", "audio", "progress")
+        k: seen[k] for k in ("address", "actors", "gpus_per_actor", "cpus_per_actor", "retries", "audio", "progress")
     } == {
         "address": "auto",
         "actors": 3,
         "gpus_per_actor": 0.5,
         "cpus_per_actor": 1.0,
         "retries": 2,
-        "overwrite": False,
         "audio": True,
         "progress": False,
     }

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from anonymise import ConfigError, Detections, OutputError, SourceError
-from anonymise.keypoints import CSV_COLUMNS, SCHEMA, KeypointWriter, person_records, read_keypoints, validate_record
+from anonymise.io.keypoints import CSV_COLUMNS, SCHEMA, KeypointWriter, person_records, read_keypoints, validate_record
 from anonymise.pose import KEYPOINT_NAMES
 
 W, H = 640, 480

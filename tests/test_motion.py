@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 from conftest import MAGENTA, scene
 
-from anonymise.motion import crop_window, moved, moving_regions, unexplained_regions
+from anonymise.motion import crop_window, moved, moving_regions
+
+
+def unexplained_regions(frame, moving, reference, seen, alpha, **kwargs) -> np.ndarray:
+    """Boxes (K, 4) of the moving, person-sized regions that the mask does not explain."""
+    regions = moving_regions(frame, moving, reference, seen, alpha, **kwargs)
+    return regions.boxes[~regions.explained]
 
 
 def _frame(x, background):

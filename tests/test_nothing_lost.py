@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from anonymise import Anonymiser, Config, OutputError
 from anonymise.cli import app
-from anonymise.outputs import claim
-from anonymise.video import VideoWriter, partial_path
+from anonymise.io.files import partial_path
+from anonymise.io.outputs import claim
+from anonymise.io.video import VideoWriter
 
 runner = CliRunner()
 
@@ -33,14 +34,14 @@ def test_an_output_folder_inside_the_input_that_holds_media_is_refused(tmp_path)
 
 
 def test_an_empty_output_folder_inside_the_input_is_fine(tmp_path):
-    from anonymise.pipeline import plan_jobs
-    from anonymise.sources import parse_source
+    from anonymise.jobs import plan_jobs
 
     tree = tmp_path / "tree"
     tree.mkdir()
     write_video(tree / "a.mp4", synthetic_frames(4), audio=None)
-    jobs = plan_jobs(parse_source(tree), tree / "out")
-    assert [(src.name, dst.relative_to(tree).as_posix()) for src, dst in jobs] == [("a.mp4", "out/a.mp4")]
+    plan = plan_jobs(tree, tree / "out")
+    assert [(j.source.name, j.output.relative_to(tree).as_posix()) for j in plan.jobs] == [("a.mp4", "out/a.mp4")]
+    assert not plan.single
 
 
 def test_a_second_run_on_the_same_output_is_refused(tmp_path):
@@ -171,7 +172,7 @@ def test_pcm_in_avi_with_an_unnamed_layout_makes_an_mp4(tmp_path):
 
 
 def test_an_audio_setting_the_encoder_refuses_fails_before_the_first_frame(tmp_path, monkeypatch):
-    import anonymise.video as video
+    import anonymise.io.video as video
 
     src = _clip_with_audio(tmp_path / "in.avi", "pcm_s16le")
     monkeypatch.setattr(video, "DEFAULT_LAYOUTS", {2: "2 channels"})  # what the old code asked the encoder for

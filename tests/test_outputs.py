@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from anonymise import Anonymiser, Config
 from anonymise.cli import app
 from anonymise.config import Fill
-from anonymise.keypoints import read_keypoints
+from anonymise.io.keypoints import read_keypoints
+from anonymise.io.video import Frame
 from anonymise.pose import track_colour
 from anonymise.sidecars import Every, Extras
-from anonymise.video import Frame
 
 runner = CliRunner()
 FAST = ["--imgsz", "320", "--quiet"]
@@ -161,10 +161,9 @@ def test_bad_output_options_give_one_line(tmp_path, args, message):
 @pytest.fixture(scope="module")
 def real(clip):
     from anonymise.detect import Detector
+    from anonymise.io.video import VideoReader
 
-    frames = [f.image for f in __import__("anonymise.video", fromlist=["VideoReader"]).VideoReader(clip, audio=False)][
-        :6
-    ]
+    frames = [f.image for f in VideoReader(clip, audio=False)][:6]
     return frames, Detector(Config(imgsz=640, tiles="off"))
 
 
@@ -251,7 +250,7 @@ def test_analyze_and_export_errors_are_one_line(tmp_path):
 def test_analyze_a_synthetic_fall(tmp_path):
     """A skeleton that stands for 1 s, then falls flat within 0.3 s: one fall event, and lying at the end."""
     from anonymise.detections import Detections
-    from anonymise.keypoints import KeypointWriter
+    from anonymise.io.keypoints import KeypointWriter
     from anonymise.pose import KEYPOINT_NAMES
 
     path = tmp_path / "fall.jsonl"

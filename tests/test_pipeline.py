@@ -21,7 +21,7 @@ from conftest import (
 )
 
 from anonymise import Anonymiser, Config, OutputError, SourceError
-from anonymise.video import Frame
+from anonymise.io.video import Frame
 
 
 def _outputs(anon, frames, lookahead):
@@ -209,7 +209,7 @@ def test_ctrl_c_on_a_file_leaves_nothing(tmp_path):
 def test_ctrl_c_on_a_camera_finishes_a_valid_file(tmp_path, monkeypatch):
     video = write_video(tmp_path / "cam.mp4", synthetic_frames(40), audio=None)
     real = cv2.VideoCapture
-    monkeypatch.setattr("anonymise.sources.cv2.VideoCapture", lambda index: real(str(video)))
+    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: real(str(video)))
     monkeypatch.chdir(tmp_path)
     anon = Anonymiser(Config(), detector=_Interrupt(at=20))
     report = anon.run("0")
@@ -323,7 +323,7 @@ def test_a_tracked_person_the_detector_drops_keeps_their_skeleton_from_a_look_at
 
 def test_every_box_a_second_look_finds_is_masked_even_a_duplicate(monkeypatch):
     """Overlapping crops see a person twice: the skeleton is kept once, but both boxes are masked."""
-    from anonymise import stream as stream_module
+    from anonymise import framestream as stream_module
     from anonymise.detections import Detections
 
     frames = synthetic_frames(20)

@@ -7,8 +7,8 @@ import numpy as np
 from anonymise import Anonymiser, Config
 from anonymise.detect import FrameDetections, large_imgsz
 from anonymise.detections import Detections
+from anonymise.io.video import Frame
 from anonymise.policy import RECENT, SWEEP_EVERY, WARMUP, ScalePolicy, smallest_person
-from anonymise.video import Frame
 
 
 def test_large_pass_runs_only_when_the_main_pass_enlarges_the_frame():

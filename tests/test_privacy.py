@@ -11,8 +11,8 @@ from anonymise import Anonymiser, Config
 from anonymise.background import BackgroundModel
 from anonymise.detect import FrameDetections
 from anonymise.detections import Detections
+from anonymise.io.video import Frame
 from anonymise.masks import body_boxes, body_mask
-from anonymise.video import Frame
 
 #: a skin tone for the synthetic face (far from MAGENTA and from the scene's green-heavy texture)
 FACE = np.array([90, 140, 230], np.uint8)  # BGR

@@ -8,8 +8,8 @@ import numpy as np
 from conftest import ColourDetector, is_person_colour, synthetic_frames
 
 from anonymise import Anonymiser, Config
-from anonymise.sources import read_image
-from anonymise.video import VideoReader
+from anonymise.io.images import read_image
+from anonymise.io.video import VideoReader
 
 
 def write_sideways(path, upright: list[np.ndarray], degrees: int = 90):

@@ -7,8 +7,8 @@ import pytest
 from conftest import ColourDetector, read_frames, synthetic_frames, write_video
 
 from anonymise import AnonymiseError, Anonymiser, Config
-from anonymise import video as video_module
-from anonymise.pipeline import _Prefetch
+from anonymise.io import video as video_module
+from anonymise.threads import Prefetch
 
 
 def _src(tmp_path, n=20):
@@ -29,7 +29,7 @@ def test_prefetch_keeps_order_and_reraises_in_the_consumer():
 
     got = []
     with pytest.raises(ValueError, match="decoder broke"):
-        for x in _Prefetch(numbers(), maxsize=3):
+        for x in Prefetch(numbers(), maxsize=3):
             got.append(x)
     assert got == list(range(50))
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import scene, stream_summary, synthetic_frames, write_video, write_zero_frame_video
 
 from anonymise import SourceError
-from anonymise.video import VideoReader, VideoWriter
+from anonymise.io.video import VideoReader, VideoWriter
 
 
 def _copy(src, dst, **writer_kwargs):
@@ -108,7 +108,7 @@ def test_corrupt_truncated_and_empty_inputs_raise_source_errors(tmp_path):
 
 
 def test_gpu_encoding_falls_back_to_libx264_without_nvenc(tmp_path):
-    from anonymise.video import VideoWriter, nvenc_available
+    from anonymise.io.video import VideoWriter, nvenc_available
 
     writer = VideoWriter(tmp_path / "gpu.mp4", 64, 48, 10, gpu=True)
     for _ in range(3):

@@ -250,11 +250,6 @@ def export_name(
     return key + _FORMAT[backend][1]
 
 
-def cache_dir(weights: str | os.PathLike) -> Path:
-    """Where exports of ``weights`` go: ``<stem>.exports/`` beside them, or the user cache."""
-    return _writable_cache_dir(Path(weights).expanduser())
-
-
 def user_cache_dir() -> Path:
     """``$ANONYMISE_CACHE``, else ``$XDG_CACHE_HOME/anonymise/exports`` (``~/.cache/anonymise/exports``)."""
     if os.environ.get("ANONYMISE_CACHE"):
@@ -520,7 +515,8 @@ def _data_yaml(work: Path, calibration: str) -> str:
         return str(path)
     images = work / "calibration" / "images"
     images.mkdir(parents=True)
-    suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+    from ..io.images import IMAGE_EXTS as suffixes
+
     count = 0
     for i, image in enumerate(sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes)):
         target = images / f"{i:06d}{image.suffix.lower()}"  # links: the label cache stays in work/

@@ -33,14 +33,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import composite, masks, motion, pose
+from . import colours, composite, masks, motion, pose
 from .config import Config, Fill, Mode, auto_imgsz
 from .detect.tracker import PersonTracker
 from .detections import Detections, box_iou, nested, suppress
 from .errors import AnonymiseError, ConfigError
+from .io.video import Frame
 from .policy import ScalePolicy, scene_cut, thumbnail
 from .track import MAX_GROWTH, TrackHistory, grow
-from .video import Frame
 
 log = logging.getLogger(__name__)
 
@@ -559,7 +559,7 @@ class FrameStream:
         if c.skeleton_colour == "track":
             track_ids = poses.tracker_id if poses.tracker_id is not None else np.full(len(poses), -1)
         elif c.skeleton_colour != "limbs":
-            colour = pose.parse_colour(c.skeleton_colour)
+            colour = colours.parse_colour(c.skeleton_colour)
         return pose.draw_skeleton(
             image, poses.keypoints, c.pose_conf, c.thickness, track_ids=track_ids, colour=colour, show_conf=c.show_conf
         )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -19,8 +18,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .detections import VideoInfo
-from .errors import OutputError, SourceError
+from ..detections import VideoInfo
+from ..errors import OutputError, SourceError
+from .files import partial_path, publish
 
 log = logging.getLogger(__name__)
 
@@ -197,11 +197,6 @@ def audio_copyable(suffix: str, codec: str) -> bool:
     return True
 
 
-def partial_path(path: Path) -> Path:
-    """A hidden temporary name beside ``path`` that keeps its extension (muxers pick by it)."""
-    return path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
-
-
 _NVENC: bool | None = None
 
 
@@ -347,8 +342,7 @@ class VideoWriter:
         except BaseException:
             self.abort()
             raise
-        os.replace(self.tmp, self.path)
-        return self.path
+        return publish(self.tmp, self.path)
 
     def abort(self) -> None:
         """Stop writing and remove the temporary file; the final path is never touched."""
@@ -363,9 +357,3 @@ def _pad_even(image: np.ndarray, height: int, width: int) -> np.ndarray:
     import cv2
 
     return cv2.copyMakeBorder(image, 0, height - image.shape[0], 0, width - image.shape[1], cv2.BORDER_REPLICATE)
-
-
-def probe(path: str | os.PathLike) -> VideoInfo:
-    """Read a video's :class:`VideoInfo` without decoding it."""
-    with VideoReader(path) as reader:
-        return reader.info

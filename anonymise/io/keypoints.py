@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
-from .detections import Detections
-from .errors import ConfigError, OutputError, SourceError
-from .pose import KEYPOINT_NAMES
-from .video import partial_path
+from ..detections import Detections
+from ..errors import ConfigError, OutputError, SourceError
+from ..pose import KEYPOINT_NAMES
+from .files import partial_path, publish
 
 SCHEMA = "anonymise.keypoints/1"
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -161,7 +161,7 @@ class KeypointWriter:
             return
         try:
             self._file.close()
-            os.replace(self.tmp, self.path)
+            publish(self.tmp, self.path)
         except OSError as e:
             self.tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write {self.path}: {e.strerror or e}") from None

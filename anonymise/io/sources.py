@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import cv2
-import numpy as np
+from ..errors import SourceError
+from .camera import CameraReader
+from .images import IMAGE_EXTS
+from .video import VideoReader
 
-from .detections import VideoInfo
-from .errors import OutputError, SourceError
-from .video import Frame, VideoReader, partial_path
-
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_EXTS = {
     ".mp4",
     ".mov",
@@ -46,10 +40,6 @@ class Source:
     spec: str
     path: Path | None = None
     camera: int | None = None
-
-    @property
-    def live(self) -> bool:
-        return self.kind in ("camera", "stream")
 
 
 def parse_source(spec: str | os.PathLike | int) -> Source:
@@ -109,86 +99,10 @@ def output_for(input_path: Path, input_root: Path, output_root: Path) -> Path:
     return output_root / rel
 
 
-def read_image(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # applies EXIF orientation
-    if image is None:
-        raise SourceError(f"cannot read image {path} (corrupt or unsupported format)")
-    return image
-
-
-def write_image(path: Path, image: np.ndarray) -> Path:
-    """Write an image atomically (temporary name, then rename); no metadata is carried over."""
-    tmp = partial_path(path)
-    try:
-        ok = cv2.imwrite(str(tmp), image)
-    except cv2.error as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {str(e).strip().splitlines()[-1]}") from None
-    if not ok:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path} (unsupported image extension or unwritable folder)")
-    os.replace(tmp, path)
-    return path
-
-
-def _open_camera(index: int):
-    """``cv2.VideoCapture(index)`` with OpenCV's log silenced: probing every backend for a camera that
-    is not there prints a dozen warnings, and the caller says what went wrong in one line."""
-    logging = cv2.utils.logging
-    level = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
-        return cv2.VideoCapture(index)
-    finally:
-        logging.setLogLevel(level)
-
-
-class CameraReader:
-    """Frames from a local camera through OpenCV, timestamped by the wall clock (1 ms units)."""
-
-    time_base = Fraction(1, 1000)
-    audio_stream = None
-
-    def __init__(self, index: int, capture=None):
-        self.index = index
-        self._cap = capture if capture is not None else _open_camera(index)
-        if not self._cap.isOpened():
-            self._cap.release()
-            raise SourceError(f"cannot open camera {index} (no such device, or it is busy)")
-        ok, first = self._cap.read()
-        if not ok or first is None:
-            self._cap.release()
-            raise SourceError(f"camera {index} opened but gave no frame")
-        self._first = first
-        fps = self._cap.get(cv2.CAP_PROP_FPS) or 30.0
-        fps = Fraction(fps).limit_denominator(1001) if 1 <= fps <= 240 else Fraction(30)
-        self.info = VideoInfo(width=first.shape[1], height=first.shape[0], fps=fps, live=True)
-
-    def __iter__(self) -> Iterator[Frame]:
-        start = time.monotonic()
-        image, index, last = self._first, 0, -1
-        while image is not None:
-            pts = max(round((time.monotonic() - start) * 1000), last + 1)
-            yield Frame(image, index, pts, self.time_base)
-            last, index = pts, index + 1
-            ok, image = self._cap.read()
-            if not ok:
-                image = None
-
-    def close(self) -> None:
-        self._cap.release()
-
-    def __enter__(self) -> CameraReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def open_reader(source: Source, audio: bool = True, path: Path | None = None):
+def open_reader(source: Source, audio: bool = True):
     """A frame reader for a video file, a stream URL or a camera."""
     if source.kind == "camera":
         return CameraReader(source.camera)
     if source.kind == "stream":
         return VideoReader(source.spec, audio=audio)
-    return VideoReader(path or source.path, audio=audio, live=False)
+    return VideoReader(source.path, audio=audio, live=False)

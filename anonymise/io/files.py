@@ -1,0 +1,43 @@
+"""Writing files so that nothing is half-written: a hidden temporary name, renamed when complete.
+
+Every output of the package (videos, images, keypoint and event files, exports' metadata) is
+written to :func:`partial_path` beside its final name and moved there with one rename
+(atomic on a POSIX filesystem); a failed or interrupted write removes it. A run that was
+killed can leave one behind: :mod:`anonymise.io.outputs` finds and removes those.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def partial_path(path: Path) -> Path:
+    """A hidden temporary name beside ``path`` that keeps its extension (muxers pick by it)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
+
+
+def publish(tmp: Path, path: Path) -> Path:
+    """Move a finished temporary file onto ``path`` (one rename); remove it if that fails."""
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(path)
+
+
+@contextmanager
+def atomic(path: Path) -> Iterator[Path]:
+    """The temporary path to write ``path`` through: renamed onto it when the block ends, removed if it raises."""
+    tmp = partial_path(Path(path))
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    publish(tmp, path)
