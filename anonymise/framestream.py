@@ -105,6 +105,26 @@ class _Slot:
     alpha: Any = None  # the final person alpha, on the compositing device
 
 
+@dataclass
+class Anonymised:
+    """One output frame, and what was found in it.
+
+    Unpacks as ``(frame, image)``: ``for frame, out in anonymiser.anonymise_frames(...)``.
+    """
+
+    #: the input frame (its image unchanged, its timing and audio)
+    frame: Frame
+    #: the anonymised image
+    image: np.ndarray
+    #: the people whose skeletons were drawn (keypoints, track ids); empty when pose is off
+    poses: Detections = field(default_factory=Detections.empty)
+    #: ``(alpha, background)`` of this frame when the stream runs with a debug view
+    debug: tuple[np.ndarray, np.ndarray | None] | None = None
+
+    def __iter__(self):
+        return iter((self.frame, self.image))
+
+
 class FrameStream:
     """The frames of one video through detect, track, mask, background and compose."""
 
@@ -119,7 +139,7 @@ class FrameStream:
         fps: float = 30.0,
         debug: bool = False,
     ):
-        """``debug``: each output frame also carries ``frame.debug = (alpha, background)`` (numpy)."""
+        """``debug``: each :class:`Anonymised` also carries ``debug = (alpha, background)`` (numpy)."""
         self.config = config
         self.debug = debug
         self.canvas = None
@@ -152,7 +172,7 @@ class FrameStream:
 
     # -- intake ---------------------------------------------------------------------------
 
-    def push(self, frames: list[Frame], found: list | None = None) -> list[tuple[Frame, np.ndarray]]:
+    def push(self, frames: list[Frame], found: list | None = None) -> list[Anonymised]:
         """Add decoded frames; return the (frame, output) pairs that are ready, in order.
 
         ``found``: what :meth:`detect` returned for these frames, when it ran ahead (else it runs now).
@@ -172,7 +192,7 @@ class FrameStream:
                 ready.append(self._compose(self._buffer.popleft()))
         return ready
 
-    def flush(self) -> list[tuple[Frame, np.ndarray]]:
+    def flush(self) -> list[Anonymised]:
         """Everything still buffered, at the end of the input."""
         for slot in self._buffer:
             if slot.alpha is None:
@@ -515,26 +535,24 @@ class FrameStream:
 
     # -- output ----------------------------------------------------------------------------
 
-    def _compose(self, slot: _Slot) -> tuple[Frame, np.ndarray]:
+    def _compose(self, slot: _Slot) -> Anonymised:
         self.counts.frames += 1
         found = slot.found
         has_poses = found is not None and len(found.poses) and found.poses.keypoints is not None
-        slot.frame.poses = found.poses if has_poses else Detections.empty()
+        poses = found.poses if has_poses else Detections.empty()
         try:
             out, background = self._fill(slot)
             if self.config.pose and self.config.draw_pose and has_poses:
                 out = self._draw(out, found.poses)
-            if self.debug:
-                slot.frame.debug = (_numpy(slot.alpha), _numpy(background))
-            return slot.frame, out
+            debug = (_numpy(slot.alpha), _numpy(background)) if self.debug else None
+            return Anonymised(slot.frame, out, poses, debug)
         except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes background
             log.warning("compositing failed on frame %d, written fully masked: %s", slot.t, e)
             self.counts.failed += 1
-            slot.frame.poses = Detections.empty()
             try:
-                return slot.frame, _numpy(self.background.image())
+                return Anonymised(slot.frame, _numpy(self.background.image()))
             except Exception:  # noqa: BLE001
-                return slot.frame, np.zeros_like(slot.frame.image)
+                return Anonymised(slot.frame, np.zeros_like(slot.frame.image))
 
     def _fill(self, slot: _Slot) -> tuple[np.ndarray, Any]:
         """(the frame with its people replaced, or the canvas; the background used)."""

@@ -23,7 +23,7 @@ from .background import STABLE_FRAMES, BackgroundModel, TorchBackgroundModel
 from .config import Config
 from .detections import VideoInfo
 from .errors import Stopped
-from .framestream import FrameStream
+from .framestream import Anonymised, FrameStream
 from .io.images import read_image, write_image
 from .io.sources import Source, media_kind, open_reader, parse_source
 from .io.video import Frame, VideoWriter
@@ -89,13 +89,12 @@ class Anonymiser:
             self.config, self.detector, self._new_background(), lookahead, fail_closed, self._to_device, fps, debug
         )
 
-    def anonymise_frames(
-        self, frames: Iterable[Frame], stream: FrameStream | None = None
-    ) -> Iterator[tuple[Frame, np.ndarray]]:
-        """Anonymise in-memory frames: (input frame, output image) in input order.
+    def anonymise_frames(self, frames: Iterable[Frame], stream: FrameStream | None = None) -> Iterator[Anonymised]:
+        """Anonymise in-memory frames, in input order: each an :class:`~anonymise.framestream.Anonymised`
+        (the input frame, the output image, the skeletons drawn on it), which unpacks as ``(frame, image)``.
 
         ``stream`` (from :meth:`stream`) carries the state of one video; by default a fresh one
-        with the file look-ahead. Each yielded frame's ``poses`` holds the skeletons drawn on it.
+        with the file look-ahead.
         """
         if stream is None:
             stream = self.stream(self.config.lookahead if self.config.lookahead is not None else FILE_LOOKAHEAD)
@@ -215,10 +214,11 @@ class Anonymiser:
             try:
                 frames = Prefetch(reader)
                 outputs = self.anonymise_frames(frames, stream)
-                for frame, out in outputs:
+                for result in outputs:
+                    frame, out = result
                     if sink is not None:
                         sink.put(frame, out)
-                    sidecars.write(frame, out)
+                    sidecars.write(result)
                     written += 1
                     progress.advance()
                     if viewer is not None:

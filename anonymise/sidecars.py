@@ -20,6 +20,7 @@ import numpy as np
 
 from .detections import VideoInfo
 from .errors import ConfigError, OutputError
+from .framestream import Anonymised
 from .io.keypoints import CSV_SUFFIXES, JSONL_SUFFIXES, KeypointWriter, keypoints_format
 from .io.video import Frame, VideoWriter
 
@@ -169,16 +170,18 @@ class Sidecars:
             self.abort()
             raise
 
-    def write(self, frame: Frame, output: np.ndarray) -> None:
-        if self.keypoints is not None and frame.poses is not None:
-            self.keypoints.write(frame.index, frame.time, frame.poses)
+    def write(self, result: Anonymised) -> None:
+        """The sidecars of one output frame: its keypoints, a snapshot when due, the debug view."""
+        frame, output = result.frame, result.image
+        if self.keypoints is not None:
+            self.keypoints.write(frame.index, frame.time, result.poses)
         if self.every is not None:
             due = self.every.due(frame, self._last, self.fps)
             if due is not None:
                 self._last = due
                 self._snapshot(frame.index, output)
-        if self.extras.debug_view and frame.debug is not None:
-            alpha, background = frame.debug
+        if self.extras.debug_view and result.debug is not None:
+            alpha, background = result.debug
             background = background if background is not None else np.zeros_like(output)
             self.debug_view = debug_tiles(frame.image, alpha, background, output)
             if self.debug is not None:

@@ -238,7 +238,7 @@ def evaluate(
     print(f"  {name}: residual frames {', '.join(spans) or 'none'}; first boxes {boxes}")
     if utility:
         drawn = Anonymiser(config.replace(pose=True))
-        skeletons = [f.poses for f, _ in drawn.anonymise_frames(Frame(f.image, f.index) for f in frames)]
+        skeletons = [r.poses for r in drawn.anonymise_frames(Frame(f.image, f.index) for f in frames)]
         kept = sum(int(matched(t, s).sum()) for t, s in zip(truth, skeletons))
         row["skeleton recall %"] = 100 * kept / max(row["input people"], 1)
         row["skeletons"] = skeletons
@@ -333,9 +333,8 @@ def score_pixels(kind: str, video: Path, frames: list[Frame], pose: bool, save: 
     leaks, totals, skeleton, seen = [], [], 0, 0
     saved: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     start = time.perf_counter()
-    for (frame, out), source, boxes in zip(
-        anon.anonymise_frames(Frame(f.image, f.index) for f in frames), frames, truth
-    ):
+    for result, source, boxes in zip(anon.anonymise_frames(Frame(f.image, f.index) for f in frames), frames, truth):
+        out = result.image
         image = source.image
         where = person_pixels(image, empty, boxes) if kind == "static" else core_pixels(boxes, image.shape[:2])
         leak = leaked(image, out, where)
@@ -343,7 +342,7 @@ def score_pixels(kind: str, video: Path, frames: list[Frame], pose: bool, save: 
         totals.append(int(where.sum()))
         if len(boxes):
             seen += 1
-            drawn = getattr(frame, "poses", None)
+            drawn = result.poses
             if (
                 drawn is not None
                 and len(drawn)

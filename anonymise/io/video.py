@@ -45,10 +45,6 @@ class Frame:
     audio: list = field(default_factory=list)
     #: audio packets after the last video frame (muxed after it)
     audio_after: list = field(default_factory=list)
-    #: the people (with keypoints and track ids) found in this frame (set by the pipeline)
-    poses: object = None
-    #: ``(alpha, background)`` of this frame when the pipeline runs with a debug view
-    debug: object = None
 
     @property
     def time(self) -> float | None:
