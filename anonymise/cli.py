@@ -5,6 +5,9 @@ from __future__ import annotations
 import enum
 import logging
 import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,12 +15,43 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from . import __version__
 from .config import Config, Fill, Mode
 from .errors import AnonymiseError, ConfigError, Stopped
 
+#: click's exceptions (Typer >= 0.2x vendors its own copy of click): usage errors and the bare-command help
+_CLICK_ERRORS = sys.modules[typer.BadParameter.__module__]
+_NO_ARGS = getattr(_CLICK_ERRORS, "NoArgsIsHelpError", ())
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option, a bad value) are bad input like any other: one line, exit 1.
+
+    Click's own are three lines (usage, hint, error) and exit 2.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS as e:  # bare ``anonymise``: the help, as click prints it
+            print(e.ctx.get_help() if e.ctx else e.format_message(), file=sys.stderr)
+            sys.exit(2)
+        except _CLICK_ERRORS.UsageError as e:
+            where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
+            _print_error(f"{e.format_message()}{where}")
+            sys.exit(1)
+        except typer.Abort:
+            _print_error("interrupted")
+            sys.exit(130)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="anonymise",
     help=(
         "Remove every person from a video, fill the hole with the scene behind them, keep only the motion as a "
@@ -26,6 +60,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: wraps at 80 columns, and [ray] stays [ray]
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console(highlight=False, soft_wrap=True)
@@ -66,8 +101,9 @@ BackendOpt = Annotated[
         "--backend",
         envvar="ANONYMISE_BACKEND",
         help=(
-            "Inference runtime: auto (OpenVINO on x86-64 CPUs, bf16 where the CPU has it; TensorRT or torch on "
-            "CUDA; torch elsewhere), torch, onnx, openvino or tensorrt (exported once, cached). See docs/backends.md."
+            "Inference runtime: auto (OpenVINO on x86-64 CPUs: int8, else bf16 where the CPU has it, else fp32; "
+            "TensorRT or torch fp16 on CUDA; torch elsewhere), torch, onnx, openvino or tensorrt (exported once, "
+            "cached). See docs/backends.md."
         ),
     ),
 ]
@@ -76,8 +112,9 @@ Int8 = Annotated[
     typer.Option(
         "--int8/--no-int8",
         help=(
-            "int8 models (openvino, tensorrt): ~1.8x faster on a CPU. OpenVINO calibrates once on the first "
-            "frames of your video (or on $ANONYMISE_CALIBRATION). Default: on with --backend auto on a CPU."
+            "int8 models (openvino, tensorrt): 1.3-1.8x faster than bf16 on a CPU. OpenVINO calibrates once on the "
+            "first frames of your video, in memory (or on $ANONYMISE_CALIBRATION). Default: on with --backend auto "
+            "on a CPU."
         ),
         show_default=False,
     ),
@@ -234,7 +271,9 @@ DebugView = Annotated[
         ),
     ),
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bars, summary or one-off export lines; errors only.")
+]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="More logging; tracebacks for unexpected errors.")]
 
 
@@ -250,8 +289,8 @@ EngineOpt = Annotated[
     typer.Option(
         "--engine",
         help=(
-            "local: this process; ray: spread a folder over a Ray cluster, one file per worker (pip install "
-            '"anonymise[ray]").'
+            "local: this process; ray: spread a folder over a Ray cluster, one file per worker "
+            '(pip install -e ".[ray]" in the clone).'
         ),
         case_sensitive=False,
     ),
@@ -450,10 +489,8 @@ def _run(
     ray_retries=1,
     **knobs,
 ) -> None:
-    """The runner every command shares: config, pipeline, and one line per error."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    logging.getLogger("anonymise.export").setLevel(logging.INFO)  # a one-off export says what it is doing
-    try:
+    """The runner every command shares: config, plan, pipeline."""
+    with _command(verbose, quiet):
         from .jobs import plan_jobs
         from .pipeline import Anonymiser
         from .sidecars import Extras
@@ -482,16 +519,6 @@ def _run(
                 raise ConfigError("--ray-* options need --engine ray")
             anonymiser = Anonymiser(config)
             report = anonymiser.run_plan(plan, audio=not no_audio, show=show, progress=not quiet)
-    except AnonymiseError as e:
-        _fail(str(e))
-    except Stopped as e:
-        _fail(f"stopped by {signal.Signals(e.signum).name}; unfinished outputs were removed", code=128 + e.signum)
-    except KeyboardInterrupt:
-        _fail("interrupted; unfinished outputs were removed", code=130)
-    except Exception as e:
-        if verbose:
-            raise
-        _fail(f"unexpected {type(e).__name__}: {e} (run with --verbose for the traceback)")
     if not quiet:
         _summary(report)
     else:  # --quiet hides progress and the summary, never a failure
@@ -615,8 +642,7 @@ def analyze(
     verbose: Verbose = False,
 ) -> None:
     """Per-person postures, trunk inclination and falls from a keypoints file: an events CSV and a summary."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    try:
+    with _command(verbose, quiet):
         from .analyze import AnalyzeConfig, analyze_file, summary_table, write_events_csv
 
         config = AnalyzeConfig(
@@ -631,22 +657,45 @@ def analyze(
         if target.resolve() == keypoints.resolve():
             raise ConfigError(f"events file would overwrite the keypoints file {keypoints}")
         write_events_csv(analysis.events, target)
-    except AnonymiseError as e:
-        _fail(str(e))
-    except Exception as e:
-        if verbose:
-            raise
-        _fail(f"unexpected {type(e).__name__}: {e} (run with --verbose for the traceback)")
     if not quiet:
         out.print(summary_table(analysis))
         falls = sum(e.kind == "fall" for e in analysis.events)
         out.print(f"{len(analysis.tracks)} people, {falls} falls, {len(analysis.events)} events -> {target}")
 
 
+@contextmanager
+def _command(verbose: bool, quiet: bool = False) -> Iterator[None]:
+    """A command's logging, and its errors as one line with the documented exit codes.
+
+    Bad input (:class:`AnonymiseError`) exits 1; Ctrl-C 130; SIGTERM or SIGHUP 128 + N; anything
+    unexpected exits 1 too, with its traceback under ``--verbose``.
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    # a one-off export or int8 calibration says what it is doing, unless --quiet
+    logging.getLogger("anonymise.export").setLevel(logging.WARNING if quiet and not verbose else logging.INFO)
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except AnonymiseError as e:
+        _fail(str(e))
+    except Stopped as e:
+        _fail(f"stopped by {signal.Signals(e.signum).name}; unfinished outputs were removed", code=128 + e.signum)
+    except KeyboardInterrupt:
+        _fail("interrupted; unfinished outputs were removed", code=130)
+    except Exception as e:
+        if verbose:
+            raise
+        _fail(f"unexpected {type(e).__name__}: {e} (run with --verbose for the traceback)")
+
+
+def _print_error(message: str) -> None:
+    # escape: the [onnx] of pip install -e ".[onnx]" is not markup
+    err.print(f"[bold red]Error:[/] {escape(' '.join(message.split()))}", markup=True)
+
+
 def _fail(message: str, code: int = 1) -> None:
-    err.print(
-        f"[bold red]Error:[/] {escape(' '.join(message.split()))}", markup=True
-    )  # escape: pip install "anonymise[onnx]"
+    _print_error(message)
     raise typer.Exit(code)
 
 

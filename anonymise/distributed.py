@@ -35,7 +35,7 @@ from .sidecars import Extras
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = '--engine ray needs Ray: pip install "anonymise[ray]"'
+INSTALL_HINT = '--engine ray needs Ray: pip install -e ".[ray]"'
 #: seconds an interrupted run waits for workers to remove their partial outputs
 CANCEL_GRACE_S = 15.0
 #: seconds between two looks (in a worker) at whether the driver cancelled the running file

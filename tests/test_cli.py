@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,6 +248,42 @@ def test_a_run_opens_no_socket(clip, tmp_path):
 
 
 @pytest.mark.slow
+def test_help_fits_80_columns_and_keeps_brackets():
+    for command in ("seg", "bbox", "export", "analyze"):
+        r = runner.invoke(app, [command, "-h"], terminal_width=80, env={"COLUMNS": "80"})
+        assert r.exit_code == 0
+        lines = r.output.splitlines()
+        assert max(map(len, lines)) <= 80, f"{command} -h: {max(lines, key=len)!r}"
+        assert "\u2026" not in r.output, f"{command} -h cuts an option or default"
+    assert '".[ray]"' in runner.invoke(app, ["bbox", "-h"], terminal_width=80).output, "[ray] is not markup"
+
+
+def test_usage_errors_are_one_line_and_exit_1():
+    for args, line in (
+        (["bbox", "--nope"], "Error: No such option: --nope (Possible options: --no-pose) (see anonymise bbox --help)"),
+        (["bbox"], "Error: Missing option '--video-source' / '-i'. (see anonymise bbox --help)"),
+        (
+            ["bbox", "-i", "x.mp4", "--conf", "high"],
+            "Error: Invalid value for '--conf': Input should be a valid number",
+        ),
+    ):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 1 and r.output.strip().splitlines()[0].startswith(line[:40]), r.output
+        assert len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_python_m_from_the_folder_holding_the_clone_says_why_it_fails(tmp_path):
+    """A clone named anonymise, run from its parent folder: the clone's root shadows the package."""
+    (tmp_path / "anonymise").symlink_to(Path(__file__).resolve().parents[1], target_is_directory=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "anonymise", "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 1
+    text = " ".join((r.stderr or r.stdout).split())
+    assert "hides the installed package" in text or "No module named anonymise.__main__" in text, text
+    assert "Traceback" not in r.stderr
+
+
 def test_installed_entry_point_and_module(tmp_path):
     exe = shutil.which("anonymise")
     assert exe, "the anonymise entry point is not installed (pip install -e .)"

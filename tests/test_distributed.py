@@ -24,7 +24,7 @@ except ImportError:
     ray = None
 
 TESTS = Path(__file__).resolve().parent
-needs_ray = pytest.mark.skipif(ray is None, reason='Ray is not installed (pip install "anonymise[ray]")')
+needs_ray = pytest.mark.skipif(ray is None, reason='Ray is not installed (pip install -e ".[ray]")')
 RED = np.array([0, 0, 255], np.uint8)  # BGR; the synthetic scene always has green >= 60, so never this
 
 
@@ -50,7 +50,7 @@ class DyingDetector(ColourDetector):
 def cluster():
     """One local Ray instance for the module: 2 CPUs, no dashboard, this folder importable in its workers."""
     if ray is None:
-        pytest.skip('Ray is not installed (pip install "anonymise[ray]")')
+        pytest.skip('Ray is not installed (pip install -e ".[ray]")')
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
     ray.init(
@@ -144,7 +144,7 @@ def test_a_single_file(tmp_path, cluster):
 def test_without_ray_the_error_says_how_to_install_it(tmp_path, monkeypatch):
     write_video(tmp_path / "a.mp4", synthetic_frames(2), audio=None)
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    with pytest.raises(ConfigError, match=r'^--engine ray needs Ray: pip install "anonymise\[ray\]"$'):
+    with pytest.raises(ConfigError, match=r'^--engine ray needs Ray: pip install -e "\.\[ray\]"$'):
         run_ray(Config(), tmp_path)
 
 

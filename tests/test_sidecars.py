@@ -93,7 +93,9 @@ def test_snapshot_period(text, expected):
 def test_bad_output_options_give_one_line(tmp_path, args, message):
     src = _video(tmp_path, n=3)
     r = runner.invoke(app, ["bbox", "-i", str(src), "-o", str(tmp_path / "o.mp4"), *FAST, *args])
-    assert r.exit_code != 0 and message in " ".join(r.output.split())
+    assert r.exit_code == 1, "bad input exits 1, a value click rejects included"
+    assert len(r.output.strip().splitlines()) == 1 and r.output.startswith("Error: ")
+    assert message in " ".join(r.output.split())
     assert not (tmp_path / "o.mp4").exists()
 
 

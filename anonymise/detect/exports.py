@@ -27,7 +27,9 @@ it), and only when an export actually runs.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import logging
 import os
 import shutil
@@ -122,7 +124,7 @@ def check_backend(backend: str, int8: bool = False, half: bool = False) -> str:
         extras = ",".join(dict.fromkeys(missing.values()))
         raise ModelError(
             f"--backend {name}{' --int8' if int8 else ''} needs {' and '.join(missing)} (not installed): "
-            f'pip install "anonymise[{extras}]"'
+            f'pip install -e ".[{extras}]"'
         )
     if name == "tensorrt":
         import torch
@@ -283,7 +285,7 @@ def quantize_openvino(weights: str | os.PathLike, imgsz: int, float_export: str 
         import nncf
         import openvino as ov
     except ImportError as e:
-        raise ModelError(f'int8 calibration needs nncf (not installed): pip install "anonymise[int8]" ({e})') from None
+        raise ModelError(f'int8 calibration needs nncf (not installed): pip install -e ".[int8]" ({e})') from None
     weights, float_export = Path(weights).expanduser(), Path(float_export)
     if not samples:
         raise ModelError("int8 calibration needs at least one frame")
@@ -315,14 +317,17 @@ def quantize_openvino(weights: str | os.PathLike, imgsz: int, float_export: str 
         )
         started = time.perf_counter()
         logging.getLogger("nncf").setLevel(logging.WARNING)
+        # NNCF's progress bars (stdout) only where the export log shows: not under --quiet
+        shown = export_log.isEnabledFor(logging.INFO)
         try:
-            quantised = nncf.quantize(
-                model,
-                nncf.Dataset(samples, tensor),
-                preset=nncf.QuantizationPreset.MIXED,
-                subset_size=len(samples),
-                ignored_scope=nncf.IgnoredScope(names=ignored),
-            )
+            with contextlib.nullcontext() if shown else contextlib.redirect_stdout(io.StringIO()):
+                quantised = nncf.quantize(
+                    model,
+                    nncf.Dataset(samples, tensor),
+                    preset=nncf.QuantizationPreset.MIXED,
+                    subset_size=len(samples),
+                    ignored_scope=nncf.IgnoredScope(names=ignored),
+                )
             target = work / name
             target.mkdir()
             ov.save_model(quantised, target / f"{weights.stem}.xml")

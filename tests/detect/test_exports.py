@@ -132,10 +132,7 @@ def test_cli_names_the_extra_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(backends, "_has_module", lambda name: name != "onnxruntime")
     result = CliRunner().invoke(app, ["bbox", "-i", str(video), "--backend", "onnx", "-q"])
     assert result.exit_code == 1
-    assert (
-        result.output.strip()
-        == 'Error: --backend onnx needs onnxruntime (not installed): pip install "anonymise[onnx]"'
-    )
+    assert result.output.strip() == 'Error: --backend onnx needs onnxruntime (not installed): pip install -e ".[onnx]"'
 
 
 # -- the cache -------------------------------------------------------------------------------------
@@ -258,14 +255,14 @@ def test_installed_or_unwritable_weights_export_to_the_user_cache(weights, fake_
 def test_missing_package_names_the_extra(weights, monkeypatch):
     monkeypatch.setattr(backends, "_has_module", lambda name: name not in ("onnxruntime", "openvino", "nncf"))
     with pytest.raises(
-        ModelError, match=r'^--backend onnx needs onnxruntime \(not installed\): pip install "anonymise\[onnx\]"$'
+        ModelError, match=r'^--backend onnx needs onnxruntime \(not installed\): pip install -e "\.\[onnx\]"$'
     ):
         backends.exported(weights, "onnx", 320)
     with pytest.raises(
         ModelError,
         match=(
             r"^--backend openvino --int8 needs openvino and nncf \(not installed\): pip install "
-            r'"anonymise\[openvino,int8\]"$'
+            r'-e "\.\[openvino,int8\]"$'
         ),
     ):
         backends.exported(weights, "openvino", 320, int8=True)
@@ -303,7 +300,7 @@ CPU_BACKENDS = {"onnx": ("onnx", "onnxruntime"), "openvino": ("openvino",)}
 def require(backend: str) -> None:
     """Skip the test, naming the extra to install, when ``backend``'s runtime is missing."""
     if not all(backends._has_module(m) for m in CPU_BACKENDS[backend]):
-        pytest.skip(f'{backend} backend not installed (pip install "anonymise[{backend}]")')
+        pytest.skip(f'{backend} backend not installed (pip install -e ".[{backend}]")')
 
 
 @pytest.fixture(scope="module")
@@ -392,7 +389,7 @@ def test_cpu_backend_output_matches_torch(backend, frames, torch_outputs, export
 def require_int8() -> None:
     require("openvino")
     if not backends._has_module("nncf"):
-        pytest.skip('int8 calibration needs nncf (pip install "anonymise[int8]")')
+        pytest.skip('int8 calibration needs nncf (pip install -e ".[int8]")')
 
 
 @pytest.mark.slow
