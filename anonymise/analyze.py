@@ -328,11 +328,24 @@ def write_events_csv(events: Iterable[Event], path: str | os.PathLike) -> None:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
+def skipped_note(analysis: Analysis) -> str | None:
+    """Why some records were not analysed, in a sentence (``None`` when none were skipped)."""
+    if not analysis.skipped:
+        return None
+    return (
+        f"{analysis.skipped} records without a track id were not analysed: people found for a frame or two "
+        "(by a second look, or below the tracker's threshold) have nothing to follow over time (docs/keypoints.md)"
+    )
+
+
 def summary_table(analysis: Analysis) -> Table:
-    """A rich table of the tracks (built, never printed)."""
-    table = Table(title="People", caption=f"{analysis.skipped} untracked records skipped" if analysis.skipped else None)
-    for name in ("track", "seen (s)", "duration (s)", *POSTURES, "mean tilt", "max tilt", "falls"):
-        table.add_column(name, justify="left" if name == "track" else "right")
+    """A rich table of the tracks (built, never printed), readable at 80 columns."""
+    from rich import box
+
+    table = Table(title="People (times in seconds)", box=box.SIMPLE_HEAD, pad_edge=False)
+    headers = {"standing": "stand", "sitting": "sit", "lying": "lie", "unknown": "unknown"}
+    for name in ("track", "seen", "for", *(headers[p] for p in POSTURES), "tilt mean/max", "falls"):
+        table.add_column(name, justify="left" if name == "track" else "right", no_wrap=True)
 
     def angle(value: float | None) -> str:
         return "-" if value is None else f"{value:.0f}°"
@@ -343,8 +356,7 @@ def summary_table(analysis: Analysis) -> Table:
             f"{t.first_time:.1f}-{t.last_time:.1f}",
             f"{t.duration:.1f}",
             *(f"{t.posture_time[p]:.1f}" for p in POSTURES),
-            angle(t.mean_trunk_angle),
-            angle(t.max_trunk_angle),
+            f"{angle(t.mean_trunk_angle)}/{angle(t.max_trunk_angle)}",
             str(t.falls),
         )
     return table

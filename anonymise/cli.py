@@ -190,6 +190,17 @@ Batch = Annotated[
     int | None,
     typer.Option("--batch", help="Frames per model call. (default: 1 on CPU, 8 on CUDA)", show_default=False),
 ]
+Start = Annotated[
+    str | None,
+    typer.Option("--start", help="Files: begin at this time (seconds, or [HH:]MM:SS).", show_default=False),
+]
+Duration = Annotated[
+    str | None,
+    typer.Option("--duration", help="Files: process this long (seconds, or [HH:]MM:SS).", show_default=False),
+]
+Frames = Annotated[
+    int | None, typer.Option("--frames", help="Files: process at most this many frames.", show_default=False)
+]
 Show = Annotated[bool, typer.Option("--show", help="Preview window (q or Esc stops a camera or stream).")]
 NoAudio = Annotated[bool, typer.Option("--no-audio", help="Drop the audio track.")]
 Overwrite = Annotated[
@@ -395,6 +406,9 @@ def seg(
     show: Show = False,
     no_audio: NoAudio = False,
     overwrite: Overwrite = False,
+    start: Start = None,
+    duration: Duration = None,
+    frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
     ray_address: RayAddress = None,
     ray_actors: RayActors = None,
@@ -452,6 +466,9 @@ def bbox(
     show: Show = False,
     no_audio: NoAudio = False,
     overwrite: Overwrite = False,
+    start: Start = None,
+    duration: Duration = None,
+    frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
     ray_address: RayAddress = None,
     ray_actors: RayActors = None,
@@ -476,6 +493,9 @@ def _run(
     quiet,
     verbose,
     no_pose,
+    start=None,
+    duration=None,
+    frames=None,
     keypoints=None,
     snapshot_every=None,
     snapshot_dir=None,
@@ -491,6 +511,7 @@ def _run(
 ) -> None:
     """The runner every command shares: config, plan, pipeline."""
     with _command(verbose, quiet):
+        from .io.video import Span, parse_time
         from .jobs import plan_jobs
         from .pipeline import Anonymiser
         from .sidecars import Extras
@@ -500,7 +521,12 @@ def _run(
         if config.fill is Fill.NONE and config.canvas is None and video:
             logging.getLogger("anonymise").warning("--fill none: people are NOT removed from the video")
         extras = Extras(keypoints, snapshot_every, snapshot_dir, debug_view, video)
-        plan = plan_jobs(video_source, output, extras, overwrite)  # once; bad paths fail before models load
+        span = Span(
+            parse_time(start, "--start") if start else 0.0,
+            parse_time(duration, "--duration") if duration else None,
+            frames,
+        )
+        plan = plan_jobs(video_source, output, extras, overwrite, span)  # once; bad paths fail before models load
         ray_options = dict(
             address=ray_address,
             actors=ray_actors,
@@ -557,6 +583,9 @@ def export(
     hold: Hold = _D.hold,
     batch: Batch = _D.batch,
     overwrite: Overwrite = False,
+    start: Start = None,
+    duration: Duration = None,
+    frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
     ray_address: RayAddress = None,
     ray_actors: RayActors = None,
@@ -579,6 +608,9 @@ def export(
         show=False,
         no_audio=True,
         overwrite=overwrite,
+        start=start,
+        duration=duration,
+        frames=frames,
         quiet=quiet,
         verbose=verbose,
         no_pose=False,
@@ -643,7 +675,7 @@ def analyze(
 ) -> None:
     """Per-person postures, trunk inclination and falls from a keypoints file: an events CSV and a summary."""
     with _command(verbose, quiet):
-        from .analyze import AnalyzeConfig, analyze_file, summary_table, write_events_csv
+        from .analyze import AnalyzeConfig, analyze_file, skipped_note, summary_table, write_events_csv
 
         config = AnalyzeConfig(
             min_keypoint_conf=min_keypoint_conf,
@@ -659,6 +691,8 @@ def analyze(
         write_events_csv(analysis.events, target)
     if not quiet:
         out.print(summary_table(analysis))
+        if skipped_note(analysis):
+            out.print(skipped_note(analysis), soft_wrap=False)
         falls = sum(e.kind == "fall" for e in analysis.events)
         out.print(f"{len(analysis.tracks)} people, {falls} falls, {len(analysis.events)} events -> {target}")
 

@@ -114,8 +114,8 @@ class Anonymised:
 
     #: the input frame (its image unchanged, its timing and audio)
     frame: Frame
-    #: the anonymised image
-    image: np.ndarray
+    #: the anonymised image (``None`` when the stream makes none: keypoints only)
+    image: np.ndarray | None
     #: the people whose skeletons were drawn (keypoints, track ids); empty when pose is off
     poses: Detections = field(default_factory=Detections.empty)
     #: ``(alpha, background)`` of this frame when the stream runs with a debug view
@@ -138,10 +138,17 @@ class FrameStream:
         to_device,
         fps: float = 30.0,
         debug: bool = False,
+        images: bool = True,
     ):
-        """``debug``: each :class:`Anonymised` also carries ``debug = (alpha, background)`` (numpy)."""
+        """``debug``: each :class:`Anonymised` also carries ``debug = (alpha, background)`` (numpy).
+
+        ``images`` off (keypoints only, ``anonymise export``): no output image is made (``image`` is
+        ``None``): no fill, no skeleton drawing. Detection, tracking, the look-ahead and the motion
+        guard's second looks still run, so the keypoints are the ones a video run would draw.
+        """
         self.config = config
         self.debug = debug
+        self.images = images or debug
         self.canvas = None
         if config.canvas is not None:
             from .canvas import Canvas
@@ -540,6 +547,8 @@ class FrameStream:
         found = slot.found
         has_poses = found is not None and len(found.poses) and found.poses.keypoints is not None
         poses = found.poses if has_poses else Detections.empty()
+        if not self.images:
+            return Anonymised(slot.frame, None, poses)
         try:
             out, background = self._fill(slot)
             if self.config.pose and self.config.draw_pose and has_poses:

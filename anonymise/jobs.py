@@ -14,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import AnonymiseError, OutputError, SourceError
+from .errors import AnonymiseError, ConfigError, OutputError, SourceError
 from .framestream import Counts
 from .io.files import partial_path
 from .io.images import IMAGE_EXTS
 from .io.outputs import claim
 from .io.sources import VIDEO_EXTS, Source, default_output, find_media, media_kind, output_for, parse_source
+from .io.video import Span
 from .sidecars import Extras, data_suffix
 
 
@@ -82,6 +83,8 @@ class Plan:
     extras: Extras = field(default_factory=Extras)
     #: replace outputs that exist (a folder run skips them otherwise)
     overwrite: bool = False
+    #: only part of each video (``--start``, ``--duration``, ``--frames``); ``None``: all of it
+    span: Span | None = None
 
     @property
     def single(self) -> bool:
@@ -104,6 +107,7 @@ def plan_jobs(
     output: str | Path | None = None,
     extras: Extras | None = None,
     overwrite: bool = False,
+    span: Span | None = None,
 ) -> Plan:
     """The :class:`Plan` for a source; checks that no output can replace an input, and the keypoint paths.
 
@@ -112,7 +116,10 @@ def plan_jobs(
     """
     src = source if isinstance(source, Source) else parse_source(source)
     extras = extras or Extras()
-    plan = Plan(src, tuple(Job(a, b) for a, b in _pairs(src, output, extras)), extras, overwrite)
+    span = span if span is not None and not span.whole else None
+    if span is not None and src.kind in ("camera", "stream"):
+        raise ConfigError(f"--start, --duration and --frames take files, not a {src.kind}")
+    plan = Plan(src, tuple(Job(a, b) for a, b in _pairs(src, output, extras)), extras, overwrite, span)
     for job in plan.jobs:
         plan.keypoints_path(job)  # a bad --keypoints path fails now, before any model loads
     return plan
@@ -140,6 +147,7 @@ def run_job(anonymiser, plan: Plan, job: Job, *, audio: bool = True, show: bool 
                     progress=progress,
                     extras=plan.extras,
                     single=plan.single,
+                    span=plan.span,
                 )
         return result, None
     except (AnonymiseError, OSError) as e:

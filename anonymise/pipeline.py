@@ -26,7 +26,7 @@ from .errors import Stopped
 from .framestream import Anonymised, FrameStream
 from .io.images import read_image, write_image
 from .io.sources import Source, media_kind, open_reader, parse_source
-from .io.video import Frame, VideoWriter
+from .io.video import Frame, Span, VideoWriter
 from .jobs import BatchReport, FileResult, Plan, plan_jobs, run_job
 from .preview import FpsMeter, Viewer, require_display
 from .progress import Progress
@@ -82,11 +82,24 @@ class Anonymiser:
 
         return torch.from_numpy(array).to(self.device, non_blocking=True)
 
-    def stream(self, lookahead: int = 0, live: bool = False, fps: float = 30.0, debug: bool = False) -> FrameStream:
-        """A fresh :class:`~anonymise.framestream.FrameStream` (one per video) with this anonymiser's models."""
+    def stream(
+        self, lookahead: int = 0, live: bool = False, fps: float = 30.0, debug: bool = False, images: bool = True
+    ) -> FrameStream:
+        """A fresh :class:`~anonymise.framestream.FrameStream` (one per video) with this anonymiser's models.
+
+        ``images`` off: keypoints only, no output images are made (see :class:`FrameStream`).
+        """
         fail_closed = self.config.fail_closed if self.config.fail_closed is not None else not live
         return FrameStream(
-            self.config, self.detector, self._new_background(), lookahead, fail_closed, self._to_device, fps, debug
+            self.config,
+            self.detector,
+            self._new_background(),
+            lookahead,
+            fail_closed,
+            self._to_device,
+            fps,
+            debug,
+            images,
         )
 
     def anonymise_frames(self, frames: Iterable[Frame], stream: FrameStream | None = None) -> Iterator[Anonymised]:
@@ -166,8 +179,11 @@ class Anonymiser:
         progress: Progress | None = None,
         extras: Extras | None = None,
         single: bool = True,
+        span: Span | None = None,
     ) -> FileResult:
         """Anonymise a video file, stream URL or camera into ``dst`` (H.264, audio kept).
+
+        ``span``: only that part of a file (see :class:`~anonymise.io.video.Span`).
 
         The output appears at ``dst`` only when complete. Ctrl-C on a file removes the partial
         output and re-raises; on a camera or stream it finishes a valid file and returns.
@@ -179,7 +195,7 @@ class Anonymiser:
         dst = Path(dst)
         progress = progress or Progress(enabled=False)
         start = time.perf_counter()
-        reader = open_reader(src, audio=audio and extras.video)
+        reader = open_reader(src, audio=audio and extras.video, span=span)
         viewer = Viewer(str(src.spec)) if show else None
         written = 0
         frames = outputs = None
@@ -190,7 +206,8 @@ class Anonymiser:
                 if self.config.lookahead is not None
                 else (LIVE_LOOKAHEAD if info.live else FILE_LOOKAHEAD)
             )
-            stream = self.stream(lookahead, live=info.live, fps=float(info.fps), debug=extras.debug_view)
+            images = extras.video or extras.snapshot_every is not None or extras.debug_view or show
+            stream = self.stream(lookahead, live=info.live, fps=float(info.fps), debug=extras.debug_view, images=images)
             sink = None
             if extras.video:
                 writer = VideoWriter(
@@ -257,7 +274,7 @@ class Anonymiser:
             if viewer is not None:
                 viewer.close()
         message = ""
-        if info.frames and not info.live and written < info.frames:
+        if info.frames and not info.live and (span is None or span.whole) and written < info.frames:
             message = f"only {written} of the {info.frames} frames the file declares could be decoded (truncated?)"
             log.warning("%s: %s", src.spec, message)
         return FileResult(str(src.spec), dst, "done", written, time.perf_counter() - start, stream.counts, message)
@@ -278,6 +295,7 @@ class Anonymiser:
         show: bool = False,
         progress: bool = False,
         extras: Extras | None = None,
+        span: Span | None = None,
     ) -> BatchReport:
         """Anonymise anything ``--video-source`` accepts; see the CLI for the rules on outputs.
 
@@ -286,7 +304,9 @@ class Anonymiser:
         and the run goes on; outputs that exist are skipped unless ``overwrite``. ``extras``:
         keypoints, snapshots, debug view, or data only (see :class:`~anonymise.sidecars.Extras`).
         """
-        return self.run_plan(plan_jobs(source, output, extras, overwrite), audio=audio, show=show, progress=progress)
+        return self.run_plan(
+            plan_jobs(source, output, extras, overwrite, span), audio=audio, show=show, progress=progress
+        )
 
     def run_plan(self, plan: Plan, *, audio: bool = True, show: bool = False, progress: bool = False) -> BatchReport:
         """Execute a :class:`~anonymise.jobs.Plan` here, job by job (see :func:`~anonymise.jobs.run_job`)."""

@@ -2,6 +2,7 @@
 
 import csv
 import math
+import os
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from anonymise.analyze import (
     analyze,
     analyze_file,
     body_pose,
+    skipped_note,
     summary_table,
     write_events_csv,
 )
@@ -158,7 +160,15 @@ def test_posture_times_sum_to_the_duration_and_tracks_are_separate():
         assert t.duration == pytest.approx(t.last_time - t.first_time + 1 / FPS)
     assert result.tracks[1].first_frame == 15 and result.tracks[1].frames == 60
     table = summary_table(result)
-    assert table.row_count == 2 and "15 untracked" in str(table.caption)
+    assert table.row_count == 2
+    assert skipped_note(result).startswith("15 records without a track id were not analysed: people found for a frame")
+    assert skipped_note(analyze(records)) is None
+    from rich.console import Console
+
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(table)
+    rendered = console.export_text()
+    assert max(len(line) for line in rendered.splitlines()) <= 80 and "\u2026" not in rendered, rendered
 
 
 def test_a_gap_in_a_track_counts_the_typical_frame_duration():

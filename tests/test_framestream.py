@@ -270,3 +270,13 @@ def test_push_holds_frames_for_the_lookahead_and_flush_returns_the_rest_in_order
     assert all(len(r.poses) == 0 and r.debug is None for r in ready), "pose off, no debug view: nothing else travels"
     assert not any(is_person_colour(r.image, 60).sum() > 5 for r in ready)
     assert stream.counts.frames == 5
+
+
+def test_keypoints_only_makes_no_image_and_the_same_skeletons():
+    frames = synthetic_frames(12)
+    anon = Anonymiser(Config(), detector=ColourDetector(keypoints=True, blind_on={4, 5}))
+    video = list(anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), anon.stream(lookahead=6)))
+    data = list(anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), anon.stream(6, images=False)))
+    assert all(r.image is None for r in data), "keypoints only: no output image is made (none can leak)"
+    assert [r.poses.xyxy.round().tolist() for r in data] == [r.poses.xyxy.round().tolist() for r in video]
+    assert all(len(r.poses) == 1 for r in data), "the held frames keep their skeleton too"

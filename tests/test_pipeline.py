@@ -16,7 +16,7 @@ from conftest import (
     write_video,
 )
 
-from anonymise import Anonymiser, Config, SourceError
+from anonymise import Anonymiser, Config, ConfigError, SourceError
 
 
 def test_video_file_end_to_end_with_audio(tmp_path):
@@ -121,3 +121,17 @@ def test_http_stream_source(tmp_path):
     assert report.results[0].frames == 15
     s = stream_summary(tmp_path / "out.mp4")
     assert s["frames"] == 15 and s["audio"] == ["aac"]
+
+
+def test_part_of_a_file_is_anonymised_alone_with_its_audio(tmp_path):
+    from anonymise.io.video import Span
+
+    src = write_video(tmp_path / "walk.mp4", synthetic_frames(40), audio="aac")
+    anon = Anonymiser(Config(pose=False), detector=ColourDetector())
+    report = anon.run(src, tmp_path / "part.mp4", span=Span(start=1.5, frames=12))
+    assert report.results[0].frames == 12 and not report.results[0].message, "no 'truncated' warning for a span"
+    s = stream_summary(tmp_path / "part.mp4")
+    assert s["frames"] == 12 and s["audio"] == ["aac"] and s["duration"] == pytest.approx(1.2, abs=0.15)
+    assert not any(is_person_colour(f, 60).sum() > 5 for f in read_frames(tmp_path / "part.mp4"))
+    with pytest.raises(ConfigError, match="take files, not a camera"):
+        anon.run("0", tmp_path / "cam.mp4", span=Span(start=1))

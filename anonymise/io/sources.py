@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SourceError
+from ..errors import ConfigError, SourceError
 from .camera import CameraReader
 from .images import IMAGE_EXTS
-from .video import VideoReader
+from .video import Span, VideoReader
 
 VIDEO_EXTS = {
     ".mp4",
@@ -99,10 +99,12 @@ def output_for(input_path: Path, input_root: Path, output_root: Path) -> Path:
     return output_root / rel
 
 
-def open_reader(source: Source, audio: bool = True):
-    """A frame reader for a video file, a stream URL or a camera."""
+def open_reader(source: Source, audio: bool = True, span: Span | None = None):
+    """A frame reader for a video file, a stream URL or a camera; ``span``: part of a file only."""
+    if span is not None and not span.whole and source.kind in ("camera", "stream"):
+        raise ConfigError(f"--start, --duration and --frames take files, not a {source.kind}")
     if source.kind == "camera":
         return CameraReader(source.camera)
     if source.kind == "stream":
         return VideoReader(source.spec, audio=audio)
-    return VideoReader(source.path, audio=audio, live=False)
+    return VideoReader(source.path, audio=audio, live=False, span=span)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from ..detections import VideoInfo
-from ..errors import OutputError, SourceError
+from ..errors import ConfigError, OutputError, SourceError
 from .files import partial_path, publish
 
 log = logging.getLogger(__name__)
@@ -67,14 +67,69 @@ def _ffmpeg_reason(e: Exception) -> str:
     return text.split(": '")[0].strip() or type(e).__name__
 
 
+def parse_time(text: str | float | int, option: str = "time") -> float:
+    """Seconds from ``90``, ``90.5``, ``1:30`` or ``0:01:30.5``; :class:`ConfigError` otherwise."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        parts = str(text).strip().split(":")
+        try:
+            if not 1 <= len(parts) <= 3 or any(not p.strip() for p in parts):
+                raise ValueError
+            seconds = 0.0
+            for part in parts:
+                seconds = seconds * 60 + float(part)
+        except ValueError:
+            raise ConfigError(f"{option} must be seconds (90, 90.5) or [HH:]MM:SS, got {text!r}") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ConfigError(f"{option} must be a time >= 0, got {text!r}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Span:
+    """Part of a file: from ``start`` seconds, for ``duration`` seconds or ``frames`` frames, whichever ends first.
+
+    The output is that part alone: its first frame is at the time the source's first frame had
+    (0 for most files), its audio is the audio of that span, and frame indices start at 0.
+    """
+
+    start: float = 0.0
+    duration: float | None = None
+    frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.start, (int, float)) or isinstance(self.start, bool) or not self.start >= 0:
+            raise ConfigError(f"--start must be a time >= 0, got {self.start!r}")
+        if self.duration is not None and not (isinstance(self.duration, (int, float)) and self.duration > 0):
+            raise ConfigError(f"--duration must be a time > 0, got {self.duration!r}")
+        if self.frames is not None and (
+            isinstance(self.frames, bool) or not isinstance(self.frames, int) or self.frames < 1
+        ):
+            raise ConfigError(f"--frames must be an integer >= 1, got {self.frames!r}")
+
+    @property
+    def whole(self) -> bool:
+        return not self.start and self.duration is None and self.frames is None
+
+    def expected(self, frames: int | None, fps: float) -> int | None:
+        """How many frames of a file of ``frames`` frames at ``fps`` the span holds (an estimate)."""
+        limits = [n for n in (self.frames, round(self.duration * fps) if self.duration is not None else None) if n]
+        if frames:
+            limits.append(max(frames - round(self.start * fps), 0))
+        return min(limits) if limits else None
+
+
 class VideoReader:
     """Decode a video file or stream into BGR frames, with the audio packets riding along.
 
     Use as a context manager, then iterate. ``info`` describes the source before decoding.
     """
 
-    def __init__(self, url: str | os.PathLike, audio: bool = True, live: bool | None = None):
+    def __init__(self, url: str | os.PathLike, audio: bool = True, live: bool | None = None, span: Span | None = None):
+        """``span``: only part of a file (see :class:`Span`); ``info.frames`` is then its estimated length."""
         self.url = str(url)
+        self.span = span if span is not None and not span.whole else None
         options = {"rtsp_transport": "tcp"} if self.url.startswith("rtsp") else None
         self._container = _open_input(self.url, options, timeout=(15.0, 15.0) if "://" in self.url else None)
         try:
@@ -113,6 +168,12 @@ class VideoReader:
                 has_audio=self._audio is not None,
                 live=live,
             )
+            if self.span is not None:
+                if live:
+                    raise ConfigError("--start, --duration and --frames take files, not live sources")
+                self.info = replace(self.info, frames=self.span.expected(self.info.frames, float(fps)))
+                if self.span.start and not self._timed_by_index:  # to the keyframe before it; frames up to it dropped
+                    self._container.seek(int(self.span.start * av.time_base), backward=True)
         except BaseException:
             self._container.close()
             raise
@@ -126,6 +187,16 @@ class VideoReader:
         return self._video.time_base or Fraction(1, 90000)
 
     def __iter__(self) -> Iterator[Frame]:
+        frames = self._frames()
+        if self.span is None:
+            yield from frames
+            return
+        try:
+            yield from _cut(frames, self.span, self._video, self._audio)
+        finally:
+            frames.close()
+
+    def _frames(self) -> Iterator[Frame]:
         # One frame is held back so that audio demuxed after the last video frame can ride on it.
         streams = [self._video] + ([self._audio] if self._audio is not None else [])
         pending: list = []
@@ -181,6 +252,83 @@ def _quarter_turns(url: str) -> int:
     except Exception:  # noqa: BLE001 - the reader reports what is wrong with the file; upright is the default
         return 0
     return 0
+
+
+#: how far (seconds) audio packets may trail the video they play with in the file's interleaving
+AUDIO_LAG = 1.0
+
+
+def _cut(frames: Iterator[Frame], span: Span, video, audio) -> Iterator[Frame]:
+    """The frames of ``span``, re-timed so that the first one is where the stream starts, indices from 0.
+
+    Audio goes by its own timestamps: a packet plays in the span when it starts between the first
+    kept frame and the end of the last one (files interleave audio some way ahead of or behind
+    the video it plays with, so the frames just outside the span are read for theirs).
+    """
+    origin = video.start_time or 0  # the stream's first timestamp (video time base)
+
+    def seconds(frame: Frame) -> tuple[float, float]:
+        tb = frame.time_base or Fraction(1, 25)
+        return float(((frame.pts or 0) - origin) * tb), float((frame.duration or 0) * tb)
+
+    end = span.start + span.duration if span.duration is not None else None
+    early: list = []  # audio read with the frames before the span
+    held: Frame | None = None
+    first = stop = None  # the span's first and end times (seconds from the stream's start)
+    offset = kept = 0
+    for frame in frames:
+        t, length = seconds(frame)
+        packets = frame.audio + frame.audio_after
+        if held is None and t + length / 2 < span.start:
+            early = [p for p in early if _start(p, audio) >= t - AUDIO_LAG] + packets
+            continue
+        if (end is not None and t + length / 2 >= end) or (span.frames is not None and kept == span.frames):
+            if held is None:
+                return
+            if stop is None:
+                stop = min(end, t) if end is not None else t
+            held.audio_after += packets  # late audio of the span, sorted out when it is yielded
+            if t > stop + AUDIO_LAG:
+                break
+            continue
+        if held is not None:
+            yield _retimed(held, first, None, offset, audio)
+        if first is None:
+            first, offset = t, (frame.pts or 0) - origin
+            frame.audio = early + frame.audio
+        frame.audio, frame.audio_after = frame.audio + frame.audio_after, []
+        frame.index = kept
+        held, kept = frame, kept + 1
+    if held is not None:
+        if stop is None:
+            t, length = seconds(held)
+            stop = t + (length or 0.04)
+        yield _retimed(held, first, stop, offset, audio)
+
+
+def _start(packet, audio) -> float:
+    """When an audio packet starts (seconds from its stream's start)."""
+    return float(((packet.pts or 0) - (audio.start_time or 0)) * audio.time_base)
+
+
+def _retimed(frame: Frame, first: float, stop: float | None, offset: int, audio) -> Frame:
+    """A kept frame moved ``offset`` earlier, with the audio that starts in [first, stop) moved with it."""
+    shift = float(offset * frame.time_base) if frame.time_base else 0.0
+    kept = []
+    if audio is not None:
+        delta = round(shift / float(audio.time_base)) if audio.time_base else 0
+        for packet in frame.audio + frame.audio_after:
+            start = _start(packet, audio)
+            if start < first - 1e-6 or (stop is not None and start >= stop - 1e-6):
+                continue
+            if packet.pts is not None:
+                packet.pts -= delta
+            if packet.dts is not None:
+                packet.dts -= delta
+            kept.append(packet)
+    frame.audio, frame.audio_after = kept, []
+    frame.pts = (frame.pts or 0) - offset
+    return frame
 
 
 def audio_copyable(suffix: str, codec: str) -> bool:

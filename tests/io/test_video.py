@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from conftest import scene, stream_summary, synthetic_frames, write_video, write_zero_frame_video
 
-from anonymise import SourceError
-from anonymise.io.video import VideoReader, VideoWriter
+from anonymise import ConfigError, SourceError
+from anonymise.io.video import Span, VideoReader, VideoWriter, parse_time
 
 
 def _copy(src, dst, **writer_kwargs):
@@ -116,3 +116,49 @@ def test_gpu_encoding_falls_back_to_libx264_without_nvenc(tmp_path):
     writer.close()
     assert writer.codec == ("h264_nvenc" if nvenc_available() else "libx264")
     assert stream_summary(tmp_path / "gpu.mp4")["frames"] == 3
+
+
+def _numbered(n: int) -> list[np.ndarray]:
+    """Frames whose grey level says their index (8 per step): a cut can be checked by its pixels."""
+    return [np.full((48, 64, 3), 8 * i + 4, np.uint8) for i in range(n)]
+
+
+def _level(image: np.ndarray) -> int:
+    return round((float(image.mean()) - 4) / 8)
+
+
+@pytest.mark.parametrize(
+    "span, first, count",
+    [
+        (Span(start=1.0), 10, 20),
+        (Span(start=1.0, frames=5), 10, 5),
+        (Span(start=0.5, duration=1.0), 5, 10),
+        (Span(frames=3), 0, 3),
+        (Span(start=2.9), 29, 1),
+    ],
+)
+def test_a_span_is_that_part_alone_retimed_from_zero_with_its_audio(tmp_path, span, first, count):
+    src = write_video(tmp_path / "n.mp4", _numbered(30), fps=10, audio="aac")
+    with VideoReader(src, span=span) as reader:
+        assert reader.info.frames == count, "the progress bar's total is the span's length"
+        frames = list(reader)
+    assert [f.index for f in frames] == list(range(count))
+    assert [_level(f.image) for f in frames] == list(range(first, first + count)), "the frames of the span"
+    assert frames[0].time == pytest.approx(0.0, abs=1e-6) and frames[-1].time == pytest.approx((count - 1) / 10)
+    audio = [p for f in frames for p in f.audio + f.audio_after]
+    assert audio and min(p.pts for p in audio) >= 0
+    seconds = sum(float(p.duration * p.time_base) for p in audio)
+    assert seconds == pytest.approx(count / 10, abs=0.1), "the audio of the span, not of the whole file"
+
+
+def test_span_values_are_checked():
+    for bad, message in (
+        (dict(start=-1), "--start must be"),
+        (dict(duration=0), "--duration must be"),
+        (dict(frames=0), "--frames must be"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            Span(**bad)
+    assert parse_time("1:02:03.5") == 3723.5 and parse_time("90") == 90 and parse_time("0:30") == 30
+    with pytest.raises(ConfigError, match=r"--start must be seconds \(90, 90.5\) or \[HH:\]MM:SS, got '1:x'"):
+        parse_time("1:x", "--start")
