@@ -201,6 +201,17 @@ Duration = Annotated[
 Frames = Annotated[
     int | None, typer.Option("--frames", help="Files: process at most this many frames.", show_default=False)
 ]
+Realtime = Annotated[
+    bool | None,
+    typer.Option(
+        "--realtime/--no-realtime",
+        help=(
+            "Cameras and streams: process the newest frame and drop stale ones, so the delay stays bounded "
+            "(default); --no-realtime processes every frame, as for files."
+        ),
+        show_default=False,
+    ),
+]
 Show = Annotated[bool, typer.Option("--show", help="Preview window (q or Esc stops a camera or stream).")]
 NoAudio = Annotated[bool, typer.Option("--no-audio", help="Drop the audio track.")]
 Overwrite = Annotated[
@@ -407,6 +418,7 @@ def seg(
     no_audio: NoAudio = False,
     overwrite: Overwrite = False,
     start: Start = None,
+    realtime: Realtime = _D.realtime,
     duration: Duration = None,
     frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
@@ -467,6 +479,7 @@ def bbox(
     no_audio: NoAudio = False,
     overwrite: Overwrite = False,
     start: Start = None,
+    realtime: Realtime = _D.realtime,
     duration: Duration = None,
     frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
@@ -584,6 +597,7 @@ def export(
     batch: Batch = _D.batch,
     overwrite: Overwrite = False,
     start: Start = None,
+    realtime: Realtime = _D.realtime,
     duration: Duration = None,
     frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
@@ -611,6 +625,7 @@ def export(
         start=start,
         duration=duration,
         frames=frames,
+        realtime=realtime,
         quiet=quiet,
         verbose=verbose,
         no_pose=False,
@@ -738,6 +753,11 @@ def _summary(report) -> None:
     if len(results) == 1 and results[0].status != "failed":
         r = results[0]
         note = f", {r.counts.failed} frames fully masked after errors" if r.counts.failed else ""
+        if r.latency is not None:  # a live source in real time
+            note += (
+                f", {r.dropped} stale frames dropped, latency {1000 * r.latency[0]:.0f} ms median, "
+                f"{1000 * r.latency[1]:.0f} ms 95th percentile"
+            )
         out.print(f"{r.status}: {r.output} ({r.frames} frames, {r.fps:.1f} fps{note})")
         return
     table = Table(title="anonymise summary", show_lines=False)

@@ -80,6 +80,9 @@ class Config:
     #: frames the background model sees ahead of the frame being written (output delay);
     #: ``None``: 30 for files, 0 for cameras and streams
     lookahead: int | None = None
+    #: live sources in real time: the newest frame is processed, stale ones are dropped (and counted);
+    #: ``None``: on for cameras and streams (a file is never dropped from)
+    realtime: bool | None = None
     #: smallest person height (pixels) to find: sets the inference size and tiling (see ``auto_imgsz``)
     min_person: int = 32
     #: tiled inference: ``auto`` (when people are small for the frame), ``off``, or N tiles on the long side
@@ -155,6 +158,8 @@ class Config:
         if preset not in PRESETS:
             raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         object.__setattr__(self, "preset", preset)
+        if self.realtime is not None and not isinstance(self.realtime, bool):
+            raise ConfigError(f"realtime must be True, False or None, got {self.realtime!r}")
         if self.int8 is not None and not isinstance(self.int8, bool):
             raise ConfigError(f"int8 must be True, False or None, got {self.int8!r}")
         if self.int8 and backend not in (*INT8_BACKENDS, "auto"):

@@ -36,6 +36,10 @@ class FileResult:
     #: what the safety nets did (frames fully masked after errors, held boxes, motion regions ...)
     counts: Counts = field(default_factory=Counts)
     message: str = ""
+    #: live sources in real time: stale frames dropped, and the median and 95th percentile of the
+    #: latency from capture to a written frame (seconds)
+    dropped: int = 0
+    latency: tuple[float, float] | None = None
 
     @property
     def fps(self) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from fractions import Fraction
@@ -25,6 +26,7 @@ from .detections import VideoInfo
 from .errors import Stopped
 from .framestream import Anonymised, FrameStream
 from .io.images import read_image, write_image
+from .io.live import CAPTURE_TIME_BASE, Newest
 from .io.sources import Source, media_kind, open_reader, parse_source
 from .io.video import Frame, Span, VideoWriter
 from .jobs import BatchReport, FileResult, Plan, plan_jobs, run_job
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 #: frames of look-ahead on a live source when ``Config.lookahead`` is ``None``
 LIVE_LOOKAHEAD = 0
 FILE_LOOKAHEAD = 30
+#: the latest frames whose latency (capture to written) a live run reports (memory stays flat)
+LATENCY_SAMPLES = 3000
 
 
 class Anonymiser:
@@ -206,6 +210,8 @@ class Anonymiser:
                 if self.config.lookahead is not None
                 else (LIVE_LOOKAHEAD if info.live else FILE_LOOKAHEAD)
             )
+            realtime = info.live and self.config.realtime is not False
+            time_base = CAPTURE_TIME_BASE if realtime else reader.time_base  # capture times on a live source
             images = extras.video or extras.snapshot_every is not None or extras.debug_view or show
             stream = self.stream(lookahead, live=info.live, fps=float(info.fps), debug=extras.debug_view, images=images)
             sink = None
@@ -215,32 +221,36 @@ class Anonymiser:
                     info.width,
                     info.height,
                     info.fps,
-                    reader.time_base,
+                    time_base,
                     reader.audio_stream if audio else None,
                     gpu=str(self.device).startswith("cuda"),
                 )
                 sink = WriterThread(writer)
             try:
-                sidecars = Sidecars(extras, dst, info, single=single, show=show, time_base=reader.time_base)
+                sidecars = Sidecars(extras, dst, info, single=single, show=show, time_base=time_base)
             except BaseException:
                 if sink is not None:
                     sink.abort()
                 raise
             progress.start_file(Path(str(src.spec)).name, info.frames)
             meter = FpsMeter()
+            latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
             try:
-                frames = Prefetch(reader)
+                frames = Newest(reader) if realtime else Prefetch(reader)
                 outputs = self.anonymise_frames(frames, stream)
                 for result in outputs:
                     frame, out = result
                     if sink is not None:
                         sink.put(frame, out)
                     sidecars.write(result)
+                    if realtime:
+                        latencies.append(frames.age(frame))
                     written += 1
                     progress.advance()
                     if viewer is not None:
                         view = sidecars.debug_view if sidecars.debug_view is not None else out
-                        if not viewer.show(meter.annotate(view)):
+                        live = f"{1000 * latencies[-1]:.0f} ms behind, {frames.dropped} dropped" if realtime else ""
+                        if not viewer.show(meter.annotate(view, live)):
                             if not info.live:
                                 raise KeyboardInterrupt
                             break
@@ -255,7 +265,14 @@ class Anonymiser:
                     if isinstance(e, Stopped):  # a service manager's stop: the recording is kept, the process exits
                         raise
                     return FileResult(
-                        str(src.spec), dst, "stopped", written, time.perf_counter() - start, stream.counts
+                        str(src.spec),
+                        dst,
+                        "stopped",
+                        written,
+                        time.perf_counter() - start,
+                        stream.counts,
+                        dropped=frames.dropped if realtime else 0,
+                        latency=_percentiles(latencies),
                     )
                 if sink is not None:
                     sink.abort()
@@ -277,7 +294,10 @@ class Anonymiser:
         if info.frames and not info.live and (span is None or span.whole) and written < info.frames:
             message = f"only {written} of the {info.frames} frames the file declares could be decoded (truncated?)"
             log.warning("%s: %s", src.spec, message)
-        return FileResult(str(src.spec), dst, "done", written, time.perf_counter() - start, stream.counts, message)
+        live = {"dropped": frames.dropped, "latency": _percentiles(latencies)} if realtime else {}
+        return FileResult(
+            str(src.spec), dst, "done", written, time.perf_counter() - start, stream.counts, message, **live
+        )
 
     def process_file(self, src: str | Path, dst: str | Path, **kwargs) -> FileResult:
         """Anonymise an image or a video file, chosen by its extension."""
@@ -323,3 +343,11 @@ class Anonymiser:
                 report.results.append(result)
                 bar.end_file()
         return report
+
+
+def _percentiles(latencies) -> tuple[float, float] | None:
+    """(median, 95th percentile) of latencies in seconds, or ``None`` without any."""
+    if not latencies:
+        return None
+    values = np.asarray(latencies, np.float64)
+    return float(np.median(values)), float(np.percentile(values, 95))

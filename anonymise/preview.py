@@ -25,7 +25,8 @@ class FpsMeter:
         self.fps = 0.0
         self._last: float | None = None
 
-    def annotate(self, image: np.ndarray) -> np.ndarray:
+    def annotate(self, image: np.ndarray, extra: str = "") -> np.ndarray:
+        """A copy of ``image`` with the fps (and ``extra``: a live source's latency and drops) drawn on it."""
         import cv2
 
         now = time.perf_counter()
@@ -34,7 +35,8 @@ class FpsMeter:
             self.fps = rate if self.fps == 0 else self.smoothing * self.fps + (1 - self.smoothing) * rate
         self._last = now
         image = image.copy()
-        cv2.putText(image, f"{self.fps:.1f} fps", (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 0), 2, cv2.LINE_AA)
+        text = f"{self.fps:.1f} fps" + (f", {extra}" if extra else "")
+        cv2.putText(image, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 0), 2, cv2.LINE_AA)
         return image
 
 

@@ -3,6 +3,7 @@
 import functools
 import http.server
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -135,3 +136,51 @@ def test_part_of_a_file_is_anonymised_alone_with_its_audio(tmp_path):
     assert not any(is_person_colour(f, 60).sum() > 5 for f in read_frames(tmp_path / "part.mp4"))
     with pytest.raises(ConfigError, match="take files, not a camera"):
         anon.run("0", tmp_path / "cam.mp4", span=Span(start=1))
+
+
+class _Camera:
+    """cv2.VideoCapture stand-in: ``n`` synthetic frames at 50 fps, in real time."""
+
+    def __init__(self, n: int = 60):
+        self.frames = synthetic_frames(n)
+        self.read_count = 0
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        if self.read_count >= len(self.frames):
+            return False, None
+        time.sleep(0.02)
+        self.read_count += 1
+        return True, self.frames[self.read_count - 1].copy()
+
+    def get(self, prop):
+        return 50.0
+
+    def release(self):
+        pass
+
+
+class _Slow(ColourDetector):
+    def __call__(self, frames, imgsz=None):
+        time.sleep(0.08)  # the models: 4x slower than the camera
+        return super().__call__(frames, imgsz)
+
+
+def test_a_camera_in_real_time_drops_stale_frames_and_keeps_capture_time(tmp_path, monkeypatch):
+    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: _Camera())
+    monkeypatch.chdir(tmp_path)
+    anon = Anonymiser(Config(), detector=_Slow())
+    started = time.monotonic()
+    (result,) = anon.run("0").results
+    wall = time.monotonic() - started
+    assert result.status == "done" and result.dropped >= 20 and result.frames + result.dropped == 60
+    assert result.latency is not None and result.latency[0] < 0.5, "the delay stays bounded"
+    s = stream_summary(result.output)
+    assert s["frames"] == result.frames
+    assert s["duration"] == pytest.approx(1.2, abs=0.25) and s["duration"] < wall, "duration = capture time"
+    assert not any(is_person_colour(f, 60).sum() > 5 for f in read_frames(result.output))
+    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: _Camera(20))
+    (every,) = Anonymiser(Config(realtime=False), detector=_Slow()).run("0").results
+    assert every.frames == 20 and every.dropped == 0 and every.latency is None, "--no-realtime: every frame"

@@ -80,3 +80,13 @@ def test_a_failing_stage_stops_the_run_and_leaves_nothing(tmp_path, monkeypatch,
     for t in _threads_left(before):
         t.join(timeout=5)
     assert not _threads_left(before), "the decode and encode threads ended"
+
+
+def test_the_preview_meter_draws_fps_and_a_live_sources_delay_but_never_on_the_output():
+    from anonymise.preview import FpsMeter
+
+    frame = np.zeros((60, 320, 3), np.uint8)
+    meter = FpsMeter()
+    plain, live = meter.annotate(frame), meter.annotate(frame, "120 ms behind, 7 dropped")
+    assert not frame.any(), "the frame itself is never drawn on"
+    assert plain.any() and (live != 0).sum() > (plain != 0).sum(), "the live line is longer"

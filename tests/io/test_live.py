@@ -1,0 +1,57 @@
+"""Live sources in real time: the newest frame, stale ones dropped and counted, capture timestamps."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from anonymise.io.live import CAPTURE_TIME_BASE, Newest
+from anonymise.io.video import Frame
+
+
+def _source(n: int, every: float, fail: bool = False):
+    """A live source: ``n`` frames, one every ``every`` seconds, each with one audio 'packet' (its index)."""
+    for i in range(n):
+        time.sleep(every)
+        yield Frame(np.full((4, 4, 3), i, np.uint8), i, pts=1000 + i, audio=[i])
+    if fail:
+        raise ConnectionResetError("Connection reset by peer")
+
+
+def test_a_slow_consumer_gets_the_newest_frames_and_the_rest_are_dropped_not_queued():
+    newest = Newest(_source(40, 0.01))
+    taken = []
+    for frame in newest:
+        taken.append(frame)
+        time.sleep(0.05)  # the models: five times slower than the source
+    assert newest.read == 40 and len(taken) + newest.dropped == 40
+    assert 4 <= len(taken) <= 20 and newest.dropped >= 20, "most frames are dropped, none queue"
+    indices = [int(f.image[0, 0, 0]) for f in taken]
+    assert indices == sorted(indices) and indices[-1] == 39, "in order, and the last frame is the last one read"
+    assert sorted(p for f in taken for p in f.audio) == list(range(40)), "the audio of dropped frames rides along"
+
+
+def test_frames_carry_capture_times_from_zero():
+    start = time.monotonic()
+    taken = list(Newest(_source(10, 0.02)))
+    wall = time.monotonic() - start
+    assert taken[0].pts == 0 and all(f.time_base == CAPTURE_TIME_BASE for f in taken)
+    assert [f.pts for f in taken] == sorted({f.pts for f in taken}), "strictly increasing"
+    assert taken[-1].time == pytest.approx(wall - 0.02, abs=0.06), "the recording lasts as long as the capture"
+
+
+def test_a_source_error_reaches_the_consumer_after_the_frames_before_it():
+    newest = Newest(_source(3, 0.005, fail=True))
+    got = []
+    with pytest.raises(ConnectionResetError, match="reset by peer"):
+        for frame in newest:
+            got.append(frame)
+    assert got, "the frames before the error are delivered"
+
+
+def test_close_stops_the_reader_thread():
+    newest = Newest(_source(1000, 0.005))
+    next(iter(newest))
+    assert newest.close()
+    assert not any(t.name == "anonymise-live" and t.is_alive() for t in threading.enumerate())
