@@ -224,6 +224,7 @@ class Anonymiser:
                     time_base,
                     reader.audio_stream if audio else None,
                     gpu=str(self.device).startswith("cuda"),
+                    live=info.live,
                 )
                 sink = WriterThread(writer)
             try:

@@ -181,3 +181,40 @@ def test_an_audio_setting_the_encoder_refuses_fails_before_the_first_frame(tmp_p
         with pytest.raises(OutputError, match="cannot write"):
             VideoWriter(tmp_path / "out.mp4", 64, 48, 10, audio_stream=audio)
     assert not list(tmp_path.glob(".out.partial-*")), "the partial file was left behind"
+
+
+KILLED_WRITER = """
+import os, sys
+import numpy as np
+from anonymise.io.video import VideoWriter
+w = VideoWriter(sys.argv[1], 64, 48, 10, live=True)
+for i in range(int(sys.argv[2])):
+    w.write(np.full((48, 64, 3), 3 * i, np.uint8))
+sys.stdout.flush()
+os._exit(0)  # as SIGKILL or a power cut would: no close, no rename
+"""
+
+
+def test_a_killed_live_recording_stays_playable_and_the_next_run_recovers_it(tmp_path, caplog):
+    import subprocess
+    import sys
+
+    from anonymise.io.video import playable_frames
+
+    out = tmp_path / "camera0_anonymised.mp4"
+    subprocess.run([sys.executable, "-c", KILLED_WRITER, str(out), "35"], check=True, timeout=120)
+    (left,) = tmp_path.glob(".camera0_anonymised.live-*.mp4")
+    assert not out.exists()
+    assert playable_frames(left) >= 35 - 2 * 10, "at most the last fragment (two seconds at 10 fps) is lost"
+    with claim(out):
+        pass
+    (recovered,) = tmp_path.glob("camera0_anonymised_recovered-*.mp4")
+    assert playable_frames(recovered) == playable_frames(recovered) >= 15
+    assert not list(tmp_path.glob(".camera0*")), "no hidden litter left"
+    assert "recovered a live recording of camera0_anonymised.mp4 that was interrupted" in caplog.text
+    subprocess.run([sys.executable, "-c", KILLED_WRITER, str(out), "0"], check=True, timeout=120)
+    with claim(out):
+        pass
+    assert not list(tmp_path.glob(".camera0*")) and len(list(tmp_path.glob("*recovered*"))) == 1, (
+        "a recording with no frame is removed, not recovered"
+    )

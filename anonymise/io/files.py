@@ -15,10 +15,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def partial_path(path: Path) -> Path:
-    """A hidden temporary name beside ``path`` that keeps its extension (muxers pick by it)."""
+def partial_path(path: Path, live: bool = False) -> Path:
+    """A hidden temporary name beside ``path`` that keeps its extension (muxers pick by it).
+
+    ``live``: a recording of a camera or stream (``.<stem>.live-XXXXXXXX<ext>``), written so that
+    it stays playable if the process dies; the next run on that output recovers it instead of
+    removing it (see :func:`anonymise.io.outputs.claim`).
+    """
     path = Path(path)
-    return path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
+    kind = "live" if live else "partial"
+    return path.with_name(f".{path.stem}.{kind}-{uuid.uuid4().hex[:8]}{path.suffix}")
 
 
 def publish(tmp: Path, path: Path) -> Path:

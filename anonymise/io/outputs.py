@@ -4,8 +4,11 @@ Every output is written under a hidden temporary name (``.<stem>.partial-XXXXXXX
 :func:`anonymise.video.partial_path`) and renamed when complete. :func:`claim` takes an advisory
 lock beside the output (``.<name>.lock``, POSIX ``flock``) for as long as it is being written, so
 a second run on the same output is refused instead of the last rename winning silently; and
-while it holds the lock, partial files of that output can only be litter from a run that was
-killed (SIGKILL, power loss): they are removed, and reported.
+while it holds the lock, partial files of that output can only be left by a run that was killed
+(SIGKILL, power loss). A file run's partial is removed, and reported. A live recording's
+(``.<stem>.live-*``, fragmented MP4: playable up to its last fragment) is **recovered**: renamed
+to ``<stem>_recovered-<YYYYmmdd-HHMMSS><ext>`` (its last write time), and reported; one that holds
+no frame at all is removed.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,12 +30,30 @@ except ImportError:  # Windows: no advisory locks; outputs are still written ato
     fcntl = None
 
 
-def stale_partials(path: Path) -> list[Path]:
-    """Hidden partial files of ``path`` in its folder (``.<stem>.partial-*<ext>``)."""
+def stale_partials(path: Path, kind: str = "partial") -> list[Path]:
+    """Hidden unfinished files of ``path`` in its folder: ``.<stem>.<kind>-*<ext>`` (``partial`` or ``live``)."""
     folder = path.parent
     if not folder.is_dir():
         return []
-    return sorted(folder.glob(f".{path.stem}.partial-*{path.suffix}"))
+    return sorted(folder.glob(f".{path.stem}.{kind}-*{path.suffix}"))
+
+
+def recover(partial: Path, path: Path) -> Path | None:
+    """An interrupted live recording of ``path`` renamed to ``<stem>_recovered-<time><ext>``; ``None``
+    (and removed) when it holds no frame."""
+    from .video import playable_frames
+
+    if playable_frames(partial) == 0:
+        partial.unlink(missing_ok=True)
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(partial.stat().st_mtime))
+    target = path.with_name(f"{path.stem}_recovered-{stamp}{path.suffix}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.stem}_recovered-{stamp}-{n}{path.suffix}")
+    os.replace(partial, target)
+    return target
 
 
 @contextlib.contextmanager
@@ -71,6 +93,13 @@ def claim(path: Path) -> Iterator[list[Path]]:
                 path.name,
                 ", ".join(p.name for p in removed),
             )
+        for stale in stale_partials(path, "live"):
+            try:
+                kept = recover(stale, path)
+            except OSError:
+                continue
+            if kept is not None:
+                log.warning("recovered a live recording of %s that was interrupted: %s", path.name, kept.name)
         yield removed
     finally:
         if handle is not None:

@@ -331,6 +331,22 @@ def _retimed(frame: Frame, first: float, stop: float | None, offset: int, audio)
     return frame
 
 
+def playable_frames(path: str | os.PathLike, limit: int = 1_000_000) -> int:
+    """How many video frames ``path`` decodes to (at most ``limit``); 0 when it cannot be read."""
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return 0
+            for _ in container.decode(video=0):
+                count += 1
+                if count >= limit:
+                    break
+    except (av.FFmpegError, OSError):
+        pass
+    return count
+
+
 def audio_copyable(suffix: str, codec: str) -> bool:
     """Whether a container with this file ``suffix`` can carry ``codec`` audio (its canonical name) as it is."""
     suffix = suffix.lower()
@@ -360,6 +376,10 @@ def nvenc_available() -> bool:
     return _NVENC
 
 
+#: containers that can be written as fragmented MP4 (playable up to the last fragment after a crash)
+FRAGMENTABLE = (".mp4", ".mov", ".m4v")
+
+
 class VideoWriter:
     """Encode BGR frames to H.264 ``yuv420p`` at ``path``, atomically.
 
@@ -381,9 +401,14 @@ class VideoWriter:
         preset: str = "veryfast",
         codec: str = "libx264",
         gpu: bool = False,
+        live: bool = False,
     ):
+        """``live``: a camera or stream recording, written as fragmented MP4 (MP4, MOV, M4V) with a
+        keyframe every second, so that a crash or SIGKILL loses at most the last second or two; its
+        hidden name marks it for recovery (see :func:`~anonymise.io.files.partial_path`)."""
         self.path = Path(path)
-        self.tmp = partial_path(self.path)
+        fragmented = live and self.path.suffix.lower() in FRAGMENTABLE
+        self.tmp = partial_path(self.path, live=fragmented)
         self.width, self.height = width + width % 2, height + height % 2  # 4:2:0 needs even sizes
         if gpu and codec == "libx264" and nvenc_available():
             codec = "h264_nvenc"  # the GPU's encoder, where it has one (an H100 has none: libx264 then)
@@ -396,7 +421,11 @@ class VideoWriter:
         self._audio_decoder = None
         self._resampler = None
         try:
-            self._container = av.open(str(self.tmp), mode="w")
+            # a fragment at every keyframe, written through at once (no I/O buffer to lose)
+            options = (
+                {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"} if fragmented else {}
+            )
+            self._container = av.open(str(self.tmp), mode="w", options=options)
         except (av.FFmpegError, OSError) as e:
             raise OutputError(f"cannot write {self.path}: {_ffmpeg_reason(e)}") from None
         try:
@@ -404,10 +433,14 @@ class VideoWriter:
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
             stream.time_base = self.time_base
             stream.codec_context.time_base = self.time_base
+            if fragmented:  # a keyframe (so a fragment on disk) every second
+                stream.codec_context.gop_size = max(1, round(float(self._fps)))
             # AVI stores no presentation timestamps: B-frames would come back out of order and delayed
             no_reorder = self.path.suffix.lower() == ".avi"
             if codec == "libx264":
                 stream.options = {"crf": str(crf), "preset": preset, **({"bf": "0"} if no_reorder else {})}
+                if live:  # no look-ahead in the encoder: frames reach the file (and a fragment) without delay
+                    stream.options = {**stream.options, "tune": "zerolatency"}
             elif codec == "h264_nvenc":
                 stream.options = {
                     "preset": "p4",
