@@ -212,6 +212,16 @@ Realtime = Annotated[
         show_default=False,
     ),
 ]
+Reconnect = Annotated[
+    float,
+    typer.Option(
+        "--reconnect",
+        help=(
+            "Cameras and streams: when the source breaks off (a reset, 15 s without data), keep the recording "
+            "and retry for this many seconds, recording into <stem>_<start time>.mp4; 0: stop."
+        ),
+    ),
+]
 Show = Annotated[bool, typer.Option("--show", help="Preview window (q or Esc stops a camera or stream).")]
 NoAudio = Annotated[bool, typer.Option("--no-audio", help="Drop the audio track.")]
 Overwrite = Annotated[
@@ -419,6 +429,7 @@ def seg(
     overwrite: Overwrite = False,
     start: Start = None,
     realtime: Realtime = _D.realtime,
+    reconnect: Reconnect = 60.0,
     duration: Duration = None,
     frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
@@ -480,6 +491,7 @@ def bbox(
     overwrite: Overwrite = False,
     start: Start = None,
     realtime: Realtime = _D.realtime,
+    reconnect: Reconnect = 60.0,
     duration: Duration = None,
     frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
@@ -509,6 +521,7 @@ def _run(
     start=None,
     duration=None,
     frames=None,
+    reconnect=60.0,
     keypoints=None,
     snapshot_every=None,
     snapshot_dir=None,
@@ -539,7 +552,8 @@ def _run(
             parse_time(duration, "--duration") if duration else None,
             frames,
         )
-        plan = plan_jobs(video_source, output, extras, overwrite, span)  # once; bad paths fail before models load
+        # once; bad paths fail before the models load
+        plan = plan_jobs(video_source, output, extras, overwrite, span, reconnect)
         ray_options = dict(
             address=ray_address,
             actors=ray_actors,
@@ -598,6 +612,7 @@ def export(
     overwrite: Overwrite = False,
     start: Start = None,
     realtime: Realtime = _D.realtime,
+    reconnect: Reconnect = 60.0,
     duration: Duration = None,
     frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
@@ -626,6 +641,7 @@ def export(
         duration=duration,
         frames=frames,
         realtime=realtime,
+        reconnect=reconnect,
         quiet=quiet,
         verbose=verbose,
         no_pose=False,

@@ -11,6 +11,10 @@ class SourceError(AnonymiseError):
     """The input cannot be read: missing, empty, corrupt, or an unreadable camera/stream."""
 
 
+class StreamBroken(SourceError):
+    """A camera or stream stopped delivering in the middle (a reset, a stall): the recording so far is kept."""
+
+
 class ModelError(AnonymiseError):
     """A model cannot be found, loaded, or is of the wrong kind for the command."""
 

@@ -11,6 +11,7 @@ dispatch (image or video), one error policy, one skip rule.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,8 @@ class FileResult:
     #: latency from capture to a written frame (seconds)
     dropped: int = 0
     latency: tuple[float, float] | None = None
+    #: a live source that broke off (reset, stall): the recording up to then is kept, and the run may reconnect
+    broken: bool = False
 
     @property
     def fps(self) -> float:
@@ -89,6 +92,18 @@ class Plan:
     overwrite: bool = False
     #: only part of each video (``--start``, ``--duration``, ``--frames``); ``None``: all of it
     span: Span | None = None
+    #: live sources: seconds of retries (with back-off) after the source broke off; 0: none
+    reconnect: float = 0.0
+
+    def next_output(self, job: Job, now: float | None = None) -> Job:
+        """The job that continues a live recording after a reconnect: ``<stem>_<YYYYmmdd-HHMMSS><ext>``."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+        output = job.output.with_name(f"{job.output.stem}_{stamp}{job.output.suffix}")
+        n = 1
+        while output.exists():
+            n += 1
+            output = job.output.with_name(f"{job.output.stem}_{stamp}-{n}{job.output.suffix}")
+        return Job(job.source, output)
 
     @property
     def single(self) -> bool:
@@ -112,6 +127,7 @@ def plan_jobs(
     extras: Extras | None = None,
     overwrite: bool = False,
     span: Span | None = None,
+    reconnect: float = 0.0,
 ) -> Plan:
     """The :class:`Plan` for a source; checks that no output can replace an input, and the keypoint paths.
 
@@ -123,7 +139,10 @@ def plan_jobs(
     span = span if span is not None and not span.whole else None
     if span is not None and src.kind in ("camera", "stream"):
         raise ConfigError(f"--start, --duration and --frames take files, not a {src.kind}")
-    plan = Plan(src, tuple(Job(a, b) for a, b in _pairs(src, output, extras)), extras, overwrite, span)
+    if not isinstance(reconnect, (int, float)) or isinstance(reconnect, bool) or not reconnect >= 0:
+        raise ConfigError(f"--reconnect must be a number of seconds >= 0, got {reconnect!r}")
+    jobs = tuple(Job(a, b) for a, b in _pairs(src, output, extras))
+    plan = Plan(src, jobs, extras, overwrite, span, float(reconnect) if src.kind in ("camera", "stream") else 0.0)
     for job in plan.jobs:
         plan.keypoints_path(job)  # a bad --keypoints path fails now, before any model loads
     return plan

@@ -23,13 +23,13 @@ import numpy as np
 from .background import STABLE_FRAMES, BackgroundModel, TorchBackgroundModel
 from .config import Config
 from .detections import VideoInfo
-from .errors import Stopped
+from .errors import SourceError, Stopped, StreamBroken
 from .framestream import Anonymised, FrameStream
 from .io.images import read_image, write_image
 from .io.live import CAPTURE_TIME_BASE, Newest
 from .io.sources import Source, media_kind, open_reader, parse_source
 from .io.video import Frame, Span, VideoWriter
-from .jobs import BatchReport, FileResult, Plan, plan_jobs, run_job
+from .jobs import BatchReport, FileResult, Job, Plan, plan_jobs, run_job
 from .preview import FpsMeter, Viewer, require_display
 from .progress import Progress
 from .sidecars import Extras, Sidecars
@@ -258,6 +258,25 @@ class Anonymiser:
                 if sink is not None:
                     sink.finish()
                 sidecars.finish()
+            except StreamBroken as e:
+                if not written:
+                    raise
+                if sink is not None:  # the recording so far is kept, finished and playable
+                    sink.finish()
+                sidecars.finish()
+                log.warning("%s; the recording so far is kept: %s", e, dst.name)
+                return FileResult(
+                    str(src.spec),
+                    dst,
+                    "done",
+                    written,
+                    time.perf_counter() - start,
+                    stream.counts,
+                    str(e),
+                    dropped=frames.dropped if realtime else 0,
+                    latency=_percentiles(latencies),
+                    broken=True,
+                )
             except KeyboardInterrupt as e:
                 if info.live and written:
                     if sink is not None:
@@ -317,6 +336,7 @@ class Anonymiser:
         progress: bool = False,
         extras: Extras | None = None,
         span: Span | None = None,
+        reconnect: float = 0.0,
     ) -> BatchReport:
         """Anonymise anything ``--video-source`` accepts; see the CLI for the rules on outputs.
 
@@ -326,7 +346,7 @@ class Anonymiser:
         keypoints, snapshots, debug view, or data only (see :class:`~anonymise.sidecars.Extras`).
         """
         return self.run_plan(
-            plan_jobs(source, output, extras, overwrite, span), audio=audio, show=show, progress=progress
+            plan_jobs(source, output, extras, overwrite, span, reconnect), audio=audio, show=show, progress=progress
         )
 
     def run_plan(self, plan: Plan, *, audio: bool = True, show: bool = False, progress: bool = False) -> BatchReport:
@@ -342,8 +362,31 @@ class Anonymiser:
                     if error is not None and plan.single:
                         raise error
                 report.results.append(result)
+                while result.broken and plan.reconnect > 0:  # a live source that broke off: a new recording
+                    result = self._reconnect(plan, job, audio=audio, show=show, progress=bar)
+                    report.results.append(result)
                 bar.end_file()
         return report
+
+    def _reconnect(self, plan: Plan, job: Job, *, audio: bool, show: bool, progress: Progress) -> FileResult:
+        """Retry a live source for up to ``plan.reconnect`` seconds (1, 2, 4 ... 10 s apart), recording into a new file.
+
+        Returns the new recording's result, or a failed one when the source did not come back.
+        """
+        deadline = time.monotonic() + plan.reconnect
+        wait = 1.0
+        log.warning("%s: reconnecting (for up to %.0f s)", job.name, plan.reconnect)
+        while True:
+            time.sleep(min(wait, max(deadline - time.monotonic(), 0.0)))
+            result, error = run_job(self, plan, plan.next_output(job), audio=audio, show=show, progress=progress)
+            if error is None:
+                log.warning("%s: reconnected; recorded into %s", job.name, result.output.name)
+                return result
+            if not isinstance(error, SourceError) or time.monotonic() >= deadline:
+                message = f"did not come back within {plan.reconnect:.0f} s: {error}"
+                log.warning("%s %s", job.name, message)
+                return FileResult(job.name, None, "failed", message=message)
+            wait = min(wait * 2, 10.0)
 
 
 def _percentiles(latencies) -> tuple[float, float] | None:

@@ -184,3 +184,23 @@ def test_a_camera_in_real_time_drops_stale_frames_and_keeps_capture_time(tmp_pat
     monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: _Camera(20))
     (every,) = Anonymiser(Config(realtime=False), detector=_Slow()).run("0").results
     assert every.frames == 20 and every.dropped == 0 and every.latency is None, "--no-realtime: every frame"
+
+
+class _Unplugged(_Camera):
+    def isOpened(self):
+        return False
+
+
+def test_a_camera_that_drops_out_keeps_its_recording_and_reconnects_into_a_new_file(tmp_path, monkeypatch, caplog):
+    cameras = iter([_Camera(12), _Unplugged(), _Camera(8)])  # then unplugged for good
+    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: next(cameras, _Unplugged()))
+    monkeypatch.chdir(tmp_path)
+    report = Anonymiser(Config(), detector=ColourDetector()).run("0", reconnect=4)
+    first, second, gave_up = report.results
+    assert first.output == tmp_path / "camera0_anonymised.mp4" and first.broken and first.status == "done"
+    assert stream_summary(first.output)["frames"] == first.frames >= 1, "the recording before the drop-out is kept"
+    assert second.output.name.startswith("camera0_anonymised_2") and second.broken
+    assert stream_summary(second.output)["frames"] == second.frames >= 1
+    assert gave_up.status == "failed" and "did not come back within 4 s" in gave_up.message and not report.ok
+    assert "stopped delivering frames" in caplog.text and "reconnecting (for up to 4 s)" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], "no hidden litter"

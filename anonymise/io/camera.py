@@ -9,7 +9,7 @@ from fractions import Fraction
 import cv2
 
 from ..detections import VideoInfo
-from ..errors import SourceError
+from ..errors import SourceError, StreamBroken
 from .video import Frame
 
 
@@ -54,8 +54,8 @@ class CameraReader:
             yield Frame(image, index, pts, self.time_base)
             last, index = pts, index + 1
             ok, image = self._cap.read()
-            if not ok:
-                image = None
+            if not ok:  # a camera does not end: it was unplugged, or its driver gave up
+                raise StreamBroken(f"camera {self.index} stopped delivering frames after {index} frames")
 
     def close(self) -> None:
         self._cap.release()

@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from ..detections import VideoInfo
-from ..errors import ConfigError, OutputError, SourceError
+from ..errors import ConfigError, OutputError, SourceError, StreamBroken
 from .files import partial_path, publish
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,8 @@ class VideoReader:
         self.url = str(url)
         self.span = span if span is not None and not span.whole else None
         options = {"rtsp_transport": "tcp"} if self.url.startswith("rtsp") else None
-        self._container = _open_input(self.url, options, timeout=(15.0, 15.0) if "://" in self.url else None)
+        timeout = (READ_TIMEOUT_S, READ_TIMEOUT_S) if "://" in self.url else None
+        self._container = _open_input(self.url, options, timeout=timeout)
         try:
             if not self._container.streams.video:
                 raise SourceError(f"no video stream in {self.url}")
@@ -213,7 +214,14 @@ class VideoReader:
                         yield held
                     held, pending = self._frame(vf, index, pending), []
                     index += 1
-        except av.FFmpegError as e:
+        except (av.FFmpegError, OSError) as e:
+            if self.info.live and index:  # a camera or stream that stopped in the middle: not a bad file
+                reason = _ffmpeg_reason(e)
+                if "immediate exit" in reason.lower() or isinstance(e, TimeoutError):
+                    reason = f"no data for {READ_TIMEOUT_S:.0f} s"
+                raise StreamBroken(f"stream {self.url} broke off after {index} frames: {reason}") from None
+            if isinstance(e, OSError) and not isinstance(e, av.FFmpegError):
+                raise
             raise SourceError(f"corrupt video {self.url} (after {index} frames): {_ffmpeg_reason(e)}") from None
         if held is None:
             raise SourceError(f"no video frames could be decoded from {self.url}")
@@ -376,6 +384,8 @@ def nvenc_available() -> bool:
     return _NVENC
 
 
+#: seconds a stream may deliver nothing (opening, or between packets) before it counts as stalled
+READ_TIMEOUT_S = 15.0
 #: containers that can be written as fragmented MP4 (playable up to the last fragment after a crash)
 FRAGMENTABLE = (".mp4", ".mov", ".m4v")
 
