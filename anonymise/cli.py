@@ -222,6 +222,16 @@ Reconnect = Annotated[
         ),
     ),
 ]
+Segment = Annotated[
+    float,
+    typer.Option(
+        "--segment",
+        help=(
+            "Cameras and streams: record into files of this many seconds, each named by its start time "
+            "(<stem>_YYYYmmdd-HHMMSS.mp4) and finished when the next begins; 0: one file."
+        ),
+    ),
+]
 Show = Annotated[bool, typer.Option("--show", help="Preview window (q or Esc stops a camera or stream).")]
 NoAudio = Annotated[bool, typer.Option("--no-audio", help="Drop the audio track.")]
 Overwrite = Annotated[
@@ -430,6 +440,7 @@ def seg(
     start: Start = None,
     realtime: Realtime = _D.realtime,
     reconnect: Reconnect = 60.0,
+    segment: Segment = 600.0,
     duration: Duration = None,
     frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
@@ -492,6 +503,7 @@ def bbox(
     start: Start = None,
     realtime: Realtime = _D.realtime,
     reconnect: Reconnect = 60.0,
+    segment: Segment = 600.0,
     duration: Duration = None,
     frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
@@ -522,6 +534,7 @@ def _run(
     duration=None,
     frames=None,
     reconnect=60.0,
+    segment=600.0,
     keypoints=None,
     snapshot_every=None,
     snapshot_dir=None,
@@ -553,7 +566,7 @@ def _run(
             frames,
         )
         # once; bad paths fail before the models load
-        plan = plan_jobs(video_source, output, extras, overwrite, span, reconnect)
+        plan = plan_jobs(video_source, output, extras, overwrite, span, reconnect, segment if video else 0.0)
         ray_options = dict(
             address=ray_address,
             actors=ray_actors,
@@ -642,6 +655,7 @@ def export(
         frames=frames,
         realtime=realtime,
         reconnect=reconnect,
+        segment=0.0,  # keypoints only: one file
         quiet=quiet,
         verbose=verbose,
         no_pose=False,
@@ -774,6 +788,8 @@ def _summary(report) -> None:
                 f", {r.dropped} stale frames dropped, latency {1000 * r.latency[0]:.0f} ms median, "
                 f"{1000 * r.latency[1]:.0f} ms 95th percentile"
             )
+        if r.segments:
+            note += f", {len(r.segments)} segment files from {r.segments[0].name}"
         out.print(f"{r.status}: {r.output} ({r.frames} frames, {r.fps:.1f} fps{note})")
         return
     table = Table(title="anonymise summary", show_lines=False)

@@ -43,6 +43,8 @@ class FileResult:
     latency: tuple[float, float] | None = None
     #: a live source that broke off (reset, stall): the recording up to then is kept, and the run may reconnect
     broken: bool = False
+    #: a segmented live recording's files, in order (``output`` is the last)
+    segments: tuple[Path, ...] = ()
 
     @property
     def fps(self) -> float:
@@ -94,6 +96,8 @@ class Plan:
     span: Span | None = None
     #: live sources: seconds of retries (with back-off) after the source broke off; 0: none
     reconnect: float = 0.0
+    #: live sources: the recording is cut into files of this many seconds, named by start time; 0: one file
+    segment: float = 0.0
 
     def next_output(self, job: Job, now: float | None = None) -> Job:
         """The job that continues a live recording after a reconnect: ``<stem>_<YYYYmmdd-HHMMSS><ext>``."""
@@ -128,6 +132,7 @@ def plan_jobs(
     overwrite: bool = False,
     span: Span | None = None,
     reconnect: float = 0.0,
+    segment: float = 0.0,
 ) -> Plan:
     """The :class:`Plan` for a source; checks that no output can replace an input, and the keypoint paths.
 
@@ -141,8 +146,11 @@ def plan_jobs(
         raise ConfigError(f"--start, --duration and --frames take files, not a {src.kind}")
     if not isinstance(reconnect, (int, float)) or isinstance(reconnect, bool) or not reconnect >= 0:
         raise ConfigError(f"--reconnect must be a number of seconds >= 0, got {reconnect!r}")
+    if not isinstance(segment, (int, float)) or isinstance(segment, bool) or not (segment == 0 or segment >= 1):
+        raise ConfigError(f"--segment must be 0 (one file) or a number of seconds >= 1, got {segment!r}")
     jobs = tuple(Job(a, b) for a, b in _pairs(src, output, extras))
-    plan = Plan(src, jobs, extras, overwrite, span, float(reconnect) if src.kind in ("camera", "stream") else 0.0)
+    live = src.kind in ("camera", "stream")
+    plan = Plan(src, jobs, extras, overwrite, span, float(reconnect) if live else 0.0, float(segment) if live else 0.0)
     for job in plan.jobs:
         plan.keypoints_path(job)  # a bad --keypoints path fails now, before any model loads
     return plan
@@ -171,6 +179,7 @@ def run_job(anonymiser, plan: Plan, job: Job, *, audio: bool = True, show: bool 
                     extras=plan.extras,
                     single=plan.single,
                     span=plan.span,
+                    segment=plan.segment,
                 )
         return result, None
     except (AnonymiseError, OSError) as e:

@@ -32,6 +32,7 @@ from .io.video import Frame, Span, VideoWriter
 from .jobs import BatchReport, FileResult, Job, Plan, plan_jobs, run_job
 from .preview import FpsMeter, Viewer, require_display
 from .progress import Progress
+from .segments import Segments
 from .sidecars import Extras, Sidecars
 from .threads import QUEUE_SIZE, Prefetch, WriterThread, batched
 
@@ -184,8 +185,12 @@ class Anonymiser:
         extras: Extras | None = None,
         single: bool = True,
         span: Span | None = None,
+        segment: float = 0.0,
     ) -> FileResult:
         """Anonymise a video file, stream URL or camera into ``dst`` (H.264, audio kept).
+
+        ``segment``: a camera or stream is recorded into files of that many seconds, named by
+        their start time (see :mod:`anonymise.segments`); 0: one file.
 
         ``span``: only that part of a file (see :class:`~anonymise.io.video.Span`).
 
@@ -216,17 +221,22 @@ class Anonymiser:
             stream = self.stream(lookahead, live=info.live, fps=float(info.fps), debug=extras.debug_view, images=images)
             sink = None
             if extras.video:
-                writer = VideoWriter(
-                    dst,
-                    info.width,
-                    info.height,
-                    info.fps,
-                    time_base,
-                    reader.audio_stream if audio else None,
-                    gpu=str(self.device).startswith("cuda"),
-                    live=info.live,
-                )
-                sink = WriterThread(writer)
+
+                def open_writer(path: Path) -> WriterThread:
+                    return WriterThread(
+                        VideoWriter(
+                            path,
+                            info.width,
+                            info.height,
+                            info.fps,
+                            time_base,
+                            reader.audio_stream if audio else None,
+                            gpu=str(self.device).startswith("cuda"),
+                            live=info.live,
+                        )
+                    )
+
+                sink = Segments(dst, segment, open_writer) if info.live and segment else open_writer(dst)
             try:
                 sidecars = Sidecars(extras, dst, info, single=single, show=show, time_base=time_base)
             except BaseException:
@@ -265,17 +275,20 @@ class Anonymiser:
                     sink.finish()
                 sidecars.finish()
                 log.warning("%s; the recording so far is kept: %s", e, dst.name)
-                return FileResult(
-                    str(src.spec),
-                    dst,
-                    "done",
-                    written,
-                    time.perf_counter() - start,
-                    stream.counts,
-                    str(e),
-                    dropped=frames.dropped if realtime else 0,
-                    latency=_percentiles(latencies),
-                    broken=True,
+                return _recorded(
+                    sink,
+                    FileResult(
+                        str(src.spec),
+                        dst,
+                        "done",
+                        written,
+                        time.perf_counter() - start,
+                        stream.counts,
+                        str(e),
+                        dropped=frames.dropped if realtime else 0,
+                        latency=_percentiles(latencies),
+                        broken=True,
+                    ),
                 )
             except KeyboardInterrupt as e:
                 if info.live and written:
@@ -284,15 +297,18 @@ class Anonymiser:
                     sidecars.finish()
                     if isinstance(e, Stopped):  # a service manager's stop: the recording is kept, the process exits
                         raise
-                    return FileResult(
-                        str(src.spec),
-                        dst,
-                        "stopped",
-                        written,
-                        time.perf_counter() - start,
-                        stream.counts,
-                        dropped=frames.dropped if realtime else 0,
-                        latency=_percentiles(latencies),
+                    return _recorded(
+                        sink,
+                        FileResult(
+                            str(src.spec),
+                            dst,
+                            "stopped",
+                            written,
+                            time.perf_counter() - start,
+                            stream.counts,
+                            dropped=frames.dropped if realtime else 0,
+                            latency=_percentiles(latencies),
+                        ),
                     )
                 if sink is not None:
                     sink.abort()
@@ -315,8 +331,11 @@ class Anonymiser:
             message = f"only {written} of the {info.frames} frames the file declares could be decoded (truncated?)"
             log.warning("%s: %s", src.spec, message)
         live = {"dropped": frames.dropped, "latency": _percentiles(latencies)} if realtime else {}
-        return FileResult(
-            str(src.spec), dst, "done", written, time.perf_counter() - start, stream.counts, message, **live
+        return _recorded(
+            sink,
+            FileResult(
+                str(src.spec), dst, "done", written, time.perf_counter() - start, stream.counts, message, **live
+            ),
         )
 
     def process_file(self, src: str | Path, dst: str | Path, **kwargs) -> FileResult:
@@ -395,3 +414,10 @@ def _percentiles(latencies) -> tuple[float, float] | None:
         return None
     values = np.asarray(latencies, np.float64)
     return float(np.median(values)), float(np.percentile(values, 95))
+
+
+def _recorded(sink, result: FileResult) -> FileResult:
+    """A segmented recording's result names its files (``output``: the last one)."""
+    if isinstance(sink, Segments) and sink.finished:
+        return replace(result, output=sink.finished[-1], segments=tuple(sink.finished))
+    return result

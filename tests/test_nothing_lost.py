@@ -218,3 +218,16 @@ def test_a_killed_live_recording_stays_playable_and_the_next_run_recovers_it(tmp
     assert not list(tmp_path.glob(".camera0*")) and len(list(tmp_path.glob("*recovered*"))) == 1, (
         "a recording with no frame is removed, not recovered"
     )
+
+
+def test_an_interrupted_segment_is_recovered_under_its_own_name(tmp_path):
+    import subprocess
+    import sys
+
+    from anonymise.io.video import playable_frames
+
+    segment = tmp_path / "camera0_anonymised_20261201-101500.mp4"
+    subprocess.run([sys.executable, "-c", KILLED_WRITER, str(segment), "25"], check=True, timeout=120)
+    with claim(tmp_path / "camera0_anonymised.mp4"):  # the next run on that camera's output
+        pass
+    assert playable_frames(segment) >= 10 and not list(tmp_path.glob(".*")), "renamed into place: its start time"

@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import av
 import cv2
 import pytest
 from conftest import (
@@ -18,6 +19,7 @@ from conftest import (
 )
 
 from anonymise import Anonymiser, Config, ConfigError, SourceError
+from anonymise.jobs import plan_jobs
 
 
 def test_video_file_end_to_end_with_audio(tmp_path):
@@ -204,3 +206,20 @@ def test_a_camera_that_drops_out_keeps_its_recording_and_reconnects_into_a_new_f
     assert gave_up.status == "failed" and "did not come back within 4 s" in gave_up.message and not report.ok
     assert "stopped delivering frames" in caplog.text and "reconnecting (for up to 4 s)" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [], "no hidden litter"
+
+
+def test_a_live_recording_is_cut_into_segments_named_by_start_time(tmp_path, monkeypatch):
+    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: _Camera(75))  # 1.5 s at 50 fps
+    monkeypatch.chdir(tmp_path)
+    anon = Anonymiser(Config(realtime=False), detector=ColourDetector())
+    plan = plan_jobs("0", segment=1)
+    (result,) = anon.run_plan(plan).results
+    assert len(result.segments) == 2 and result.output == result.segments[-1]
+    assert all(p.name.startswith("camera0_anonymised_2") for p in result.segments)
+    summaries = [stream_summary(p) for p in result.segments]
+    assert sum(s["frames"] for s in summaries) == result.frames == 75, "every frame, in one file or the next"
+    assert summaries[0]["duration"] == pytest.approx(1.0, abs=0.15), "a segment lasts --segment seconds"
+    assert not (tmp_path / "camera0_anonymised.mp4").exists() and not list(tmp_path.glob(".*"))
+    for p in result.segments:
+        with av.open(str(p)) as c:
+            assert next(c.decode(video=0)).time == pytest.approx(0.0, abs=0.03), "each file starts at 0"

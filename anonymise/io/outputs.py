@@ -35,7 +35,10 @@ def stale_partials(path: Path, kind: str = "partial") -> list[Path]:
     folder = path.parent
     if not folder.is_dir():
         return []
-    return sorted(folder.glob(f".{path.stem}.{kind}-*{path.suffix}"))
+    found = set(folder.glob(f".{path.stem}.{kind}-*{path.suffix}"))
+    if kind == "live":  # and the segments of a segmented recording: .<stem>_<start time>.live-*
+        found |= set(folder.glob(f".{path.stem}_*.{kind}-*{path.suffix}"))
+    return sorted(found)
 
 
 def recover(partial: Path, path: Path) -> Path | None:
@@ -46,6 +49,10 @@ def recover(partial: Path, path: Path) -> Path | None:
     if playable_frames(partial) == 0:
         partial.unlink(missing_ok=True)
         return None
+    intended = path.with_name(partial.name[1:].rsplit(".live-", 1)[0] + path.suffix)
+    if intended.stem != path.stem and not intended.exists():  # a segment: its own name holds its start time
+        os.replace(partial, intended)
+        return intended
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(partial.stat().st_mtime))
     target = path.with_name(f"{path.stem}_recovered-{stamp}{path.suffix}")
     n = 1
