@@ -1,0 +1,101 @@
+"""Live benchmark: a clip served in real time on the loopback, anonymised by the CLI at its defaults.
+
+A thread of this script plays ``--video`` (looped) as an MPEG-TS stream on a listening TCP socket,
+paced by the wall clock at the clip's frame rate. ``anonymise bbox -i tcp://127.0.0.1:PORT`` runs
+against it in a child process for ``--seconds``, then gets SIGINT (as Ctrl-C). Printed: the frames
+written and the processed rate, the stale frames dropped, the latency from capture to written
+frame (median and 95th percentile, from the CLI's summary), and the recording's duration against
+the wall time it ran.
+
+    python scripts/live_bench.py [--video ../shared/data/closeups/book.mkv] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(video: Path, port: int, stop: threading.Event) -> None:
+    """Play ``video`` in a loop as MPEG-TS on tcp://127.0.0.1:port (waits for the client), in real time."""
+    with av.open(str(video)) as src:
+        stream = src.streams.video[0]
+        fps = stream.average_rate or Fraction(30)
+        frames = [f.to_ndarray(format="bgr24") for f in src.decode(video=0)]
+    height, width = frames[0].shape[:2]
+    with av.open(f"tcp://127.0.0.1:{port}?listen=1", "w", format="mpegts") as out:
+        v = out.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        start, i = time.monotonic(), 0
+        try:
+            while not stop.is_set():
+                due = start + i / float(fps)
+                time.sleep(max(0.0, due - time.monotonic()))
+                frame = av.VideoFrame.from_ndarray(frames[i % len(frames)], format="bgr24")
+                frame.pts = i
+                for packet in v.encode(frame):
+                    out.mux(packet)
+                i += 1
+        except (OSError, av.FFmpegError):  # the client went away
+            pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, default=ROOT.parent / "shared" / "data" / "closeups" / "book.mkv")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("args", nargs="*", help="more options for anonymise bbox (after --)")
+    args = parser.parse_args()
+    print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}", flush=True)
+    port, stop = free_port(), threading.Event()
+    server = threading.Thread(target=serve, args=(args.video, port, stop), daemon=True)
+    server.start()
+    time.sleep(1.0)
+    with tempfile.TemporaryDirectory(prefix="anonymise-live-") as tmp:
+        out = Path(tmp) / "live.mp4"
+        cmd = ["anonymise", "bbox", "-i", f"tcp://127.0.0.1:{port}", "-o", str(out), "--segment", "0", *args.args]
+        print("running: " + shlex.join(cmd), flush=True)
+        started = time.monotonic()
+        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(args.seconds)
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=120)
+        wall = time.monotonic() - started
+        stop.set()
+        print(stdout.strip() or stderr.strip())
+        with av.open(str(out)) as c:
+            v = c.streams.video[0]
+            frames = sum(1 for _ in c.decode(v))
+            duration = float(v.duration * v.time_base) if v.duration else float(c.duration or 0) / 1e6
+    m = re.search(r"(\d+) stale frames dropped, latency (\d+) ms median, (\d+) ms 95th", stdout)
+    dropped, median, p95 = (int(x) for x in m.groups()) if m else (None, None, None)
+    print(
+        f"source {args.video.name} served in real time; ran {wall:.1f} s (SIGINT after {args.seconds:.0f} s): "
+        f"{frames} frames written ({frames / max(duration, 1e-6):.1f} fps of recording), {dropped} dropped, "
+        f"latency median {median} ms, p95 {p95} ms, recording {duration:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
