@@ -356,6 +356,7 @@ class Anonymiser:
         extras: Extras | None = None,
         span: Span | None = None,
         reconnect: float = 0.0,
+        segment: float = 0.0,
     ) -> BatchReport:
         """Anonymise anything ``--video-source`` accepts; see the CLI for the rules on outputs.
 
@@ -365,7 +366,10 @@ class Anonymiser:
         keypoints, snapshots, debug view, or data only (see :class:`~anonymise.sidecars.Extras`).
         """
         return self.run_plan(
-            plan_jobs(source, output, extras, overwrite, span, reconnect), audio=audio, show=show, progress=progress
+            plan_jobs(source, output, extras, overwrite, span, reconnect, segment),
+            audio=audio,
+            show=show,
+            progress=progress,
         )
 
     def run_plan(self, plan: Plan, *, audio: bool = True, show: bool = False, progress: bool = False) -> BatchReport:

@@ -616,6 +616,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--rows", nargs="+", help="--resolutions: only these rows (360p 432p 480p 720p 1080p)")
     p.add_argument(
+        "--presets", nargs="+", help="--resolutions: these presets (default: balanced thorough, and the table)"
+    )
+    p.add_argument(
         "--memory-check",
         type=int,
         metavar="N",
@@ -690,7 +693,12 @@ def main(argv: list[str] | None = None) -> None:
         unknown = [r for r in rows if r not in bench_resolutions.ROWS]
         if unknown:
             sys.exit(f"bench: unknown row {unknown[0]}: use {' '.join(bench_resolutions.ROWS)}")
-        bench_resolutions.run(rows, args.frames or 100, Memory())
+        presets = args.presets or list(bench_resolutions.PRESETS)
+        from anonymise.config import PRESETS as KNOWN
+
+        if any(name not in KNOWN for name in presets):
+            sys.exit(f"bench: unknown preset in {' '.join(presets)}: use {' '.join(KNOWN)}")
+        bench_resolutions.run(rows, args.frames or 100, Memory(), presets)
         return
     if args.memory_check:
         memory_check(find_video(args.video), args.memory_check, args.imgsz or 320)

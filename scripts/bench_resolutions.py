@@ -23,7 +23,7 @@ shared clip, everything in one process:
 
 The ratio columns are the defaults over thorough, run back to back on the same machine.
 
-    python scripts/bench.py --resolutions [--frames 100] [--rows 360p 720p]
+    python scripts/bench.py --resolutions [--frames 100] [--rows 360p 720p] [--presets fast]
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def privacy(
     return leaked, total
 
 
-def bench_row(row: str, count: int, memory, tmp: Path, reference: Detector) -> dict[str, Run]:
+def bench_row(row: str, count: int, memory, tmp: Path, reference: Detector, presets=PRESETS) -> dict[str, Run]:
     _, scale, kind = ROWS[row]
     runs: dict[str, Run] = {}
     inputs = []
@@ -169,7 +169,7 @@ def bench_row(row: str, count: int, memory, tmp: Path, reference: Detector) -> d
         with VideoReader(video, audio=False) as reader:
             fps = reader.info.fps
         inputs.append((video, frames, write_clip(frames, fps, tmp / f"{row}-{video.stem}.mp4")))
-    for preset in PRESETS:
+    for preset in presets:
         config = Config(pose=False, preset=preset)
         wall = model = peak = 0.0
         done = leaked = total = 0
@@ -188,7 +188,7 @@ def bench_row(row: str, count: int, memory, tmp: Path, reference: Detector) -> d
     return runs
 
 
-def run(rows: list[str], count: int, memory) -> None:
+def run(rows: list[str], count: int, memory, presets=PRESETS) -> None:
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}")
     reference = Detector(pe.REFERENCE)
     results = {}
@@ -200,9 +200,10 @@ def run(rows: list[str], count: int, memory) -> None:
                 f"frames{' (after the 70 empty ones)' if kind == 'static' else ''}",
                 flush=True,
             )
-            results[row] = bench_row(row, count, memory, Path(tmp_name), reference)
-    print(f"\ncommand: {shlex.join([Path(sys.executable).name, *sys.argv])}")
-    print(table(results))
+            results[row] = bench_row(row, count, memory, Path(tmp_name), reference, presets)
+    if set(PRESETS) <= set(presets):
+        print(f"\ncommand: {shlex.join([Path(sys.executable).name, *sys.argv])}")
+        print(table(results))
 
 
 def table(results: dict[str, dict[str, Run]]) -> str:

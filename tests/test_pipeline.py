@@ -223,3 +223,21 @@ def test_a_live_recording_is_cut_into_segments_named_by_start_time(tmp_path, mon
     for p in result.segments:
         with av.open(str(p)) as c:
             assert next(c.decode(video=0)).time == pytest.approx(0.0, abs=0.03), "each file starts at 0"
+
+
+def test_sigterm_on_a_camera_finishes_the_recording_then_stops(tmp_path, monkeypatch):
+    from anonymise.errors import Stopped
+
+    class _Term(ColourDetector):
+        def __call__(self, frames, imgsz=None):
+            if self.calls >= 10:
+                raise Stopped(15)  # what the CLI's SIGTERM handler raises
+            return super().__call__(frames, imgsz)
+
+    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: _Camera(60))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Stopped):
+        Anonymiser(Config(realtime=False), detector=_Term()).run("0", segment=0)
+    (kept,) = tmp_path.glob("camera0_anonymised*.mp4")
+    assert stream_summary(kept)["frames"] >= 5, "the recording is finished and playable"
+    assert not list(tmp_path.glob(".*")), "no hidden partial left"

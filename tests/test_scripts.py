@@ -81,3 +81,36 @@ def test_privacy_eval_suite_scores_pixels_on_a_closeup(pedestrians, tmp_path):
     assert cells[1] == "closeup" and cells[2] == "3", row
     assert 0 <= float(cells[3]) <= 100, row
     assert (tmp_path / "frames" / "book-0000.png").is_file(), "no frame written for looking at"
+
+
+@pytest.mark.slow
+def test_bench_resolutions_prints_a_row_with_both_presets(pedestrians):
+    result = run_script(
+        "bench.py",
+        "--resolutions",
+        "--rows",
+        "360p",
+        "--frames",
+        "3",
+        env={"ANONYMISE_TEST_DATA": str(pedestrians.parent)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("360p |")]
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[1] == "pedestrians.mp4" and cells[2] == "residual people %"
+    assert (
+        float(cells[3]) > 0
+        and float(cells[4]) > 0
+        and float(cells[5]) == pytest.approx(float(cells[3]) / float(cells[4]), abs=0.01)
+    )
+    bad = run_script("bench.py", "--resolutions", "--rows", "4k")
+    assert bad.returncode == 1 and "unknown row 4k" in bad.stderr
+
+
+@pytest.mark.slow
+def test_live_bench_serves_a_clip_in_real_time_and_reads_the_summary(pedestrians):
+    result = run_script("live_bench.py", "--video", str(pedestrians), "--seconds", "8", "--", "--imgsz", "320")
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = result.stdout.strip().splitlines()[-1]
+    frames = int(re.search(r"(\d+) frames written", line).group(1))
+    assert frames > 0 and re.search(r"\d+ dropped, latency median \d+ ms, p95 \d+ ms", line), line
