@@ -1,6 +1,7 @@
 """Live benchmark: a clip served in real time on the loopback, anonymised by the CLI at its defaults.
 
-A thread of this script plays ``--video`` (looped) as an MPEG-TS stream on a listening TCP socket,
+A child process of this script plays ``--video`` (looped) as an MPEG-TS stream on a listening TCP socket
+(a process, not a thread: PyAV holds the GIL while it waits for the client),
 paced by the wall clock at the clip's frame rate. ``anonymise bbox -i tcp://127.0.0.1:PORT`` runs
 against it in a child process for ``--seconds``, then gets SIGINT (as Ctrl-C). Printed: the frames
 written and the processed rate, the stale frames dropped, the latency from capture to written
@@ -36,7 +37,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(video: Path, port: int, stop: threading.Event) -> None:
+def serve(video: Path, port: int, stop: threading.Event | None = None) -> None:
     """Play ``video`` in a loop as MPEG-TS on tcp://127.0.0.1:port (waits for the client), in real time."""
     with av.open(str(video)) as src:
         stream = src.streams.video[0]
@@ -49,7 +50,7 @@ def serve(video: Path, port: int, stop: threading.Event) -> None:
         v.options = {"preset": "ultrafast", "tune": "zerolatency"}
         start, i = time.monotonic(), 0
         try:
-            while not stop.is_set():
+            while stop is None or not stop.is_set():
                 due = start + i / float(fps)
                 time.sleep(max(0.0, due - time.monotonic()))
                 frame = av.VideoFrame.from_ndarray(frames[i % len(frames)], format="bgr24")
@@ -65,13 +66,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=ROOT.parent / "shared" / "data" / "closeups" / "book.mkv")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the child that streams
     parser.add_argument("args", nargs="*", help="more options for anonymise bbox (after --)")
     args = parser.parse_args()
+    if args.serve:
+        serve(args.video, args.serve)
+        return
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}", flush=True)
-    port, stop = free_port(), threading.Event()
-    server = threading.Thread(target=serve, args=(args.video, port, stop), daemon=True)
-    server.start()
-    time.sleep(1.0)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, __file__, "--video", str(args.video), "--serve", str(port)])
+    time.sleep(2.0)  # listening
     with tempfile.TemporaryDirectory(prefix="anonymise-live-") as tmp:
         out = Path(tmp) / "live.mp4"
         cmd = ["anonymise", "bbox", "-i", f"tcp://127.0.0.1:{port}", "-o", str(out), "--segment", "0", *args.args]
@@ -82,7 +86,8 @@ def main() -> None:
         child.send_signal(signal.SIGINT)
         stdout, stderr = child.communicate(timeout=120)
         wall = time.monotonic() - started
-        stop.set()
+        server.kill()
+        server.wait()
         print(stdout.strip() or stderr.strip())
         with av.open(str(out)) as c:
             v = c.streams.video[0]
