@@ -44,6 +44,13 @@ def serve(video: Path, port: int, stop: threading.Event | None = None) -> None:
         fps = stream.average_rate or Fraction(30)
         frames = [f.to_ndarray(format="bgr24") for f in src.decode(video=0)]
     height, width = frames[0].shape[:2]
+    try:
+        _stream(frames, fps, width, height, port, stop)
+    except (OSError, av.FFmpegError):  # the client went away (a broken pipe on closing)
+        pass
+
+
+def _stream(frames, fps, width, height, port, stop) -> None:
     with av.open(f"tcp://127.0.0.1:{port}?listen=1", "w", format="mpegts") as out:
         v = out.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
