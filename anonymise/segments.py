@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io.video import Frame
+from .io.video import Frame, shifted
 from .threads import WriterThread
 
 
@@ -55,7 +55,7 @@ class Segments:
             self._sink = self._open(segment_path(self.output, self._clock()))
             self._first = t
         shift = self._first
-        audio, after = _moved(frame.audio, shift), _moved(frame.audio_after, shift)
+        audio, after = shifted(frame.audio, shift), shifted(frame.audio_after, shift)
         offset = round(shift / float(frame.time_base)) if frame.time_base else 0
         self._sink.put(replace(frame, pts=(frame.pts or 0) - offset, audio=audio, audio_after=after), image)
 
@@ -71,18 +71,3 @@ class Segments:
         if self._sink is not None:
             self._sink.abort()
             self._sink = None
-
-
-def _moved(packets: list, seconds: float) -> list:
-    """Audio packets moved ``seconds`` earlier; those that would start before 0 are left out."""
-    moved = []
-    for packet in packets:
-        delta = round(seconds / float(packet.time_base)) if packet.time_base else 0
-        if packet.pts is not None and packet.pts - delta < 0:
-            continue
-        if packet.pts is not None:
-            packet.pts -= delta
-        if packet.dts is not None:
-            packet.dts -= delta
-        moved.append(packet)
-    return moved

@@ -321,22 +321,32 @@ def _start(packet, audio) -> float:
 
 def _retimed(frame: Frame, first: float, stop: float | None, offset: int, audio) -> Frame:
     """A kept frame moved ``offset`` earlier, with the audio that starts in [first, stop) moved with it."""
-    shift = float(offset * frame.time_base) if frame.time_base else 0.0
     kept = []
     if audio is not None:
-        delta = round(shift / float(audio.time_base)) if audio.time_base else 0
-        for packet in frame.audio + frame.audio_after:
-            start = _start(packet, audio)
-            if start < first - 1e-6 or (stop is not None and start >= stop - 1e-6):
-                continue
-            if packet.pts is not None:
-                packet.pts -= delta
-            if packet.dts is not None:
-                packet.dts -= delta
-            kept.append(packet)
+        inside = [
+            p
+            for p in frame.audio + frame.audio_after
+            if _start(p, audio) >= first - 1e-6 and (stop is None or _start(p, audio) < stop - 1e-6)
+        ]
+        kept = shifted(inside, float(offset * frame.time_base) if frame.time_base else 0.0)
     frame.audio, frame.audio_after = kept, []
     frame.pts = (frame.pts or 0) - offset
     return frame
+
+
+def shifted(packets: list, seconds: float) -> list:
+    """Audio packets moved ``seconds`` earlier (in place); those that would start before 0 are left out."""
+    moved = []
+    for packet in packets:
+        delta = round(seconds / float(packet.time_base)) if packet.time_base else 0
+        if packet.pts is not None and packet.pts - delta < 0:
+            continue
+        if packet.pts is not None:
+            packet.pts -= delta
+        if packet.dts is not None:
+            packet.dts -= delta
+        moved.append(packet)
+    return moved
 
 
 def playable_frames(path: str | os.PathLike, limit: int = 1_000_000) -> int:
