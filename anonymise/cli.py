@@ -313,6 +313,24 @@ DebugView = Annotated[
         ),
     ),
 ]
+MasksOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--masks",
+        help=(
+            "Redaction manifest (JSON): boxes always masked in their frames, e.g. a person the detector "
+            "missed (one video; schema: docs/manifest.md)."
+        ),
+        show_default=False,
+    ),
+]
+ReportOpt = Annotated[
+    bool,
+    typer.Option(
+        "--report",
+        help="Also write a redaction report beside each output: <stem>.report.json and .report.html.",
+    ),
+]
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bars, summary or one-off export lines; errors only.")
 ]
@@ -434,6 +452,8 @@ def seg(
     snapshot_every: SnapshotEvery = None,
     snapshot_dir: SnapshotDir = None,
     debug_view: DebugView = False,
+    masks: MasksOpt = _D.masks,
+    report: ReportOpt = False,
     show: Show = False,
     no_audio: NoAudio = False,
     overwrite: Overwrite = False,
@@ -497,6 +517,8 @@ def bbox(
     snapshot_every: SnapshotEvery = None,
     snapshot_dir: SnapshotDir = None,
     debug_view: DebugView = False,
+    masks: MasksOpt = _D.masks,
+    report: ReportOpt = False,
     show: Show = False,
     no_audio: NoAudio = False,
     overwrite: Overwrite = False,
@@ -539,6 +561,7 @@ def _run(
     snapshot_every=None,
     snapshot_dir=None,
     debug_view=False,
+    report=False,
     video=True,
     engine=Engine.LOCAL,
     ray_address=None,
@@ -559,7 +582,7 @@ def _run(
         config = Config(mode=mode, pose=not no_pose or keypoints is not None, draw_pose=not no_pose, **knobs)
         if config.fill is Fill.NONE and config.canvas is None and video:
             logging.getLogger("anonymise").warning("--fill none: people are NOT removed from the video")
-        extras = Extras(keypoints, snapshot_every, snapshot_dir, debug_view, video)
+        extras = Extras(keypoints, snapshot_every, snapshot_dir, debug_view, video, report)
         span = Span(
             parse_time(start, "--start") if start else 0.0,
             parse_time(duration, "--duration") if duration else None,
@@ -567,6 +590,8 @@ def _run(
         )
         # once; bad paths fail before the models load
         plan = plan_jobs(video_source, output, extras, overwrite, span, reconnect, segment if video else 0.0)
+        if config.masks and not plan.single:
+            raise ConfigError("--masks applies to one video: its boxes are in that video's frames")
         ray_options = dict(
             address=ray_address,
             actors=ray_actors,
@@ -740,6 +765,35 @@ def analyze(
             out.print(skipped_note(analysis), soft_wrap=False)
         falls = sum(e.kind == "fall" for e in analysis.events)
         out.print(f"{len(analysis.tracks)} people, {falls} falls, {len(analysis.events)} events -> {target}")
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (anything but 127.0.0.1 exposes the studio).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    jobs_dir: Annotated[
+        Path, typer.Option("--jobs-dir", help="Folder of the jobs (uploads, outputs, reports); kept across restarts.")
+    ] = Path("anonymise-jobs"),
+    workers: Annotated[
+        int, typer.Option("--workers", help="Jobs run at a time (each worker loads its models once).")
+    ] = 1,
+    keep_originals: Annotated[
+        bool,
+        typer.Option(
+            "--keep-originals",
+            help="Keep uploads after their job ends by default (side-by-side review, re-render); else deleted.",
+        ),
+    ] = False,
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest upload accepted, in MB.")] = 2048,
+    verbose: Verbose = False,
+) -> None:
+    """A local review studio in the browser: upload, progress, review, correct, download (needs .[studio])."""
+    with _command(verbose):
+        from .studio import serve as run_studio
+
+        run_studio(host, port, jobs_dir, workers, keep_originals, max_upload_mb, echo=out.print)
 
 
 @contextmanager

@@ -111,6 +111,8 @@ class Config:
     int8: bool | None = None
     #: the compute policy (see :data:`PRESETS`): ``thorough``, ``balanced`` or ``fast``
     preset: str = "balanced"
+    #: a redaction manifest (JSON, see :mod:`anonymise.manifest`): boxes always masked in their frames
+    masks: str | None = None
     #: what replaces a person (see :class:`Fill`)
     fill: Fill = Fill.BACKGROUND
     #: draw the skeletons on this instead of the anonymised frame: ``black``, ``white``, a colour
@@ -183,6 +185,11 @@ class Config:
             raise ConfigError(f"thickness must be an integer in [1, 100], got {self.thickness!r}")
         if self.canvas is not None and not str(self.canvas).strip():
             raise ConfigError("canvas must be black, white, a colour or a path to an image or video, got ''")
+        if self.masks is not None:
+            from .manifest import Manifest
+
+            object.__setattr__(self, "masks", str(self.masks))
+            Manifest.load(self.masks)  # a bad manifest fails here, before any model loads
         for name in ("seg_model", "pose_model"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} must name a model file or an Ultralytics model name")

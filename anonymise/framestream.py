@@ -39,6 +39,7 @@ from .detect.tracker import PersonTracker
 from .detections import Detections, box_iou, nested, suppress
 from .errors import AnonymiseError, ConfigError
 from .io.video import Frame
+from .ledger import Ledger
 from .policy import ScalePolicy, scene_cut, thumbnail
 from .track import MAX_GROWTH, TrackHistory, grow
 
@@ -103,6 +104,8 @@ class _Slot:
     held: Any = None  # (K, 4) boxes of tracks the detector lost in this frame (masked: in extra too)
     image: Any = None  # the frame on the compositing device, once final
     alpha: Any = None  # the final person alpha, on the compositing device
+    why: dict = field(default_factory=dict)  # regions masked per reason (see ledger.REASONS)
+    held_ids: list = field(default_factory=list)  # track ids of the held boxes
 
 
 @dataclass
@@ -139,8 +142,11 @@ class FrameStream:
         fps: float = 30.0,
         debug: bool = False,
         images: bool = True,
+        manual=None,
     ):
-        """``debug``: each :class:`Anonymised` also carries ``debug = (alpha, background)`` (numpy).
+        """``manual``: a :class:`~anonymise.manifest.Manifest` whose boxes are masked in their frames.
+
+        ``debug``: each :class:`Anonymised` also carries ``debug = (alpha, background)`` (numpy).
 
         ``images`` off (keypoints only, ``anonymise export``): no output image is made (``image`` is
         ``None``): no fill, no skeleton drawing. Detection, tracking, the look-ahead and the motion
@@ -164,6 +170,9 @@ class FrameStream:
         self.fail_closed = fail_closed
         self.to_device = to_device
         self.counts = Counts()
+        #: what was masked in which frame, and why (the redaction report's record)
+        self.ledger = Ledger()
+        self.manual = manual
         self._tracker = PersonTracker(config.conf, config.hold) if config.track else None
         self._history = TrackHistory(self.depth)
         self._buffer: deque[_Slot] = deque()
@@ -184,10 +193,18 @@ class FrameStream:
 
         ``found``: what :meth:`detect` returned for these frames, when it ran ahead (else it runs now).
         """
+        if self.manual is not None and self._t == 0 and frames:
+            height, width = frames[0].image.shape[:2]
+            self.manual.check_size(width, height, "the video")
         detections = self.detect(frames) if found is None else found
         ready = []
         for frame, people in zip(frames, detections):
             slot = _Slot(self._t, frame, people)
+            if self.manual is not None:
+                boxes = self.manual.boxes(self._t)
+                if len(boxes):  # always masked, and never learned (see _complete)
+                    slot.extra.extend(boxes)
+                    slot.why["manual"] = len(boxes)
             self._buffer.append(slot)
             if people is not None:
                 self._whole_bodies(slot)
@@ -217,11 +234,7 @@ class FrameStream:
         try:
             images = [f.image for f in frames]
             small, large = self._passes(images)
-            tiles = (
-                self._scale.tiles(len(images))
-                if self._scale is not None and small and self.config.tile_attention
-                else None
-            )
+            tiles = self._scale.tiles(len(images)) if self._scale is not None and small else None
             with self._models:
                 if small and large and tiles is None:
                     found = self.detector(images)
@@ -268,6 +281,7 @@ class FrameStream:
                 every=self.config.sweep_every,
                 windows=windows,
                 search_imgsz=size,
+                attention=self.config.tile_attention,
             )
         return self._scale.passes(len(images))
 
@@ -314,12 +328,15 @@ class FrameStream:
         found.people = tracked
         slot.extra.extend(held)
         slot.held = held
+        slot.held_ids = list(getattr(self._tracker, "held_ids", []))
+        slot.why["held"] = len(held)
         self.counts.held += len(held)
         first = self._buffer[0].t
         for j, boxes in self._history.observe(slot.t, tracked).items():
             target = self._buffer[j - first]
             if target.alpha is None:  # still open: the background has not learned it yet
                 target.extra.extend(boxes)
+                target.why["backfill"] = target.why.get("backfill", 0) + len(boxes)
                 self.counts.held += len(boxes)
         if self._history.new_boxes and self.background_ready:
             # A new track was most likely there, undetected, before: what the background learned
@@ -373,9 +390,13 @@ class FrameStream:
                 alpha = None
         if alpha is None:
             self.counts.failed += 1
+            slot.why["failed"] = 1
             alpha = np.full(image.shape[:2], 255, np.uint8)
             learning = {}
         slot.image, slot.alpha = self.to_device(image), self.to_device(alpha)
+        if slot.why.get("manual") and self.background_ready:
+            # what a manual box covers is never shown, even where the background learned it before the box began
+            self.background.forget(masks.boxes_mask(self.manual.boxes(slot.t), image.shape[:2]) > 0)
         self.background.update(slot.image, slot.alpha, **learning)
         self._previous = image
 
@@ -459,10 +480,12 @@ class FrameStream:
             found = found[suppress(found, kept=slot.found.poses.xyxy)] if len(found) else found  # each skeleton once
             if len(found):
                 self.counts.second_look += len(found)
+                slot.why["second_look"] = len(found)
                 if slot.found.poses.tracker_id is not None:
                     found.tracker_id = np.full(len(found), -1, np.int64)  # untracked, and keeps the others' ids
                 slot.found.poses = Detections.concat([slot.found.poses, found]) if len(slot.found.poses) else found
         self.counts.motion += len(unexplained)
+        slot.why["motion"] = len(unexplained)
         slot.extra.extend(regions.boxes[regions.explained])  # what sticks out of a detection's mask
         slot.extra.extend(grow(box, MOTION_GROWTH) for box in unexplained)
         return self._alpha(slot.frame.image, slot.found, slot.extra)
@@ -504,6 +527,7 @@ class FrameStream:
         if not carried:
             return alpha
         self.counts.carried += len(carried)
+        slot.why["carried"] = len(carried)
         slot.extra.extend(carried)
         return self._alpha(image, slot.found, slot.extra)
 
@@ -545,6 +569,7 @@ class FrameStream:
     def _compose(self, slot: _Slot) -> Anonymised:
         self.counts.frames += 1
         found = slot.found
+        self._record(slot)
         has_poses = found is not None and len(found.poses) and found.poses.keypoints is not None
         poses = found.poses if has_poses else Detections.empty()
         if not self.images:
@@ -558,10 +583,16 @@ class FrameStream:
         except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes background
             log.warning("compositing failed on frame %d, written fully masked: %s", slot.t, e)
             self.counts.failed += 1
+            self.ledger.record(slot.t, failed=1)
             try:
                 return Anonymised(slot.frame, _numpy(self.background.image()))
             except Exception:  # noqa: BLE001
                 return Anonymised(slot.frame, np.zeros_like(slot.frame.image))
+
+    def _record(self, slot: _Slot) -> None:
+        people = slot.found.people if slot.found is not None else Detections.empty()
+        ids = people.tracker_id if people.tracker_id is not None else ()
+        self.ledger.record(slot.t, tracks=ids, held_tracks=slot.held_ids, people=len(people), **slot.why)
 
     def _fill(self, slot: _Slot) -> tuple[np.ndarray, Any]:
         """(the frame with its people replaced, or the canvas; the background used)."""

@@ -30,6 +30,7 @@ from .io.live import CAPTURE_TIME_BASE, Newest
 from .io.sources import Source, media_kind, open_reader, parse_source
 from .io.video import Frame, Span, VideoWriter
 from .jobs import BatchReport, FileResult, Job, Plan, plan_jobs, run_job
+from .manifest import Manifest
 from .preview import FpsMeter, Viewer, require_display
 from .progress import Progress
 from .segments import Segments
@@ -95,6 +96,7 @@ class Anonymiser:
         ``images`` off: keypoints only, no output images are made (see :class:`FrameStream`).
         """
         fail_closed = self.config.fail_closed if self.config.fail_closed is not None else not live
+        manual = Manifest.load(self.config.masks) if self.config.masks else None
         return FrameStream(
             self.config,
             self.detector,
@@ -105,6 +107,7 @@ class Anonymiser:
             fps,
             debug,
             images,
+            manual,
         )
 
     def anonymise_frames(self, frames: Iterable[Frame], stream: FrameStream | None = None) -> Iterator[Anonymised]:
@@ -158,12 +161,13 @@ class Anonymiser:
         start = time.perf_counter()
         image = read_image(src)
         stream = self.stream(lookahead=0)
-        ((frame, out),) = self.anonymise_frames([Frame(image, 0, 0, Fraction(1))], stream)
+        (result,) = self.anonymise_frames([Frame(image, 0, 0, Fraction(1))], stream)
+        out = result.image
         if extras is not None and extras.any:
             info = VideoInfo(image.shape[1], image.shape[0], Fraction(1), frames=1)
             sidecars = Sidecars(replace(extras, debug_view=False), dst, info, single=single)
             try:
-                sidecars.write(frame, out)
+                sidecars.write(result)
                 if extras.video:
                     write_image(dst, out)
                 sidecars.finish()
@@ -275,8 +279,11 @@ class Anonymiser:
                     sink.finish()
                 sidecars.finish()
                 log.warning("%s; the recording so far is kept: %s", e, dst.name)
-                return _recorded(
+                return self._finished(
                     sink,
+                    stream,
+                    extras,
+                    info,
                     FileResult(
                         str(src.spec),
                         dst,
@@ -296,9 +303,13 @@ class Anonymiser:
                         sink.finish()
                     sidecars.finish()
                     if isinstance(e, Stopped):  # a service manager's stop: the recording is kept, the process exits
+                        self._finished(sink, stream, extras, info, FileResult(str(src.spec), dst, "stopped", written))
                         raise
-                    return _recorded(
+                    return self._finished(
                         sink,
+                        stream,
+                        extras,
+                        info,
                         FileResult(
                             str(src.spec),
                             dst,
@@ -331,12 +342,35 @@ class Anonymiser:
             message = f"only {written} of the {info.frames} frames the file declares could be decoded (truncated?)"
             log.warning("%s: %s", src.spec, message)
         live = {"dropped": frames.dropped, "latency": _percentiles(latencies)} if realtime else {}
-        return _recorded(
+        return self._finished(
             sink,
+            stream,
+            extras,
+            info,
             FileResult(
                 str(src.spec), dst, "done", written, time.perf_counter() - start, stream.counts, message, **live
             ),
         )
+
+    def _finished(self, sink, stream: FrameStream, extras: Extras, info, result: FileResult) -> FileResult:
+        """The result of a finished recording; its redaction report is written when ``extras.report`` asks."""
+        result = _recorded(sink, result)
+        if extras.report and result.output is not None:
+            from . import report
+
+            fields = report.build(
+                stream.ledger.as_dict(),
+                self.config,
+                source=result.source,
+                output=result.output,
+                fps=float(info.fps),
+                seconds=result.seconds,
+                counts=stream.counts,
+            )
+            if result.segments:
+                fields["segments"] = [str(p) for p in result.segments]
+            report.write(fields, result.output)
+        return result
 
     def process_file(self, src: str | Path, dst: str | Path, **kwargs) -> FileResult:
         """Anonymise an image or a video file, chosen by its extension."""

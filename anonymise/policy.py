@@ -31,10 +31,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .config import TARGET_PERSON_PX
 from .detections import nested
 
 #: a person this tall (px at the frame-scale pass's input) or taller is found by that pass alone
 SMALL_AT_MODEL = 96
+#: a person this tall (px at the small search's full-frame pass) or taller is found by that pass
+#: without tiles: the height the automatic inference size is chosen for (config.TARGET_PERSON_PX)
+TINY_AT_SEARCH = TARGET_PERSON_PX
 #: frames after a small person was seen during which the small search runs on every frame
 RECENT = 10
 #: frames at the start that always get the small search
@@ -88,6 +92,7 @@ class ScalePolicy:
         every: int = SWEEP_EVERY,
         windows: list | None = None,
         search_imgsz: int | None = None,
+        attention: bool = False,
     ):
         #: frame pixels -> frame-scale pass pixels; ``None``: no separate frame-scale pass (nothing to choose)
         self.scale = None if large_imgsz is None else large_imgsz / max(width, height)
@@ -97,6 +102,8 @@ class ScalePolicy:
         #: the small search's tiles (x0, y0, x1, y1), and frame pixels -> its full-frame pass's pixels
         self.windows = list(windows or [])
         self.search_scale = (search_imgsz or max(width, height)) / max(width, height)
+        #: between sweeps, only the tiles where people can be (``fast``), rather than all or none
+        self.attention = attention
         self._t = 0
         self._cut = 0  # the frame of the last scene cut (the start counts as one)
         self._last = {"small": -(10**9), "large": -(10**9)}
@@ -130,8 +137,14 @@ class ScalePolicy:
         t = self._t - count
         if t - self._cut < WARMUP or any((t + i) % self.every == 0 for i in range(count)):
             return None
-        keep = [(j % self.every) == (t % self.every) for j in range(len(self.windows))]
         recent = [b for when, b in self._tiny if t - when <= RECENT]
+        if not self.attention:
+            # every tile while anyone too small for the full-frame pass was seen lately; none otherwise
+            if recent:
+                return None
+            self.skipped["tiles"] += count * len(self.windows)
+            return [False] * len(self.windows)
+        keep = [(j % self.every) == (t % self.every) for j in range(len(self.windows))]
         if recent:
             boxes = np.concatenate(recent)
             size = np.maximum(boxes[:, 2:] - boxes[:, :2], 1)
@@ -159,7 +172,7 @@ class ScalePolicy:
             boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
             if self.windows and len(boxes):
                 heights = (boxes[:, 3] - boxes[:, 1]) * self.search_scale
-                tiny = boxes[heights < SMALL_AT_MODEL]
+                tiny = boxes[heights < TINY_AT_SEARCH]
                 if len(tiny):
                     self._tiny.append((t, tiny))
                 self._tiny = [(when, b) for when, b in self._tiny if t - when <= RECENT]

@@ -76,6 +76,8 @@ class Extras:
     snapshot_dir: Path | None = None
     debug_view: bool = False
     video: bool = True
+    #: a redaction report (JSON and HTML) beside each output (see :mod:`anonymise.report`)
+    report: bool = False
 
     def __post_init__(self) -> None:
         if self.snapshot_every is not None:

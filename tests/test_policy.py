@@ -123,7 +123,7 @@ WINDOWS = [
 
 
 def test_each_tile_is_searched_at_least_every_k_frames_and_around_small_people_always():
-    policy = ScalePolicy(1280, 720, None, lookahead=30, windows=WINDOWS, search_imgsz=1280)
+    policy = ScalePolicy(1280, 720, None, lookahead=30, windows=WINDOWS, search_imgsz=1280, attention=True)
     runs = []
     for _ in range(40):
         policy.passes(1)
@@ -178,7 +178,9 @@ def test_a_small_still_person_far_from_everyone_is_found_within_k_frames_and_bac
 
     bg = scene(180, 260)
     person = bg.copy()
-    person[120:150, 200:212] = MAGENTA  # appears at frame 7 in tile 5, far from anything, and stands still
+    # appears at frame 7 in tile 5, far from anything, and stands still; 20 px tall, under TINY_AT_SEARCH
+    # at the small search's scale (x2.5), so only the tiles find them
+    person[120:140, 200:208] = MAGENTA
     frames = [bg] * 7 + [person] * 25
     # --preset fast looks only where people can be; no motion guard: the tiles alone must find them
     anon = Anonymiser(Config(pose=False, fail_closed=False, preset="fast"), detector=_TiledScene())
@@ -187,13 +189,30 @@ def test_a_small_still_person_far_from_everyone_is_found_within_k_frames_and_bac
     assert stream.counts.tiles_skipped > 0
     for i, o in enumerate(out):
         assert not is_person_colour(o).any(), f"frame {i}: the small person is visible"
-    balanced = Anonymiser(Config(pose=False, fail_closed=False), detector=_TiledScene()).stream(lookahead=30)
-    list(
-        Anonymiser(Config(pose=False, fail_closed=False), detector=_TiledScene()).anonymise_frames(
-            (Frame(f, i) for i, f in enumerate(frames)), balanced
-        )
-    )
-    assert balanced.counts.tiles_skipped == 0, "balanced (the default) skipped tiles"
+    # balanced (the default): every tile while someone small was seen lately; the same person is
+    # found on the next sweep, then on every frame, and back-filled
+    anon = Anonymiser(Config(pose=False, fail_closed=False), detector=_TiledScene())
+    balanced = anon.stream(lookahead=30)
+    out = [o for _, o in anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), balanced)]
+    for i, o in enumerate(out):
+        assert not is_person_colour(o).any(), f"balanced, frame {i}: the small person is visible"
+
+
+def test_balanced_runs_every_tile_while_anyone_small_was_seen_and_none_otherwise():
+    policy = ScalePolicy(1280, 720, None, lookahead=30, windows=WINDOWS, search_imgsz=1280)
+    runs = []
+    for t in range(40):
+        policy.passes(1)
+        keep = policy.tiles(1)
+        runs.append(len(WINDOWS) if keep is None else sum(keep))
+        # a person 30 px tall (under TINY_AT_SEARCH at this scale) until frame 20, then only 100 px ones
+        policy.observe([np.array([[20, 20, 30, 50] if t < 20 else [20, 20, 60, 120]], np.float32)])
+    assert all(r == len(WINDOWS) for r in runs[:20 + RECENT + 1]), "every tile while someone small was seen lately"
+    late = runs[20 + RECENT + 1 :]
+    assert all(r in (0, len(WINDOWS)) for r in late) and late.count(0) >= len(late) // 2, late
+    for t, r in enumerate(runs):
+        if t % SWEEP_EVERY == 0:
+            assert r == len(WINDOWS), f"frame {t} is a sweep: every tile"
 
 
 def test_a_scene_cut_restarts_the_full_sweeps():

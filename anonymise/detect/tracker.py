@@ -49,9 +49,12 @@ class PersonTracker:
     def held_boxes(self) -> np.ndarray:
         """Predicted boxes of tracks lost within ``hold`` frames, grown with the time they are lost."""
         now = self._tracker.frame_id
-        boxes = []
+        boxes, ids = [], []
         for track in self._tracker.lost_stracks:
             lost_for = now - track.end_frame
             if 0 < lost_for <= self.hold:
                 boxes.append(grow(track.xyxy, margin(lost_for)))
+                ids.append(int(track.track_id))
+        #: the track ids of the boxes the last call returned
+        self.held_ids = ids
         return np.asarray(boxes, np.float32).reshape(-1, 4)

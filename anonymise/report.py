@@ -1,0 +1,164 @@
+"""The redaction report: the audit record of one output (``--report``, the studio's download).
+
+Per tracked person, the first and last frame and the frames they were masked in by detection
+and by the hold; per reason (back-fill, motion guard, second looks, carried boxes, manual
+masks, frames that failed closed), the frames and regions; the settings and the model files'
+sha256 used. Written as ``<output stem>.report.json`` and a one-page, self-contained
+``<output stem>.report.html`` (no script, no remote asset) that a reviewer can archive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import time
+from pathlib import Path
+
+from . import __version__
+from .io.files import atomic
+from .ledger import REASONS
+
+#: what each reason means, in the report's words
+MEANING = {
+    "detected": "a person the models found",
+    "held": "a tracked person the models lost for a few frames, masked on their predicted path",
+    "backfill": "a person masked in the frames before the models first found them",
+    "motion": "moving, person-sized regions no detection explained (the motion guard)",
+    "second_look": "people a second look at a crop found",
+    "carried": "regions kept masked where the background could not vouch for what was there",
+    "manual": "boxes from the redaction manifest (--masks)",
+    "failed": "frames written fully masked because their processing failed (fail closed)",
+}
+
+
+def report_paths(output: Path) -> tuple[Path, Path]:
+    """(JSON, HTML) report paths beside ``output``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.report.json"), output.with_name(f"{output.stem}.report.html")
+
+
+def model_hashes(config) -> dict[str, dict]:
+    """Each model the config names: what it resolved to and the file's sha256 (where it is a file)."""
+    from .detect.weights import resolve, sha256_of
+
+    names = {"pose": config.pose_model if config.pose or config.mode.value == "bbox" else None}
+    names["seg" if config.mode.value == "seg" else "person detector"] = (
+        config.seg_model if config.mode.value == "seg" else config.bbox_model
+    )
+    found = {}
+    for role, spec in names.items():
+        if not spec:
+            continue
+        try:
+            model = resolve(spec)
+        except Exception as e:  # noqa: BLE001 - the report says so rather than failing the run
+            found[role] = {"model": str(spec), "error": str(e)}
+            continue
+        entry = {"model": str(spec), "source": model.source}
+        if model.path is not None and model.path.is_file():
+            entry["path"] = str(model.path)
+            entry["sha256"] = sha256_of(model.path)
+        found[role] = entry
+    return found
+
+
+def build(ledger: dict, config, *, source: str, output: Path, fps: float, seconds: float, counts=None) -> dict:
+    """The report of one output, as a JSON-ready dict."""
+    settings = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        settings[field.name] = getattr(value, "value", value)
+    return {
+        "anonymise": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "input": str(source),
+        "output": str(output),
+        "fps": float(fps),
+        "frames": ledger["frames"],
+        "seconds": round(seconds, 2),
+        "settings": settings,
+        "models": model_hashes(config),
+        "counts": dataclasses.asdict(counts) if counts is not None else {},
+        "tracks": ledger["tracks"],
+        "frames_by_reason": ledger["frames_by_reason"],
+        "failed_closed": ledger["frames_by_reason"].get("failed", {}).get("spans", []),
+    }
+
+
+def write(report: dict, output: Path) -> tuple[Path, Path]:
+    """Write the JSON and HTML reports beside ``output`` (each atomically)."""
+    json_path, html_path = report_paths(output)
+    with atomic(json_path) as tmp:
+        tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    with atomic(html_path) as tmp:
+        tmp.write_text(to_html(report), encoding="utf-8")
+    return json_path, html_path
+
+
+def _spans(runs: list, fps: float, limit: int = 40) -> str:
+    def one(first: int, last: int) -> str:
+        if first == last:
+            return f"{first} ({first / fps:.2f} s)" if fps else str(first)
+        return f"{first}–{last} ({first / fps:.2f}–{last / fps:.2f} s)" if fps else f"{first}–{last}"
+
+    shown = ", ".join(one(a, b) for a, b in runs[:limit])
+    more = f", … {len(runs) - limit} more spans (see the JSON)" if len(runs) > limit else ""
+    return html.escape(shown + more) if runs else "none"
+
+
+def to_html(report: dict) -> str:
+    """A one-page HTML report: inline style, no script, nothing fetched."""
+    e = html.escape
+    fps = report.get("fps") or 0.0
+    rows = []
+    for track in report["tracks"]:
+        rows.append(
+            f"<tr><td>{track['id']}</td><td>{track['first']}</td><td>{track['last']}</td>"
+            f"<td>{track['frames_detected']}</td><td>{track['frames_held']}</td>"
+            f"<td>{_spans(track['held'], fps, 10)}</td></tr>"
+        )
+    reasons = []
+    for reason in ("detected", *REASONS):
+        entry = report["frames_by_reason"].get(reason, {"frames": 0, "regions": 0, "spans": []})
+        reasons.append(
+            f"<tr><th>{e(reason)}</th><td>{e(MEANING[reason])}</td><td>{entry['frames']}</td>"
+            f"<td>{entry['regions']}</td><td>{_spans(entry['spans'], fps)}</td></tr>"
+        )
+    models = "".join(
+        f"<tr><th>{e(role)}</th><td>{e(m.get('model', ''))}</td><td><code>{e(m.get('sha256', m.get('error', '')))}"
+        f"</code></td></tr>"
+        for role, m in report["models"].items()
+    )
+    settings = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in report["settings"].items())
+    failed = report["frames_by_reason"].get("failed", {}).get("frames", 0)
+    verdict = (
+        f"{failed} frame(s) failed closed (written fully masked)."
+        if failed
+        else "No frame failed closed: every frame was processed."
+    )
+    tracks = "".join(rows) or '<tr><td colspan="6">no tracked person</td></tr>'
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Redaction report: {e(Path(report["output"]).name)}</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: .5em 0 1.5em; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }}
+th {{ background: #f3f3f3; }}
+code {{ font-size: 12px; }}
+</style></head><body>
+<h1>Redaction report</h1>
+<p><b>Output</b> {e(report["output"])}<br><b>Input</b> {e(report["input"])}<br>
+<b>Frames</b> {report["frames"]} at {fps:.3f} fps · <b>made</b> {e(report["created"])}
+by anonymise {e(report["anonymise"])} in {report["seconds"]} s</p>
+<p>{e(verdict)}</p>
+<h2>People (tracks)</h2>
+<table><tr><th>track</th><th>first frame</th><th>last frame</th><th>frames detected</th><th>frames held</th>
+<th>held spans</th></tr>{tracks}</table>
+<h2>What was masked, by reason</h2>
+<table><tr><th>reason</th><th>meaning</th><th>frames</th><th>regions</th><th>frames (spans)</th></tr>
+{"".join(reasons)}</table>
+<h2>Models</h2><table><tr><th>role</th><th>model</th><th>sha256</th></tr>{models}</table>
+<h2>Settings</h2><table>{settings}</table>
+</body></html>
+"""

@@ -1,0 +1,66 @@
+"""``anonymise serve``: a local review studio (upload, progress, review, correct, download).
+
+Local-first: it binds to 127.0.0.1 unless told otherwise, every request needs the one-time
+token it prints (as Jupyter does), the pages load nothing from elsewhere, and nothing goes
+over the network. The web stack (FastAPI, uvicorn, python-multipart) is the ``studio`` extra:
+most runs of a command-line anonymiser need no web server.
+
+- :mod:`anonymise.studio.jobs`: the job folders, the queue and its workers, one job's run;
+- :mod:`anonymise.studio.app`: the pages and the HTTP API.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from ..errors import ConfigError
+
+INSTALL_HINT = 'anonymise serve needs the studio extra: pip install -e ".[studio]"'
+
+
+def check_installed() -> None:
+    """One clear line when the web stack is missing."""
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"{INSTALL_HINT} (missing: {', '.join(missing)})")
+
+
+def build(jobs_dir: Path, *, workers: int = 1, keep_originals: bool = False, token: str | None = None, **app_options):
+    """(app, store, token) with the workers started: what ``serve`` runs, and what tests drive."""
+    check_installed()
+    from .app import create_app
+    from .jobs import JobStore, detector_cache, run_job
+
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    token = token or secrets.token_urlsafe(24)
+    store = JobStore(Path(jobs_dir), keep_originals=keep_originals)
+    for _ in range(workers):  # each worker loads its models once, and its jobs share them
+        detector_for = detector_cache()
+        store.run_workers(1, lambda s, j, p, d=detector_for: run_job(s, j, p, d))
+    return create_app(store, token, **app_options), store, token
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    jobs_dir: Path = Path("anonymise-jobs"),
+    workers: int = 1,
+    keep_originals: bool = False,
+    max_upload_mb: float = 2048,
+    echo=print,
+) -> None:
+    check_installed()
+    import uvicorn
+
+    app, store, token = build(jobs_dir, workers=workers, keep_originals=keep_originals, max_upload_mb=max_upload_mb)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    echo(f"anonymise studio: jobs in {store.root.resolve()}")
+    echo("Open this URL in a browser (it holds the one-time token; keep it private):")
+    echo(f"    http://{shown}:{port}/?token={token}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        echo(f"Listening on {host}: every request must carry the token.")
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False, date_header=False)

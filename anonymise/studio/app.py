@@ -1,0 +1,226 @@
+"""The studio's web app (FastAPI on Starlette): pages, the jobs API, progress events, downloads.
+
+Every request carries the one-time token (``?token=`` on the first visit, then a cookie, or an
+``X-Anonymise-Token`` header); without it the answer is 401. Every response says
+``Content-Security-Policy: default-src 'self'``: the pages load nothing from anywhere else
+(their script, style and icons are served here), and FastAPI's ``/docs`` (whose assets come
+from a CDN) is off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from ..manifest import Manifest
+from .jobs import SETTINGS, JobStore
+
+STATIC = Path(__file__).parent / "static"
+COOKIE = "anonymise_token"
+HEADER = "x-anonymise-token"
+#: uploads larger than this are refused (``--max-upload-mb``)
+MAX_UPLOAD_MB = 2048
+CHUNK = 1 << 20
+
+DOWNLOADS = {
+    "video": "video/mp4",
+    "image": None,
+    "keypoints": "application/x-ndjson",
+    "events": "text/csv",
+    "report_json": "application/json",
+    "report_html": "text/html",
+}
+
+
+def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB) -> FastAPI:
+    app = FastAPI(title="anonymise studio", docs_url=None, redoc_url=None, openapi_url=None)
+    limit = int(max_upload_mb * (1 << 20))
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        given = request.query_params.get("token") or request.headers.get(HEADER) or request.cookies.get(COOKIE)
+        if not given or not hmac.compare_digest(given, token):
+            response: Response = JSONResponse({"detail": "a valid token is required (see the URL serve printed)"}, 401)
+        else:
+            response = await call_next(request)
+            if (
+                request.query_params.get("token")
+                and request.method == "GET"
+                and request.url.path in ("/", "/index.html")
+            ):
+                response = RedirectResponse("/", 303)  # the token leaves the address bar, the cookie keeps it
+            if request.query_params.get("token"):
+                response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def page(name: str) -> FileResponse:
+        return FileResponse(STATIC / name, media_type="text/html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/")
+    def index():
+        return page("index.html")
+
+    @app.get("/review/{job_id}")
+    def review(job_id: str):
+        find(job_id)
+        return page("review.html")
+
+    def find(job_id: str):
+        job = store.jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, "no such job")
+        return job
+
+    @app.get("/api/settings")
+    def settings():
+        return {"defaults": SETTINGS, "keep_originals": store.keep_originals, "max_upload_mb": max_upload_mb}
+
+    @app.get("/api/jobs")
+    def jobs():
+        return [j.public() for j in sorted(store.jobs.values(), key=lambda j: j.created)]
+
+    @app.get("/api/jobs/{job_id}")
+    def job(job_id: str):
+        return find(job_id).public()
+
+    @app.post("/api/jobs")
+    async def upload(request: Request):
+        """Files (multipart ``files``) and settings (form fields): one job per file, queued in order."""
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit + (1 << 16):
+            raise HTTPException(413, f"upload larger than the {max_upload_mb:g} MB limit")
+        form = await request.form(max_files=100, max_fields=50)
+        chosen = dict(SETTINGS)
+        for key, default in SETTINGS.items():
+            if key in form:
+                value = str(form[key])
+                chosen[key] = value.lower() in ("1", "true", "on", "yes") if isinstance(default, bool) else value
+        for key in ("mode", "preset", "fill"):
+            allowed = {"mode": ("bbox", "seg"), "preset": ("thorough", "balanced", "fast")}.get(key)
+            if allowed and chosen[key] not in allowed:
+                raise HTTPException(422, f"{key} must be one of {', '.join(allowed)}")
+        keep = form.get("keep_original")
+        keep_original = None if keep is None else str(keep).lower() in ("1", "true", "on", "yes")
+        files = [f for f in form.getlist("files") if hasattr(f, "read")]
+        if not files:
+            raise HTTPException(422, "no files uploaded (multipart field 'files')")
+        created = []
+        try:
+            for upload_file in files:
+                job, path = store.create(upload_file.filename or "upload", chosen, keep_original)
+                created.append(job)
+                written = 0
+                with open(path, "wb") as out:
+                    while chunk := await upload_file.read(CHUNK):
+                        written += len(chunk)
+                        if written > limit:
+                            raise HTTPException(413, f"{job.name} is larger than the {max_upload_mb:g} MB limit")
+                        out.write(chunk)
+        except BaseException:
+            for job in created:
+                store.delete(job.id)
+            raise
+        finally:
+            await form.close()
+        for job in created:
+            store.submit(job)
+        return [j.public() for j in created]
+
+    @app.post("/api/jobs/{job_id}/cancel")
+    def cancel(job_id: str):
+        find(job_id)
+        return store.cancel(job_id).public()
+
+    @app.delete("/api/jobs/{job_id}")
+    def delete(job_id: str):
+        find(job_id)
+        store.delete(job_id)
+        return {"deleted": job_id}
+
+    @app.get("/api/jobs/{job_id}/manifest")
+    def get_manifest(job_id: str):
+        path = store.manifest_path(find(job_id))
+        return json.loads(path.read_text()) if path.is_file() else {"version": 1, "masks": []}
+
+    @app.put("/api/jobs/{job_id}/manifest")
+    async def put_manifest(job_id: str, request: Request):
+        job = find(job_id)
+        try:
+            manifest = Manifest.parse(await request.json(), "manifest")
+        except ValueError as e:
+            raise HTTPException(422, str(e)) from None
+        data = manifest.as_dict()
+        data.setdefault("video", job.name)
+        if job.width:
+            data["size"] = [job.width, job.height]
+        path = store.manifest_path(job)
+        path.write_text(json.dumps(data, indent=1))
+        return data
+
+    @app.post("/api/jobs/{job_id}/rerender")
+    def rerender(job_id: str):
+        job = find(job_id)
+        if job.status in ("queued", "running"):
+            raise HTTPException(409, "the job is still queued or running")
+        if store.original(job) is None:
+            raise HTTPException(409, "the original was not kept, so this job cannot be re-rendered")
+        store.submit(job)
+        return job.public()
+
+    @app.get("/api/jobs/{job_id}/files/{kind}")
+    def download(job_id: str, kind: str, request: Request):
+        job = find(job_id)
+        if kind == "zip":
+            path = store.zip_outputs(job)
+            return FileResponse(path, media_type="application/zip", filename=path.name)
+        if kind == "original":
+            path = store.original(job)
+            if path is None:
+                raise HTTPException(404, "the original was not kept")
+            return FileResponse(path, headers={"Cache-Control": "no-store"})
+        if kind == "snapshot":
+            name = request.query_params.get("name", "")
+            folder = store.folder(job.id) / "out" / f"{Path(job.outputs.get('video', '')).stem}_snapshots"
+            if name not in job.outputs.get("snapshots", []):
+                raise HTTPException(404, "no such snapshot")
+            return FileResponse(folder / name)
+        if kind not in DOWNLOADS:
+            raise HTTPException(404, f"no download {kind!r}")
+        path = store.output(job, kind)
+        if path is None:
+            raise HTTPException(404, f"job {job_id} has no {kind}")
+        attach = request.query_params.get("download") is not None
+        return FileResponse(path, media_type=DOWNLOADS[kind], filename=path.name if attach else None)
+
+    @app.get("/api/events")
+    async def events(request: Request):
+        """Server-Sent Events: every job's state, whenever any changes (and a keep-alive)."""
+
+        async def stream():
+            seen = -1
+            idle = 0
+            while not await request.is_disconnected():
+                if store.version != seen:
+                    seen = store.version
+                    idle = 0
+                    yield f"data: {json.dumps(jobs())}\n\n"
+                elif idle >= 60:
+                    idle = 0
+                    yield ": keep-alive\n\n"
+                idle += 1
+                await asyncio.sleep(0.25)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    return app

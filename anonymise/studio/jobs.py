@@ -1,0 +1,390 @@
+"""The studio's jobs: one folder each under ``--jobs-dir``, a FIFO queue, ``--workers`` threads.
+
+A job folder holds ``job.json`` (its state, rewritten atomically on every change), the upload
+(``original/``, deleted when the job ends unless the job keeps it), the outputs (``out/``) and
+the reviewer's manifest (``manifest.json``). On a restart the store reads every ``job.json``:
+finished jobs stay, a job that was running is marked ``interrupted``, queued ones queue again.
+A job's failure is the job's: the worker catches everything and records the one-line error.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import queue
+import re
+import shutil
+import threading
+import time
+import unicodedata
+import uuid
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import first_line
+from ..io.files import atomic
+
+log = logging.getLogger("anonymise.studio")
+
+#: the settings an upload may carry, with their defaults (the CLI's)
+SETTINGS = {
+    "mode": "bbox",
+    "fill": "background",
+    "canvas": "",
+    "skeleton_colour": "limbs",
+    "preset": "balanced",
+    "keypoints": True,
+    "snapshot_every": "",
+    "pose": True,
+}
+STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+
+
+def safe_name(name: str) -> str:
+    """A file name with no folder, no leading dot and only plain characters (``../../x.mp4`` -> ``x.mp4``)."""
+    name = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").split("/")[-1]
+    name = re.sub(r"[^A-Za-z0-9._ -]+", "_", name).strip(" .")
+    return name[:120] or "upload"
+
+
+@dataclass
+class Job:
+    id: str
+    name: str
+    created: float
+    settings: dict
+    status: str = "queued"
+    kind: str = ""  # "video" or "image", from probing the upload
+    frames: int = 0
+    total: int | None = None
+    fps: float = 0.0
+    eta: float | None = None
+    error: str = ""
+    keep_original: bool = False
+    has_original: bool = True
+    outputs: dict = field(default_factory=dict)  # kind -> file name under out/
+    renders: int = 0
+    width: int = 0
+    height: int = 0
+    duration: float = 0.0
+    seconds: float = 0.0
+
+    def public(self) -> dict:
+        return asdict(self)
+
+
+class Cancelled(KeyboardInterrupt):
+    """Raised inside a running job when the reviewer cancels it (the pipeline removes its partial output)."""
+
+
+class JobProgress:
+    """The pipeline's progress hook for one job: frames, fps and ETA into the store."""
+
+    def __init__(self, store: JobStore, job: Job, cancel: threading.Event):
+        self.store, self.job, self.cancel = store, job, cancel
+        self._start = time.perf_counter()
+        self._last = 0.0
+
+    def start_file(self, name: str, total: int | None) -> None:
+        self.job.total = total
+        self.job.frames = 0
+        self._start = time.perf_counter()
+        self.store.changed(self.job)
+
+    def advance(self, n: int = 1) -> None:
+        if self.cancel.is_set():
+            raise Cancelled
+        self.job.frames += n
+        now = time.perf_counter()
+        if now - self._last >= 0.25 or (self.job.total and self.job.frames >= self.job.total):
+            self._last = now
+            elapsed = now - self._start
+            self.job.fps = self.job.frames / elapsed if elapsed > 0 else 0.0
+            if self.job.total and self.job.fps > 0:
+                self.job.eta = max(self.job.total - self.job.frames, 0) / self.job.fps
+            self.store.changed(self.job)
+
+    def end_file(self) -> None:
+        pass
+
+
+class JobStore:
+    """Every job, their folders and the queue; thread-safe."""
+
+    def __init__(self, root: Path, keep_originals: bool = False):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.keep_originals = keep_originals
+        self.jobs: dict[str, Job] = {}
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        self.version = 0
+        self._lock = threading.Lock()
+        self._cancel: dict[str, threading.Event] = {}
+        self._load()
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def folder(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    def _load(self) -> None:
+        for path in sorted(self.root.glob("*/job.json")):
+            try:
+                job = Job(**json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError) as e:
+                log.warning("skipping %s: %s", path, first_line(e))
+                continue
+            if job.status == "running":
+                job.status, job.error = "interrupted", "the server stopped while this job ran"
+                self._save(job)
+            self.jobs[job.id] = job
+        for job in sorted(self.jobs.values(), key=lambda j: j.created):
+            if job.status == "queued":
+                self._cancel[job.id] = threading.Event()
+                self.queue.put(job.id)
+
+    def _save(self, job: Job) -> None:
+        folder = self.folder(job.id)
+        if not folder.is_dir():
+            return  # deleted
+        with atomic(folder / "job.json") as tmp:
+            tmp.write_text(json.dumps(job.public()), encoding="utf-8")
+
+    def changed(self, job: Job) -> None:
+        with self._lock:
+            self._save(job)
+            self.version += 1
+
+    # -- the API's verbs ----------------------------------------------------------------------
+
+    def create(self, name: str, settings: dict, keep_original: bool | None = None) -> tuple[Job, Path]:
+        """A new job (not yet queued) and the path its upload is to be written to."""
+        job = Job(
+            uuid.uuid4().hex[:12],
+            safe_name(name),
+            time.time(),
+            settings,
+            keep_original=self.keep_originals if keep_original is None else keep_original,
+        )
+        folder = self.folder(job.id)
+        (folder / "original").mkdir(parents=True)
+        (folder / "out").mkdir()
+        with self._lock:
+            self.jobs[job.id] = job
+        return job, folder / "original" / job.name
+
+    def submit(self, job: Job) -> None:
+        job.status = "queued"
+        job.error = ""
+        job.frames, job.fps, job.eta = 0, 0.0, None
+        self._cancel[job.id] = threading.Event()
+        self.changed(job)
+        self.queue.put(job.id)
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.jobs[job_id]
+        if job.status in ("queued", "running"):
+            self._cancel.setdefault(job_id, threading.Event()).set()
+            if job.status == "queued":
+                job.status = "cancelled"
+                self.changed(job)
+        return job
+
+    def delete(self, job_id: str) -> None:
+        job = self.jobs[job_id]
+        self._cancel.setdefault(job_id, threading.Event()).set()
+        with self._lock:
+            self.jobs.pop(job_id, None)
+            self.version += 1
+        # a running job notices the cancel and stops; its folder goes now (the pipeline's own
+        # temporary files sit in out/ and go with it)
+        shutil.rmtree(self.folder(job.id), ignore_errors=True)
+
+    def original(self, job: Job) -> Path | None:
+        files = list((self.folder(job.id) / "original").glob("*")) if job.has_original else []
+        return files[0] if files else None
+
+    def output(self, job: Job, kind: str) -> Path | None:
+        name = job.outputs.get(kind)
+        path = self.folder(job.id) / "out" / name if name else None
+        return path if path is not None and path.is_file() else None
+
+    def manifest_path(self, job: Job) -> Path:
+        return self.folder(job.id) / "manifest.json"
+
+    def zip_outputs(self, job: Job) -> Path:
+        """Every output of the job in one zip (made once per render)."""
+        target = self.folder(job.id) / f"{Path(job.name).stem}_anonymised_{job.renders}.zip"
+        if not target.is_file():
+            with atomic(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+                for kind in ("video", "image", "keypoints", "events", "report_json", "report_html"):
+                    path = self.output(job, kind)
+                    if path is not None:
+                        archive.write(path, path.name)
+        return target
+
+    # -- the workers -------------------------------------------------------------------------
+
+    def run_workers(self, count: int, runner) -> list[threading.Thread]:
+        threads = []
+        for i in range(count):
+            thread = threading.Thread(target=self._work, args=(runner,), name=f"studio-worker-{i}", daemon=True)
+            thread.start()
+            threads.append(thread)
+        return threads
+
+    def stop(self, count: int) -> None:
+        for _ in range(count):
+            self.queue.put(None)
+
+    def _work(self, runner) -> None:
+        while True:
+            job_id = self.queue.get()
+            if job_id is None:
+                return
+            job = self.jobs.get(job_id)
+            cancel = self._cancel.get(job_id, threading.Event())
+            if job is None or job.status != "queued" or cancel.is_set():
+                continue
+            job.status = "running"
+            self.changed(job)
+            try:
+                runner(self, job, JobProgress(self, job, cancel))
+                job.status = "done"
+                job.eta = 0.0
+            except Cancelled:
+                job.status, job.error = "cancelled", "cancelled by the reviewer"
+            except BaseException as e:  # noqa: BLE001 - a job's failure is the job's, never the server's
+                job.status, job.error = "failed", first_line(e) or type(e).__name__
+                log.warning("job %s (%s) failed: %s", job.id, job.name, job.error)
+            finally:
+                if job.id in self.jobs:
+                    if not job.keep_original and job.status != "queued":
+                        shutil.rmtree(self.folder(job.id) / "original", ignore_errors=True)
+                        job.has_original = False
+                    self.changed(job)
+
+
+def detector_cache():
+    """A function ``config -> detector``: the models load once per mode (per worker) and are shared
+    by the jobs; each job gets a shallow copy that reads its own settings (preset, conf)."""
+    loaded: dict[str, object] = {}
+    lock = threading.Lock()
+
+    def detector_for(config):
+        from ..detect import Detector
+
+        key = config.mode.value
+        with lock:
+            if key not in loaded:
+                loaded[key] = Detector(config)
+        shared = copy.copy(loaded[key])
+        shared.config = config
+        return shared
+
+    return detector_for
+
+
+def probe(path: Path) -> tuple[str, int, int, float]:
+    """(``video`` or ``image``, width, height, seconds) of an upload, by opening it (never by its name)."""
+    import av
+    import cv2
+
+    if path.stat().st_size == 0:
+        raise ValueError("not a video or image: the upload is empty")
+    try:
+        container = av.open(str(path))
+    except Exception:  # noqa: BLE001 - not something FFmpeg can open: maybe an image, else refused below
+        container = None
+    if container is not None:
+        with container:
+            still = container.format.name.endswith("_pipe") or container.format.name == "image2"
+            if container.streams.video and not still:
+                seconds = float(container.duration / 1e6) if container.duration else 0.0
+                try:
+                    for frame in container.decode(container.streams.video[0]):
+                        return "video", frame.width, frame.height, seconds
+                except av.FFmpegError as e:
+                    raise ValueError(f"corrupt video: {first_line(e)}") from None
+                raise ValueError("a video with no frame that could be decoded")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("not a video or image this studio can read")
+    return "image", image.shape[1], image.shape[0], 0.0
+
+
+VIDEO_SUFFIX, IMAGE_SUFFIX = ".mp4", ".png"
+
+
+def run_job(store: JobStore, job: Job, progress: JobProgress, detector_for) -> None:
+    """Anonymise one job's upload into its ``out/`` folder (with its manifest, when there is one)."""
+    from ..analyze import analyze_file, write_events_csv
+    from ..config import Config
+    from ..pipeline import Anonymiser
+    from ..sidecars import Extras
+
+    src = store.original(job)
+    if src is None:
+        raise ValueError("the original upload is gone (it was not kept): upload it again to re-render")
+    kind, width, height, seconds = probe(src)
+    job.kind, job.width, job.height, job.duration = kind, width, height, seconds
+    suffix = VIDEO_SUFFIX if kind == "video" else IMAGE_SUFFIX
+    wanted = ".mp4" if kind == "video" else src.suffix.lower()
+    if src.suffix.lower() != wanted and kind == "video":
+        src = src.rename(src.with_suffix(".mp4"))  # the pipeline picks its reader by extension
+    elif kind == "image" and src.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"):
+        src = src.rename(src.with_suffix(".png"))
+    s = {**SETTINGS, **job.settings}
+    manifest = store.manifest_path(job)
+    config = Config(
+        mode=s["mode"],
+        fill=s["fill"],
+        canvas=s["canvas"] or None,
+        skeleton_colour=s["skeleton_colour"],
+        preset=s["preset"],
+        pose=bool(s["pose"]) or bool(s["keypoints"]),
+        draw_pose=bool(s["pose"]),
+        masks=str(manifest) if manifest.is_file() and kind == "video" else None,
+    )
+    out = store.folder(job.id) / "out"
+    for old in out.iterdir():  # a re-render replaces the last render's files
+        if old.is_file():
+            old.unlink()
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    dst = out / f"{Path(job.name).stem}_anonymised{suffix}"
+    keypoints = "jsonl" if s["keypoints"] else None
+    extras = Extras(
+        keypoints=keypoints,
+        snapshot_every=s["snapshot_every"] or None,
+        report=kind == "video",
+    )
+    anonymiser = Anonymiser(config, detector=detector_for(config))
+    start = time.perf_counter()
+    if kind == "image":
+        anonymiser.process_image(src, dst, extras=extras)
+    else:
+        anonymiser.process_video(src, dst, progress=progress, extras=extras)
+    job.seconds = round(time.perf_counter() - start, 2)
+    outputs = {"video" if kind == "video" else "image": dst.name}
+    stem = dst.stem
+    for name, path in (
+        ("keypoints", out / f"{stem}.keypoints.jsonl"),
+        ("report_json", out / f"{stem}.report.json"),
+        ("report_html", out / f"{stem}.report.html"),
+    ):
+        if path.is_file():
+            outputs[name] = path.name
+    if "keypoints" in outputs:
+        events = out / f"{stem}_events.csv"
+        write_events_csv(analyze_file(out / outputs["keypoints"]).events, events)
+        outputs["events"] = events.name
+    snapshots = out / f"{stem}_snapshots"
+    if snapshots.is_dir():
+        outputs["snapshots"] = sorted(p.name for p in snapshots.iterdir())
+    job.outputs = outputs
+    job.renders += 1
+    if job.total is None or kind == "image":
+        job.total = job.frames = job.frames or 1

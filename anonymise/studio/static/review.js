@@ -1,0 +1,243 @@
+// The review page: player, timeline (tracks and frames to check), manual masks, re-render, downloads.
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+const jobId = location.pathname.split("/").pop();
+let job = null;
+let report = null;
+let fps = 25;
+let masks = [];
+let box = null; // [x0, y0, x1, y1] in video pixels, being drawn or drawn
+
+const frameOf = (t) => Math.floor(t * fps + 1e-3);
+const timeOf = (frame) => (frame + 0.5) / fps;
+
+function seek(frame) {
+  const video = $("#video");
+  video.pause();
+  video.currentTime = timeOf(Math.max(0, frame));
+}
+
+function span(bar, first, last, total, className, title) {
+  const s = document.createElement("div");
+  s.className = `span ${className}`;
+  s.style.left = `${(100 * first) / total}%`;
+  s.style.width = `${(100 * (last - first + 1)) / total}%`;
+  s.title = title;
+  bar.appendChild(s);
+}
+
+function row(label, runs, className, total, onClick) {
+  const r = document.createElement("div");
+  r.className = "row";
+  const l = document.createElement("div");
+  l.className = "label";
+  l.textContent = label;
+  const bar = document.createElement("div");
+  bar.className = "bar";
+  for (const [cls, spans] of runs) for (const [a, b] of spans) span(bar, a, b, total, cls, `${label}: frames ${a}–${b}`);
+  r.append(l, bar);
+  r.addEventListener("click", (e) => {
+    // on the bar: the frame clicked; on the label: the row's first frame
+    const rect = bar.getBoundingClientRect();
+    const onBar = e.clientX >= rect.left && e.clientX <= rect.right;
+    seek(onBar ? Math.floor(((e.clientX - rect.left) / rect.width) * total) : onClick());
+  });
+  r.dataset.kind = className;
+  $("#timeline").appendChild(r);
+}
+
+function timeline() {
+  $("#timeline").replaceChildren();
+  if (!report) return;
+  const total = Math.max(report.frames, 1);
+  for (const t of report.tracks) {
+    row(`person ${t.id} (${t.first}–${t.last})`, [["detected", t.detected], ["held", t.held]], "track", total, () => t.first);
+  }
+  const reasons = report.frames_by_reason;
+  const checks = [["motion", "motion guard"], ["held", "held, no detection"], ["second_look", "second look found"],
+                  ["backfill", "back-filled"], ["failed", "failed closed"], ["manual", "manual masks"]];
+  for (const [key, label] of checks) {
+    const entry = reasons[key];
+    if (entry && entry.spans.length) {
+      row(`${label} (${entry.frames})`, [[key === "manual" ? "manual" : "check", entry.spans]], "check", total, () => entry.spans[0][0]);
+    }
+  }
+  if (!$("#timeline").children.length) $("#timeline").textContent = "Nobody was found or masked in this video.";
+}
+
+function listMasks() {
+  const list = $("#masks");
+  list.replaceChildren();
+  masks.forEach((m, i) => {
+    const li = document.createElement("li");
+    li.textContent = `${m.label || "mask"}: box [${m.box.map((v) => Math.round(v)).join(", ")}], frames ${m.start}–${m.end ?? "end"} `;
+    const del = document.createElement("button");
+    del.type = "button";
+    del.textContent = "remove";
+    del.addEventListener("click", () => { masks.splice(i, 1); listMasks(); drawOverlay(); });
+    li.appendChild(del);
+    list.appendChild(li);
+  });
+}
+
+function sizeCanvas() {
+  const video = $("#video");
+  const canvas = $("#draw");
+  canvas.width = video.clientWidth;
+  canvas.height = video.clientHeight;
+  drawOverlay();
+}
+
+function drawOverlay() {
+  const video = $("#video");
+  const canvas = $("#draw");
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (!video.videoWidth) return;
+  const sx = canvas.width / video.videoWidth;
+  const sy = canvas.height / video.videoHeight;
+  const frame = frameOf(video.currentTime);
+  const boxes = masks.filter((m) => m.start <= frame && (m.end === null || frame <= m.end)).map((m) => [m.box, "#7a3"]);
+  if (box) boxes.push([box, "#ff0"]);
+  for (const [[x0, y0, x1, y1], colour] of boxes) {
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = 2;
+    ctx.strokeRect(x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy);
+  }
+}
+
+function drawing() {
+  const canvas = $("#draw");
+  const video = $("#video");
+  let from = null;
+  const at = (e) => {
+    const rect = canvas.getBoundingClientRect();
+    return [((e.clientX - rect.left) / rect.width) * video.videoWidth, ((e.clientY - rect.top) / rect.height) * video.videoHeight];
+  };
+  canvas.addEventListener("mousedown", (e) => { from = at(e); box = null; });
+  canvas.addEventListener("mousemove", (e) => {
+    if (!from) return;
+    const to = at(e);
+    box = [Math.min(from[0], to[0]), Math.min(from[1], to[1]), Math.max(from[0], to[0]), Math.max(from[1], to[1])];
+    drawOverlay();
+  });
+  canvas.addEventListener("mouseup", () => {
+    from = null;
+    const ok = box && box[2] - box[0] >= 2 && box[3] - box[1] >= 2;
+    $("#add").disabled = !ok;
+    $("#box-text").textContent = ok ? `box [${box.map(Math.round).join(", ")}]` : "Drag a larger box.";
+  });
+  $("#drawing").addEventListener("change", (e) => { canvas.classList.toggle("on", e.target.checked); video.pause(); });
+  $("#add").addEventListener("click", () => {
+    const start = Math.max(0, parseInt($("#start").value || "0", 10));
+    const end = Math.max(start, parseInt($("#end").value || `${start}`, 10));
+    masks.push({ box: box.map((v) => Math.round(v * 10) / 10), start, end, label: $("#label").value });
+    box = null;
+    $("#add").disabled = true;
+    listMasks();
+    drawOverlay();
+  });
+}
+
+async function saveManifest() {
+  const response = await fetch(`/api/jobs/${jobId}/manifest`, {
+    method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ version: 1, masks }),
+  });
+  const body = await response.json();
+  $("#mask-status").textContent = response.ok ? `saved ${masks.length} mask(s)` : `not saved: ${body.detail}`;
+  return response.ok;
+}
+
+async function rerender() {
+  if (!(await saveManifest())) return;
+  const response = await fetch(`/api/jobs/${jobId}/rerender`, { method: "POST" });
+  const body = await response.json();
+  if (!response.ok) { $("#mask-status").textContent = `cannot re-render: ${body.detail}`; return; }
+  $("#mask-status").textContent = "re-rendering…";
+  const events = new EventSource("/api/events");
+  events.onmessage = (e) => {
+    const mine = JSON.parse(e.data).find((j) => j.id === jobId);
+    if (!mine) return;
+    $("#status").textContent = `${mine.status} ${mine.total ? Math.floor((100 * mine.frames) / mine.total) : 0}%`;
+    if (mine.status === "done" || mine.status === "failed" || mine.status === "cancelled") {
+      events.close();
+      $("#mask-status").textContent = mine.status === "done" ? `re-rendered (render ${mine.renders})` : `${mine.status}: ${mine.error}`;
+      load();
+    }
+  };
+}
+
+function downloads() {
+  const names = { video: "video", image: "image", keypoints: "keypoints (JSONL)", events: "analytics events (CSV)",
+                  report_json: "report (JSON)", report_html: "report (HTML)" };
+  const p = $("#downloads");
+  p.replaceChildren();
+  for (const [kind, label] of Object.entries(names)) {
+    if (!job.outputs[kind]) continue;
+    const a = document.createElement("a");
+    a.href = `/api/jobs/${jobId}/files/${kind}?download=1`;
+    a.textContent = label;
+    a.className = `download-${kind}`;
+    p.append(a, " · ");
+  }
+  const zip = document.createElement("a");
+  zip.href = `/api/jobs/${jobId}/files/zip`;
+  zip.textContent = "everything (zip)";
+  zip.className = "download-zip";
+  p.append(zip);
+  const shots = $("#snapshots");
+  shots.replaceChildren();
+  for (const name of job.outputs.snapshots || []) {
+    const img = document.createElement("img");
+    img.src = `/api/jobs/${jobId}/files/snapshot?name=${encodeURIComponent(name)}`;
+    img.alt = name;
+    shots.appendChild(img);
+  }
+}
+
+async function load() {
+  job = await (await fetch(`/api/jobs/${jobId}`)).json();
+  $("#name").textContent = job.name;
+  $("#status").textContent = `${job.status} · ${job.width}×${job.height} · render ${job.renders}`;
+  const response = await fetch(`/api/jobs/${jobId}/files/report_json`);
+  report = response.ok ? await response.json() : null;
+  fps = report && report.fps ? report.fps : 25;
+  masks = (await (await fetch(`/api/jobs/${jobId}/manifest`)).json()).masks || [];
+  const video = $("#video");
+  video.src = `/api/jobs/${jobId}/files/video?render=${job.renders}`;
+  $("#side").disabled = !job.has_original;
+  $("#rerender").disabled = !job.has_original;
+  if (!job.has_original) $("#mask-status").textContent = "The original was not kept: corrections can be saved, not re-rendered.";
+  timeline();
+  listMasks();
+  downloads();
+}
+
+window.addEventListener("DOMContentLoaded", () => {
+  const video = $("#video");
+  video.addEventListener("loadedmetadata", sizeCanvas);
+  window.addEventListener("resize", sizeCanvas);
+  video.addEventListener("timeupdate", () => {
+    const frame = frameOf(video.currentTime);
+    $("#clock").textContent = `frame ${frame} · ${video.currentTime.toFixed(2)} s`;
+    $("#start").value = $("#start").value === "0" && !masks.length ? frame : $("#start").value;
+    drawOverlay();
+    const original = $("#original");
+    if (!$("#original-box").hidden && Math.abs(original.currentTime - video.currentTime) > 0.05) original.currentTime = video.currentTime;
+  });
+  $("#prev").addEventListener("click", () => seek(frameOf(video.currentTime) - 1));
+  $("#next").addEventListener("click", () => seek(frameOf(video.currentTime) + 1));
+  $("#side").addEventListener("change", (e) => {
+    $("#original-box").hidden = !e.target.checked;
+    const original = $("#original");
+    if (e.target.checked) { original.src = `/api/jobs/${jobId}/files/original`; original.currentTime = video.currentTime; }
+    else original.removeAttribute("src");
+  });
+  video.addEventListener("play", () => { if (!$("#original-box").hidden) $("#original").play(); });
+  video.addEventListener("pause", () => $("#original").pause());
+  $("#save").addEventListener("click", saveManifest);
+  $("#rerender").addEventListener("click", rerender);
+  drawing();
+  load();
+});

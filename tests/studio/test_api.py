@@ -1,0 +1,270 @@
+"""The studio's HTTP API (FastAPI's TestClient), with the synthetic detector: upload, queue,
+progress events, cancel, delete, Range, the token, traversal, the size limit, bad uploads,
+corrections and re-render, the report, restarts."""
+
+import json
+import threading
+import time
+import zipfile
+from io import BytesIO
+
+import numpy as np
+import pytest
+from conftest import ColourDetector, is_person_colour, read_frames, synthetic_frames, write_video
+
+pytest.importorskip("fastapi", reason="the studio extra is not installed: pip install -e '.[studio]'")
+from fastapi.testclient import TestClient
+
+from anonymise.studio.app import create_app
+from anonymise.studio.jobs import JobStore, run_job, safe_name
+
+TOKEN = "test-token"
+
+
+class SlowDetector(ColourDetector):
+    """The synthetic detector, slowed down so a job is still running when the test acts on it."""
+
+    def __init__(self, delay=0.05, gate: threading.Event | None = None):
+        super().__init__()
+        self.delay, self.gate = delay, gate
+
+    def __call__(self, frames, imgsz=None, **kwargs):
+        if self.gate is not None:
+            self.gate.wait(10)
+        time.sleep(self.delay)
+        return super().__call__(frames, imgsz)
+
+
+def studio(tmp_path, detector=None, keep_originals=True, max_upload_mb=50, workers=1):
+    store = JobStore(tmp_path / "jobs", keep_originals=keep_originals)
+    make = detector or ColourDetector
+    store.run_workers(workers, lambda s, j, p: run_job(s, j, p, lambda config: make()))
+    client = TestClient(create_app(store, TOKEN, max_upload_mb=max_upload_mb))
+    client.headers["X-Anonymise-Token"] = TOKEN
+    return store, client
+
+
+@pytest.fixture
+def clip(tmp_path):
+    return write_video(tmp_path / "walk.mp4", synthetic_frames(24), fps=10, audio=None).read_bytes()
+
+
+def upload(client, name, data, **settings):
+    response = client.post("/api/jobs", files=[("files", (name, data, "video/mp4"))], data=settings)
+    assert response.status_code == 200, response.text
+    return response.json()[0]
+
+
+def wait(client, job_id, states=("done", "failed", "cancelled"), timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {job['status']}")
+
+
+def test_every_request_needs_the_token(tmp_path):
+    store, client = studio(tmp_path)
+    bare = TestClient(client.app)
+    for path in ("/", "/api/jobs", "/api/events", "/static/studio.js", "/api/jobs/x/files/video", "/docs"):
+        assert bare.get(path).status_code == 401, path
+    assert bare.get("/api/jobs", headers={"X-Anonymise-Token": "wrong"}).status_code == 401
+    first = bare.get(f"/?token={TOKEN}", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/", "the token leaves the address bar"
+    assert bare.cookies.get("anonymise_token") == TOKEN
+    assert bare.get("/api/jobs").status_code == 200, "then the cookie carries it"
+
+
+def test_pages_load_nothing_from_elsewhere(tmp_path):
+    _, client = studio(tmp_path)
+    for path in ("/", "/static/studio.js", "/static/review.js", "/static/studio.css"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert response.headers["content-security-policy"].startswith("default-src 'self'")
+        assert "http://" not in response.text and "https://" not in response.text, path
+    assert client.get("/docs").status_code == 404 and client.get("/openapi.json").status_code == 404
+
+
+def test_upload_runs_a_job_to_done_with_every_output(tmp_path, clip):
+    store, client = studio(tmp_path)
+    job = upload(client, "walk.mp4", clip)
+    assert job["status"] == "queued"
+    done = wait(client, job["id"])
+    assert done["status"] == "done", done["error"]
+    assert done["frames"] == done["total"] == 24 and done["kind"] == "video"
+    assert set(done["outputs"]) >= {"video", "keypoints", "events", "report_json", "report_html"}
+    video = client.get(f"/api/jobs/{job['id']}/files/video")
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    out = tmp_path / "out.mp4"
+    out.write_bytes(video.content)
+    frames = read_frames(out)
+    assert len(frames) == 24 and not any(is_person_colour(f, 60).sum() > 5 for f in frames)
+    report = client.get(f"/api/jobs/{job['id']}/files/report_json").json()
+    assert report["frames"] == 24 and report["tracks"]
+    archive = zipfile.ZipFile(BytesIO(client.get(f"/api/jobs/{job['id']}/files/zip").content))
+    assert {n.split(".")[-1] for n in archive.namelist()} >= {"mp4", "jsonl", "csv", "json", "html"}
+
+
+def test_range_requests_serve_parts_of_the_video(tmp_path, clip):
+    _, client = studio(tmp_path)
+    job = wait(client, upload(client, "walk.mp4", clip)["id"])
+    whole = client.get(f"/api/jobs/{job['id']}/files/video").content
+    part = client.get(f"/api/jobs/{job['id']}/files/video", headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == whole[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(whole)}"
+    tail = client.get(f"/api/jobs/{job['id']}/files/video", headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == whole[-10:]
+
+
+def test_progress_events_stream_the_jobs(tmp_path):
+    # longer than the 30-frame look-ahead, so frames come out while the job runs
+    clip = write_video(tmp_path / "long.mp4", synthetic_frames(80, speed=1), fps=10, audio=None).read_bytes()
+    _, client = studio(tmp_path, detector=lambda: SlowDetector(0.03))
+    job = upload(client, "walk.mp4", clip)
+    seen = []
+    with client.stream("GET", "/api/events") as events:
+        for line in events.iter_lines():
+            if line.startswith("data: "):
+                mine = [j for j in json.loads(line[6:]) if j["id"] == job["id"]][0]
+                seen.append((mine["status"], mine["frames"]))
+                if mine["status"] == "done":
+                    break
+    assert seen[-1] == ("done", 80)
+    assert any(status == "running" and 0 < frames < 80 for status, frames in seen), seen
+
+
+def test_queue_is_fifo_and_cancel_stops_a_running_job_without_leaving_files(tmp_path, clip):
+    gate = threading.Event()
+    store, client = studio(tmp_path, detector=lambda: SlowDetector(0.05, gate))
+    first = upload(client, "first.mp4", clip)
+    second = upload(client, "second.mp4", clip)
+    deadline = time.monotonic() + 10
+    while client.get(f"/api/jobs/{first['id']}").json()["status"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert client.get(f"/api/jobs/{second['id']}").json()["status"] == "queued", "one worker: the second waits"
+    client.post(f"/api/jobs/{first['id']}/cancel")
+    gate.set()
+    cancelled = wait(client, first["id"])
+    assert cancelled["status"] == "cancelled" and cancelled["error"] == "cancelled by the reviewer"
+    assert not list((store.folder(first["id"]) / "out").iterdir()), "no half-written output is left"
+    assert wait(client, second["id"])["status"] == "done", "the queue goes on"
+
+
+def test_delete_removes_every_file_of_a_job(tmp_path, clip):
+    store, client = studio(tmp_path)
+    job = wait(client, upload(client, "walk.mp4", clip)["id"])
+    assert store.folder(job["id"]).is_dir()
+    assert client.delete(f"/api/jobs/{job['id']}").status_code == 200
+    assert not store.folder(job["id"]).exists()
+    assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+
+
+def test_traversal_in_a_file_name_is_refused(tmp_path, clip):
+    store, client = studio(tmp_path)
+    job = upload(client, "../../x.mp4", clip)
+    assert job["name"] == "x.mp4"
+    assert (store.folder(job["id"]) / "original" / "x.mp4").is_file() or wait(client, job["id"])
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "jobs" / "x.mp4").exists()
+    assert safe_name("..\\..\\evil.mp4") == "evil.mp4" and safe_name("....") == "upload"
+    assert client.get("/static/../jobs/x").status_code == 404
+
+
+def test_uploads_over_the_size_limit_are_refused_and_leave_nothing(tmp_path):
+    store, client = studio(tmp_path, max_upload_mb=0.1)
+    response = client.post("/api/jobs", files=[("files", ("big.mp4", b"x" * 300_000, "video/mp4"))])
+    assert response.status_code == 413 and "limit" in response.json()["detail"]
+    assert client.get("/api/jobs").json() == [] and not list(store.root.iterdir())
+
+
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("notes.mp4", b"just some text, not a video", "not a video or image"),
+        ("empty.mp4", b"", "not a video or image"),
+    ],
+)
+def test_bad_uploads_end_as_failed_jobs_with_one_line(tmp_path, name, data, message):
+    _, client = studio(tmp_path)
+    job = wait(client, upload(client, name, data)["id"])
+    assert job["status"] == "failed" and message in job["error"] and "\n" not in job["error"]
+    assert client.get("/api/jobs").status_code == 200, "the server is still up"
+
+
+def test_type_is_probed_not_trusted_from_the_extension(tmp_path):
+    import cv2
+
+    _, client = studio(tmp_path)
+    ok, png = cv2.imencode(".png", synthetic_frames(1)[0])
+    job = wait(client, upload(client, "photo.mp4", png.tobytes())["id"])
+    assert job["status"] == "done" and job["kind"] == "image", job["error"]
+    assert job["outputs"]["image"].endswith(".png")
+
+
+def test_a_manual_box_rerenders_and_changes_that_region(tmp_path):
+    # someone the detector never finds (not magenta) stands in the box in frames 5-15
+    box = [110, 0, 158, 10]  # above where the person walks; too short for the motion guard to mask on its own
+    x0, y0, x1, y1 = box
+    frames = synthetic_frames(24)
+    for f in frames[5:16]:
+        f[y0:y1, x0:x1] = (20, 230, 250)
+    clip = write_video(tmp_path / "missed.mp4", frames, fps=10, audio=None).read_bytes()
+    store, client = studio(tmp_path)
+    job = wait(client, upload(client, "missed.mp4", clip)["id"])
+    before = read_frames(store.output(store.jobs[job["id"]], "video"))
+    bad = client.put(f"/api/jobs/{job['id']}/manifest", json={"masks": [{"box": [5, 5, 1, 1], "start": 0}]})
+    assert bad.status_code == 422 and "x1 > x0" in bad.json()["detail"]
+    saved = client.put(f"/api/jobs/{job['id']}/manifest", json={"masks": [{"box": box, "start": 5, "end": 15}]})
+    assert saved.status_code == 200 and saved.json()["size"] == [160, 120]
+    assert client.get(f"/api/jobs/{job['id']}/manifest").json()["masks"][0]["box"] == box
+    assert client.post(f"/api/jobs/{job['id']}/rerender").status_code == 200
+    again = wait(client, job["id"])
+    assert again["status"] == "done" and again["renders"] == 2
+    after = read_frames(store.output(store.jobs[job["id"]], "video"))
+
+    def shown(image):
+        return (np.abs(image[y0:y1, x0:x1].astype(int) - (20, 230, 250)).max(axis=2) < 40).mean()
+
+    assert all(shown(f) > 0.9 for f in before[5:16]), "the first render missed them"
+    assert all(shown(f) < 0.05 for f in after), "the re-render masks them"
+    unchanged = [
+        np.abs(a[y0:y1, x0:x1].astype(int) - b[y0:y1, x0:x1].astype(int)).max() <= 12 for a, b in zip(after, before)
+    ]
+    # outside the range the region is as before (a few frames after it, the carry may keep it masked
+    # while the background it forgot there is relearned)
+    assert all(unchanged[:5]) and all(unchanged[20:]), unchanged
+    report = client.get(f"/api/jobs/{job['id']}/files/report_json").json()
+    assert report["frames_by_reason"]["manual"]["spans"] == [[5, 15]]
+
+
+def test_without_the_original_there_is_no_rerender(tmp_path, clip):
+    store, client = studio(tmp_path, keep_originals=False)
+    job = wait(client, upload(client, "walk.mp4", clip)["id"])
+    assert job["has_original"] is False and not list((store.folder(job["id"]) / "original").glob("*"))
+    response = client.post(f"/api/jobs/{job['id']}/rerender")
+    assert response.status_code == 409 and "not kept" in response.json()["detail"]
+    assert client.get(f"/api/jobs/{job['id']}/files/original").status_code == 404
+
+
+def test_a_restart_keeps_finished_jobs_and_marks_interrupted_ones(tmp_path, clip):
+    store, client = studio(tmp_path)
+    done = wait(client, upload(client, "walk.mp4", clip)["id"])
+    running = store.jobs[done["id"]].__class__(**{**done, "id": "stuckjob0001", "status": "running"})
+    store.folder(running.id).mkdir()
+    (store.folder(running.id) / "job.json").write_text(json.dumps(running.public()))
+    again = JobStore(tmp_path / "jobs")
+    assert again.jobs[done["id"]].status == "done"
+    assert again.jobs["stuckjob0001"].status == "interrupted" and "stopped" in again.jobs["stuckjob0001"].error
+
+
+def test_serve_without_the_extra_says_how_to_install(monkeypatch):
+    import importlib.util
+
+    from anonymise import studio as studio_module
+    from anonymise.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else real(name, *a))
+    with pytest.raises(ConfigError, match=r'pip install -e "\.\[studio\]"'):
+        studio_module.check_installed()
