@@ -188,3 +188,5 @@ class FrameDetections:
     people: Detections
     #: pose-model detections with ``keypoints`` (empty when pose is off)
     poses: Detections
+    #: found by a deep sweep (the small search at a larger size, see :meth:`anonymise.policy.ScalePolicy.deep`)
+    deep: bool = False

@@ -41,7 +41,7 @@ from .errors import AnonymiseError, ConfigError
 from .io.video import Frame
 from .ledger import Ledger
 from .policy import ScalePolicy, scene_cut, thumbnail
-from .track import MAX_GROWTH, TrackHistory, grow
+from .track import MAX_GROWTH, TrackHistory, grow, margin
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ SECOND_LOOK_CONTEXT = 1.0
 HELD_LOOK_CONTEXT = 0.25
 #: a held box that overlaps a detection of the frame this much (IoU) is that person, seen: no look
 HELD_SEEN_IOU = 0.1
+#: a deep sweep's box that overlaps something masked in the frame before this much (IoU) was seen there
+DEEP_SEEN_IOU = 0.3
 #: seconds a pixel counts as moving after it last changed: a person who stops walking is still guarded
 MOTION_MEMORY_S = 5.0
 #: a box masked in the previous frame stays masked while at least this share of it is forgotten
@@ -185,6 +187,21 @@ class FrameStream:
         self._models = threading.Lock()  # the detect stage and the second looks share the models
         self._scale: ScalePolicy | None = None  # made on the first frame (it needs the frame size)
         self._thumbnail: np.ndarray | None = None  # of the last frame detected, for scene cuts
+        self._deep: tuple[int, np.ndarray] | None = None  # (frame, boxes) only the last deep sweep explained
+
+    def economise(self, preset: str = "fast") -> bool:
+        """Switch to a cheaper preset from the next model call (the live policy, see
+        :class:`anonymise.policy.LivePolicy`); ``False`` when it is already that cheap."""
+        if self.config.preset == preset:
+            return False
+        import copy
+
+        self.config = self.config.replace(preset=preset)
+        if hasattr(self.detector, "config"):
+            self.detector = copy.copy(self.detector)  # the anonymiser's own detector keeps its settings
+            self.detector.config = self.detector.config.replace(preset=preset)
+        self._scale = None  # the passes and sizes are planned again on the next frame
+        return True
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -209,6 +226,9 @@ class FrameStream:
             if people is not None:
                 self._whole_bodies(slot)
                 self._track(slot)
+                if people.deep:
+                    self._deep_found(slot)
+            self._keep_deep(slot)
             self._t += 1
             if len(self._buffer) > self.depth:
                 self._finalise(self._buffer[-1 - self.depth])
@@ -235,13 +255,18 @@ class FrameStream:
             images = [f.image for f in frames]
             small, large = self._passes(images)
             tiles = self._scale.tiles(len(images)) if self._scale is not None and small else None
+            deep = self._scale.deep(len(images)) if self._scale is not None and small else None
             with self._models:
-                if small and large and tiles is None:
+                if small and large and tiles is None and deep is None:
                     found = self.detector(images)
                 else:
-                    found = self.detector(
-                        images, small=small, large=large, **({} if tiles is None else {"tiles": tiles})
-                    )
+                    options = {} if tiles is None else {"tiles": tiles}
+                    if deep is not None:
+                        options["search"] = deep
+                    found = self.detector(images, small=small, large=large, **options)
+            if deep is not None:
+                for f in found:
+                    f.deep = True
             self._detected_any = True
             if self._scale is not None:
                 self._scale.observe([f.people.xyxy for f in found])
@@ -344,6 +369,37 @@ class FrameStream:
             shape = slot.frame.image.shape[:2]
             grown = [grow(b, MAX_GROWTH) for b in self._history.new_boxes]
             self.background.forget(masks.boxes_mask(np.asarray(grown), shape) > 0)
+
+    def _deep_found(self, slot: _Slot) -> None:
+        """People a deep sweep found that the frame before did not explain: masked until the next
+        deep sweep (:meth:`_keep_deep`) and back-filled into the open frames since the last one."""
+        before = self._buffer[-2] if len(self._buffer) > 1 else None
+        boxes = slot.found.people.xyxy
+        if before is not None and before.found is not None and len(boxes):
+            # what the models found or the tracks held there (not what an earlier deep sweep left)
+            held = np.zeros((0, 4), np.float32) if before.held is None else np.asarray(before.held, np.float32)
+            seen = np.concatenate([before.found.people.xyxy, held.reshape(-1, 4)])
+            if len(seen):
+                boxes = boxes[(box_iou(boxes, seen) < DEEP_SEEN_IOU).all(axis=1)]
+        self._deep = (slot.t, np.asarray(boxes, np.float32).reshape(-1, 4))
+        every = self._scale.every if self._scale is not None else 1
+        if not len(boxes):
+            return
+        for target in self._buffer:
+            if slot.t - every < target.t < slot.t and target.alpha is None:
+                target.extra.extend(grow(b, margin(slot.t - target.t)) for b in boxes)
+                target.why["backfill"] = target.why.get("backfill", 0) + len(boxes)
+                self.counts.held += len(boxes)
+
+    def _keep_deep(self, slot: _Slot) -> None:
+        if self._deep is None or self._scale is None:
+            return
+        t, boxes = self._deep
+        if not len(boxes) or not 0 < slot.t - t < self._scale.every:
+            return
+        slot.extra.extend(grow(b, margin(slot.t - t)) for b in boxes)
+        slot.why["held"] = slot.why.get("held", 0) + len(boxes)
+        self.counts.held += len(boxes)
 
     # -- finalising a frame's mask, then learning the background ---------------------------
 

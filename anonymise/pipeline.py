@@ -31,6 +31,7 @@ from .io.sources import Source, media_kind, open_reader, parse_source
 from .io.video import Frame, Span, VideoWriter
 from .jobs import BatchReport, FileResult, Job, Plan, plan_jobs, run_job
 from .manifest import Manifest
+from .policy import LivePolicy
 from .preview import FpsMeter, Viewer, require_display
 from .progress import Progress
 from .segments import Segments
@@ -247,8 +248,11 @@ class Anonymiser:
                 if sink is not None:
                     sink.abort()
                 raise
+            if isinstance(sink, Segments):
+                sink.opened = sidecars.segment  # each segment gets its own keypoint file
             progress.start_file(Path(str(src.spec)).name, info.frames)
             meter = FpsMeter()
+            pace = LivePolicy(float(info.fps)) if realtime else None
             latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
             try:
                 frames = Newest(reader) if realtime else Prefetch(reader)
@@ -260,6 +264,14 @@ class Anonymiser:
                     sidecars.write(result)
                     if realtime:
                         latencies.append(frames.age(frame))
+                        if pace.processed() and stream.economise(pace.chose):
+                            log.warning(
+                                "live: %.1f fps processed, under the %.0f fps to hold; from now on the %s preset's "
+                                "search (people under 48 px are found less reliably, no second looks)",
+                                pace.rate,
+                                pace.target,
+                                pace.chose,
+                            )
                     written += 1
                     progress.advance()
                     if viewer is not None:

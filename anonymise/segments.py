@@ -39,9 +39,19 @@ class Segments:
     that names a file (tests pass their own).
     """
 
-    def __init__(self, output: Path, seconds: float, open_writer: Callable[[Path], WriterThread], clock=time.time):
+    def __init__(
+        self,
+        output: Path,
+        seconds: float,
+        open_writer: Callable[[Path], WriterThread],
+        clock=time.time,
+        opened: Callable[[Path, float], None] | None = None,
+    ):
+        """``opened(path, start)``: called when a file begins (``start``: its first frame's time in
+        the recording), so the sidecars can begin theirs (the keypoints of each segment)."""
         self.output, self.seconds = Path(output), float(seconds)
         self._open, self._clock = open_writer, clock
+        self.opened = opened
         self._sink: WriterThread | None = None
         self._first: float | None = None  # the open segment's first frame (seconds of the recording)
         #: the files finished so far, in order
@@ -52,8 +62,11 @@ class Segments:
         if self._sink is None or t - self._first >= self.seconds:
             if self._sink is not None:
                 self.finished.append(self._sink.finish())
-            self._sink = self._open(segment_path(self.output, self._clock()))
+            path = segment_path(self.output, self._clock())
+            self._sink = self._open(path)
             self._first = t
+            if self.opened is not None:
+                self.opened(path, t)
         shift = self._first
         audio, after = shifted(frame.audio, shift), shifted(frame.audio_after, shift)
         offset = round(shift / float(frame.time_base)) if frame.time_base else 0

@@ -155,11 +155,18 @@ class Sidecars:
         self.every = Every.parse(extras.snapshot_every) if extras.snapshot_every is not None else None
         self.snapshots = extras.snapshot_folder(output, single)
         self.snapshot_prefix = output.stem
+        self._template_stem = output.stem  # a segmented recording's files are <stem>_<start time>
         self.snapshots_written: list[Path] = []
         self._made_folder = False
         self._last: float | None = None
         self.debug: VideoWriter | None = None
         self.debug_view: np.ndarray | None = None  # the latest tiled view (for --show)
+        self._info = info
+        self._single = single
+        self._segmented = False
+        self._offset = 0.0  # a live segment's first frame time: its keypoints are timed from 0, as its video
+        #: keypoint files of the finished segments of a live recording
+        self.keypoint_segments: list[Path] = []
         path = extras.keypoints_path(output, single)
         try:
             if path is not None:
@@ -172,11 +179,32 @@ class Sidecars:
             self.abort()
             raise
 
+    def segment(self, video: Path, start: float) -> None:
+        """A live recording's next file begins (see :class:`anonymise.segments.Segments`): the
+        keypoints so far are finished, and the next ones go beside it (``<segment stem>.keypoints.jsonl``),
+        timed from the segment's start as its video is."""
+        if self.extras.keypoints is None or not self.extras.video:
+            return
+        if self.keypoints is not None and self._segmented:
+            self.keypoints.close()
+            self.keypoint_segments.append(self.keypoints.path)
+        elif self.keypoints is not None:
+            self.keypoints.abort()  # the file named after the recording's template: nothing in it yet
+        self._segmented = True
+        path = self.extras.keypoints_path(Path(video), True)
+        if not self.extras.keypoint_format_only:  # a path: one per segment, named by the segment's start
+            base = Path(self.extras.keypoints)
+            path = base.with_name(f"{base.stem}{Path(video).stem[len(self._template_stem) :]}{base.suffix}")
+        info = self._info
+        self.keypoints = KeypointWriter(path, info.width, info.height, info.fps)
+        self._offset = start
+
     def write(self, result: Anonymised) -> None:
         """The sidecars of one output frame: its keypoints, a snapshot when due, the debug view."""
         frame, output = result.frame, result.image
         if self.keypoints is not None:
-            self.keypoints.write(frame.index, frame.time, result.poses)
+            time = frame.time - self._offset if frame.time is not None else None
+            self.keypoints.write(frame.index, time, result.poses)
         if self.every is not None:
             due = self.every.due(frame, self._last, self.fps)
             if due is not None:

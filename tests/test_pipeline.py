@@ -188,6 +188,46 @@ def test_a_camera_in_real_time_drops_stale_frames_and_keeps_capture_time(tmp_pat
     assert every.frames == 20 and every.dropped == 0 and every.latency is None, "--no-realtime: every frame"
 
 
+def test_a_live_source_the_models_cannot_keep_up_with_steps_down_to_the_fast_search(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr("anonymise.policy.LIVE_WINDOW_S", 0.4)
+    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: _Camera(80))
+    monkeypatch.chdir(tmp_path)
+
+    class _Configured(_Slow):
+        """The slow models, reading their settings as the real detector does."""
+
+        def __init__(self):
+            super().__init__()
+            self.config = Config()
+            self.presets = []
+
+        def __call__(self, frames, imgsz=None):
+            self.presets.append(self.config.preset)
+            return super().__call__(frames, imgsz)
+
+    detector = _Configured()
+    anon = Anonymiser(Config(), detector=detector)
+    streams = []
+    original = anon.stream
+    monkeypatch.setattr(anon, "stream", lambda *a, **k: streams.append(original(*a, **k)) or streams[-1])
+    (result,) = anon.run("0").results
+    assert result.status == "done"
+    assert "fps processed, under the 15 fps to hold; from now on the fast preset's search" in caplog.text
+    (stream,) = streams
+    assert stream.config.preset == "fast" and stream.config.looks is False
+    assert detector.config.preset == "balanced", "the anonymiser's own detector keeps its settings"
+    assert stream.detector.config.preset == "fast" and stream.detector is not detector
+    # a camera the models keep up with is left alone
+    from anonymise.policy import LivePolicy
+
+    clock = iter([0.0, *[0.05 * i for i in range(1, 200)]])
+    fast = LivePolicy(20.0, clock=lambda: next(clock))
+    assert not any(fast.processed() for _ in range(150)) and fast.chose is None
+    clock = iter([0.0, *[0.2 * i for i in range(1, 200)]])
+    slow = LivePolicy(30.0, clock=lambda: next(clock))
+    assert any(slow.processed() for _ in range(50)) and slow.chose == "fast" and slow.rate == pytest.approx(5.0)
+
+
 class _Unplugged(_Camera):
     def isOpened(self):
         return False
@@ -223,6 +263,38 @@ def test_a_live_recording_is_cut_into_segments_named_by_start_time(tmp_path, mon
     for p in result.segments:
         with av.open(str(p)) as c:
             assert next(c.decode(video=0)).time == pytest.approx(0.0, abs=0.03), "each file starts at 0"
+
+
+def test_a_segmented_recording_has_keypoints_and_one_report_per_run(tmp_path, monkeypatch):
+    import json
+
+    from anonymise.io.keypoints import read_keypoints
+    from anonymise.sidecars import Extras
+
+    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: _Camera(75))  # 1.5 s at 50 fps
+    monkeypatch.chdir(tmp_path)
+    anon = Anonymiser(Config(realtime=False), detector=ColourDetector(keypoints=True))
+    plan = plan_jobs("0", segment=1, extras=Extras(keypoints="jsonl", report=True))
+    (result,) = anon.run_plan(plan).results
+    assert len(result.segments) == 2
+    segments = []
+    for video in result.segments:
+        keypoints = video.with_name(f"{video.stem}.keypoints.jsonl")
+        assert keypoints.is_file(), f"no keypoints beside {video.name}"
+        segments.append(list(read_keypoints(keypoints)))
+    first, second = segments
+    assert first and min(r["time"] for r in first) == pytest.approx(0.0, abs=0.03), "timed from the segment's start"
+    assert max(r["time"] for r in first) < 1.0 and all(r["time"] < 0.6 for r in second)
+    # the same records as one unsegmented recording: none lost or doubled at the cut
+    (whole,) = (
+        Anonymiser(Config(realtime=False), detector=ColourDetector(keypoints=True))
+        .run_plan(plan_jobs("0", output=tmp_path / "whole.mp4", extras=Extras(keypoints="jsonl")))
+        .results
+    )
+    assert len(first) + len(second) == len(list(read_keypoints(tmp_path / "whole.keypoints.jsonl"))) > 0
+    assert not (tmp_path / "camera0_anonymised.keypoints.jsonl").exists() and not list(tmp_path.glob(".*"))
+    report = json.loads(result.output.with_name(f"{result.output.stem}.report.json").read_text())
+    assert report["frames"] == 75 and report["segments"] == [str(p) for p in result.segments]
 
 
 def test_sigterm_on_a_camera_finishes_the_recording_then_stops(tmp_path, monkeypatch):

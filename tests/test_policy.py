@@ -207,7 +207,7 @@ def test_balanced_runs_every_tile_while_anyone_small_was_seen_and_none_otherwise
         runs.append(len(WINDOWS) if keep is None else sum(keep))
         # a person 30 px tall (under TINY_AT_SEARCH at this scale) until frame 20, then only 100 px ones
         policy.observe([np.array([[20, 20, 30, 50] if t < 20 else [20, 20, 60, 120]], np.float32)])
-    assert all(r == len(WINDOWS) for r in runs[:20 + RECENT + 1]), "every tile while someone small was seen lately"
+    assert all(r == len(WINDOWS) for r in runs[: 20 + RECENT + 1]), "every tile while someone small was seen lately"
     late = runs[20 + RECENT + 1 :]
     assert all(r in (0, len(WINDOWS)) for r in late) and late.count(0) >= len(late) // 2, late
     for t, r in enumerate(runs):
@@ -230,3 +230,66 @@ def test_a_scene_cut_restarts_the_full_sweeps():
     assert stream.counts.scene_cuts == 1
     assert all(detector.calls[12 : 12 + WARMUP]), "the frames after the cut did not all get the full search"
     assert not all(detector.calls[3:12]), "no pass was ever skipped before the cut"
+
+
+class _FaintScene:
+    """A synthetic multiscale detector: the magenta person is found only by a deep sweep (the
+    small search at 1280 px), as the nano model finds a still, dark, 43 px man on pedestrians.mp4."""
+
+    multiscale = True
+
+    def __init__(self):
+        self.batch, self.device = 1, "cpu"
+        self.calls = []
+
+    def windows(self, width, height):
+        return []
+
+    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None):
+        from conftest import is_person_colour
+
+        self.calls.append(search)
+        out = []
+        for frame in frames:
+            hit = is_person_colour(frame, 10)
+            if search is None or search < 1280 or not hit.any():
+                out.append(FrameDetections(Detections.empty(), Detections.empty()))
+                continue
+            ys, xs = np.nonzero(hit)
+            box = Detections(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32), [0.9], [0])
+            out.append(FrameDetections(box, Detections.empty()))
+        return out
+
+
+def test_a_person_only_a_deep_sweep_finds_is_masked_in_every_frame():
+    from conftest import MAGENTA, is_person_colour, scene
+
+    bg = scene(120, 160)
+    person = bg.copy()
+    person[50:80, 30:40] = MAGENTA  # stands still from frame 3 on
+    frames = [bg] * 3 + [person] * 30
+    detector = _FaintScene()
+    anon = Anonymiser(Config(pose=False, fail_closed=False), detector=detector)
+    stream = anon.stream(lookahead=30)
+    out = [o for _, o in anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream)]
+    for i, o in enumerate(out):
+        assert not is_person_colour(o).any(), f"frame {i}: the person only deep sweeps find is visible"
+    # 160 px frames: the small search runs at 640, a deep sweep at 1280 on every 5th frame
+    assert [i for i, s in enumerate(detector.calls) if s == 1280] == list(range(0, 33, SWEEP_EVERY))
+    ledger = stream.ledger.as_dict()["frames_by_reason"]
+    assert ledger["held"]["frames"] > 0 and ledger["backfill"]["frames"] > 0
+
+
+def test_no_deep_sweep_without_lookahead_or_where_the_search_tiles():
+    policy = ScalePolicy(480, 360, 480, lookahead=0, search_imgsz=960)
+    policy.passes(1)
+    assert policy.deep(1) is None, "live: no back-fill, so no sweeps"
+    policy = ScalePolicy(1280, 720, None, lookahead=30, windows=WINDOWS, search_imgsz=1280)
+    policy.passes(1)
+    assert policy.deep(1) is None, "the tiles are the deep search there"
+    policy = ScalePolicy(480, 360, 480, lookahead=30, search_imgsz=960)
+    deep = []
+    for _ in range(11):
+        policy.passes(1)
+        deep.append(policy.deep(1))
+    assert deep == [1280, None, None, None, None, 1280, None, None, None, None, 1280]

@@ -202,6 +202,7 @@ class Detector:
         small: bool = True,
         large: bool = True,
         tiles: list[bool] | None = None,
+        search: int | None = None,
     ) -> list[FrameDetections]:
         """Detect people in a batch of frames (all of one size), at every scale.
 
@@ -216,6 +217,7 @@ class Detector:
 
         ``imgsz`` overrides the inference size (one pass, no tiles), e.g. for a second look at a crop.
         ``tiles`` (one bool per window of :meth:`windows`): which tiles run (``None``: all).
+        ``search``: the small search's full-frame pass at this size instead (a deep sweep).
         """
         if not frames:
             return []
@@ -244,7 +246,7 @@ class Detector:
             for i in range(len(frames)):
                 parts_per_frame[i].extend(tiles[i * n : (i + 1) * n])
             offsets.extend(windows)
-        whole = self._run(frames, size)
+        whole = self._run(frames, search or size)
         if not offsets:
             return whole
         return [merge_tiles(w, parts, offsets, (height, width)) for w, parts in zip(whole, parts_per_frame)]

@@ -227,6 +227,8 @@ class VideoReader:
             raise SourceError(f"no video frames could be decoded from {self.url}")
         held.audio_after = pending
         yield held
+        if self.info.live:  # a live stream does not end: the sender went away (closed, or killed)
+            raise StreamBroken(f"stream {self.url} ended after {index} frames: the sender closed the connection")
 
     def _frame(self, vf: av.VideoFrame, index: int, audio: list) -> Frame:
         image = vf.to_ndarray(format="bgr24")

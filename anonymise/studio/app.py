@@ -45,7 +45,9 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
     @app.middleware("http")
     async def guard(request: Request, call_next):
         given = request.query_params.get("token") or request.headers.get(HEADER) or request.cookies.get(COOKIE)
-        if not given or not hmac.compare_digest(given, token):
+        if request.url.path == "/favicon.ico":  # the one thing served without the token: the icon
+            response = FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+        elif not given or not hmac.compare_digest(given, token):
             response: Response = JSONResponse({"detail": "a valid token is required (see the URL serve printed)"}, 401)
         else:
             response = await call_next(request)
@@ -201,7 +203,12 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
         if path is None:
             raise HTTPException(404, f"job {job_id} has no {kind}")
         attach = request.query_params.get("download") is not None
-        return FileResponse(path, media_type=DOWNLOADS[kind], filename=path.name if attach else None)
+        return FileResponse(
+            path,
+            media_type=DOWNLOADS[kind],
+            filename=path.name if attach else None,
+            headers={"Cache-Control": "no-store"},  # a re-render replaces it under the same name
+        )
 
     @app.get("/api/events")
     async def events(request: Request):

@@ -55,3 +55,63 @@ def test_close_stops_the_reader_thread():
     next(iter(newest))
     assert newest.close()
     assert not any(t.name == "anonymise-live" and t.is_alive() for t in threading.enumerate())
+
+
+def _serve(video, port):
+    """A child process playing ``video`` (looped) as MPEG-TS on tcp://127.0.0.1:port in real time."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    scripts = str(ROOT / "scripts")
+    code = f"import sys; sys.path.insert(0, {scripts!r}); import live_bench; live_bench.serve(sys.argv[1], {port})"
+    return subprocess.Popen([sys.executable, "-c", code, str(video)])
+
+
+@pytest.mark.slow
+def test_a_stream_whose_server_is_killed_and_restarted_is_recorded_on_into_a_new_file(tmp_path):
+    """A real TCP stream (PyAV serving MPEG-TS on the loopback): the server is killed (SIGKILL) twice;
+    the recording before each loss is kept and playable, the client reconnects to the restarted
+    server and records on, then gives up after --reconnect seconds."""
+    import socket
+
+    from conftest import ColourDetector, stream_summary, synthetic_frames, write_video
+
+    from anonymise import Anonymiser, Config
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    video = write_video(tmp_path / "loop.mp4", synthetic_frames(20), fps=10, audio=None)
+    out = tmp_path / "rec" / "stream.mp4"
+    out.parent.mkdir()
+    results = []
+    anon = Anonymiser(Config(), detector=ColourDetector())
+    server = _serve(video, port)
+    time.sleep(1.5)  # listening
+    client = threading.Thread(
+        target=lambda: results.append(anon.run(f"tcp://127.0.0.1:{port}", out, reconnect=4, segment=0))
+    )
+    client.start()
+    try:
+        time.sleep(3.0)
+        server.kill()  # a crash: the connection drops mid-stream
+        server.wait()
+        time.sleep(1.0)
+        server = _serve(video, port)  # back: the client's next retry finds it
+        time.sleep(4.5)
+        server.kill()
+        server.wait()
+        client.join(30)
+    finally:
+        server.kill()
+    assert not client.is_alive()
+    (report,) = results
+    kept = [r for r in report.results if r.status == "done"]
+    assert len(kept) == 2 and all(r.broken for r in kept), [(r.status, r.message) for r in report.results]
+    for r in kept:
+        assert stream_summary(r.output)["frames"] == r.frames > 5, "each recording is kept, whole and playable"
+    assert kept[0].output == out and kept[1].output.name.startswith("stream_2")
+    assert report.results[-1].status == "failed" and "did not come back within 4 s" in report.results[-1].message
+    assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")], "no hidden litter"

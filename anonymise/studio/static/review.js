@@ -127,6 +127,12 @@ function drawing() {
     const ok = box && box[2] - box[0] >= 2 && box[3] - box[1] >= 2;
     $("#add").disabled = !ok;
     $("#box-text").textContent = ok ? `box [${box.map(Math.round).join(", ")}]` : "Drag a larger box.";
+    if (ok) {  // from the frame on screen to the end, unless a range was typed
+      const frame = frameOf(video.currentTime);
+      const last = report ? report.frames - 1 : frame;
+      $("#start").value = frame;
+      if (parseInt($("#end").value || "0", 10) < frame) $("#end").value = last;
+    }
   });
   $("#drawing").addEventListener("change", (e) => { canvas.classList.toggle("on", e.target.checked); video.pause(); });
   $("#add").addEventListener("click", () => {
@@ -200,7 +206,7 @@ async function load() {
   job = await (await fetch(`/api/jobs/${jobId}`)).json();
   $("#name").textContent = job.name;
   $("#status").textContent = `${job.status} · ${job.width}×${job.height} · render ${job.renders}`;
-  const response = await fetch(`/api/jobs/${jobId}/files/report_json`);
+  const response = await fetch(`/api/jobs/${jobId}/files/report_json?render=${job.renders}`);
   report = response.ok ? await response.json() : null;
   fps = report && report.fps ? report.fps : 25;
   masks = (await (await fetch(`/api/jobs/${jobId}/manifest`)).json()).masks || [];
@@ -221,7 +227,6 @@ window.addEventListener("DOMContentLoaded", () => {
   video.addEventListener("timeupdate", () => {
     const frame = frameOf(video.currentTime);
     $("#clock").textContent = `frame ${frame} · ${video.currentTime.toFixed(2)} s`;
-    $("#start").value = $("#start").value === "0" && !masks.length ? frame : $("#start").value;
     drawOverlay();
     const original = $("#original");
     if (!$("#original-box").hidden && Math.abs(original.currentTime - video.currentTime) > 0.05) original.currentTime = video.currentTime;

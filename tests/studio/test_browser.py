@@ -1,0 +1,149 @@
+"""The studio in a real browser: Debian's Chromium driven by Playwright, the real models, a real
+clip cut from pedestrians.mp4. Upload, progress to 100%, review (the player, its duration, the
+timeline), a manual box drawn and re-rendered, the report downloaded.
+
+Screenshots of each step go to a temporary folder, or to ``$ANONYMISE_SCREENSHOTS`` when set
+(``ANONYMISE_SCREENSHOTS=docs/images python -m pytest tests/studio/test_browser.py`` refreshes
+the README's). Skipped, saying why, where Chromium or Playwright is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import cut_clip, read_frames
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the test extra has it)")
+pytest.importorskip("fastapi", reason="the studio extra is not installed")
+if CHROMIUM is None:
+    pytest.skip("Debian's Chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+
+FRAMES = 30  # 3 s of pedestrians.mp4 at 10 fps: past the 30-frame look-ahead is not needed, a few people walk
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import uvicorn
+
+    from anonymise.studio import build
+
+    jobs = tmp_path_factory.mktemp("studio") / "jobs"
+    app, store, token = build(jobs, keep_originals=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}", token, store
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def shots() -> Path:
+    folder = Path(os.environ.get("ANONYMISE_SCREENSHOTS") or Path(os.environ.get("TMPDIR", "/tmp")) / "studio-shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_upload_watch_review_correct_rerender_and_download(server, browser, pedestrians, tmp_path):
+    url, token, store = server
+    clip = cut_clip(pedestrians, tmp_path / "walkers.mp4", FRAMES, skip=250)
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    assert page.goto(f"{url}/").status == 401, "no token, no studio"
+    problems = []  # from here on: errors on the console, and any answer >= 400
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(f"{url}/?token={token}")
+    assert page.url == f"{url}/", "the token leaves the address bar"
+    playable = page.evaluate("() => document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.640028\"')")
+    assert playable in ("probably", "maybe"), "this Chromium cannot play H.264: the studio would need a WebM copy"
+
+    # upload, and watch the progress reach 100%
+    page.set_input_files("#files", str(clip))
+    page.screenshot(full_page=True, path=shots() / "studio-upload.png")
+    started = time.perf_counter()
+    page.click("#start")
+    page.wait_for_selector("tr.job .status-running, tr.job .status-done", timeout=60_000)
+    page.wait_for_selector("tr.job .status-done", timeout=240_000)
+    uploaded_to_done = time.perf_counter() - started
+    assert "100%" in page.inner_text("tr.job .percent")
+    page.screenshot(full_page=True, path=shots() / "studio-jobs.png")
+    (job,) = store.jobs.values()
+    assert job.frames == FRAMES and job.status == "done"
+
+    # the review page: the player loads and lasts as long as the input
+    page.click("tr.job a.review")
+    page.wait_for_function("() => document.querySelector('#video').readyState >= 1", timeout=30_000)
+    duration = page.evaluate("() => document.querySelector('#video').duration")
+    assert abs(duration - FRAMES / 10) <= 0.11, f"the player says {duration} s for {FRAMES} frames at 10 fps"
+    rows = page.locator("#timeline .row")
+    assert rows.count() >= 1 and page.locator("#timeline .row .span.detected").count() >= 1
+    reviewed = time.perf_counter() - started
+    page.evaluate(
+        "() => new Promise(done => { const v = document.querySelector('#video');"
+        " v.addEventListener('seeked', done, {once: true}); document.querySelector('#timeline .row').click(); })"
+    )  # a click on a row seeks the player
+    page.screenshot(full_page=True, path=shots() / "studio-review.png")
+
+    # a manual box over the top-left corner, frames 0 to the end, then re-render
+    before = read_frames(store.output(job, "video"))
+    page.check("#drawing")
+    box = page.locator("#draw").bounding_box()
+    page.mouse.move(box["x"] + 5, box["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.3, steps=5)
+    page.mouse.up()
+    page.fill("#start", "0")
+    page.fill("#end", str(FRAMES - 1))
+    page.fill("#label", "sign")
+    page.click("#add")
+    assert "frames 0–29" in page.inner_text("#masks")
+    page.screenshot(full_page=True, path=shots() / "studio-correction.png")
+    page.click("#rerender")
+    page.wait_for_function(
+        "() => document.querySelector('#mask-status').textContent.includes('re-rendered')", timeout=240_000
+    )
+    page.wait_for_selector("#timeline .row[data-kind=check] .span.manual", timeout=10_000)  # the new report
+    page.screenshot(full_page=True, path=shots() / "studio-rerendered.png")
+    after = read_frames(store.output(job, "video"))
+    assert len(after) == len(before) == FRAMES
+    (mask,) = json.loads(store.manifest_path(job).read_text())["masks"]
+    x0, y0, x1, y1 = (int(v) for v in mask["box"])
+    assert x1 - x0 > 50 and y1 - y0 > 50, mask
+    inner = (slice(y0 + 10, y1 - 10), slice(x0 + 10, x1 - 10))
+    changed = [np.abs(a[inner].astype(int) - b[inner].astype(int)).mean() > 3 for a, b in zip(after, before)]
+    assert sum(changed) >= FRAMES * 0.8, f"the box's region changed in only {sum(changed)} of {FRAMES} frames"
+
+    # download the report
+    with page.expect_download() as download:
+        page.click("a.download-report_html")
+    saved = tmp_path / "report.html"
+    download.value.save_as(saved)
+    assert "Redaction report" in saved.read_text() and "manual" in saved.read_text()
+    assert not problems, problems
+    print(f"upload to done {uploaded_to_done:.1f} s, to review {reviewed:.1f} s ({FRAMES} frames)")
