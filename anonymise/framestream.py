@@ -189,17 +189,20 @@ class FrameStream:
         self._thumbnail: np.ndarray | None = None  # of the last frame detected, for scene cuts
         self._deep: tuple[int, np.ndarray] | None = None  # (frame, boxes) only the last deep sweep explained
 
-    def economise(self, preset: str = "fast") -> bool:
-        """Switch to a cheaper preset from the next model call (the live policy, see
-        :class:`anonymise.policy.LivePolicy`); ``False`` when it is already that cheap."""
-        if self.config.preset == preset:
+    def economise(self, step: dict) -> bool:
+        """Make the next model calls cheaper (a step of the live policy, see
+        :class:`anonymise.policy.LivePolicy`: ``preset``, ``min_person``); ``False`` when nothing changes."""
+        changes = {k: v for k, v in step.items() if k in ("preset", "min_person")}
+        if "min_person" in changes:
+            changes["min_person"] = max(changes["min_person"], self.config.min_person)
+        if all(getattr(self.config, k) == v for k, v in changes.items()):
             return False
         import copy
 
-        self.config = self.config.replace(preset=preset)
+        self.config = self.config.replace(**changes)
         if hasattr(self.detector, "config"):
             self.detector = copy.copy(self.detector)  # the anonymiser's own detector keeps its settings
-            self.detector.config = self.detector.config.replace(preset=preset)
+            self.detector.config = self.detector.config.replace(**changes)
         self._scale = None  # the passes and sizes are planned again on the next frame
         return True
 

@@ -264,13 +264,13 @@ class Anonymiser:
                     sidecars.write(result)
                     if realtime:
                         latencies.append(frames.age(frame))
-                        if pace.processed() and stream.economise(pace.chose):
+                        step = pace.processed()
+                        if step and stream.economise(step):
                             log.warning(
-                                "live: %.1f fps processed, under the %.0f fps to hold; from now on the %s preset's "
-                                "search (people under 48 px are found less reliably, no second looks)",
+                                "live: %.1f fps processed, under the %.0f fps to hold; from now on %s",
                                 pace.rate,
                                 pace.target,
-                                pace.chose,
+                                step["says"],
                             )
                     written += 1
                     progress.advance()

@@ -213,11 +213,11 @@ class LivePolicy:
 
     The same presets as files (``config.PRESETS``): a live source has no look-ahead, so every
     pass runs on every frame (nothing could be back-filled), and the cost that can give is the
-    small search's size and the second looks. When the processed rate over ``LIVE_WINDOW_S``
-    stays under 90% of ``min(source rate, LIVE_TARGET_FPS)``, the stream switches to the
-    ``fast`` preset's search (sized for 48 px people, no second looks) once, and the run says so.
-    The stated cost: people under 48 px tall are found less reliably (on the 640x480 close-ups
-    ``fast`` leaked 0.67% of the core pixels against 0.66% at the defaults; see the README).
+    small search's size and the second looks. While the processed rate over ``LIVE_WINDOW_S``
+    stays under 90% of ``min(source rate, LIVE_TARGET_FPS)``, the stream steps down, one step
+    per window, through :data:`LIVE_STEPS`, and the run says so at each step. The stated cost:
+    people under the step's height are found less reliably (on the 640x480 close-ups ``fast``
+    leaked 0.67% of the core pixels against 0.66% at the defaults; see the README).
     """
 
     def __init__(self, source_fps: float, clock=None):
@@ -227,23 +227,39 @@ class LivePolicy:
         self._clock = clock or time.monotonic
         self._start: float | None = None
         self._frames = 0
-        #: what the policy chose (``None``: nothing yet), for the run's summary
-        self.chose: str | None = None
+        #: how many of LIVE_STEPS were taken, and the rate that made the last one
+        self.steps = 0
+        self.rate = 0.0
 
-    def processed(self) -> str | None:
-        """One frame written; returns what to step down to (``"fast"``) when the rate is short, else ``None``."""
+    @property
+    def chose(self) -> dict | None:
+        """The last step taken (``None``: none)."""
+        return LIVE_STEPS[self.steps - 1] if self.steps else None
+
+    def processed(self) -> dict | None:
+        """One frame written; returns the next step (config changes) when the rate is short, else ``None``."""
         now = self._clock()
         if self._start is None:
             self._start = now
             return None
         self._frames += 1
         elapsed = now - self._start
-        if self.chose is not None or elapsed < LIVE_WINDOW_S:
+        if self.steps >= len(LIVE_STEPS) or elapsed < LIVE_WINDOW_S:
             return None
         rate = self._frames / elapsed
+        self._start, self._frames = now, 0  # the next window
         if rate >= 0.9 * self.target:
-            self._start, self._frames = now, 0  # holding the rate: watch the next window
             return None
-        self.chose = "fast"
+        self.steps += 1
         self.rate = rate
         return self.chose
+
+
+#: the live policy's steps, cheapest last: config changes, and what each costs
+LIVE_STEPS = (
+    {"preset": "fast", "says": "the fast preset's search (people under 48 px found less reliably, no second looks)"},
+    {
+        "min_person": 64,
+        "says": "one pass at the frame's own size, at most 640 px (people under 64 px found less reliably)",
+    },
+)

@@ -9,6 +9,11 @@ frame (median and 95th percentile, from the CLI's summary), and the recording's 
 the wall time it ran.
 
     python scripts/live_bench.py [--video ../shared/data/closeups/book.mkv] [--seconds 60]
+    python scripts/live_bench.py --seconds 1800 --sample-every 30 -- --segment 600   # the soak
+
+``--sample-every S`` reads the CLI process's resident memory and open file descriptors
+(``/proc/PID``) every S seconds, and at the end compares the first sample after the first minute
+(models loaded, buffers warm) with the last and the largest: flat means within 10%.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=ROOT.parent / "shared" / "data" / "closeups" / "book.mkv")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--sample-every", type=float, default=0.0, help="seconds between RSS/FD samples (0: none)")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the child that streams
     parser.add_argument("args", nargs="*", help="more options for anonymise bbox (after --)")
     args = parser.parse_args()
@@ -89,17 +95,27 @@ def main() -> None:
         print("running: " + shlex.join(cmd), flush=True)
         started = time.monotonic()
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(args.seconds)
+        samples = []  # (seconds, RSS MiB, open FDs)
+        while time.monotonic() - started < args.seconds:
+            step = args.sample_every or args.seconds
+            time.sleep(max(0.0, min(step, args.seconds - (time.monotonic() - started))))
+            if args.sample_every and child.poll() is None:
+                samples.append((time.monotonic() - started, *usage(child.pid)))
+                print(
+                    f"  {samples[-1][0]:7.0f} s: RSS {samples[-1][1]:7.1f} MiB, {samples[-1][2]} open files", flush=True
+                )
         child.send_signal(signal.SIGINT)
         stdout, stderr = child.communicate(timeout=120)
         wall = time.monotonic() - started
         server.kill()
         server.wait()
-        print(stdout.strip() or stderr.strip())
-        with av.open(str(out)) as c:
-            v = c.streams.video[0]
-            frames = sum(1 for _ in c.decode(v))
-            duration = float(v.duration * v.time_base) if v.duration else float(c.duration or 0) / 1e6
+        print("\n".join(x for x in (stderr.strip(), stdout.strip()) if x))
+        frames, duration = 0, 0.0
+        for path in sorted(Path(tmp).glob("live*.mp4")):  # one file, or the segments of a soak
+            with av.open(str(path)) as c:
+                v = c.streams.video[0]
+                frames += sum(1 for _ in c.decode(v))
+                duration += float(v.duration * v.time_base) if v.duration else float(c.duration or 0) / 1e6
     m = re.search(r"(\d+) stale frames dropped, latency (\d+) ms median, (\d+) ms 95th", stdout)
     dropped, median, p95 = (int(x) for x in m.groups()) if m else (None, None, None)
     print(
@@ -107,6 +123,25 @@ def main() -> None:
         f"{frames} frames written ({frames / max(duration, 1e-6):.1f} fps of recording), {dropped} dropped, "
         f"latency median {median} ms, p95 {p95} ms, recording {duration:.1f} s"
     )
+    warm = [x for x in samples if x[0] >= 60] or samples
+    if warm:
+        first, last = warm[0], warm[-1]
+        for name, i in (("RSS MiB", 1), ("open files", 2)):
+            top = max(x[i] for x in warm)
+            flat = top <= 1.1 * first[i] and last[i] <= 1.1 * first[i]
+            print(
+                f"{name}: {first[i]:.1f} at {first[0]:.0f} s, {last[i]:.1f} at {last[0]:.0f} s, "
+                f"largest {top:.1f}: {'flat (within 10%)' if flat else 'NOT flat'}"
+            )
+
+
+def usage(pid: int) -> tuple[float, int]:
+    """(resident memory in MiB, open file descriptors) of a process, from /proc."""
+    rss = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+    return rss, len(list(Path(f"/proc/{pid}/fd").iterdir()))
 
 
 if __name__ == "__main__":

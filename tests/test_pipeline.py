@@ -213,8 +213,9 @@ def test_a_live_source_the_models_cannot_keep_up_with_steps_down_to_the_fast_sea
     (result,) = anon.run("0").results
     assert result.status == "done"
     assert "fps processed, under the 15 fps to hold; from now on the fast preset's search" in caplog.text
+    assert "from now on one pass at the frame's own size" in caplog.text, "still short: the next step"
     (stream,) = streams
-    assert stream.config.preset == "fast" and stream.config.looks is False
+    assert stream.config.preset == "fast" and stream.config.looks is False and stream.config.min_person == 64
     assert detector.config.preset == "balanced", "the anonymiser's own detector keeps its settings"
     assert stream.detector.config.preset == "fast" and stream.detector is not detector
     # a camera the models keep up with is left alone
@@ -225,7 +226,9 @@ def test_a_live_source_the_models_cannot_keep_up_with_steps_down_to_the_fast_sea
     assert not any(fast.processed() for _ in range(150)) and fast.chose is None
     clock = iter([0.0, *[0.2 * i for i in range(1, 200)]])
     slow = LivePolicy(30.0, clock=lambda: next(clock))
-    assert any(slow.processed() for _ in range(50)) and slow.chose == "fast" and slow.rate == pytest.approx(5.0)
+    assert any(slow.processed() for _ in range(50)) and slow.chose["preset"] == "fast"
+    assert slow.rate == pytest.approx(5.0) and slow.steps == 1
+    assert any(slow.processed() for _ in range(50)) and slow.steps == 2 and not any(slow.processed() for _ in range(50))
 
 
 class _Unplugged(_Camera):
