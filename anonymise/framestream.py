@@ -188,6 +188,7 @@ class FrameStream:
         self._scale: ScalePolicy | None = None  # made on the first frame (it needs the frame size)
         self._thumbnail: np.ndarray | None = None  # of the last frame detected, for scene cuts
         self._deep: tuple[int, np.ndarray] | None = None  # (frame, boxes) only the last deep sweep explained
+        self._economy: dict | None = None  # a cheaper setting the live policy asked for, not yet taken
 
     def economise(self, step: dict) -> bool:
         """Make the next model calls cheaper (a step of the live policy, see
@@ -197,14 +198,18 @@ class FrameStream:
             changes["min_person"] = max(changes["min_person"], self.config.min_person)
         if all(getattr(self.config, k) == v for k, v in changes.items()):
             return False
+        self._economy = changes  # taken by the next model call (:meth:`detect` may run in another thread)
+        return True
+
+    def _economise(self) -> None:
         import copy
 
+        changes, self._economy = self._economy, None
         self.config = self.config.replace(**changes)
         if hasattr(self.detector, "config"):
             self.detector = copy.copy(self.detector)  # the anonymiser's own detector keeps its settings
             self.detector.config = self.detector.config.replace(**changes)
-        self._scale = None  # the passes and sizes are planned again on the next frame
-        return True
+        self._scale = None  # the passes and sizes are planned again on this frame
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -255,6 +260,8 @@ class FrameStream:
         (a model that never worked is a setup error, not a frame to mask).
         """
         try:
+            if self._economy is not None:
+                self._economise()
             images = [f.image for f in frames]
             small, large = self._passes(images)
             tiles = self._scale.tiles(len(images)) if self._scale is not None and small else None
@@ -265,11 +272,12 @@ class FrameStream:
                 else:
                     options = {} if tiles is None else {"tiles": tiles}
                     if deep is not None:
-                        options["search"] = deep
+                        options["search"] = deep[0]
                     found = self.detector(images, small=small, large=large, **options)
             if deep is not None:
-                for f in found:
-                    f.deep = True
+                size, which = deep
+                for f, on in zip(found, which):
+                    f.deep = on
             self._detected_any = True
             if self._scale is not None:
                 self._scale.observe([f.people.xyxy for f in found])
@@ -376,7 +384,8 @@ class FrameStream:
     def _deep_found(self, slot: _Slot) -> None:
         """People a deep sweep found that the frame before did not explain: masked until the next
         deep sweep (:meth:`_keep_deep`) and back-filled into the open frames since the last one."""
-        before = self._buffer[-2] if len(self._buffer) > 1 else None
+        earlier = [s for s in list(self._buffer)[:-1] if s.found is not None and not s.found.deep]
+        before = earlier[-1] if earlier else None  # the last frame the models saw at the usual size
         boxes = slot.found.people.xyxy
         if before is not None and before.found is not None and len(boxes):
             # what the models found or the tracks held there (not what an earlier deep sweep left)
@@ -642,7 +651,8 @@ class FrameStream:
         except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes background
             log.warning("compositing failed on frame %d, written fully masked: %s", slot.t, e)
             self.counts.failed += 1
-            self.ledger.record(slot.t, failed=1)
+            if not slot.why.get("failed"):
+                self.ledger.record(slot.t, failed=1)
             try:
                 return Anonymised(slot.frame, _numpy(self.background.image()))
             except Exception:  # noqa: BLE001

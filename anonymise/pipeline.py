@@ -264,7 +264,7 @@ class Anonymiser:
                     sidecars.write(result)
                     if realtime:
                         latencies.append(frames.age(frame))
-                        step = pace.processed()
+                        step = pace.processed(frames.dropped)
                         if step and stream.economise(step):
                             log.warning(
                                 "live: %.1f fps processed, under the %.0f fps to hold; from now on %s",

@@ -158,9 +158,9 @@ class ScalePolicy:
         self.skipped["tiles"] += count * (len(keep) - sum(keep))
         return keep
 
-    def deep(self, count: int) -> int | None:
-        """The small search's size for the model call :meth:`passes` just planned when it is a deep
-        sweep, else ``None``.
+    def deep(self, count: int) -> tuple[int, list[bool]] | None:
+        """``(size, which frames)`` for the model call :meth:`passes` just planned when it holds a deep
+        sweep frame (the whole call runs at that size; only its sweep frames count as deep), else ``None``.
 
         The nano models miss some people the automatic size should find: on pedestrians.mp4 a man
         43 px tall, standing still in a dark coat at the frame's edge, scores 0.03 at 960 px, 0.18
@@ -172,7 +172,8 @@ class ScalePolicy:
         if self.windows or self.every <= 1 or self.search_imgsz >= MAX_IMGSZ:
             return None
         t = self._t - count
-        return MAX_IMGSZ if any((t + i) % self.every == 0 for i in range(count)) else None
+        which = [(t + i) % self.every == 0 for i in range(count)]
+        return (MAX_IMGSZ, which) if any(which) else None
 
     def cut(self) -> None:
         """A scene cut before the next model call: full sweeps again for ``WARMUP`` frames, and
@@ -214,7 +215,8 @@ class LivePolicy:
     The same presets as files (``config.PRESETS``): a live source has no look-ahead, so every
     pass runs on every frame (nothing could be back-filled), and the cost that can give is the
     small search's size and the second looks. While the processed rate over ``LIVE_WINDOW_S``
-    stays under 90% of ``min(source rate, LIVE_TARGET_FPS)``, the stream steps down, one step
+    stays under 90% of ``min(source rate, LIVE_TARGET_FPS)`` and stale frames were dropped in that
+    window (the models, not the source, are short), the stream steps down, one step
     per window, through :data:`LIVE_STEPS`, and the run says so at each step. The stated cost:
     people under the step's height are found less reliably (on the 640x480 close-ups ``fast``
     leaked 0.67% of the core pixels against 0.66% at the defaults; see the README).
@@ -227,6 +229,7 @@ class LivePolicy:
         self._clock = clock or time.monotonic
         self._start: float | None = None
         self._frames = 0
+        self._dropped = 0
         #: how many of LIVE_STEPS were taken, and the rate that made the last one
         self.steps = 0
         self.rate = 0.0
@@ -236,19 +239,22 @@ class LivePolicy:
         """The last step taken (``None``: none)."""
         return LIVE_STEPS[self.steps - 1] if self.steps else None
 
-    def processed(self) -> dict | None:
-        """One frame written; returns the next step (config changes) when the rate is short, else ``None``."""
+    def processed(self, dropped: int = 0) -> dict | None:
+        """One frame written (``dropped``: the stale frames dropped so far); returns the next step
+        (config changes) when the models are short of the rate, else ``None``. A source slower than
+        it says (nothing dropped) is not the models' fault: no step then."""
         now = self._clock()
         if self._start is None:
-            self._start = now
+            self._start, self._dropped = now, dropped
             return None
         self._frames += 1
         elapsed = now - self._start
         if self.steps >= len(LIVE_STEPS) or elapsed < LIVE_WINDOW_S:
             return None
         rate = self._frames / elapsed
-        self._start, self._frames = now, 0  # the next window
-        if rate >= 0.9 * self.target:
+        behind = dropped > self._dropped
+        self._start, self._frames, self._dropped = now, 0, dropped  # the next window
+        if rate >= 0.9 * self.target or not behind:
             return None
         self.steps += 1
         self.rate = rate

@@ -164,6 +164,7 @@ class Sidecars:
         self._info = info
         self._single = single
         self._segmented = False
+        self._first_index: int | None = None
         self._offset = 0.0  # a live segment's first frame time: its keypoints are timed from 0, as its video
         #: keypoint files of the finished segments of a live recording
         self.keypoint_segments: list[Path] = []
@@ -198,13 +199,17 @@ class Sidecars:
         info = self._info
         self.keypoints = KeypointWriter(path, info.width, info.height, info.fps)
         self._offset = start
+        self._first_index = None  # frames are numbered from 0 in each segment, as its video's are
 
     def write(self, result: Anonymised) -> None:
         """The sidecars of one output frame: its keypoints, a snapshot when due, the debug view."""
         frame, output = result.frame, result.image
         if self.keypoints is not None:
+            if self._first_index is None:
+                self._first_index = frame.index
+            index = frame.index - self._first_index if self._segmented else frame.index
             time = frame.time - self._offset if frame.time is not None else None
-            self.keypoints.write(frame.index, time, result.poses)
+            self.keypoints.write(index, time, result.poses)
         if self.every is not None:
             due = self.every.due(frame, self._last, self.fps)
             if due is not None:

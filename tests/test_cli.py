@@ -249,7 +249,7 @@ def test_a_run_opens_no_socket(clip, tmp_path):
 
 @pytest.mark.slow
 def test_help_fits_80_columns_and_keeps_brackets():
-    for command in ("seg", "bbox", "export", "analyze"):
+    for command in ("seg", "bbox", "export", "analyze", "serve"):
         r = runner.invoke(app, [command, "-h"], terminal_width=80, env={"COLUMNS": "80"})
         assert r.exit_code == 0
         lines = r.output.splitlines()

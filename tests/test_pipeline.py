@@ -223,12 +223,16 @@ def test_a_live_source_the_models_cannot_keep_up_with_steps_down_to_the_fast_sea
 
     clock = iter([0.0, *[0.05 * i for i in range(1, 200)]])
     fast = LivePolicy(20.0, clock=lambda: next(clock))
-    assert not any(fast.processed() for _ in range(150)) and fast.chose is None
+    assert not any(fast.processed(i) for i in range(150)) and fast.chose is None
+    clock = iter([0.0, *[0.2 * i for i in range(1, 200)]])
+    slow_source = LivePolicy(30.0, clock=lambda: next(clock))  # 5 fps arrive, 5 fps processed: nothing dropped
+    assert not any(slow_source.processed(0) for _ in range(50)), "a slow source is not slow models"
     clock = iter([0.0, *[0.2 * i for i in range(1, 200)]])
     slow = LivePolicy(30.0, clock=lambda: next(clock))
-    assert any(slow.processed() for _ in range(50)) and slow.chose["preset"] == "fast"
+    assert any(slow.processed(5 * i) for i in range(50)) and slow.chose["preset"] == "fast"
     assert slow.rate == pytest.approx(5.0) and slow.steps == 1
-    assert any(slow.processed() for _ in range(50)) and slow.steps == 2 and not any(slow.processed() for _ in range(50))
+    assert any(slow.processed(1000 + i) for i in range(50)) and slow.steps == 2
+    assert not any(slow.processed(2000 + i) for i in range(50)), "no step after the last"
 
 
 class _Unplugged(_Camera):

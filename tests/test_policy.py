@@ -292,4 +292,7 @@ def test_no_deep_sweep_without_lookahead_or_where_the_search_tiles():
     for _ in range(11):
         policy.passes(1)
         deep.append(policy.deep(1))
-    assert deep == [1280, None, None, None, None, 1280, None, None, None, None, 1280]
+    assert deep == [(1280, [True]), None, None, None, None, (1280, [True]), *[None] * 4, (1280, [True])]
+    policy = ScalePolicy(480, 360, 480, lookahead=30, search_imgsz=960)
+    policy.passes(8)  # a GPU batch: the call runs at 1280, only its sweep frames count as deep
+    assert policy.deep(8) == (1280, [True, False, False, False, False, True, False, False])

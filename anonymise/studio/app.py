@@ -22,6 +22,10 @@ from ..manifest import Manifest
 from .jobs import SETTINGS, JobStore
 
 STATIC = Path(__file__).parent / "static"
+#: every page and answer: nothing from elsewhere, no framing, no form posted elsewhere
+CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+#: files of a job (outputs, the original): shown, never run (a sandbox, no script)
+FILE_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
 COOKIE = "anonymise_token"
 HEADER = "x-anonymise-token"
 #: uploads larger than this are refused (``--max-upload-mb``)
@@ -45,9 +49,10 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
     @app.middleware("http")
     async def guard(request: Request, call_next):
         given = request.query_params.get("token") or request.headers.get(HEADER) or request.cookies.get(COOKIE)
+        given = given.encode() if given else b""
         if request.url.path == "/favicon.ico":  # the one thing served without the token: the icon
             response = FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
-        elif not given or not hmac.compare_digest(given, token):
+        elif not given or not hmac.compare_digest(given, token.encode()):
             response: Response = JSONResponse({"detail": "a valid token is required (see the URL serve printed)"}, 401)
         else:
             response = await call_next(request)
@@ -59,7 +64,7 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
                 response = RedirectResponse("/", 303)  # the token leaves the address bar, the cookie keeps it
             if request.query_params.get("token"):
                 response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
-        response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:"
+        response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
@@ -99,8 +104,10 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
     @app.post("/api/jobs")
     async def upload(request: Request):
         """Files (multipart ``files``) and settings (form fields): one job per file, queued in order."""
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit + (1 << 16):
+        declared = request.headers.get("content-length", "")
+        if not declared.isdigit():
+            raise HTTPException(411, "an upload must say its length (Content-Length)")
+        if int(declared) > limit + (1 << 16):  # all the files of one request together
             raise HTTPException(413, f"upload larger than the {max_upload_mb:g} MB limit")
         form = await request.form(max_files=100, max_fields=50)
         chosen = dict(SETTINGS)
@@ -118,11 +125,11 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
         if not files:
             raise HTTPException(422, "no files uploaded (multipart field 'files')")
         created = []
+        written = 0
         try:
             for upload_file in files:
                 job, path = store.create(upload_file.filename or "upload", chosen, keep_original)
                 created.append(job)
-                written = 0
                 with open(path, "wb") as out:
                     while chunk := await upload_file.read(CHUNK):
                         written += len(chunk)
@@ -155,9 +162,16 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
         path = store.manifest_path(find(job_id))
         return json.loads(path.read_text()) if path.is_file() else {"version": 1, "masks": []}
 
+    def files(path: Path, media_type: str | None = None, filename: str | None = None) -> FileResponse:
+        """A job's file: never cached (a re-render replaces it), shown in a sandbox, never run."""
+        headers = {"Cache-Control": "no-store", "Content-Security-Policy": FILE_CSP}
+        return FileResponse(path, media_type=media_type, filename=filename, headers=headers)
+
     @app.put("/api/jobs/{job_id}/manifest")
     async def put_manifest(job_id: str, request: Request):
         job = find(job_id)
+        if job.kind == "image":
+            raise HTTPException(422, "manual masks apply to videos (an image job has no frames to range over)")
         try:
             manifest = Manifest.parse(await request.json(), "manifest")
         except ValueError as e:
@@ -177,7 +191,8 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
             raise HTTPException(409, "the job is still queued or running")
         if store.original(job) is None:
             raise HTTPException(409, "the original was not kept, so this job cannot be re-rendered")
-        store.submit(job)
+        if not store.submit(job, again=True):
+            raise HTTPException(409, "the job is still queued or running")
         return job.public()
 
     @app.get("/api/jobs/{job_id}/files/{kind}")
@@ -185,30 +200,26 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
         job = find(job_id)
         if kind == "zip":
             path = store.zip_outputs(job)
-            return FileResponse(path, media_type="application/zip", filename=path.name)
+            return files(path, "application/zip", path.name)
         if kind == "original":
             path = store.original(job)
-            if path is None:
+            if path is None or job.kind not in ("video", "image"):
                 raise HTTPException(404, "the original was not kept")
-            return FileResponse(path, headers={"Cache-Control": "no-store"})
+            media = "video/mp4" if job.kind == "video" else None  # a probed video: renamed .mp4
+            return files(path, media, None if job.kind == "video" else path.name)
         if kind == "snapshot":
             name = request.query_params.get("name", "")
             folder = store.folder(job.id) / "out" / f"{Path(job.outputs.get('video', '')).stem}_snapshots"
             if name not in job.outputs.get("snapshots", []):
                 raise HTTPException(404, "no such snapshot")
-            return FileResponse(folder / name)
+            return files(folder / name, "image/jpeg")
         if kind not in DOWNLOADS:
             raise HTTPException(404, f"no download {kind!r}")
         path = store.output(job, kind)
         if path is None:
             raise HTTPException(404, f"job {job_id} has no {kind}")
         attach = request.query_params.get("download") is not None
-        return FileResponse(
-            path,
-            media_type=DOWNLOADS[kind],
-            filename=path.name if attach else None,
-            headers={"Cache-Control": "no-store"},  # a re-render replaces it under the same name
-        )
+        return files(path, DOWNLOADS[kind], path.name if attach else None)
 
     @app.get("/api/events")
     async def events(request: Request):

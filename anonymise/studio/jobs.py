@@ -136,8 +136,12 @@ class JobStore:
             except (OSError, ValueError, TypeError) as e:
                 log.warning("skipping %s: %s", path, first_line(e))
                 continue
+            if job.status == "uploading":  # the server stopped mid-upload: nothing to keep
+                shutil.rmtree(path.parent, ignore_errors=True)
+                continue
             if job.status == "running":
                 job.status, job.error = "interrupted", "the server stopped while this job ran"
+                self._drop_original(job)
                 self._save(job)
             self.jobs[job.id] = job
         for job in sorted(self.jobs.values(), key=lambda j: j.created):
@@ -151,6 +155,12 @@ class JobStore:
             return  # deleted
         with atomic(folder / "job.json") as tmp:
             tmp.write_text(json.dumps(job.public()), encoding="utf-8")
+
+    def _drop_original(self, job: Job) -> None:
+        """Delete the unmasked upload unless the job keeps it."""
+        if not job.keep_original:
+            shutil.rmtree(self.folder(job.id) / "original", ignore_errors=True)
+            job.has_original = False
 
     def changed(self, job: Job) -> None:
         with self._lock:
@@ -168,39 +178,50 @@ class JobStore:
             settings,
             keep_original=self.keep_originals if keep_original is None else keep_original,
         )
+        job.status = "uploading"
         folder = self.folder(job.id)
         (folder / "original").mkdir(parents=True)
         (folder / "out").mkdir()
         with self._lock:
             self.jobs[job.id] = job
+            self._save(job)  # a restart mid-upload finds it, and removes it
         return job, folder / "original" / job.name
 
-    def submit(self, job: Job) -> None:
-        job.status = "queued"
-        job.error = ""
-        job.frames, job.fps, job.eta = 0, 0.0, None
-        self._cancel[job.id] = threading.Event()
-        self.changed(job)
+    def submit(self, job: Job, again: bool = False) -> bool:
+        """Queue a job; ``again`` (a re-render): only if it is neither queued nor running (checked and
+        changed at once, so a double click queues it once). Returns whether it was queued."""
+        with self._lock:
+            if again and job.status in ("queued", "running", "uploading"):
+                return False
+            job.status = "queued"
+            job.error = ""
+            job.frames, job.fps, job.eta = 0, 0.0, None
+            self._cancel[job.id] = threading.Event()
+            self._save(job)
+            self.version += 1
         self.queue.put(job.id)
+        return True
 
     def cancel(self, job_id: str) -> Job:
         job = self.jobs[job_id]
         if job.status in ("queued", "running"):
             self._cancel.setdefault(job_id, threading.Event()).set()
             if job.status == "queued":
-                job.status = "cancelled"
+                job.status, job.error = "cancelled", "cancelled by the reviewer"
+                self._drop_original(job)
                 self.changed(job)
         return job
 
     def delete(self, job_id: str) -> None:
-        job = self.jobs[job_id]
         self._cancel.setdefault(job_id, threading.Event()).set()
         with self._lock:
-            self.jobs.pop(job_id, None)
+            job = self.jobs.pop(job_id, None)
             self.version += 1
-        # a running job notices the cancel and stops; its folder goes now (the pipeline's own
-        # temporary files sit in out/ and go with it)
-        shutil.rmtree(self.folder(job.id), ignore_errors=True)
+        if job is None:
+            return
+        if job.status != "running":
+            shutil.rmtree(self.folder(job.id), ignore_errors=True)
+        # a running job notices the cancel, stops, and its worker removes the folder (see _work)
 
     def original(self, job: Job) -> Path | None:
         files = list((self.folder(job.id) / "original").glob("*")) if job.has_original else []
@@ -247,6 +268,9 @@ class JobStore:
             job = self.jobs.get(job_id)
             cancel = self._cancel.get(job_id, threading.Event())
             if job is None or job.status != "queued" or cancel.is_set():
+                if job is not None and job.status == "cancelled":
+                    self._drop_original(job)
+                    self.changed(job)
                 continue
             job.status = "running"
             self.changed(job)
@@ -260,10 +284,13 @@ class JobStore:
                 job.status, job.error = "failed", first_line(e) or type(e).__name__
                 log.warning("job %s (%s) failed: %s", job.id, job.name, job.error)
             finally:
-                if job.id in self.jobs:
-                    if not job.keep_original and job.status != "queued":
-                        shutil.rmtree(self.folder(job.id) / "original", ignore_errors=True)
-                        job.has_original = False
+                if job.id not in self.jobs:  # deleted while it ran: every file of it goes now
+                    shutil.rmtree(self.folder(job.id), ignore_errors=True)
+                else:
+                    if job.status == "failed" and not job.kind:
+                        job.keep_original = False  # not a video or image: nothing to review it against
+                    if job.status != "queued":
+                        self._drop_original(job)
                     self.changed(job)
 
 
@@ -304,8 +331,9 @@ def probe(path: Path) -> tuple[str, int, int, float]:
             if container.streams.video and not still:
                 seconds = float(container.duration / 1e6) if container.duration else 0.0
                 try:
-                    for frame in container.decode(container.streams.video[0]):
-                        return "video", frame.width, frame.height, seconds
+                    for _ in container.decode(container.streams.video[0]):
+                        width, height = _upright_size(path)
+                        return "video", width, height, seconds
                 except av.FFmpegError as e:
                     raise ValueError(f"corrupt video: {first_line(e)}") from None
                 raise ValueError("a video with no frame that could be decoded")
@@ -313,6 +341,14 @@ def probe(path: Path) -> tuple[str, int, int, float]:
     if image is None:
         raise ValueError("not a video or image this studio can read")
     return "image", image.shape[1], image.shape[0], 0.0
+
+
+def _upright_size(path: Path) -> tuple[int, int]:
+    """The frame size the pipeline works in (a phone video's rotation applied), which manual boxes use."""
+    from ..io.video import VideoReader
+
+    with VideoReader(path, audio=False, live=False) as reader:
+        return reader.info.width, reader.info.height
 
 
 VIDEO_SUFFIX, IMAGE_SUFFIX = ".mp4", ".png"

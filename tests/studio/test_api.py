@@ -268,3 +268,71 @@ def test_serve_without_the_extra_says_how_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else real(name, *a))
     with pytest.raises(ConfigError, match=r'pip install -e "\.\[studio\]"'):
         studio_module.check_installed()
+
+
+def test_serve_usage_errors_are_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from anonymise.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--workers", "0", "--jobs-dir", str(tmp_path / "j")])
+    assert result.exit_code == 1 and result.output.strip() == "Error: --workers must be at least 1, got 0"
+
+
+def test_uploads_must_say_their_length_and_the_limit_is_per_request(tmp_path):
+    store, client = studio(tmp_path, max_upload_mb=0.2)
+    chunked = client.post(
+        "/api/jobs", content=iter([b"--x\r\n"]), headers={"Content-Type": "multipart/form-data; boundary=x"}
+    )
+    assert chunked.status_code == 411
+    files = [("files", (f"part{i}.mp4", b"x" * 90_000, "video/mp4")) for i in range(3)]  # each under, all over
+    assert client.post("/api/jobs", files=files).status_code == 413
+    assert client.get("/api/jobs").json() == [] and not list(store.root.iterdir())
+
+
+def test_files_are_served_in_a_sandbox_and_a_cancelled_queued_job_drops_its_original(tmp_path, clip):
+    gate = threading.Event()
+    store, client = studio(tmp_path, detector=lambda: SlowDetector(0.05, gate), keep_originals=False)
+    first = upload(client, "first.mp4", clip)
+    second = upload(client, "second.mp4", clip)
+    client.post(f"/api/jobs/{second['id']}/cancel")
+    assert not list((store.folder(second["id"]) / "original").glob("*")), "the unmasked upload is gone"
+    gate.set()
+    done = wait(client, first["id"])
+    video = client.get(f"/api/jobs/{done['id']}/files/video")
+    assert "sandbox" in video.headers["content-security-policy"] and video.headers["cache-control"] == "no-store"
+    assert client.post(f"/api/jobs/{done['id']}/rerender").status_code == 409, "not kept: no re-render"
+
+
+def test_deleting_a_running_job_stops_it_and_removes_every_file(tmp_path, clip):
+    gate = threading.Event()
+    store, client = studio(tmp_path, detector=lambda: SlowDetector(0.05, gate))
+    job = upload(client, "walk.mp4", clip)
+    deadline = time.monotonic() + 10
+    while store.jobs[job["id"]].status != "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert client.delete(f"/api/jobs/{job['id']}").status_code == 200
+    gate.set()
+    deadline = time.monotonic() + 20
+    while store.folder(job["id"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not store.folder(job["id"]).exists(), "the worker removed the folder when the job stopped"
+    assert client.get("/api/jobs").json() == []
+
+
+def test_a_rerender_is_queued_once_and_images_take_no_manifest(tmp_path, clip):
+    import cv2
+
+    gate = threading.Event()
+    store, client = studio(tmp_path, detector=lambda: SlowDetector(0.02, gate))
+    gate.set()
+    job = wait(client, upload(client, "walk.mp4", clip)["id"])
+    gate.clear()
+    assert client.post(f"/api/jobs/{job['id']}/rerender").status_code == 200
+    assert client.post(f"/api/jobs/{job['id']}/rerender").status_code == 409, "a double click queues it once"
+    gate.set()
+    assert wait(client, job["id"])["renders"] == 2
+    ok, png = cv2.imencode(".png", synthetic_frames(1)[0])
+    image = wait(client, upload(client, "photo.png", png.tobytes())["id"])
+    response = client.put(f"/api/jobs/{image['id']}/manifest", json={"masks": [{"box": [0, 0, 5, 5], "start": 0}]})
+    assert response.status_code == 422 and "videos" in response.json()["detail"]
