@@ -15,7 +15,6 @@ import json
 import time
 from pathlib import Path
 
-from . import __version__
 from .io.files import atomic
 from .ledger import REASONS
 
@@ -30,6 +29,16 @@ MEANING = {
     "manual": "boxes from the redaction manifest (--masks)",
     "failed": "frames written fully masked because their processing failed (fail closed)",
 }
+
+
+def _version() -> str:
+    """The installed package's version (read here, not from the package, which sits above this module)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("anonymise")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
 
 
 def report_paths(output: Path) -> tuple[Path, Path]:
@@ -70,7 +79,7 @@ def build(ledger: dict, config, *, source: str, output: Path, fps: float, second
         value = getattr(config, field.name)
         settings[field.name] = getattr(value, "value", value)
     return {
-        "anonymise": __version__,
+        "anonymise": _version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "input": str(source),
         "output": str(output),

@@ -95,6 +95,15 @@ def main() -> None:
         print("running: " + shlex.join(cmd), flush=True)
         started = time.monotonic()
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        opened: list[float] = []  # when the recording's file appeared: its first frame is captured then
+
+        def watch() -> None:
+            while not opened and child.poll() is None:
+                if any(Path(tmp).glob(".live*.mp4")):
+                    opened.append(time.monotonic() - started)
+                time.sleep(0.05)
+
+        threading.Thread(target=watch, daemon=True).start()
         samples = []  # (seconds, RSS MiB, open FDs)
         while time.monotonic() - started < args.seconds:
             step = args.sample_every or args.seconds
@@ -104,6 +113,7 @@ def main() -> None:
                 print(
                     f"  {samples[-1][0]:7.0f} s: RSS {samples[-1][1]:7.1f} MiB, {samples[-1][2]} open files", flush=True
                 )
+        stopped = time.monotonic() - started
         child.send_signal(signal.SIGINT)
         stdout, stderr = child.communicate(timeout=120)
         wall = time.monotonic() - started
@@ -123,6 +133,12 @@ def main() -> None:
         f"{frames} frames written ({frames / max(duration, 1e-6):.1f} fps of recording), {dropped} dropped, "
         f"latency median {median} ms, p95 {p95} ms, recording {duration:.1f} s"
     )
+    if opened:
+        span = stopped - opened[0]
+        print(
+            f"recording {duration:.2f} s against {span:.2f} s from the file's first frame to SIGINT: "
+            f"{100 * (duration - span) / span:+.2f}%"
+        )
     warm = [x for x in samples if x[0] >= 60] or samples
     if warm:
         first, last = warm[0], warm[-1]
