@@ -110,9 +110,16 @@ def test_upload_watch_review_correct_rerender_and_download(server, browser, pede
     )  # a click on a row seeks the player
     page.screenshot(full_page=True, path=shots() / "studio-review.png")
 
+    # "extend" on a track fills in its last box and the frames after it (not added here)
+    page.click("#timeline .row .extend")
+    page.wait_for_function("() => !document.querySelector('#add').disabled", timeout=10_000)
+    assert "last box" in page.inner_text("#box-text") and page.input_value("#label").endswith("extended")
+    page.fill("#label", "missed person")
+
     # a manual box over the top-left corner, frames 0 to the end, then re-render
     before = read_frames(store.output(job, "video"))
     page.check("#drawing")
+    page.locator("#video").scroll_into_view_if_needed()
     box = page.locator("#draw").bounding_box()
     page.mouse.move(box["x"] + 5, box["y"] + 5)
     page.mouse.down()

@@ -27,12 +27,21 @@ function span(bar, first, last, total, className, title) {
   bar.appendChild(s);
 }
 
-function row(label, runs, className, total, onClick) {
+function row(label, runs, className, total, onClick, extend) {
   const r = document.createElement("div");
   r.className = "row";
   const l = document.createElement("div");
   l.className = "label";
   l.textContent = label;
+  if (extend) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "extend";
+    b.textContent = "extend";
+    b.title = "mask this person's last box over the frames after their track ends";
+    b.addEventListener("click", (e) => { e.stopPropagation(); extend(); });
+    l.append(" ", b);
+  }
   const bar = document.createElement("div");
   bar.className = "bar";
   for (const [cls, spans] of runs) for (const [a, b] of spans) span(bar, a, b, total, cls, `${label}: frames ${a}–${b}`);
@@ -52,7 +61,8 @@ function timeline() {
   if (!report) return;
   const total = Math.max(report.frames, 1);
   for (const t of report.tracks) {
-    row(`person ${t.id} (${t.first}–${t.last})`, [["detected", t.detected], ["held", t.held]], "track", total, () => t.first);
+    row(`person ${t.id} (${t.first}–${t.last})`, [["detected", t.detected], ["held", t.held]], "track", total,
+        () => t.first, () => extendTrack(t.id));
   }
   const reasons = report.frames_by_reason;
   const checks = [["motion", "motion guard"], ["held", "held, no detection"], ["second_look", "second look found"],
@@ -64,6 +74,31 @@ function timeline() {
     }
   }
   if (!$("#timeline").children.length) $("#timeline").textContent = "Nobody was found or masked in this video.";
+}
+
+let keypoints = null; // the job's keypoint records, loaded once (for "extend")
+
+async function extendTrack(trackId) {
+  // a track the detector lost too early: its last box, grown, masked over the frames after it
+  if (keypoints === null) {
+    const response = await fetch(`/api/jobs/${jobId}/files/keypoints?render=${job.renders}`);
+    keypoints = response.ok ? (await response.text()).split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l)) : [];
+  }
+  const mine = keypoints.filter((r) => r.track_id === trackId);
+  if (!mine.length) { $("#box-text").textContent = `no keypoints for person ${trackId}: draw the box instead`; return; }
+  const last = mine.reduce((a, r) => (r.frame > a.frame ? r : a));
+  const video = $("#video");
+  const { x1, y1, x2, y2 } = last.box;
+  const gx = (x2 - x1) * 0.15, gy = (y2 - y1) * 0.15;
+  box = [Math.max(0, x1 - gx), Math.max(0, y1 - gy), Math.min(video.videoWidth, x2 + gx), Math.min(video.videoHeight, y2 + gy)];
+  const lastFrame = report ? report.frames - 1 : last.frame + 30;
+  $("#start").value = Math.min(last.frame + 1, lastFrame);
+  $("#end").value = Math.min(last.frame + 30, lastFrame);
+  $("#label").value = `person ${trackId}, extended`;
+  $("#add").disabled = false;
+  $("#box-text").textContent = `person ${trackId}'s last box [${box.map(Math.round).join(", ")}] (frame ${last.frame})`;
+  seek(last.frame);
+  drawOverlay();
 }
 
 function listMasks() {
