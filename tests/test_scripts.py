@@ -111,6 +111,9 @@ def test_bench_resolutions_prints_a_row_with_both_presets(pedestrians):
 def test_live_bench_serves_a_clip_in_real_time_and_reads_the_summary(pedestrians):
     result = run_script("live_bench.py", "--video", str(pedestrians), "--seconds", "8", "--", "--imgsz", "320")
     assert result.returncode == 0, result.stderr[-2000:]
-    line = result.stdout.strip().splitlines()[-1]
+    lines = result.stdout.strip().splitlines()
+    (line,) = [x for x in lines if "frames written" in x]
     frames = int(re.search(r"(\d+) frames written", line).group(1))
     assert frames > 0 and re.search(r"\d+ dropped, latency median \d+ ms, p95 \d+ ms", line), line
+    (timing,) = [x for x in lines if x.startswith("recording ")]
+    assert abs(float(re.search(r"([-+]\d+\.\d+)%$", timing).group(1))) < 5, timing  # timed by capture
