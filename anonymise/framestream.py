@@ -108,6 +108,7 @@ class _Slot:
     alpha: Any = None  # the final person alpha, on the compositing device
     why: dict = field(default_factory=dict)  # regions masked per reason (see ledger.REASONS)
     held_ids: list = field(default_factory=list)  # track ids of the held boxes
+    manual: Any = None  # (K, 4) boxes of the redaction manifest in this frame (in extra too)
 
 
 @dataclass
@@ -226,10 +227,10 @@ class FrameStream:
         for frame, people in zip(frames, detections):
             slot = _Slot(self._t, frame, people)
             if self.manual is not None:
-                boxes = self.manual.boxes(self._t)
-                if len(boxes):  # always masked, and never learned (see _complete)
-                    slot.extra.extend(boxes)
-                    slot.why["manual"] = len(boxes)
+                slot.manual = self.manual.boxes(self._t)
+                if len(slot.manual):  # always masked, and never learned (see _complete)
+                    slot.extra.extend(slot.manual)
+                    slot.why["manual"] = len(slot.manual)
             self._buffer.append(slot)
             if people is not None:
                 self._whole_bodies(slot)
@@ -462,9 +463,9 @@ class FrameStream:
             alpha = np.full(image.shape[:2], 255, np.uint8)
             learning = {}
         slot.image, slot.alpha = self.to_device(image), self.to_device(alpha)
-        if slot.why.get("manual") and self.background_ready:
+        if slot.manual is not None and len(slot.manual) and self.background_ready:
             # what a manual box covers is never shown, even where the background learned it before the box began
-            self.background.forget(masks.boxes_mask(self.manual.boxes(slot.t), image.shape[:2]) > 0)
+            self.background.forget(masks.boxes_mask(slot.manual, image.shape[:2]) > 0)
         self.background.update(slot.image, slot.alpha, **learning)
         self._previous = image
 

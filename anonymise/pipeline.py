@@ -254,6 +254,16 @@ class Anonymiser:
             meter = FpsMeter()
             pace = LivePolicy(float(info.fps)) if realtime else None
             latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+
+            def finished(status: str, message: str = "", broken: bool = False) -> FileResult:
+                """This recording's result (its report written when asked)."""
+                live = {"dropped": frames.dropped, "latency": _percentiles(latencies)} if realtime else {}
+                seconds = time.perf_counter() - start
+                result = FileResult(
+                    str(src.spec), dst, status, written, seconds, stream.counts, message, broken=broken, **live
+                )
+                return self._finished(sink, stream, extras, info, result)
+
             try:
                 frames = Newest(reader) if realtime else Prefetch(reader)
                 outputs = self.anonymise_frames(frames, stream)
@@ -291,48 +301,16 @@ class Anonymiser:
                     sink.finish()
                 sidecars.finish()
                 log.warning("%s; the recording so far is kept: %s", e, dst.name)
-                return self._finished(
-                    sink,
-                    stream,
-                    extras,
-                    info,
-                    FileResult(
-                        str(src.spec),
-                        dst,
-                        "done",
-                        written,
-                        time.perf_counter() - start,
-                        stream.counts,
-                        str(e),
-                        dropped=frames.dropped if realtime else 0,
-                        latency=_percentiles(latencies),
-                        broken=True,
-                    ),
-                )
+                return finished("done", str(e), broken=True)
             except KeyboardInterrupt as e:
                 if info.live and written:
                     if sink is not None:
                         sink.finish()
                     sidecars.finish()
                     if isinstance(e, Stopped):  # a service manager's stop: the recording is kept, the process exits
-                        self._finished(sink, stream, extras, info, FileResult(str(src.spec), dst, "stopped", written))
+                        finished("stopped")
                         raise
-                    return self._finished(
-                        sink,
-                        stream,
-                        extras,
-                        info,
-                        FileResult(
-                            str(src.spec),
-                            dst,
-                            "stopped",
-                            written,
-                            time.perf_counter() - start,
-                            stream.counts,
-                            dropped=frames.dropped if realtime else 0,
-                            latency=_percentiles(latencies),
-                        ),
-                    )
+                    return finished("stopped")
                 if sink is not None:
                     sink.abort()
                 sidecars.abort()
@@ -353,16 +331,7 @@ class Anonymiser:
         if info.frames and not info.live and (span is None or span.whole) and written < info.frames:
             message = f"only {written} of the {info.frames} frames the file declares could be decoded (truncated?)"
             log.warning("%s: %s", src.spec, message)
-        live = {"dropped": frames.dropped, "latency": _percentiles(latencies)} if realtime else {}
-        return self._finished(
-            sink,
-            stream,
-            extras,
-            info,
-            FileResult(
-                str(src.spec), dst, "done", written, time.perf_counter() - start, stream.counts, message, **live
-            ),
-        )
+        return finished("done", message)
 
     def _finished(self, sink, stream: FrameStream, extras: Extras, info, result: FileResult) -> FileResult:
         """The result of a finished recording; its redaction report is written when ``extras.report`` asks."""

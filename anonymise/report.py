@@ -15,6 +15,7 @@ import json
 import time
 from pathlib import Path
 
+from .config import Mode
 from .io.files import atomic
 from .ledger import REASONS
 
@@ -51,10 +52,11 @@ def model_hashes(config) -> dict[str, dict]:
     """Each model the config names: what it resolved to and the file's sha256 (where it is a file)."""
     from .detect.weights import resolve, sha256_of
 
-    names = {"pose": config.pose_model if config.pose or config.mode.value == "bbox" else None}
-    names["seg" if config.mode.value == "seg" else "person detector"] = (
-        config.seg_model if config.mode.value == "seg" else config.bbox_model
-    )
+    seg = config.mode is Mode.SEG
+    names = {
+        "pose": config.pose_model if config.pose or not seg else None,  # bbox takes its boxes from the pose model
+        "seg" if seg else "person detector": config.seg_model if seg else config.bbox_model,
+    }
     found = {}
     for role, spec in names.items():
         if not spec:

@@ -164,13 +164,17 @@ class _TiledScene:
                     if keep:
                         seen[y0:y1, x0:x1] = True
                 hit &= seen
-            if not hit.any():
-                out.append(FrameDetections(Detections.empty(), Detections.empty()))
-                continue
-            ys, xs = np.nonzero(hit)
-            box = Detections(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32), [0.9], [0])
-            out.append(FrameDetections(box, Detections.empty()))
+            out.append(_found(hit))
         return out
+
+
+def _found(hit: np.ndarray) -> FrameDetections:
+    """The box around the ``hit`` pixels as one person (nobody when there are none)."""
+    if not hit.any():
+        return FrameDetections(Detections.empty(), Detections.empty())
+    ys, xs = np.nonzero(hit)
+    box = Detections(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32), [0.9], [0])
+    return FrameDetections(box, Detections.empty())
 
 
 def test_a_small_still_person_far_from_everyone_is_found_within_k_frames_and_back_filled():
@@ -252,12 +256,7 @@ class _FaintScene:
         out = []
         for frame in frames:
             hit = is_person_colour(frame, 10)
-            if search is None or search < 1280 or not hit.any():
-                out.append(FrameDetections(Detections.empty(), Detections.empty()))
-                continue
-            ys, xs = np.nonzero(hit)
-            box = Detections(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32), [0.9], [0])
-            out.append(FrameDetections(box, Detections.empty()))
+            out.append(_found(hit & (search is not None and search >= 1280)))
         return out
 
 

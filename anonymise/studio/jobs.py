@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..errors import first_line
 from ..io.files import atomic
+from ..io.images import IMAGE_EXTS
 
 log = logging.getLogger("anonymise.studio")
 
@@ -367,11 +368,11 @@ def run_job(store: JobStore, job: Job, progress: JobProgress, detector_for) -> N
     kind, width, height, seconds = probe(src)
     job.kind, job.width, job.height, job.duration = kind, width, height, seconds
     suffix = VIDEO_SUFFIX if kind == "video" else IMAGE_SUFFIX
-    wanted = ".mp4" if kind == "video" else src.suffix.lower()
-    if src.suffix.lower() != wanted and kind == "video":
-        src = src.rename(src.with_suffix(".mp4"))  # the pipeline picks its reader by extension
-    elif kind == "image" and src.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"):
-        src = src.rename(src.with_suffix(".png"))
+    # the pipeline picks its reader by extension: give the upload the one its probe found
+    if kind == "video" and src.suffix.lower() != VIDEO_SUFFIX:
+        src = src.rename(src.with_suffix(VIDEO_SUFFIX))
+    elif kind == "image" and src.suffix.lower() not in IMAGE_EXTS:
+        src = src.rename(src.with_suffix(IMAGE_SUFFIX))
     s = {**SETTINGS, **job.settings}
     manifest = store.manifest_path(job)
     config = Config(
