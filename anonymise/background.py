@@ -12,7 +12,11 @@ standing on them.
 
 A pixel that has *never* been seen free has no background yet; it is filled from the learned
 background around it by push-pull (:func:`push_pull`: a smooth wash, mid-grey when nothing at
-all has been seen), never from the current frame. The pipeline also lets the model look ahead
+all has been seen), never from the current frame. The wash is shifted by a faint tint
+(:data:`UNSEEN_TINTS`, fading in over :data:`TINT_RAMP` pixels from the seen edge), chosen away
+from the colours now standing on it (:func:`choose_tint`): a grey wash in front of a grey shirt
+would otherwise pass pixels of the person through unchanged by coincidence, and a reviewer
+could not tell the invented scene from the real one. The pipeline also lets the model look ahead
 (``Config.lookahead`` frames) before a frame is written, so most pixels behind a person have
 been seen free by then.
 
@@ -29,8 +33,15 @@ from .motion import difference
 
 #: recompute the inpainted fill of never-seen pixels every this many updates
 FILL_REFRESH = 25
-#: what a pixel shows when no pixel of the frame has ever been seen free
+#: what a pixel shows when no pixel of the frame has ever been seen free (before its tint)
 UNSEEN_GREY = 128
+#: BGR shifts of the never-seen wash, one at a time (cooler, warmer, greener, more magenta): each
+#: moves two channels apart by more than their noise, so a grey or white garment never matches it
+UNSEEN_TINTS = ((14, 0, -14), (-14, 0, 14), (-14, 14, -14), (14, -14, 14))
+#: the tint fades in over this many pixels from the edge of the never-seen region
+TINT_RAMP = 6
+#: a pixel under the wash "matches" a tint when every channel is within this of the tinted wash
+TINT_TOL = 12
 
 
 def _check_rate(rate: float) -> float:
@@ -77,6 +88,50 @@ def push_pull(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     return out
 
 
+def tint_weight(unseen: np.ndarray) -> np.ndarray:
+    """Float32 (H, W): 0 on seen pixels, rising to 1 over :data:`TINT_RAMP` pixels into the never-seen ones."""
+    inside = cv2.distanceTransform(unseen.astype(np.uint8), cv2.DIST_L2, 3)
+    return np.minimum(inside * (1.0 / TINT_RAMP), 1.0)
+
+
+def mark_unseen(fill: np.ndarray, unseen: np.ndarray, tint: tuple[int, int, int]) -> np.ndarray:
+    """The wash ``fill`` (uint8 H, W, 3) shifted by ``tint`` where ``unseen``, fading in from the seen edge.
+
+    The work is done on the bounding rectangle of ``unseen`` (grown by a pixel, so its edge is seen
+    where the frame goes on): a few holes in a large frame cost what they cover.
+    """
+    out = fill.copy()
+    x, y, w, h = cv2.boundingRect(unseen.astype(np.uint8))
+    if not w or not h:
+        return out
+    height, width = unseen.shape
+    x0, y0, x1, y1 = max(x - 1, 0), max(y - 1, 0), min(x + w + 1, width), min(y + h + 1, height)
+    window = np.s_[y0:y1, x0:x1]
+    shift = tint_weight(unseen[window])[..., None] * np.asarray(tint, np.float32)
+    out[window] = np.clip(np.rint(fill[window].astype(np.float32) + shift), 0, 255).astype(np.uint8)
+    return out
+
+
+def choose_tint(frame: np.ndarray | None, fill: np.ndarray, unseen: np.ndarray, current: int = 0) -> int:
+    """Index of the :data:`UNSEEN_TINTS` whose tinted ``fill`` matches the fewest pixels of ``frame``
+    under ``unseen`` (every 4th pixel each way); ``current`` is kept unless another matches less
+    than half as many (and 0.2% of the sample fewer), so the wash does not flicker."""
+    if frame is None:
+        return current
+    where = unseen[::4, ::4]
+    count = int(np.count_nonzero(where))
+    if not count:
+        return current
+    under = frame[::4, ::4][where].astype(np.int16)
+    wash = fill[::4, ::4][where].astype(np.int16)
+    matches = [
+        int(np.count_nonzero(np.abs(np.clip(wash + np.int16(t), 0, 255) - under).max(axis=-1) <= TINT_TOL))
+        for t in np.asarray(UNSEEN_TINTS, np.int16)
+    ]
+    best = int(np.argmin(matches))
+    return best if matches[current] > 2 * matches[best] + 0.002 * count else current
+
+
 def inpaint_unseen(image: np.ndarray, unseen: np.ndarray) -> np.ndarray:
     """Fill ``unseen`` (bool H, W) pixels of ``image`` from the seen ones around them (:func:`push_pull`)."""
     if not unseen.any():
@@ -120,6 +175,8 @@ class BackgroundModel:
         self._acc: np.ndarray | None = None  # float32 (H, W, 3)
         self._seen: np.ndarray | None = None  # uint8 (H, W), 255 where seen free at least once
         self._fill: np.ndarray | None = None  # uint8 (H, W, 3) inpainted image, refreshed now and then
+        self._shown: np.ndarray | None = None  # the fill with its tint, as shown
+        self._tint = 0  # index into UNSEEN_TINTS
         self._stale: np.ndarray | None = None  # bool (H, W): forgotten since the fill was made
         self._since_fill = 0
         self._primed: np.ndarray | None = None  # bool (H, W): a prior, for the motion guard only
@@ -134,7 +191,7 @@ class BackgroundModel:
         if self._acc is None or self._acc.shape != shape:
             self._acc = np.zeros(shape, np.float32)
             self._seen = np.zeros(shape[:2], np.uint8)
-            self._fill = None
+            self._fill = self._shown = None
             self._stale = np.zeros(shape[:2], bool)
             self._primed = None
             self._forgotten = np.zeros(shape[:2], bool)
@@ -243,13 +300,18 @@ class BackgroundModel:
         if unseen.any():
             if self._fill is None or self._since_fill >= FILL_REFRESH:
                 self._fill = inpaint_unseen(image, unseen)
+                self._tint = choose_tint(self._previous, self._fill, unseen, self._tint)
                 self._since_fill = 0
                 self._stale[:] = False
+                self._shown = None
             elif self._stale.any():
                 patch_fill(image, unseen, self._fill, self._stale & unseen)
                 self._stale[:] = False
+                self._shown = None
+            if self._shown is None:
+                self._shown = mark_unseen(self._fill, unseen, UNSEEN_TINTS[self._tint])
             # unseen pixels only come back through forget (stale, patched above), so the fill covers them all
-            cv2.copyTo(self._fill, unseen.view(np.uint8), image)  # in place; ~10x np.copyto(where=)
+            cv2.copyTo(self._shown, unseen.view(np.uint8), image)  # in place; ~10x np.copyto(where=)
         return image
 
 
@@ -273,6 +335,8 @@ class TorchBackgroundModel:
         self._acc = None
         self._seen = None
         self._fill = None
+        self._shown = None
+        self._tint = 0
         self._stale = None
         self._since_fill = 0
         self._primed = None
@@ -287,7 +351,7 @@ class TorchBackgroundModel:
         if self._acc is None or self._acc.shape != shape:
             self._acc = torch.zeros(shape, dtype=torch.float32, device=self.device)
             self._seen = torch.zeros(shape[:2], dtype=torch.bool, device=self.device)
-            self._fill = None
+            self._fill = self._shown = None
             self._stale = torch.zeros(shape[:2], dtype=torch.bool, device=self.device)
             self._primed = None
             self._forgotten = torch.zeros(shape[:2], dtype=torch.bool, device=self.device)
@@ -375,17 +439,23 @@ class TorchBackgroundModel:
         image = self._acc.round().clamp_(0, 255).to(torch.uint8)
         unseen = ~self._seen
         if bool(unseen.any()):
+            fill = None
             if self._fill is None or self._since_fill >= FILL_REFRESH:
-                filled = inpaint_unseen(image.cpu().numpy(), unseen.cpu().numpy())
-                self._fill = torch.from_numpy(filled).to(self.device)
+                holes = unseen.cpu().numpy()
+                fill = inpaint_unseen(image.cpu().numpy(), holes)
+                previous = None if self._previous is None else self._previous.cpu().numpy()
+                self._tint = choose_tint(previous, fill, holes, self._tint)
                 self._since_fill = 0
                 self._stale.zero_()
             elif bool(self._stale.any()):
+                holes = unseen.cpu().numpy()
                 fill = self._fill.cpu().numpy()
-                patch_fill(image.cpu().numpy(), unseen.cpu().numpy(), fill, (self._stale & unseen).cpu().numpy())
-                self._fill = torch.from_numpy(fill).to(self.device)
+                patch_fill(image.cpu().numpy(), holes, fill, (self._stale & unseen).cpu().numpy())
                 self._stale.zero_()
-            image = torch.where(unseen[..., None], self._fill, image)
+            if fill is not None:
+                self._fill = torch.from_numpy(fill).to(self.device)
+                self._shown = torch.from_numpy(mark_unseen(fill, holes, UNSEEN_TINTS[self._tint])).to(self.device)
+            image = torch.where(unseen[..., None], self._shown, image)
         return image
 
 

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 from conftest import MAGENTA, is_person_colour, scene
 
-from anonymise.background import UNSEEN_GREY, BackgroundModel, TorchBackgroundModel
+from anonymise.background import (
+    TINT_RAMP,
+    UNSEEN_GREY,
+    UNSEEN_TINTS,
+    BackgroundModel,
+    TorchBackgroundModel,
+    choose_tint,
+)
 
 
 def _person_frame(background, box):
@@ -62,10 +69,51 @@ def test_first_sight_sets_then_running_average(model):
     assert (_np(model.image()) == 150).all()  # rate 0.5
 
 
-def test_all_unseen_is_grey(model):
+def test_all_unseen_is_grey_with_its_tint(model):
     frame = np.full((8, 8, 3), 77, np.uint8)
     model.update(frame, np.full((8, 8), 255, np.uint8))
-    assert (_np(model.image()) == UNSEEN_GREY).all()
+    assert (_np(model.image()) == UNSEEN_GREY + np.array(UNSEEN_TINTS[0])).all()
+
+
+def _never_leaves(model, person, wall=(150, 150, 150), frames=30):
+    """A wall-coloured scene with a person filling the middle who never leaves; the model's image."""
+    bg = np.empty((120, 160, 3), np.uint8)
+    bg[:] = wall
+    box = (30, 20, 130, 120)
+    frame = bg.copy()
+    x1, y1, x2, y2 = box
+    frame[y1:y2, x1:x2] = person
+    frame[y1:y2:7, x1:x2] = (40, 40, 40)  # a striped garment: some pixels far from the wash
+    for _ in range(frames):
+        model.update(frame, _alpha(bg.shape, box))
+    return frame, _np(model.image()), box
+
+
+@pytest.mark.parametrize("person", [(150, 150, 150), (152, 149, 151)], ids=["wall-grey", "near-grey"])
+def test_a_garment_the_colour_of_the_wash_is_still_replaced(model, person):
+    """A grey shirt before a grey wall: the wash would pass it through; its tint never does."""
+    frame, image, (x1, y1, x2, y2) = _never_leaves(model, person)
+    inner = np.s_[y1 + TINT_RAMP : y2 - TINT_RAMP, x1 + TINT_RAMP : x2 - TINT_RAMP]
+    change = np.abs(image[inner].astype(int) - frame[inner].astype(int)).max(axis=-1)
+    assert (change > 10).all(), "a pixel of the person came out unchanged"
+    assert (image[:, :20] == frame[:, :20]).all(), "the seen wall changed"
+
+
+def test_the_tint_moves_away_from_a_garment_of_its_colour(model):
+    """A person dressed in the wash plus the first tint: another tint is chosen, and nothing matches."""
+    first = np.clip(np.array((150, 150, 150)) + UNSEEN_TINTS[0], 0, 255)
+    frame, image, (x1, y1, x2, y2) = _never_leaves(model, tuple(int(v) for v in first))
+    inner = np.s_[y1 + TINT_RAMP : y2 - TINT_RAMP, x1 + TINT_RAMP : x2 - TINT_RAMP]
+    assert (np.abs(image[inner].astype(int) - frame[inner].astype(int)).max(axis=-1) > 10).all()
+
+
+def test_choose_tint_keeps_its_choice_unless_another_is_much_better():
+    wash = np.full((40, 40, 3), 100, np.uint8)
+    unseen = np.ones((40, 40), bool)
+    assert choose_tint(wash, wash, unseen, current=2) == 2  # no tint matches a grey: keep
+    first = np.clip(wash.astype(int) + UNSEEN_TINTS[1], 0, 255).astype(np.uint8)
+    assert choose_tint(first, wash, unseen, current=1) != 1  # the frame is the tinted wash: move
+    assert choose_tint(None, wash, unseen, current=3) == 3
 
 
 def test_cpu_and_torch_models_agree():
