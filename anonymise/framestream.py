@@ -627,6 +627,9 @@ class FrameStream:
 
     def _look(self, crops: list[np.ndarray]) -> list[Detections]:
         look = getattr(self.detector, "look", None)
+        shares = getattr(self.detector, "look_shares_models", None)
+        if look is not None and shares is not None and not shares():
+            return look(crops, SECOND_LOOK_IMGSZ)  # a twin of the models: beside the detect stage
         with self._models:
             if look is not None:  # one batched call for every crop
                 return look(crops, SECOND_LOOK_IMGSZ)

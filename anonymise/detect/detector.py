@@ -16,7 +16,7 @@ from ..config import MIN_IMGSZ, Config, Mode, auto_imgsz
 from ..detections import Detections, FrameDetections
 from ..errors import AnonymiseError, ConfigError, ModelError, first_line
 from . import exports
-from .loading import Calibration, load_export, load_model
+from .loading import Calibration, load_export, load_model, twin
 from .tiles import large_imgsz, merge_tiles, pad_square, tile_windows
 from .yolo import LetterBox, person_class, to_detections, torch
 
@@ -115,6 +115,8 @@ class Detector:
                 export["openvino_hint"] = openvino_hint
         #: largest batch per model call (TensorRT engines), by id(model)
         self._max_batch: dict[int, int] = {}
+        #: (the model, its twin) the second looks run on beside the detect stage (see :meth:`look_shares_models`)
+        self._look_twin: tuple | None = None
         self.pose_model = None
         self.box_model = None
         self.seg_model = None
@@ -259,7 +261,8 @@ class Detector:
         """
         if not crops:
             return []
-        model = self.pose_model or self.box_model or self.seg_model
+        model = self._look_model()
+        pose = (self.pose_model or self.box_model or self.seg_model) is self.pose_model
         # Every crop padded to a square (grey, right and bottom: coordinates unchanged), so each call
         # has the input shape (batch, 3, imgsz, imgsz) whatever the crops: a handful of shapes for
         # the runtimes' per-shape caches (oneDNN primitives, OpenVINO reshapes) over a whole video.
@@ -267,7 +270,7 @@ class Detector:
         found = []
         for crop, result in zip(crops, self._predict(model, squares, imgsz)):
             people = to_detections(result)  # boxes (and keypoints) only: no mask_shape, no masks
-            if model is not self.pose_model:
+            if not pose:
                 people.keypoints = None
             if len(people):
                 height, width = crop.shape[:2]
@@ -275,6 +278,31 @@ class Detector:
                 people = people[(people.xyxy[:, 2] > people.xyxy[:, 0]) & (people.xyxy[:, 3] > people.xyxy[:, 1])]
             found.append(people)
         return found
+
+    def look_shares_models(self) -> bool:
+        """Whether :meth:`look` runs on the models the detect stage calls (then the caller serialises
+        the two), rather than on a twin of its own.
+
+        An exported model (OpenVINO, ONNX, TensorRT) gets a twin, loaded once on the first look:
+        the second looks then run beside the detect stage instead of waiting for its model call.
+        PyTorch weights, and a model still collecting its int8 calibration, are shared.
+        """
+        return self._look_model() is (self.pose_model or self.box_model or self.seg_model)
+
+    def _look_model(self):
+        main = self.pose_model or self.box_model or self.seg_model
+        if getattr(main, "int8_calibration", None) is not None:
+            return main
+        if self._look_twin is None or self._look_twin[0] is not main:
+            try:
+                copy = twin(main) or main
+                if id(main) in self._max_batch:  # a TensorRT engine's twin takes the same batches
+                    self._max_batch[id(copy)] = self._max_batch[id(main)]
+                self._look_twin = (main, copy)
+            finally:
+                if torch.get_num_threads() != self._threads:  # Ultralytics' select_device() changes it
+                    torch.set_num_threads(self._threads)
+        return self._look_twin[1]
 
     def _run(self, frames: list[np.ndarray], imgsz: int) -> list[FrameDetections]:
         height, width = frames[0].shape[:2]

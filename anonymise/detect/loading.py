@@ -108,7 +108,17 @@ def load_export(path: Path, task: str, backend: str, device: str | None, half: b
         raise ModelError(
             f"cannot run the {backend} export {path} ({first_line(e)}); delete it to export again"
         ) from None
+    #: how it was loaded, so that :func:`twin` can load it again
+    exported.anonymise_export = (Path(path), task, backend, device, half, openvino_hint)
     return exported
+
+
+def twin(model):
+    """A second instance of an exported model (the same file, runtime and precision), for calls from
+    another thread; ``None`` for a model that was not loaded by :func:`load_export` (PyTorch weights
+    share their instance, under the caller's lock)."""
+    how = getattr(model, "anonymise_export", None)
+    return None if how is None else load_export(*how)
 
 
 @dataclass

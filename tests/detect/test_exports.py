@@ -410,8 +410,10 @@ def test_int8_calibrates_on_the_videos_own_frames_in_memory(clip, export_cache, 
     detector = Detector(config)
     float_model = detector.pose_model
     assert float_model.int8_calibration.samples == [], "calibration pending: the float model answers meanwhile"
+    assert detector.look_shares_models(), "a model collecting its calibration is not twinned"
     found = [detector(frames[i : i + 1])[0] for i in range(8)]
     assert detector.pose_model is not float_model and detector.int8
+    assert not detector.look_shares_models(), "the int8 model gets its twin for the second looks"
     assert "int8video" in str(detector.pose_model.ckpt_path)
     assert all(len(f.people) for f in found), "people walk through these frames"
     files = {p.suffix for p in cache.rglob("*") if p.is_file()}
@@ -434,6 +436,30 @@ def test_int8_calibrates_on_the_videos_own_frames_in_memory(clip, export_cache, 
     monkeypatch.setattr(backends, "quantize_openvino", never)
     again = Detector(config)
     assert "int8video" in str(again.pose_model.ckpt_path) and not hasattr(again.pose_model, "int8_calibration")
+
+
+@pytest.mark.slow
+def test_second_looks_run_on_a_twin_of_an_exported_model(clip, export_cache, monkeypatch):
+    """The second looks get their own instance of an export (they run beside the detect stage),
+    which answers as the detect stage's model does, skeletons included; PyTorch weights are shared."""
+    require("openvino")
+    from anonymise.detect import Detector
+
+    monkeypatch.setenv("ANONYMISE_CACHE", str(export_cache))
+    detector = Detector(Config(backend="openvino", int8=False, imgsz=320, tiles="off", device="cpu"))
+    assert not detector.look_shares_models()
+    twin = detector._look_model()
+    assert twin is not detector.pose_model and twin.ckpt_path == detector.pose_model.ckpt_path
+    assert detector._look_model() is twin, "loaded once"
+    crops = read_frames(clip)[:3]
+    ours = detector.look(crops, 320)
+    detector._look_twin = (detector.pose_model, detector.pose_model)  # the detect stage's own model
+    theirs = detector.look(crops, 320)
+    assert sum(len(p) for p in theirs) > 0, "people walk through these frames"
+    for a, b in zip(ours, theirs):
+        assert len(a) == len(b) and np.allclose(a.xyxy, b.xyxy, atol=1.0)
+        assert a.keypoints is not None and np.allclose(a.keypoints, b.keypoints, atol=1.0), "skeletons too"
+    assert Detector(Config(backend="torch", imgsz=320, device="cpu")).look_shares_models()
 
 
 @pytest.mark.slow
