@@ -649,14 +649,15 @@ class FrameStream:
         return Detections.concat(found)
 
     def _look(self, crops: list[np.ndarray]) -> list[Detections]:
-        look = getattr(self.detector, "look", None)
-        shares = getattr(self.detector, "look_shares_models", None)
+        detector = self.detector  # read once: the detect thread may economise it meanwhile
+        look = getattr(detector, "look", None)
+        shares = getattr(detector, "look_shares_models", None)
         if look is not None and shares is not None and not shares():
             return look(crops, SECOND_LOOK_IMGSZ)  # a twin of the models: beside the detect stage
         with self._models:
             if look is not None:  # one batched call for every crop
                 return look(crops, SECOND_LOOK_IMGSZ)
-            results = [self.detector([crop], imgsz=SECOND_LOOK_IMGSZ)[0] for crop in crops]
+            results = [detector([crop], imgsz=SECOND_LOOK_IMGSZ)[0] for crop in crops]
         return [r.poses if len(r.poses) else r.people for r in results]
 
     # -- output ----------------------------------------------------------------------------

@@ -107,6 +107,16 @@ def test_the_tint_moves_away_from_a_garment_of_its_colour(model):
     assert (np.abs(image[inner].astype(int) - frame[inner].astype(int)).max(axis=-1) > 10).all()
 
 
+def test_the_torch_model_tints_as_the_cpu_model_does():
+    """A large block never seen free (the fade-in and the full tint), and a garment in the first tint."""
+    pytest.importorskip("torch")
+    first = tuple(int(v) for v in np.clip(np.array((150, 150, 150)) + UNSEEN_TINTS[0], 0, 255))
+    for person in [(150, 150, 150), first]:
+        _, cpu, _ = _never_leaves(BackgroundModel(0.5), person)
+        _, gpu, _ = _never_leaves(TorchBackgroundModel(0.5, device="cpu"), person)
+        assert np.abs(cpu.astype(int) - gpu.astype(int)).max() <= 1
+
+
 def test_choose_tint_keeps_its_choice_unless_another_is_much_better():
     wash = np.full((40, 40, 3), 100, np.uint8)
     unseen = np.ones((40, 40), bool)

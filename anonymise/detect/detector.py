@@ -115,8 +115,9 @@ class Detector:
                 export["openvino_hint"] = openvino_hint
         #: largest batch per model call (TensorRT engines), by id(model)
         self._max_batch: dict[int, int] = {}
-        #: (the model, its twin) the second looks run on beside the detect stage (see :meth:`look_shares_models`)
-        self._look_twin: tuple | None = None
+        #: id(model) -> (the model, its twin) the second looks run on beside the detect stage (see
+        #: :meth:`look_shares_models`); one dict, shared by the shallow copies the studio makes per job
+        self._twins: dict[int, tuple] = {}
         self.pose_model = None
         self.box_model = None
         self.seg_model = None
@@ -293,16 +294,21 @@ class Detector:
         main = self.pose_model or self.box_model or self.seg_model
         if getattr(main, "int8_calibration", None) is not None:
             return main
-        if self._look_twin is None or self._look_twin[0] is not main:
+        entry = self._twins.get(id(main))
+        if entry is None or entry[0] is not main:
             try:
                 copy = twin(main) or main
-                if id(main) in self._max_batch:  # a TensorRT engine's twin takes the same batches
-                    self._max_batch[id(copy)] = self._max_batch[id(main)]
-                self._look_twin = (main, copy)
+            except ModelError as e:  # the looks share the model, under the lock, as before
+                log.warning("second looks share the detect stage's model: %s", e)
+                copy = main
             finally:
                 if torch.get_num_threads() != self._threads:  # Ultralytics' select_device() changes it
                     torch.set_num_threads(self._threads)
-        return self._look_twin[1]
+            if id(main) in self._max_batch:  # a TensorRT engine's twin takes the same batches
+                self._max_batch = {**self._max_batch, id(copy): self._max_batch[id(main)]}
+            self._twins.clear()  # the model swapped after its int8 calibration: its float twin goes
+            entry = self._twins[id(main)] = (main, copy)
+        return entry[1]
 
     def _run(self, frames: list[np.ndarray], imgsz: int) -> list[FrameDetections]:
         height, width = frames[0].shape[:2]

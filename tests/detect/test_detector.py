@@ -201,3 +201,23 @@ def test_tiles_find_small_people_a_single_pass_misses(frame):
         and (many.people.xyxy[:, 3] <= h + 1).all()
     )
     assert len(many.poses) <= len(many.people) and many.poses.keypoints is not None
+
+
+def test_a_twin_that_cannot_load_leaves_the_looks_on_the_shared_model(monkeypatch, caplog):
+    """One warning, then the looks share the detect stage's model under the lock, as before."""
+    from anonymise.detect import detector as module
+
+    calls = []
+
+    def broken(model):
+        calls.append(model)
+        raise ModelError("out of GPU memory")
+
+    monkeypatch.setattr(module, "twin", broken)
+    d = module.Detector.__new__(module.Detector)
+    d.pose_model, d.box_model, d.seg_model = object(), None, None
+    d._twins, d._max_batch, d._threads = {}, {}, module.torch.get_num_threads()
+    with caplog.at_level("WARNING", logger="anonymise"):
+        assert d.look_shares_models() and d.look_shares_models()
+    assert len(calls) == 1, "tried once"
+    assert [r.message for r in caplog.records] == ["second looks share the detect stage's model: out of GPU memory"]
