@@ -209,21 +209,37 @@ def test_a_held_track_whose_looks_find_nobody_is_not_looked_at_again(monkeypatch
 
 @pytest.mark.parametrize("shares", [True, False], ids=["shared-under-the-lock", "twin-beside-the-detect-stage"])
 def test_second_looks_take_the_model_lock_only_when_they_share_the_models(shares):
-    """A detector whose looks run on the detect stage's models is called under the stream's lock;
-    one with a twin of its own is not (it runs beside the detect stage)."""
+    """A detector whose looks run on the detect stage's models is called with the stream's model
+    lock held by the looking thread; one with a twin of its own is not (it runs beside the detect stage)."""
+    import threading
+
+    class Owned:
+        """The stream's model lock, saying which thread holds it."""
+
+        def __init__(self):
+            self._lock, self.owner = threading.Lock(), None
+
+        def __enter__(self):
+            self._lock.acquire()
+            self.owner = threading.get_ident()
+
+        def __exit__(self, *exc):
+            self.owner = None
+            self._lock.release()
 
     class Looking(ColourDetector):
         def look_shares_models(self):
             return shares
 
         def look(self, crops, imgsz):
-            held.append(stream._models.locked())
+            held.append(stream._models.owner == threading.get_ident())
             return [r.poses if len(r.poses) else r.people for r in (self([c], imgsz=imgsz)[0] for c in crops)]
 
     held = []
     frames = synthetic_frames(20)
     anon = Anonymiser(Config(fail_closed=True), detector=Looking(keypoints=True, blind_full_frame=True))
     stream = anon.stream(lookahead=10)
+    stream._models = Owned()
     out = [o for _, o in anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream)]
     assert _visible(out) == [] and stream.counts.second_look >= 15
     assert held and set(held) == {shares}
