@@ -115,9 +115,9 @@ class Detector:
                 export["openvino_hint"] = openvino_hint
         #: largest batch per model call (TensorRT engines), by id(model)
         self._max_batch: dict[int, int] = {}
-        #: id(model) -> (the model, its twin) the second looks run on beside the detect stage (see
-        #: :meth:`look_shares_models`); one dict, shared by the shallow copies the studio makes per job
-        self._twins: dict[int, tuple] = {}
+        #: ``[(the model, its twin)]`` the second looks run on beside the detect stage (see
+        #: :meth:`look_shares_models`); one holder, shared by the shallow copies the studio makes per job
+        self._twin: list[tuple | None] = [None]
         self.pose_model = None
         self.box_model = None
         self.seg_model = None
@@ -263,7 +263,7 @@ class Detector:
         if not crops:
             return []
         model = self._look_model()
-        pose = (self.pose_model or self.box_model or self.seg_model) is self.pose_model
+        pose = self.pose_model is not None  # the twin of the pose model gives keypoints too
         # Every crop padded to a square (grey, right and bottom: coordinates unchanged), so each call
         # has the input shape (batch, 3, imgsz, imgsz) whatever the crops: a handful of shapes for
         # the runtimes' per-shape caches (oneDNN primitives, OpenVINO reshapes) over a whole video.
@@ -288,14 +288,18 @@ class Detector:
         the second looks then run beside the detect stage instead of waiting for its model call.
         PyTorch weights, and a model still collecting its int8 calibration, are shared.
         """
-        return self._look_model() is (self.pose_model or self.box_model or self.seg_model)
+        return self._look_model() is self._main_model()
+
+    def _main_model(self):
+        """The model the second looks ask: the pose model when there is one (boxes and skeletons)."""
+        return self.pose_model or self.box_model or self.seg_model
 
     def _look_model(self):
-        main = self.pose_model or self.box_model or self.seg_model
+        main = self._main_model()
         if getattr(main, "int8_calibration", None) is not None:
             return main
-        entry = self._twins.get(id(main))
-        if entry is None or entry[0] is not main:
+        entry = self._twin[0]
+        if entry is None or entry[0] is not main:  # the first look, or the model swapped after its int8 calibration
             try:
                 copy = twin(main) or main
             except ModelError as e:  # the looks share the model, under the lock, as before
@@ -306,8 +310,7 @@ class Detector:
                     torch.set_num_threads(self._threads)
             if id(main) in self._max_batch:  # a TensorRT engine's twin takes the same batches
                 self._max_batch = {**self._max_batch, id(copy): self._max_batch[id(main)]}
-            self._twins.clear()  # the model swapped after its int8 calibration: its float twin goes
-            entry = self._twins[id(main)] = (main, copy)
+            entry = self._twin[0] = (main, copy)
         return entry[1]
 
     def _run(self, frames: list[np.ndarray], imgsz: int) -> list[FrameDetections]:

@@ -216,7 +216,7 @@ def test_a_twin_that_cannot_load_leaves_the_looks_on_the_shared_model(monkeypatc
     monkeypatch.setattr(module, "twin", broken)
     d = module.Detector.__new__(module.Detector)
     d.pose_model, d.box_model, d.seg_model = object(), None, None
-    d._twins, d._max_batch, d._threads = {}, {}, module.torch.get_num_threads()
+    d._twin, d._max_batch, d._threads = [None], {}, module.torch.get_num_threads()
     with caplog.at_level("WARNING", logger="anonymise"):
         assert d.look_shares_models() and d.look_shares_models()
     assert len(calls) == 1, "tried once"

@@ -453,7 +453,7 @@ def test_second_looks_run_on_a_twin_of_an_exported_model(clip, export_cache, mon
     assert detector._look_model() is twin, "loaded once"
     crops = read_frames(clip)[:3]
     ours = detector.look(crops, 320)
-    detector._twins = {id(detector.pose_model): (detector.pose_model, detector.pose_model)}  # the detect stage's model
+    detector._twin[0] = (detector.pose_model, detector.pose_model)  # the detect stage's own model
     theirs = detector.look(crops, 320)
     assert sum(len(p) for p in theirs) > 0, "people walk through these frames"
     for a, b in zip(ours, theirs):
