@@ -205,11 +205,6 @@ class Config:
         return self.second_look and PRESETS[self.preset]["second_look"]
 
     @property
-    def tile_attention(self) -> bool:
-        """Whether the small search runs only the tiles where people can be between sweeps (``fast``)."""
-        return PRESETS[self.preset]["tile_attention"]
-
-    @property
     def sweep_every(self) -> int:
         """The small search and the frame-scale pass each run on at least every this many frames."""
         return PRESETS[self.preset]["sweep_every"]
@@ -230,19 +225,13 @@ def _check_range(name: str, value: float, low: float, high: float, low_open: boo
 #: The compute policy's presets (``--preset``). Each pass of the detector (the frame-scale pass and the
 #: small-person search) runs on every frame while its kind of person was seen lately and on at least
 #: every ``sweep_every``-th frame otherwise (see :mod:`anonymise.policy`); ``min_person`` is a floor
-#: on ``--min-person`` for the small search; ``second_look`` allows the second looks on crops;
-#: ``tile_attention``: between sweeps the small search runs only the tiles where people can be
-#: (off in ``balanced``: on upscaled pedestrians it gained 1.3x and was measured at 4.8% residual
-#: against 3.9% for ``thorough``, so it is not the default).
+#: on ``--min-person`` for the small search; ``second_look`` allows the second looks on crops. Where
+#: the small search tiles the frame, a rotating ``1 / sweep_every`` share of its tiles runs on each
+#: frame, plus those around the people only the tiles found (``ScalePolicy.tiles``).
 PRESETS: dict[str, dict] = {
-    "thorough": {
-        "sweep_every": 1,
-        "min_person": 4,
-        "second_look": True,
-        "tile_attention": False,
-    },  # every pass on every frame
-    "balanced": {"sweep_every": 5, "min_person": 4, "second_look": True, "tile_attention": False},  # the default
-    "fast": {"sweep_every": 10, "min_person": 48, "second_look": False, "tile_attention": True},
+    "thorough": {"sweep_every": 1, "min_person": 4, "second_look": True},  # every pass (and tile) on every frame
+    "balanced": {"sweep_every": 5, "min_person": 4, "second_look": True},  # the default
+    "fast": {"sweep_every": 10, "min_person": 48, "second_look": False},
 }
 
 #: people this tall (pixels, at the model's input) are found reliably by nano YOLO models

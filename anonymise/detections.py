@@ -190,3 +190,6 @@ class FrameDetections:
     poses: Detections
     #: found by a deep sweep (the small search at a larger size, see :meth:`anonymise.policy.ScalePolicy.deep`)
     deep: bool = False
+    #: (K, 4) boxes of the people only the small search's tiles found (no full-frame pass accounts for
+    #: them: :func:`anonymise.detect.tiles.tile_only`); ``None`` where the detector does not tile
+    tile_only: np.ndarray | None = None

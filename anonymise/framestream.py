@@ -286,7 +286,7 @@ class FrameStream:
                     f.deep = on
             self._detected_any = True
             if self._scale is not None:
-                self._scale.observe([f.people.xyxy for f in found])
+                self._scale.observe([f.people.xyxy for f in found], [f.tile_only for f in found])
                 self.counts.small_skipped = self._scale.skipped["small"]
                 self.counts.large_skipped = self._scale.skipped["large"]
                 self.counts.tiles_skipped = self._scale.skipped["tiles"]
@@ -323,7 +323,6 @@ class FrameStream:
                 every=self.config.sweep_every,
                 windows=windows,
                 search_imgsz=size,
-                attention=self.config.tile_attention,
             )
         return self._scale.passes(len(images))
 

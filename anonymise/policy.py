@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import MAX_IMGSZ, TARGET_PERSON_PX
-from .detections import nested
+from .detections import box_ioa, nested
 
 #: a person this tall (px at the frame-scale pass's input) or taller is found by that pass alone
 SMALL_AT_MODEL = 96
@@ -47,6 +47,10 @@ WARMUP = 3
 SWEEP_EVERY = 5
 #: a box lying this much inside a taller one is a part of that person (a split), not a small person
 NESTED = 0.7
+#: around a person only the tiles found, the tile that holds their box grown by this share of its
+#: size per side (room to move until the next frame) runs; or, where no tile holds this share of it
+#: (TILE_HOLDS), every tile it touches
+TILE_MARGIN, TILE_HOLDS = 0.25, 0.9
 #: a person at least this share of the frame's height is large: the frame-scale pass finds them whole
 LARGE_SHARE = 0.4
 
@@ -92,7 +96,6 @@ class ScalePolicy:
         every: int = SWEEP_EVERY,
         windows: list | None = None,
         search_imgsz: int | None = None,
-        attention: bool = False,
     ):
         #: frame pixels -> frame-scale pass pixels; ``None``: no separate frame-scale pass (nothing to choose)
         self.scale = None if large_imgsz is None else large_imgsz / max(width, height)
@@ -103,12 +106,11 @@ class ScalePolicy:
         self.windows = list(windows or [])
         self.search_imgsz = search_imgsz or max(width, height)
         self.search_scale = self.search_imgsz / max(width, height)
-        #: between sweeps, only the tiles where people can be (``fast``), rather than all or none
-        self.attention = attention
         self._t = 0
+        self._streak = 0  # frames in a row, up to now, that got the small search
         self._cut = 0  # the frame of the last scene cut (the start counts as one)
         self._last = {"small": -(10**9), "large": -(10**9)}
-        self._tiny: list[tuple[int, np.ndarray]] = []  # (frame, boxes) of people the full-frame pass may lose
+        self._tiny: list[tuple[int, np.ndarray]] = []  # (frame, boxes) of people only the tiles found
         #: frames that skipped each pass, and tile crops not run (for the run's summary and benchmarks)
         self.skipped = {"small": 0, "large": 0, "tiles": 0}
 
@@ -116,45 +118,46 @@ class ScalePolicy:
         """(small search, frame-scale pass): whether the next ``count`` frames (one model call) get each."""
         t, self._t = self._t, self._t + count
         if self.scale is None or self.every <= 1:
+            self._streak += count
             return True, True
         sweep = t - self._cut < WARMUP or any((t + i) % self.every == 0 for i in range(count))
         run = {kind: sweep or t - last <= RECENT for kind, last in self._last.items()}
         for kind, on in run.items():
             if not on:
                 self.skipped[kind] += count
+        self._streak = self._streak + count if run["small"] else 0
         return run["small"], run["large"]
 
     def tiles(self, count: int) -> list[bool] | None:
         """Which tiles the model call :meth:`passes` just planned runs (``None``: all of them).
 
-        Every tile on a sweep frame; otherwise the tiles around people the full-frame pass may
-        lose (seen in the last ``RECENT`` frames, each grown by its own size) and a rotating
-        ``1 / every`` share of the rest, so each tile is searched on at least every
-        ``every``-th frame even without a sweep. Moving regions no detection explains get their
-        second look on crops in the stream (the motion guard), whatever the tiles.
+        Every tile on the first ``WARMUP`` frames (and after a scene cut), and on a sweep frame
+        unless the small search ran on each of the last ``every`` frames; otherwise a rotating
+        ``1 / every`` share of them (tile ``j`` on the frames ``t`` with ``t % every == j % every``,
+        so each is searched on every ``every``-th frame), plus, around each person only the tiles
+        found in the last ``RECENT`` frames (whom the full-frame pass cannot be trusted to see), the
+        tile that holds them with room to move (``TILE_MARGIN``, ``TILE_HOLDS``). Moving regions no
+        detection explains, and tracks the detections lost, get their second look on crops in the
+        stream (the motion guard), whatever the tiles.
         """
         if not self.windows or self.every <= 1:
             return None
         t = self._t - count
-        if t - self._cut < WARMUP or any((t + i) % self.every == 0 for i in range(count)):
-            return None
+        sweep = any((t + i) % self.every == 0 for i in range(count))
+        if t - self._cut < WARMUP or (sweep and self._streak < self.every):
+            return None  # the rotation has not run on each of the last `every` frames: every tile
+        phases = {(t + i) % self.every for i in range(count)}
+        keep = [(j % self.every) in phases for j in range(len(self.windows))]
         recent = [b for when, b in self._tiny if t - when <= RECENT]
-        if not self.attention:
-            # every tile while anyone too small for the full-frame pass was seen lately; none otherwise
-            if recent:
-                return None
-            self.skipped["tiles"] += count * len(self.windows)
-            return [False] * len(self.windows)
-        keep = [(j % self.every) == (t % self.every) for j in range(len(self.windows))]
         if recent:
             boxes = np.concatenate(recent)
             size = np.maximum(boxes[:, 2:] - boxes[:, :2], 1)
-            grown = np.hstack([boxes[:, :2] - size, boxes[:, 2:] + size])
-            for j, (x0, y0, x1, y1) in enumerate(self.windows):
-                if not keep[j]:
-                    keep[j] = bool(
-                        ((grown[:, 0] < x1) & (grown[:, 2] > x0) & (grown[:, 1] < y1) & (grown[:, 3] > y0)).any()
-                    )
+            grown = np.hstack([boxes[:, :2] - TILE_MARGIN * size, boxes[:, 2:] + TILE_MARGIN * size])
+            inside = box_ioa(np.asarray(self.windows, np.float32), grown)  # [tile, box]: share of the box in it
+            for share in inside.T:
+                # the tile that holds the person (with room to move) best; every tile they touch if none holds them
+                for j in [int(share.argmax())] if share.max() >= TILE_HOLDS else np.flatnonzero(share > 0):
+                    keep[j] = True
         self.skipped["tiles"] += count * (len(keep) - sum(keep))
         return keep
 
@@ -182,17 +185,22 @@ class ScalePolicy:
         self._last = {kind: -(10**9) for kind in self._last}
         self._tiny = []
 
-    def observe(self, boxes_per_frame: list[np.ndarray]) -> None:
-        """The people one model call found (boxes per frame, in frame pixels)."""
+    def observe(self, boxes_per_frame: list[np.ndarray], tile_only: list[np.ndarray | None] | None = None) -> None:
+        """The people one model call found (boxes per frame, in frame pixels), and among them those
+        only the tiles found (``tile_only``, per frame; ``None`` where the detector does not say:
+        then every person too small for the full-frame pass, who is not part of a taller one)."""
         end = self._t
-        for i, boxes in enumerate(boxes_per_frame):
+        tile_only = tile_only or [None] * len(boxes_per_frame)
+        for i, (boxes, only) in enumerate(zip(boxes_per_frame, tile_only)):
             t = end - len(boxes_per_frame) + i
             boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-            if self.windows and len(boxes):
-                heights = (boxes[:, 3] - boxes[:, 1]) * self.search_scale
-                tiny = boxes[heights < TINY_AT_SEARCH]
-                if len(tiny):
-                    self._tiny.append((t, tiny))
+            if self.windows:
+                if only is None:
+                    heights = (boxes[:, 3] - boxes[:, 1]) * self.search_scale
+                    only = boxes[(heights < TINY_AT_SEARCH) & ~nested(boxes, NESTED)]
+                only = np.asarray(only, np.float32).reshape(-1, 4)
+                if len(only):
+                    self._tiny.append((t, only))
                 self._tiny = [(when, b) for when, b in self._tiny if t - when <= RECENT]
             if self.scale is None:
                 continue

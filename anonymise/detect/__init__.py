@@ -12,7 +12,7 @@
 from ..detections import FrameDetections, suppress
 from .detector import Detector, resolve_device
 from .loading import load_model
-from .tiles import large_imgsz, merge_tiles, tile_windows
+from .tiles import large_imgsz, merge_tiles, tile_only, tile_windows
 from .yolo import align_masks, person_class, to_detections
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "person_class",
     "resolve_device",
     "suppress",
+    "tile_only",
     "tile_windows",
     "to_detections",
 ]

@@ -17,7 +17,7 @@ from ..detections import Detections, FrameDetections
 from ..errors import AnonymiseError, ConfigError, ModelError, first_line
 from . import exports
 from .loading import Calibration, load_export, load_model, twin
-from .tiles import large_imgsz, merge_tiles, pad_square, tile_windows
+from .tiles import large_imgsz, merge_tiles, pad_square, tile_only, tile_windows
 from .yolo import LetterBox, person_class, to_detections, torch
 
 log = logging.getLogger("anonymise")
@@ -233,6 +233,7 @@ class Detector:
         if not small and large:
             return self._run(frames, large)
         windows = tile_windows(height, width, self.config.tiles, min_person)
+        tiling = bool(windows)
         if tiles is not None:
             windows = [w for w, keep in zip(windows, tiles) if keep]
         parts_per_frame: list[list[FrameDetections]] = [[] for _ in frames]
@@ -250,9 +251,17 @@ class Detector:
                 parts_per_frame[i].extend(tiles[i * n : (i + 1) * n])
             offsets.extend(windows)
         whole = self._run(frames, search or size)
-        if not offsets:
-            return whole
-        return [merge_tiles(w, parts, offsets, (height, width)) for w, parts in zip(whole, parts_per_frame)]
+        shape = (height, width)
+        merged = [merge_tiles(w, parts, offsets, shape) if offsets else w for w, parts in zip(whole, parts_per_frame)]
+        if tiling:  # who only the tiles found: where the policy keeps them running (ScalePolicy.tiles)
+            full = 1 if large else 0  # the frame-scale pass's part comes first
+            for found, w, parts in zip(merged, whole, parts_per_frame):
+                on_tiles = [p.people.xyxy + np.float32([x, y, x, y]) for p, (x, y, _, _) in zip(parts[full:], windows)]
+                found.tile_only = tile_only(
+                    np.concatenate([w.people.xyxy, *(p.people.xyxy for p in parts[:full])]),
+                    np.concatenate([np.zeros((0, 4), np.float32), *on_tiles]),
+                )
+        return merged
 
     def look(self, crops: list[np.ndarray], imgsz: int) -> list[Detections]:
         """People (boxes, with keypoints when the pose model runs) in crops of any sizes, one model call.

@@ -201,6 +201,28 @@ def test_tiles_find_small_people_a_single_pass_misses(frame):
         and (many.people.xyxy[:, 3] <= h + 1).all()
     )
     assert len(many.poses) <= len(many.people) and many.poses.keypoints is not None
+    # who only the tiles found: boxes of the merged people that no full-frame box accounts for
+    assert one.tile_only is None, "no tiles, nothing to say"
+    assert len(many.tile_only) >= 1 and len(people) - len(one.people) >= 1
+    assert all((many.people.xyxy == box).all(axis=1).any() for box in many.tile_only)
+    windows = tiled.windows(w, h)
+    (none,) = tiled([frame], tiles=[False] * len(windows))
+    assert none.tile_only is not None and len(none.tile_only) == 0, "no tile ran: nobody found only on tiles"
+
+
+def test_tile_only_keeps_the_people_no_full_frame_box_accounts_for():
+    full = np.array([[0, 0, 100, 200], [300, 0, 320, 40]], np.float32)
+    tiled = np.array(
+        [
+            [2, 2, 98, 198],  # the same person (IoU)
+            [10, 10, 50, 90],  # a part of the first, found whole by the full pass
+            [290, 0, 330, 120],  # holds the second: the full pass found them in part
+            [200, 100, 220, 140],  # nobody the full pass found
+        ],
+        np.float32,
+    )
+    assert detect.tile_only(full, tiled).tolist() == [[200, 100, 220, 140]]
+    assert detect.tile_only(full[:0], tiled).shape == (4, 4) and detect.tile_only(full, tiled[:0]).shape == (0, 4)
 
 
 def test_a_twin_that_cannot_load_leaves_the_looks_on_the_shared_model(monkeypatch, caplog):
