@@ -52,7 +52,7 @@ and ``peak MiB`` is the process's peak so far.
 
     python scripts/bench.py [--video PATH] [--frames N] [--mode bbox|seg|both] [--imgsz N] [--device cpu]
                            [--skip-naive] [--rounds N]
-    python scripts/bench.py --resolutions   # the defaults vs --preset thorough at 360p to 1080p, with privacy
+    python scripts/bench.py --resolutions   # the defaults vs --preset thorough, 360p to 1080p and a crowd
     python scripts/bench.py --memory-check 80   # peak RSS on 80 vs 800 frames (fresh process each): flat in length?
 """
 
@@ -610,11 +610,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--resolutions",
         action="store_true",
-        help="the defaults and --preset thorough at 360p, 432p, 480p, 720p and "
-        "1080p: fps, model share, peak RSS and privacy (see scripts/bench_resolutions.py); --frames per row, "
+        help="the defaults and --preset thorough at 360p, 432p, 480p, 720p, 1080p and on a 1280x720 "
+        "crowd: fps, model share, peak RSS and privacy (see scripts/bench_resolutions.py); --frames per row, "
         "default 100",
     )
-    p.add_argument("--rows", nargs="+", help="--resolutions: only these rows (360p 432p 480p 720p 1080p)")
+    p.add_argument("--rows", nargs="+", help="--resolutions: only these rows (360p 432p 480p 720p 1080p crowd)")
     p.add_argument(
         "--presets", nargs="+", help="--resolutions: these presets (default: balanced thorough, and the table)"
     )

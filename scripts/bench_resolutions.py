@@ -1,6 +1,6 @@
 """``bench.py --resolutions``: the defaults at every resolution, beside ``--preset thorough``.
 
-One row per resolution, each run twice (the defaults, then ``--preset thorough``) on a cut of a
+One row per resolution (and a crowd), each run twice (the defaults, then ``--preset thorough``) on a cut of a
 shared clip, everything in one process:
 
 - **fps**: ``Anonymiser.process_video`` on the cut (a temporary H.264 file), whole pipeline:
@@ -19,7 +19,11 @@ shared clip, everything in one process:
   - ``432p`` ``one-by-one-person-detection.mp4`` (its first 70 frames, empty, give the scene;
     the cut is the N frames after them): **person pixels leaked %**;
   - ``480p`` the close-ups (``closeups/*.mkv``, the first N frames of each, pooled): **core
-    pixels leaked %**.
+    pixels leaked %**;
+  - ``crowd`` four moments of ``pedestrians.mp4`` (frames i, i+200, i+400 and i+600), each
+    stretched to 640x360, in one 1280x720 frame (2x2): 20-50 people 20-60 px tall, a stand-in
+    for a crowd seen from afar: **residual people %**, each cell scaled back to 480x360 and
+    scored against the reference's people in its own moment.
 
 The ratio columns are the defaults over thorough, run back to back on the same machine.
 

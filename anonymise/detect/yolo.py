@@ -36,9 +36,10 @@ from ultralytics.data.augment import LetterBox  # noqa: E402, F401 - the detecto
 
 #: OpenVINO CPU properties every model is compiled with. Threads not pinned to cores: the detect
 #: stage's model and the second looks' twin run at once, and pinned, their threads wait for each
-#: other's cores. On pedestrians.mp4 (200 frames in memory, two runs each, a throwaway script
-#: timing the stream) 10.3 and 10.7 fps pinned, 13.3 and 11.2 not; at 960x720, where the looks
-#: are rare, the same within noise (3.8-4.2 fps either way).
+#: other's cores. On pedestrians.mp4 (throwaway scripts, runs alternated): in memory, 200 frames,
+#: 10.3 and 10.7 fps pinned, 13.3 and 11.2 not; whole process (``process_video``, 200 frames)
+#: 11.0, 9.6 and 10.9 pinned, 10.8, 11.2 and 11.1 not; at 960x720, where the looks are rare, the
+#: same within noise (3.8-4.2 fps either way).
 OPENVINO_CPU = {"ENABLE_CPU_PINNING": False}
 
 
