@@ -21,10 +21,10 @@ look-ahead (live sources) both passes run on every frame. ``SWEEP_EVERY`` is the
 preset's period: ``thorough`` runs both passes on every frame, ``fast`` sweeps every 10th
 (see ``config.PRESETS``).
 
-With ``--preset fast``, where the small search tiles the frame (beyond 1280 px), it looks where
-people can be (:meth:`ScalePolicy.tiles`): between sweeps only the tiles around the people the
-full-frame pass may lose, plus a rotating share of the rest; each tile is searched on at least
-every sweep period, and the motion guard's second looks cover whatever moves unexplained.
+Where the small search tiles the frame (beyond 1280 px), it looks where people can be
+(:meth:`ScalePolicy.tiles`, every preset but ``thorough``): a rotating share of the tiles, so
+each is searched at least every sweep period, plus the tile around each person only the tiles
+found; the motion guard's second looks cover whatever moves unexplained, and the tracks lost.
 """
 
 from __future__ import annotations
