@@ -110,7 +110,7 @@ class ScalePolicy:
         self._streak = 0  # frames in a row, up to now, that got the small search
         self._cut = 0  # the frame of the last scene cut (the start counts as one)
         self._last = {"small": -(10**9), "large": -(10**9)}
-        self._tiny: list[tuple[int, np.ndarray]] = []  # (frame, boxes) of people only the tiles found
+        self._tile_only: list[tuple[int, np.ndarray]] = []  # (frame, boxes) of people only the tiles found
         #: frames that skipped each pass, and tile crops not run (for the run's summary and benchmarks)
         self.skipped = {"small": 0, "large": 0, "tiles": 0}
 
@@ -148,7 +148,7 @@ class ScalePolicy:
             return None  # the rotation has not run on each of the last `every` frames: every tile
         phases = {(t + i) % self.every for i in range(count)}
         keep = [(j % self.every) in phases for j in range(len(self.windows))]
-        recent = [b for when, b in self._tiny if t - when <= RECENT]
+        recent = [b for when, b in self._tile_only if t - when <= RECENT]
         if recent:
             boxes = np.concatenate(recent)
             size = np.maximum(boxes[:, 2:] - boxes[:, :2], 1)
@@ -183,7 +183,7 @@ class ScalePolicy:
         what was seen before no longer says where people are."""
         self._cut = self._t
         self._last = {kind: -(10**9) for kind in self._last}
-        self._tiny = []
+        self._tile_only = []
 
     def observe(self, boxes_per_frame: list[np.ndarray], tile_only: list[np.ndarray | None] | None = None) -> None:
         """The people one model call found (boxes per frame, in frame pixels), and among them those
@@ -200,8 +200,8 @@ class ScalePolicy:
                     only = boxes[(heights < TINY_AT_SEARCH) & ~nested(boxes, NESTED)]
                 only = np.asarray(only, np.float32).reshape(-1, 4)
                 if len(only):
-                    self._tiny.append((t, only))
-                self._tiny = [(when, b) for when, b in self._tiny if t - when <= RECENT]
+                    self._tile_only.append((t, only))
+                self._tile_only = [(when, b) for when, b in self._tile_only if t - when <= RECENT]
             if self.scale is None:
                 continue
             height = smallest_person(boxes)

@@ -254,13 +254,10 @@ class Detector:
         shape = (height, width)
         merged = [merge_tiles(w, parts, offsets, shape) if offsets else w for w, parts in zip(whole, parts_per_frame)]
         if tiling:  # who only the tiles found: where the policy keeps them running (ScalePolicy.tiles)
-            full = 1 if large else 0  # the frame-scale pass's part comes first
             for found, w, parts in zip(merged, whole, parts_per_frame):
-                on_tiles = [p.people.xyxy + np.float32([x, y, x, y]) for p, (x, y, _, _) in zip(parts[full:], windows)]
-                found.tile_only = tile_only(
-                    np.concatenate([w.people.xyxy, *(p.people.xyxy for p in parts[:full])]),
-                    np.concatenate([np.zeros((0, 4), np.float32), *on_tiles]),
-                )
+                # merge_tiles keeps the order: the full-frame pass, the frame-scale pass (when it ran), the tiles
+                full = len(w.people) + (len(parts[0].people) if large else 0)
+                found.tile_only = tile_only(found.people.xyxy[:full], found.people.xyxy[full:])
         return merged
 
     def look(self, crops: list[np.ndarray], imgsz: int) -> list[Detections]:

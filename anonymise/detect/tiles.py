@@ -40,33 +40,25 @@ def tile_windows(height: int, width: int, tiles: str = "auto", min_person: int =
     ``N`` cuts the long side into N tiles. Tiles overlap by at least two person heights, so
     every person up to that tall lies whole in some tile.
     """
-    plan = _tile_plan(height, width, tiles, min_person)
-    if plan is None:
+    tiles = str(tiles).lower()
+    long_side = max(height, width)
+    if tiles == "off":
         return []
-    side, overlap = plan
+    if tiles == "auto":
+        scale = inference_scale(min_person)
+        if long_side * scale <= MAX_IMGSZ:
+            return []
+        side = int(MIN_IMGSZ / scale)
+    else:
+        if int(tiles) <= 1:
+            return []
+        side = int(np.ceil(long_side / int(tiles) * 1.25))
+    overlap = max(2 * min_person, side // 5)
+    side = max(side, overlap + min_person)
     tile_w, tile_h = min(side, width), min(side, height)
     xs = _starts(width, tile_w, overlap)
     ys = _starts(height, tile_h, overlap)
     return [(x, y, x + tile_w, y + tile_h) for y in ys for x in xs]
-
-
-def _tile_plan(height: int, width: int, tiles: str, min_person: int) -> tuple[int, int] | None:
-    """(tile side, overlap) in frame pixels, or ``None`` for no tiling."""
-    tiles = str(tiles).lower()
-    long_side = max(height, width)
-    if tiles == "off":
-        return None
-    if tiles == "auto":
-        scale = inference_scale(min_person)
-        if long_side * scale <= MAX_IMGSZ:
-            return None
-        side = int(MIN_IMGSZ / scale)
-    else:
-        if int(tiles) <= 1:
-            return None
-        side = int(np.ceil(long_side / int(tiles) * 1.25))
-    overlap = max(2 * min_person, side // 5)
-    return max(side, overlap + min_person), overlap
 
 
 def _starts(length: int, tile: int, overlap: int) -> list[int]:
