@@ -209,6 +209,11 @@ class Config:
         """The small search and the frame-scale pass each run on at least every this many frames."""
         return PRESETS[self.preset]["sweep_every"]
 
+    @property
+    def search_every(self) -> int:
+        """Between sweeps, the small search runs on at most every this many frames (the tracks carry the people)."""
+        return PRESETS[self.preset]["search_every"]
+
     def replace(self, **changes) -> Config:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
@@ -227,11 +232,13 @@ def _check_range(name: str, value: float, low: float, high: float, low_open: boo
 #: every ``sweep_every``-th frame otherwise (see :mod:`anonymise.policy`); ``min_person`` is a floor
 #: on ``--min-person`` for the small search; ``second_look`` allows the second looks on crops. Where
 #: the small search tiles the frame, a rotating ``1 / sweep_every`` share of its tiles runs on each
-#: frame, plus those around the people only the tiles found (``ScalePolicy.tiles``).
+#: frame it searches, plus those around the people only the tiles found (``ScalePolicy.tiles``), and the search
+#: runs on at most every ``search_every``-th frame between sweeps, the tracks carrying its people
+#: across (``ScalePolicy.stride``).
 PRESETS: dict[str, dict] = {
-    "thorough": {"sweep_every": 1, "min_person": 4, "second_look": True},  # every pass (and tile) on every frame
-    "balanced": {"sweep_every": 5, "min_person": 4, "second_look": True},  # the default
-    "fast": {"sweep_every": 10, "min_person": 48, "second_look": False},
+    "thorough": {"sweep_every": 1, "search_every": 1, "min_person": 4, "second_look": True},  # all, every frame
+    "balanced": {"sweep_every": 5, "search_every": 2, "min_person": 4, "second_look": True},  # the default
+    "fast": {"sweep_every": 10, "search_every": 1, "min_person": 48, "second_look": False},
 }
 
 #: people this tall (pixels, at the model's input) are found reliably by nano YOLO models

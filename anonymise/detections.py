@@ -193,3 +193,6 @@ class FrameDetections:
     #: (K, 4) boxes of the people only the small search's tiles found (no full-frame pass accounts for
     #: them: :func:`anonymise.detect.tiles.tile_only`); ``None`` where the detector does not tile
     tile_only: np.ndarray | None = None
+    #: the small search skipped this frame for the stride (``ScalePolicy.stride``): the frame-scale
+    #: pass alone ran, and the tracks carry the small people it cannot see to the next search
+    strided: bool = False

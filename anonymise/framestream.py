@@ -113,6 +113,7 @@ class _Slot:
     why: dict = field(default_factory=dict)  # regions masked per reason (see ledger.REASONS)
     held_ids: list = field(default_factory=list)  # track ids of the held boxes
     manual: Any = None  # (K, 4) boxes of the redaction manifest in this frame (in extra too)
+    coasted: list = field(default_factory=list)  # track ids carried on by a strided frame (among held_ids)
 
 
 @dataclass
@@ -284,6 +285,9 @@ class FrameStream:
                 size, which = deep
                 for f, on in zip(found, which):
                     f.deep = on
+            if self._scale is not None and self._scale.strided:
+                for f in found:
+                    f.strided = True
             self._detected_any = True
             if self._scale is not None:
                 self._scale.observe([f.people.xyxy for f in found], [f.tile_only for f in found])
@@ -310,7 +314,7 @@ class FrameStream:
                 self.counts.scene_cuts += 1
         self._thumbnail = thumbnail(images[-1])
         if self._scale is None:
-            from .detect.tiles import large_imgsz
+            from .detect.tiles import alone_imgsz
 
             height, width = images[0].shape[:2]
             size = self.config.imgsz or auto_imgsz(width, height, self.config.search_min_person)
@@ -318,9 +322,10 @@ class FrameStream:
             self._scale = ScalePolicy(
                 width,
                 height,
-                large_imgsz(width, height, size),
+                alone_imgsz(width, height, size, bool(windows)),
                 self.depth,
                 every=self.config.sweep_every,
+                stride=self.config.search_every,
                 windows=windows,
                 search_imgsz=size,
             )
@@ -358,7 +363,7 @@ class FrameStream:
             else:
                 found.people = found.people[~parts]
         try:
-            tracked, held = self._tracker.update(found.people, slot.frame.image.shape[:2])
+            tracked, held = self._tracker.update(found.people, slot.frame.image.shape[:2], coast=found.strided)
         except Exception as e:  # noqa: BLE001 - without tracks the detections are still masked
             log.warning("tracking failed on frame %d: %s", slot.t, e)
             return
@@ -370,6 +375,7 @@ class FrameStream:
         slot.extra.extend(held)
         slot.held = held
         slot.held_ids = list(getattr(self._tracker, "held_ids", []))
+        slot.coasted = list(getattr(self._tracker, "coasted_ids", []))
         slot.why["held"] = len(held)
         self.counts.held += len(held)
         first = self._buffer[0].t
@@ -379,6 +385,12 @@ class FrameStream:
                 target.extra.extend(boxes)
                 target.why["backfill"] = target.why.get("backfill", 0) + len(boxes)
                 self.counts.held += len(boxes)
+        if self.config.pose:
+            for j, between in self._history.poses.items():  # skeletons across short gaps (the stride's frames)
+                target = self._buffer[j - first]
+                if target.found is not None:
+                    poses = target.found.poses
+                    target.found.poses = Detections.concat([poses, between]) if len(poses) else between
         if self._history.new_boxes and self.background_ready:
             # A new track was most likely there, undetected, before: what the background learned
             # around its first box may be that person. Forget it (it is relearned once free).
@@ -617,7 +629,10 @@ class FrameStream:
         held = np.asarray(slot.held, np.float32).reshape(-1, 4)
         if len(ids) != len(held):
             ids = np.full(len(held), -1, np.int64)
-        keep = np.array([self._look_misses.get(int(i), 0) < HELD_LOOK_MISSES for i in ids], bool)
+        # the tracks a strided frame carried on were seen by the last search, and the next one
+        # searches for them (interpolating their skeletons): no look
+        coasted = set(slot.coasted)
+        keep = np.array([self._look_misses.get(int(i), 0) < HELD_LOOK_MISSES and i not in coasted for i in ids], bool)
         seen = np.concatenate([slot.found.people.xyxy, slot.found.poses.xyxy])
         if len(seen):
             keep &= (box_iou(held, seen) < HELD_SEEN_IOU).all(axis=1)

@@ -22,9 +22,20 @@ preset's period: ``thorough`` runs both passes on every frame, ``fast`` sweeps e
 (see ``config.PRESETS``).
 
 Where the small search tiles the frame (beyond 1280 px), it looks where people can be
-(:meth:`ScalePolicy.tiles`, every preset but ``thorough``): a rotating share of the tiles, so
-each is searched at least every sweep period, plus the tile around each person only the tiles
-found; the motion guard's second looks cover whatever moves unexplained, and the tracks lost.
+(:meth:`ScalePolicy.tiles`, every preset but ``thorough``): a rotating share of the tiles plus
+the tile around each person only the tiles found; the motion guard's second looks cover whatever
+moves unexplained, and the tracks lost. There the search costs many frame-scale passes (at
+960x720 its 1280 px pass and tiles cost about six 640 px passes), so ``balanced`` runs it on every
+other frame at most (``stride``, the preset's ``search_every``). The frames between get the
+frame-scale pass alone (frames 1280 px and longer, which have none, get the frame at 640 px:
+:func:`anonymise.detect.alone_imgsz`), and the tracks carry the small people across: each track
+that pass does not see is fed on to ByteTrack along its predicted path and masked as held
+(:class:`anonymise.detect.tracker.PersonTracker`, ``coast``); once the next search sees them, the
+gap gets boxes and skeletons interpolated between the two sightings
+(:class:`anonymise.track.TrackHistory`). The rotation counts the frames searched, so each tile is
+searched at least every ``every * stride`` frames (10 in ``balanced``): a still small person no
+pass has found goes unseen for at most 9 frames, all of which the back-fill reaches (the stride
+is 1 where the look-ahead is shorter than that).
 """
 
 from __future__ import annotations
@@ -96,18 +107,28 @@ class ScalePolicy:
         every: int = SWEEP_EVERY,
         windows: list | None = None,
         search_imgsz: int | None = None,
+        stride: int = 1,
     ):
         #: frame pixels -> frame-scale pass pixels; ``None``: no separate frame-scale pass (nothing to choose)
         self.scale = None if large_imgsz is None else large_imgsz / max(width, height)
         self.height = height
         #: sweep period: ``every`` (the preset's), or every frame when the back-fill cannot reach that far
         self.every = every if lookahead >= every else 1
+        #: between sweeps, the small search runs on every ``stride``-th frame at most (one frame per
+        #: model call) while small people are seen, the frame-scale pass alone between, the tracks
+        #: carrying the small people across; 1 when the back-fill cannot reach a tile's whole
+        #: rotation (``every * stride`` frames)
+        self.stride = stride if windows and self.every > 1 and lookahead >= every * stride else 1
         #: the small search's tiles (x0, y0, x1, y1), and frame pixels -> its full-frame pass's pixels
         self.windows = list(windows or [])
         self.search_imgsz = search_imgsz or max(width, height)
         self.search_scale = self.search_imgsz / max(width, height)
         self._t = 0
-        self._streak = 0  # frames in a row, up to now, that got the small search
+        self._searched = 0  # frames the small search ran on so far (the tiles' rotation counts these)
+        self._ran = -(10**9)  # the last frame the small search ran on
+        self._tile_seen = [-(10**9)] * len(self.windows)  # the last frame each tile was searched
+        #: whether the last model call skipped the small search for the stride (the tracks carry the small people)
+        self.strided = False
         self._cut = 0  # the frame of the last scene cut (the start counts as one)
         self._last = {"small": -(10**9), "large": -(10**9)}
         self._tile_only: list[tuple[int, np.ndarray]] = []  # (frame, boxes) of people only the tiles found
@@ -117,37 +138,45 @@ class ScalePolicy:
     def passes(self, count: int) -> tuple[bool, bool]:
         """(small search, frame-scale pass): whether the next ``count`` frames (one model call) get each."""
         t, self._t = self._t, self._t + count
+        self.strided = False
         if self.scale is None or self.every <= 1:
-            self._streak += count
+            self._searched += count
+            self._ran = t + count - 1
             return True, True
         sweep = t - self._cut < WARMUP or any((t + i) % self.every == 0 for i in range(count))
         run = {kind: sweep or t - last <= RECENT for kind, last in self._last.items()}
+        if run["small"] and t - self._cut >= WARMUP and count == 1 and t - self._ran < self.stride:
+            run["small"], self.strided = False, True
         for kind, on in run.items():
             if not on:
                 self.skipped[kind] += count
-        self._streak = self._streak + count if run["small"] else 0
+        if run["small"]:
+            self._searched += count
+            self._ran = t + count - 1
         return run["small"], run["large"]
 
     def tiles(self, count: int) -> list[bool] | None:
         """Which tiles the model call :meth:`passes` just planned runs (``None``: all of them).
 
-        Every tile on the first ``WARMUP`` frames (and after a scene cut), and on a sweep frame
-        unless the small search ran on each of the last ``every`` frames; otherwise a rotating
-        ``1 / every`` share of them (tile ``j`` on the frames ``t`` with ``t % every == j % every``,
-        so each is searched on every ``every``-th frame), plus, around each person only the tiles
-        found in the last ``RECENT`` frames (whom the full-frame pass cannot be trusted to see), the
-        tile that holds them with room to move (``TILE_MARGIN``, ``TILE_HOLDS``). Moving regions no
+        Every tile on the first ``WARMUP`` frames (and after a scene cut); otherwise a rotating
+        ``1 / every`` share of them (tile ``j`` on the ``n``-th frame searched when ``n % every ==
+        j % every``), every tile not searched for ``every * stride`` frames (where the search
+        lapsed: nobody small seen lately), and, around each person only the tiles found in the
+        last ``RECENT`` frames (whom the full-frame pass cannot be trusted to see), the tile that
+        holds them with room to move (``TILE_MARGIN``, ``TILE_HOLDS``). Moving regions no
         detection explains, and tracks the detections lost, get their second look on crops in the
         stream (the motion guard), whatever the tiles.
         """
         if not self.windows or self.every <= 1:
             return None
         t = self._t - count
-        sweep = any((t + i) % self.every == 0 for i in range(count))
-        if t - self._cut < WARMUP or (sweep and self._streak < self.every):
-            return None  # the rotation has not run on each of the last `every` frames: every tile
-        phases = {(t + i) % self.every for i in range(count)}
-        keep = [(j % self.every) in phases for j in range(len(self.windows))]
+        if t - self._cut < WARMUP:
+            self._tile_seen = [t + count - 1] * len(self.windows)
+            return None
+        period = self.every * self.stride  # each tile is searched on at least every this many frames
+        searched = self._searched - count
+        phases = {(searched + i) % self.every for i in range(count)}
+        keep = [(j % self.every) in phases or t + count - 1 - seen >= period for j, seen in enumerate(self._tile_seen)]
         recent = [b for when, b in self._tile_only if t - when <= RECENT]
         if recent:
             boxes = np.concatenate(recent)
@@ -158,8 +187,9 @@ class ScalePolicy:
                 # the tile that holds the person (with room to move) best; every tile they touch if none holds them
                 for j in [int(share.argmax())] if share.max() >= TILE_HOLDS else np.flatnonzero(share > 0):
                     keep[j] = True
+        self._tile_seen = [t + count - 1 if on else seen for on, seen in zip(keep, self._tile_seen)]
         self.skipped["tiles"] += count * (len(keep) - sum(keep))
-        return keep
+        return None if all(keep) else keep
 
     def deep(self, count: int) -> tuple[int, list[bool]] | None:
         """``(size, which frames)`` for the model call :meth:`passes` just planned when it holds a deep
@@ -182,6 +212,7 @@ class ScalePolicy:
         """A scene cut before the next model call: full sweeps again for ``WARMUP`` frames, and
         what was seen before no longer says where people are."""
         self._cut = self._t
+        self._ran = -(10**9)
         self._last = {kind: -(10**9) for kind in self._last}
         self._tile_only = []
 

@@ -22,6 +22,9 @@ from .detections import Detections
 GROWTH_PER_FRAME = 0.04
 #: ... and at most
 MAX_GROWTH = 0.5
+#: a gap of at most this many frames between two sightings of a track also gets skeletons, interpolated
+#: (the frames the policy's stride left to the frame-scale pass are gaps of 2 for the small people)
+POSE_GAP = 3
 
 
 def grow(box: np.ndarray, fraction: float) -> np.ndarray:
@@ -42,6 +45,7 @@ class _Track:
     last: int
     last_box: np.ndarray
     extrapolated: bool = False
+    last_keypoints: np.ndarray | None = None
 
 
 class TrackHistory:
@@ -53,7 +57,8 @@ class TrackHistory:
     - a track seen for the first time: its box, growing with the distance, in the frames before;
     - the same track's second sighting: boxes extrapolated backwards along its velocity, so a
       person who walked in before being detected is masked where they actually were;
-    - a gap since the last sighting: boxes interpolated between the two sightings.
+    - a gap since the last sighting: boxes interpolated between the two sightings, and where the
+      gap is short (``POSE_GAP``) and both sightings have keypoints, skeletons too (:attr:`poses`).
     """
 
     def __init__(self, depth: int):
@@ -61,19 +66,24 @@ class TrackHistory:
         self._tracks: dict[int, _Track] = {}
         #: boxes of the tracks seen for the first time in the last ``observe`` call
         self.new_boxes: list[np.ndarray] = []
+        #: skeletons the last ``observe`` call interpolated: ``{frame_index: Detections}``
+        self.poses: dict[int, Detections] = {}
 
     def observe(self, t: int, tracked: Detections) -> dict[int, list[np.ndarray]]:
         extra: dict[int, list[np.ndarray]] = {}
         self.new_boxes = []
+        self.poses = {}
         if tracked.tracker_id is None:
             return extra
+        skeletons: dict[int, list] = {}
         oldest = max(t - self.depth, 0)
 
         def add(j: int, box: np.ndarray) -> None:
             if j >= oldest:
                 extra.setdefault(j, []).append(box)
 
-        for box, track_id in zip(tracked.xyxy, tracked.tracker_id):
+        keypoints = tracked.keypoints if tracked.keypoints is not None else [None] * len(tracked)
+        for box, track_id, points, score in zip(tracked.xyxy, tracked.tracker_id, keypoints, tracked.confidence):
             if track_id < 0:
                 continue
             box = np.asarray(box, np.float32)
@@ -82,7 +92,7 @@ class TrackHistory:
                 self.new_boxes.append(box)
                 for j in range(oldest, t):
                     add(j, grow(box, margin(t - j)))
-                self._tracks[int(track_id)] = _Track(t, box, t, box)
+                self._tracks[int(track_id)] = _Track(t, box, t, box, last_keypoints=points)
                 continue
             if not track.extrapolated:
                 velocity = (box - track.first_box) / max(t - track.first, 1)
@@ -93,9 +103,24 @@ class TrackHistory:
             if 1 < gap <= self.depth + 1:
                 for j in range(track.last + 1, t):
                     w = (j - track.last) / gap
-                    add(j, grow((1 - w) * track.last_box + w * box, margin(min(j - track.last, t - j))))
-            track.last, track.last_box = t, box
+                    between = (1 - w) * track.last_box + w * box
+                    add(j, grow(between, margin(min(j - track.last, t - j))))
+                    if gap <= POSE_GAP and points is not None and track.last_keypoints is not None and j >= oldest:
+                        before, after = track.last_keypoints, points
+                        where = (1 - w) * before[:, :2] + w * after[:, :2]
+                        joints = np.concatenate([where, np.minimum(before[:, 2:], after[:, 2:])], axis=1)
+                        skeletons.setdefault(j, []).append((between, score, int(track_id), joints))
+            track.last, track.last_box, track.last_keypoints = t, box, points
         # forget tracks that can no longer fill anything
         for track_id in [k for k, tr in self._tracks.items() if t - tr.last > 10 * max(self.depth, 1)]:
             del self._tracks[track_id]
+        for j, found in skeletons.items():
+            boxes, scores, ids, joints = zip(*found)
+            self.poses[j] = Detections(
+                np.stack(boxes),
+                np.asarray(scores, np.float32),
+                np.zeros(len(ids), np.int64),
+                tracker_id=np.asarray(ids, np.int64),
+                keypoints=np.stack(joints).astype(np.float32),
+            )
         return extra

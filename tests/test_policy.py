@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from anonymise import Anonymiser, Config
-from anonymise.detect import FrameDetections, large_imgsz
+from anonymise.detect import FrameDetections, alone_imgsz, large_imgsz
 from anonymise.detections import Detections
 from anonymise.io.video import Frame
 from anonymise.policy import RECENT, SWEEP_EVERY, WARMUP, ScalePolicy, smallest_person
@@ -16,6 +16,9 @@ def test_large_pass_runs_only_when_the_main_pass_enlarges_the_frame():
     assert large_imgsz(480, 360, 960) == 480
     assert large_imgsz(768, 432, 1280) == 640  # at most 640 (the models' training size)
     assert large_imgsz(1280, 720, 1280) is None  # not enlarged: the main pass sees large people whole
+    # alone (the small search skipped), a frame the search tiles but does not enlarge gets the frame at 640
+    assert alone_imgsz(1280, 720, 1280, tiled=True) == 640 and alone_imgsz(1280, 720, 1280, tiled=False) is None
+    assert alone_imgsz(960, 720, 1280, tiled=True) == 640 and alone_imgsz(480, 360, 960, tiled=False) == 480
 
 
 def test_smallest_person_ignores_fragments_inside_a_taller_person():
@@ -164,6 +167,99 @@ def test_tiles_keep_looking_only_at_the_people_only_the_tiles_found():
     edge = [[85, 20, 100, 95]]  # in tiles 0 and 1, near tile 1's left edge and both tiles' bottom
     runs = _tile_runs(policy, 12, lambda t: (edge, edge))
     assert runs[WARMUP:, [0, 1, 3, 4]].all()
+
+
+def test_where_the_search_tiles_it_runs_on_every_other_frame_and_each_tile_within_its_rotation():
+    policy = ScalePolicy(1280, 720, 640, lookahead=30, windows=WINDOWS, search_imgsz=1280, stride=2)
+    small, strided, runs = [], [], []
+    for _ in range(60):
+        ran = policy.passes(1)[0]
+        small.append(ran)
+        strided.append(policy.strided)
+        keep = policy.tiles(1) if ran else [False] * len(WINDOWS)
+        runs.append([True] * len(WINDOWS) if keep is None else keep)
+        # a small person (15 px at the frame-scale pass) the full-frame pass sees: the small search stays on
+        policy.observe([np.array([[20, 20, 30, 50]], np.float32)], [np.zeros((0, 4), np.float32)])
+    small, strided, runs = np.array(small), np.array(strided), np.array(runs)
+    assert small[:WARMUP].all() and (strided == ~small).all()
+    assert np.diff(np.flatnonzero(small)).max() == 2 and small[WARMUP:].mean() <= 0.55
+    for j in range(len(WINDOWS)):
+        gaps = np.diff(np.flatnonzero(runs[:, j]))
+        assert gaps.max() <= SWEEP_EVERY * 2, f"tile {j} went unsearched for {gaps.max()} frames"
+    assert runs[WARMUP:].sum() < runs[WARMUP:].size / 5
+    # no stride where the search does not tile (it costs a few frame-scale passes there), nor where the
+    # back-fill cannot reach a tile's whole rotation
+    assert ScalePolicy(480, 360, 480, 30, search_imgsz=960, stride=2).stride == 1
+    assert ScalePolicy(1280, 720, 640, 8, windows=WINDOWS, search_imgsz=1280, stride=2).stride == 1
+    assert Config().search_every == 2 and Config(preset="thorough").search_every == 1
+
+
+class _TiledWalker:
+    """Six tiles over a 260x180 frame; the 20 px magenta walker is found (with a skeleton) only by
+    the small search's tiles, as the nano models find the crowd's people."""
+
+    multiscale = True
+
+    def __init__(self):
+        self.batch, self.device = 1, "cpu"
+        self.small = []  # per model call: whether the small search ran
+        self.found_at = []  # the calls that found the walker
+
+    def windows(self, width, height):
+        return WINDOWS
+
+    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None):
+        from conftest import is_person_colour
+
+        self.small.append(small and imgsz is None)
+        out = []
+        for frame in frames:
+            hit = is_person_colour(frame, 10)
+            seen = np.zeros_like(hit)
+            if small and imgsz is None:
+                for (x0, y0, x1, y1), keep in zip(WINDOWS, [True] * len(WINDOWS) if tiles is None else tiles):
+                    seen[y0:y1, x0:x1] |= keep
+            found = _found(hit & seen)
+            if len(found.people):
+                self.found_at.append(len(self.small) - 1)
+                ((x0, y0, x1, y1),) = found.people.xyxy
+                points = np.zeros((1, 17, 3), np.float32)
+                points[0, :, 0], points[0, :, 1], points[0, :, 2] = (x0 + x1) / 2, np.linspace(y0, y1, 17), 0.9
+                found.people.keypoints = points
+                found = FrameDetections(found.people, found.people)
+            out.append(found)
+        return out
+
+
+def test_between_searches_the_tracks_carry_a_small_walker_masked_and_with_a_skeleton():
+    from conftest import MAGENTA, is_person_colour, scene
+
+    bg = scene(180, 260)
+    frames = []
+    for t in range(34):
+        image = bg.copy()
+        x = 170 + 2 * (t - 8)  # walks on at frame 8 (a search, after the warm-up) through tile 5, far from anything
+        if t >= 8:
+            image[120:140, x : x + 8] = MAGENTA
+        frames.append(image)
+    detector = _TiledWalker()
+    anon = Anonymiser(Config(fail_closed=False), detector=detector)
+    stream = anon.stream(lookahead=30)
+    out = list(anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream))
+    strided = [t for t, small in enumerate(detector.small) if not small]
+    assert len(strided) >= 12 and stream.counts.small_skipped == len(strided), "the small search ran on every frame"
+    for t, result in enumerate(out):
+        assert not is_person_colour(result.image).any(), f"frame {t}: the walker is visible"
+    # one frame old when the first strided frame comes, the track is carried on (not dropped): it
+    # is back-filled along its motion, and every later strided frame gets the skeleton interpolated
+    # between the searches around it (ByteTrack names a track on its second frame: the strided frame
+    # right after the first sighting has no skeleton)
+    first = detector.found_at[0]
+    assert first <= 8 + 2 * SWEEP_EVERY, "the walker's tile was not searched within its rotation"
+    for t in [t for t in strided if t > first + 1][:-1]:  # the last has no search after it, within the clip
+        poses = out[t].poses
+        assert len(poses) == 1 and poses.tracker_id[0] >= 0, f"strided frame {t}: no skeleton"
+        assert abs(poses.keypoints[0, 0, 0] - (174 + 2 * (t - 8))) <= 1.5, f"frame {t}: the skeleton is elsewhere"
 
 
 class _TiledScene:

@@ -73,3 +73,49 @@ def test_history_ignores_untracked_detections():
 
 def test_grow():
     assert grow(np.array([10, 10, 20, 30]), 0.5).tolist() == [5, 0, 25, 40]
+
+
+def test_a_strided_frame_carries_every_track_on_even_one_seen_once():
+    # the small search sees the walker on even frames; the strided odd frames get the frame-scale pass
+    # alone, which sees nobody: the track must neither be dropped (one frame old) nor lost
+    tracker = PersonTracker(conf=0.15, hold=5)
+    ids = set()
+    for t in range(12):
+        strided = t % 2 == 1
+        tracked, held = tracker.update(_dets(None if strided else _walker(t)), (400, 600), coast=strided)
+        if strided:
+            assert len(held) == 1 and tracker.coasted_ids == tracker.held_ids, f"frame {t}: not carried on"
+            # from its second sighting on it has a velocity (before, the stream's gap-fill covers the frame)
+            assert t < 3 or _covers(held, _walker(t)[0]), f"frame {t}: the carried box must follow the person"
+        else:
+            assert tracker.coasted_ids == [] and len(held) == 0
+            ids.update(tracked.tracker_id.tolist())
+    assert len(ids) == 1 and -1 not in ids, f"the walker changed track: {ids}"
+    # a person the frame-scale pass does see on the strided frame is tracked, not carried
+    tracked, held = tracker.update(_dets(_walker(12)), (400, 600), coast=True)
+    assert tracked.tracker_id.tolist() == list(ids) and len(held) == 0
+
+
+def test_history_interpolates_skeletons_across_short_gaps_only():
+    from anonymise.track import POSE_GAP
+
+    def seen(t, track_id=4):
+        box = _walker(t)
+        points = np.zeros((1, 17, 3), np.float32)
+        points[0, :, 0] = box[0, 0] + np.arange(17)
+        points[0, :, 1] = box[0, 1] + 2 * np.arange(17)
+        points[0, :, 2] = 0.9 if t < 20 else 0.4
+        return Detections(box, [0.8], [0], tracker_id=[track_id], keypoints=points)
+
+    history = TrackHistory(depth=8)
+    history.observe(10, seen(10))
+    assert history.poses == {}
+    history.observe(12, seen(12))  # frame 11 missed
+    skeleton = history.poses[11]
+    assert skeleton.tracker_id.tolist() == [4] and np.allclose(skeleton.xyxy, _walker(11))
+    assert np.allclose(skeleton.keypoints[0, :, :2], (seen(10).keypoints[0, :, :2] + seen(12).keypoints[0, :, :2]) / 2)
+    history.observe(20, seen(20))  # a long gap: boxes (gap-fill), no skeletons
+    assert history.poses == {}
+    history.observe(22, seen(22))
+    assert np.allclose(history.poses[21].keypoints[0, :, 2], 0.4), "a joint is as confident as its weaker end"
+    assert POSE_GAP >= 2

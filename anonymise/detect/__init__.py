@@ -12,13 +12,14 @@
 from ..detections import FrameDetections, suppress
 from .detector import Detector, resolve_device
 from .loading import load_model
-from .tiles import large_imgsz, merge_tiles, tile_only, tile_windows
+from .tiles import alone_imgsz, large_imgsz, merge_tiles, tile_only, tile_windows
 from .yolo import align_masks, person_class, to_detections
 
 __all__ = [
     "Detector",
     "FrameDetections",
     "align_masks",
+    "alone_imgsz",
     "large_imgsz",
     "load_model",
     "merge_tiles",

@@ -17,7 +17,7 @@ from ..detections import Detections, FrameDetections
 from ..errors import AnonymiseError, ConfigError, ModelError, first_line
 from . import exports
 from .loading import Calibration, load_export, load_model, twin
-from .tiles import large_imgsz, merge_tiles, pad_square, tile_only, tile_windows
+from .tiles import alone_imgsz, large_imgsz, merge_tiles, pad_square, tile_only, tile_windows
 from .yolo import LetterBox, person_class, to_detections, torch
 
 log = logging.getLogger("anonymise")
@@ -229,11 +229,12 @@ class Detector:
             return self._run(frames, imgsz)
         min_person = self.config.search_min_person
         size = self.config.imgsz or auto_imgsz(width, height, min_person)
-        large = large_imgsz(width, height, size) if large or not small else None
-        if not small and large:
-            return self._run(frames, large)
         windows = tile_windows(height, width, self.config.tiles, min_person)
         tiling = bool(windows)
+        alone = alone_imgsz(width, height, size, tiling)
+        if not small and alone:
+            return self._run(frames, alone)
+        large = large_imgsz(width, height, size) if large else None
         if tiles is not None:
             windows = [w for w, keep in zip(windows, tiles) if keep]
         parts_per_frame: list[list[FrameDetections]] = [[] for _ in frames]

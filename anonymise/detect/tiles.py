@@ -32,6 +32,15 @@ def large_imgsz(width: int, height: int, size: int) -> int | None:
     return min(int(np.ceil(long_side / 32) * 32), MIN_IMGSZ)
 
 
+def alone_imgsz(width: int, height: int, size: int, tiled: bool) -> int | None:
+    """Inference size of the frame-scale pass when it runs alone (the policy skipped the small search).
+
+    :func:`large_imgsz`, or where the small search tiles a frame it does not enlarge (1280 px
+    long and more, where there is no separate frame-scale pass), the frame at ``MIN_IMGSZ``.
+    """
+    return large_imgsz(width, height, size) or (MIN_IMGSZ if tiled else None)
+
+
 def tile_windows(height: int, width: int, tiles: str = "auto", min_person: int = 32) -> list[tuple[int, int, int, int]]:
     """Equal-size overlapping windows (x0, y0, x1, y1) covering the frame, or ``[]`` for no tiling.
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..detections import Detections
+from ..detections import Detections, box_iou
 from ..track import grow, margin
 from . import yolo  # noqa: F401 - Ultralytics' offline environment before its tracker loads
+
+#: a track a detection of the frame overlaps this much (IoU) is seen: it is not carried (``coast``)
+COAST_SEEN_IOU = 0.3
 
 
 class PersonTracker:
@@ -15,6 +18,12 @@ class PersonTracker:
     ``update`` returns the detections with ``tracker_id`` set (-1 for those the tracker did not
     take, e.g. below its thresholds; they are masked all the same) and the boxes of tracks that
     were lost within the last ``hold`` frames.
+
+    ``coast``: the frame got the frame-scale pass alone (the policy's stride, see
+    :class:`anonymise.policy.ScalePolicy`), which cannot see the small people. Each current track
+    that no detection of the frame overlaps is carried on along its motion (its predicted box fed
+    to ByteTrack as a detection), so that a track seen only by the small search is neither lost
+    nor, when it is one frame old, dropped; those boxes are returned with the held ones (masked).
     """
 
     def __init__(self, conf: float = 0.15, hold: int = 15):
@@ -33,18 +42,45 @@ class PersonTracker:
         )
         self._tracker = BYTETracker(args)
 
-    def update(self, people: Detections, frame_shape: tuple[int, int]) -> tuple[Detections, np.ndarray]:
+    def update(
+        self, people: Detections, frame_shape: tuple[int, int], coast: bool = False
+    ) -> tuple[Detections, np.ndarray]:
         from ultralytics.engine.results import Boxes
 
         data = np.concatenate(
             [people.xyxy, people.confidence[:, None], people.class_id[:, None].astype(np.float32)], axis=1
         )
-        tracks = self._tracker.update(Boxes(data.astype(np.float32), frame_shape))
-        ids = np.full(len(people), -1, np.int64)
+        carried, carried_ids = self._coasting(people.xyxy) if coast else (np.zeros((0, 6), np.float32), [])
+        tracks = self._tracker.update(Boxes(np.concatenate([data, carried]).astype(np.float32), frame_shape))
+        ids = np.full(len(people) + len(carried), -1, np.int64)
         for row in np.asarray(tracks).reshape(-1, 8):
             ids[int(row[7])] = int(row[4])
-        tracked = Detections(people.xyxy, people.confidence, people.class_id, people.mask, ids, people.keypoints)
-        return tracked, self.held_boxes()
+        tracked = Detections(
+            people.xyxy, people.confidence, people.class_id, people.mask, ids[: len(people)], people.keypoints
+        )
+        held = self.held_boxes()
+        #: the track ids the last call carried on (``coast``; among :attr:`held_ids`)
+        self.coasted_ids = carried_ids
+        if len(carried):
+            held = np.concatenate([held, [grow(box, margin(1)) for box in carried[:, :4]]]).astype(np.float32)
+            self.held_ids = [*self.held_ids, *carried_ids]
+        return tracked, held
+
+    def _coasting(self, boxes: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """(rows of xyxy, score, class) and ids: each current track's box one frame on along its
+        velocity (as ByteTrack predicts it), where no box of ``boxes`` overlaps it (IoU 0.3)."""
+        rows, ids = [], []
+        for track in self._tracker.tracked_stracks:
+            if track.mean is None:
+                continue
+            cx, cy, aspect, height = track.mean[:4] + (track.mean[4:8] if track.is_activated else 0)
+            width = aspect * height
+            box = np.array([cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2], np.float32)
+            if len(boxes) and (box_iou(box[None], np.asarray(boxes, np.float32)) >= COAST_SEEN_IOU).any():
+                continue
+            rows.append([*box, track.score, track.cls])
+            ids.append(int(track.track_id))
+        return np.asarray(rows, np.float32).reshape(-1, 6), ids
 
     def held_boxes(self) -> np.ndarray:
         """Predicted boxes of tracks lost within ``hold`` frames, grown with the time they are lost."""
