@@ -23,7 +23,8 @@ class PersonTracker:
     :class:`anonymise.policy.ScalePolicy`), which cannot see the small people. Each current track
     that no detection of the frame overlaps is carried on along its motion (its predicted box fed
     to ByteTrack as a detection), so that a track seen only by the small search is neither lost
-    nor, when it is one frame old, dropped; those boxes are returned with the held ones (masked).
+    nor, when it is one frame old, dropped; those boxes are returned with the held ones (masked),
+    with the boxes of the last search's people ByteTrack did not take (below its thresholds).
     """
 
     def __init__(self, conf: float = 0.15, hold: int = 15):
@@ -41,6 +42,7 @@ class PersonTracker:
             fuse_score=True,
         )
         self._tracker = BYTETracker(args)
+        self._untracked = np.zeros((0, 4), np.float32)  # the last search's people ByteTrack did not take
 
     def update(
         self, people: Detections, frame_shape: tuple[int, int], coast: bool = False
@@ -59,7 +61,15 @@ class PersonTracker:
             people.xyxy, people.confidence, people.class_id, people.mask, ids[: len(people)], people.keypoints
         )
         held = self.held_boxes()
-        #: the track ids the last call carried on (``coast``; among :attr:`held_ids`)
+        if coast:  # and the people the last search saw whom ByteTrack did not take (low scores): masked too
+            untracked = self._untracked
+            if len(untracked) and len(people):
+                untracked = untracked[(box_iou(untracked, people.xyxy) < COAST_SEEN_IOU).all(axis=1)]
+            carried_ids = [*carried_ids, *[-1] * len(untracked)]
+            carried = np.concatenate([carried[:, :4], untracked])
+        else:
+            self._untracked = people.xyxy[tracked.tracker_id < 0]
+        #: the track ids the last call carried on (``coast``; among :attr:`held_ids`, -1: untracked)
         self.coasted_ids = carried_ids
         if len(carried):
             held = np.concatenate([held, [grow(box, margin(1)) for box in carried[:, :4]]]).astype(np.float32)
