@@ -449,7 +449,11 @@ class VideoWriter:
             )
             self._container = av.open(str(self.tmp), mode="w", options=options)
         except (av.FFmpegError, OSError) as e:
+            self.tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write {self.path}: {_ffmpeg_reason(e)}") from None
+        except BaseException:  # a signal (Ctrl-C, SIGTERM) while the file was being created: no partial left
+            self.tmp.unlink(missing_ok=True)
+            raise
         try:
             stream = self._container.add_stream(codec, rate=self._fps)
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"

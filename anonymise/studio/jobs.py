@@ -275,23 +275,27 @@ class JobStore:
                 continue
             job.status = "running"
             self.changed(job)
+            # the job's end is published (status) only once its files are as it says: the original dropped
+            status, error = "done", None
             try:
                 runner(self, job, JobProgress(self, job, cancel))
-                job.status = "done"
-                job.eta = 0.0
             except Cancelled:
-                job.status, job.error = "cancelled", "cancelled by the reviewer"
+                status, error = "cancelled", "cancelled by the reviewer"
             except BaseException as e:  # noqa: BLE001 - a job's failure is the job's, never the server's
-                job.status, job.error = "failed", first_line(e) or type(e).__name__
-                log.warning("job %s (%s) failed: %s", job.id, job.name, job.error)
+                status, error = "failed", first_line(e) or type(e).__name__
+                log.warning("job %s (%s) failed: %s", job.id, job.name, error)
             finally:
                 if job.id not in self.jobs:  # deleted while it ran: every file of it goes now
                     shutil.rmtree(self.folder(job.id), ignore_errors=True)
                 else:
-                    if job.status == "failed" and not job.kind:
+                    if status == "failed" and not job.kind:
                         job.keep_original = False  # not a video or image: nothing to review it against
-                    if job.status != "queued":
-                        self._drop_original(job)
+                    self._drop_original(job)
+                    job.status = status
+                    if error is not None:
+                        job.error = error
+                    if status == "done":
+                        job.eta = 0.0
                     self.changed(job)
 
 
