@@ -10,7 +10,8 @@ small search on every frame while anyone small (under ``SMALL_AT_MODEL`` px at t
 pass) was seen in the last ``RECENT`` frames, and the frame-scale pass on every frame while
 anyone large (``LARGE_SHARE`` of the frame's height or more) was. Both run on the first
 ``WARMUP`` frames (and after a scene cut, :func:`scene_cut`) and in any case on every
-``SWEEP_EVERY``-th frame. Between sweeps the motion
+``SWEEP_EVERY``-th frame (where the search tiles and ran on the frame before, that frame stands
+for the sweep's small search: see the stride below). Between sweeps the motion
 guard still looks again (at a higher resolution) at any moving region no detection explains,
 a large person is still found by the small search (split into parts, every part masked and
 grown to the whole body its keypoints say is there), and a person the next sweep finds is
