@@ -141,16 +141,15 @@ class ScalePolicy:
         t, self._t = self._t, self._t + count
         self.strided = False
         if self.scale is None or self.every <= 1:
-            self._searched += count
-            self._ran = t + count - 1
-            return True, True
-        sweep = t - self._cut < WARMUP or any((t + i) % self.every == 0 for i in range(count))
-        run = {kind: sweep or t - last <= RECENT for kind, last in self._last.items()}
-        if run["small"] and t - self._cut >= WARMUP and count == 1 and t - self._ran < self.stride:
-            run["small"], self.strided = False, True
-        for kind, on in run.items():
-            if not on:
-                self.skipped[kind] += count
+            run = {"small": True, "large": True}
+        else:
+            sweep = t - self._cut < WARMUP or any((t + i) % self.every == 0 for i in range(count))
+            run = {kind: sweep or t - last <= RECENT for kind, last in self._last.items()}
+            if run["small"] and t - self._cut >= WARMUP and count == 1 and t - self._ran < self.stride:
+                run["small"], self.strided = False, True
+            for kind, on in run.items():
+                if not on:
+                    self.skipped[kind] += count
         if run["small"]:
             self._searched += count
             self._ran = t + count - 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ..detections import Detections, box_iou
@@ -83,9 +85,9 @@ class PersonTracker:
         for track in self._tracker.tracked_stracks:
             if track.mean is None:
                 continue
-            cx, cy, aspect, height = track.mean[:4] + (track.mean[4:8] if track.is_activated else 0)
-            width = aspect * height
-            box = np.array([cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2], np.float32)
+            ahead = copy.copy(track)  # ByteTrack's own Kalman step, on a copy (predict() replaces mean and covariance)
+            ahead.predict()
+            box = np.asarray(ahead.xyxy, np.float32)
             if len(boxes) and (box_iou(box[None], np.asarray(boxes, np.float32)) >= COAST_SEEN_IOU).any():
                 continue
             rows.append([*box, track.score, track.cls])
