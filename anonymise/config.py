@@ -232,7 +232,8 @@ def _check_range(name: str, value: float, low: float, high: float, low_open: boo
 #: every ``sweep_every``-th frame otherwise (see :mod:`anonymise.policy`); ``min_person`` is a floor
 #: on ``--min-person`` for the small search; ``second_look`` allows the second looks on crops. Where
 #: the small search tiles the frame, a rotating ``1 / sweep_every`` share of its tiles runs on each
-#: frame it searches, plus those around the people only the tiles found (``ScalePolicy.tiles``), and the search
+#: frame it searches, plus a person crop (a quarter of a tile) around each person only the tiles found
+#: (``ScalePolicy.tiles``), and the search
 #: runs on at most every ``search_every``-th frame between sweeps, the tracks carrying its people
 #: across (``ScalePolicy.stride``).
 PRESETS: dict[str, dict] = {

@@ -278,6 +278,8 @@ class FrameStream:
                     found = self.detector(images)
                 else:
                     options = {} if tiles is None else {"tiles": tiles}
+                    if tiles is not None and self._scale.crops:
+                        options["crops"] = self._scale.crops
                     if deep is not None:
                         options["search"] = deep[0]
                     found = self.detector(images, small=small, large=large, **options)

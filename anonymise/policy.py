@@ -23,9 +23,10 @@ preset's period: ``thorough`` runs both passes on every frame, ``fast`` sweeps e
 (see ``config.PRESETS``).
 
 Where the small search tiles the frame (beyond 1280 px), it looks where people can be
-(:meth:`ScalePolicy.tiles`, every preset but ``thorough``): a rotating share of the tiles plus
-the tile around each person only the tiles found; the motion guard's second looks cover whatever
-moves unexplained, and the tracks lost. There the search costs many frame-scale passes (at
+(:meth:`ScalePolicy.tiles`, every preset but ``thorough``): a rotating share of the tiles, plus
+a person crop around each person only the tiles found (half a tile's side, enlarged as the tiles
+are: a quarter of a tile's cost; their tile where a crop cannot hold them with room to move); the
+motion guard's second looks cover whatever moves unexplained, and the tracks lost. There the search costs many frame-scale passes (at
 960x720 its 1280 px pass and tiles cost about six 640 px passes), so ``balanced`` runs it on every
 other frame at most (``stride``, the preset's ``search_every``). The frames between get the
 frame-scale pass alone (frames 1280 px and longer, which have none, get the frame at 640 px:
@@ -65,6 +66,11 @@ NESTED = 0.7
 TILE_MARGIN, TILE_HOLDS = 0.25, 0.9
 #: a person at least this share of the frame's height is large: the frame-scale pass finds them whole
 LARGE_SHARE = 0.4
+#: a person crop (:meth:`ScalePolicy.tiles`) is a square this share of a tile's side, enlarged as
+#: the tiles are (a quarter of a tile's pixels); it holds the box grown by ``CROP_MARGIN`` of its
+#: height per side (room to move for the frames until the next search), or by ``TILE_MARGIN`` at
+#: least, else the person's tile runs instead
+CROP_SHARE, CROP_MARGIN = 0.5, 0.5
 
 
 def smallest_person(boxes: np.ndarray) -> float | None:
@@ -128,6 +134,11 @@ class ScalePolicy:
         self._searched = 0  # frames the small search ran on so far (the tiles' rotation counts these)
         self._ran = -(10**9)  # the last frame the small search ran on
         self._tile_seen = [-(10**9)] * len(self.windows)  # the last frame each tile was searched
+        #: side of a person crop (frame pixels; 0: no tiles), and the crops the call :meth:`tiles` planned runs
+        first = self.windows[0] if self.windows else (0, 0, 0, 0)
+        self.crop_side = int(min(first[2] - first[0], first[3] - first[1]) * CROP_SHARE)
+        self.crops: list[tuple[int, int, int, int]] = []
+        self._frame = (width, height)
         #: whether the last model call skipped the small search for the stride (the tracks carry the small people)
         self.strided = False
         self._cut = 0  # the frame of the last scene cut (the start counts as one)
@@ -162,11 +173,15 @@ class ScalePolicy:
         ``1 / every`` share of them (tile ``j`` on the ``n``-th frame searched when ``n % every ==
         j % every``), every tile not searched for ``every * stride`` frames (where the search
         lapsed: nobody small seen lately), and, around each person only the tiles found in the
-        last ``RECENT`` frames (whom the full-frame pass cannot be trusted to see), the tile that
-        holds them with room to move (``TILE_MARGIN``, ``TILE_HOLDS``). Moving regions no
+        last ``RECENT`` frames (whom the full-frame pass cannot be trusted to see) and no tile
+        that runs holds, a **person crop** (:attr:`crops`: squares of ``crop_side``, newest
+        sightings first, people side by side sharing one; see ``CROP_SHARE``), or where a crop
+        cannot hold them with room to move, the tile that does (``TILE_MARGIN``, ``TILE_HOLDS``).
+        Moving regions no
         detection explains, and tracks the detections lost, get their second look on crops in the
         stream (the motion guard), whatever the tiles.
         """
+        self.crops = []
         if not self.windows or self.every <= 1:
             return None
         t = self._t - count
@@ -177,19 +192,55 @@ class ScalePolicy:
         searched = self._searched - count
         phases = {(searched + i) % self.every for i in range(count)}
         keep = [(j % self.every) in phases or t + count - 1 - seen >= period for j, seen in enumerate(self._tile_seen)]
-        recent = [b for when, b in self._tile_only if t - when <= RECENT]
+        # the newest sightings first: a crop forms around where a person was last seen
+        recent = [b for when, b in sorted(self._tile_only, key=lambda x: -x[0]) if t - when <= RECENT]
         if recent:
             boxes = np.concatenate(recent)
             size = np.maximum(boxes[:, 2:] - boxes[:, :2], 1)
             grown = np.hstack([boxes[:, :2] - TILE_MARGIN * size, boxes[:, 2:] + TILE_MARGIN * size])
-            inside = box_ioa(np.asarray(self.windows, np.float32), grown)  # [tile, box]: share of the box in it
-            for share in inside.T:
+            windows = np.asarray(self.windows, np.float32)
+            inside = box_ioa(windows, grown)  # [tile, box]: share of the box in it
+            room, fits = self._crop_room(boxes)
+            for share in inside.T[~fits]:
                 # the tile that holds the person (with room to move) best; every tile they touch if none holds them
                 for j in [int(share.argmax())] if share.max() >= TILE_HOLDS else np.flatnonzero(share > 0):
                     keep[j] = True
+            held = (inside[np.flatnonzero(keep)] >= TILE_HOLDS).any(axis=0)  # a tile that runs anyway holds them
+            self.crops = self._cluster(room[fits & ~held])
         self._tile_seen = [t + count - 1 if on else seen for on, seen in zip(keep, self._tile_seen)]
         self.skipped["tiles"] += count * (len(keep) - sum(keep))
         return None if all(keep) else keep
+
+    def _crop_room(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each box grown for a person crop (``CROP_MARGIN`` of its height per side, ``TILE_MARGIN``
+        at least), and whether that fits in a crop (where not, the person's tile runs instead)."""
+        side = self.crop_side
+        heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1)
+        margin = np.maximum(TILE_MARGIN * heights, np.minimum(CROP_MARGIN * heights, (side - heights) / 2))
+        grown = np.hstack([boxes[:, :2] - margin[:, None], boxes[:, 2:] + margin[:, None]])
+        return grown, (grown[:, 2:] - grown[:, :2] <= side).all(axis=1)
+
+    def _cluster(self, rooms: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Square crop windows (x0, y0, x1, y1) of ``crop_side``, inside the frame, each holding
+        one or more of ``rooms`` (grown boxes, newest first): a box joins the first crop both fit in."""
+        side = self.crop_side
+        unions: list[np.ndarray] = []
+        for room in rooms:
+            for i, union in enumerate(unions):
+                joined = np.hstack([np.minimum(union[:2], room[:2]), np.maximum(union[2:], room[2:])])
+                if (joined[2:] - joined[:2] <= side).all():
+                    unions[i] = joined
+                    break
+            else:
+                unions.append(np.asarray(room, np.float32))
+        width, height = self._frame
+        crops = []
+        for union in unions:
+            cx, cy = (union[0] + union[2]) / 2, (union[1] + union[3]) / 2
+            x0 = int(np.clip(round(cx - side / 2), 0, max(width - side, 0)))
+            y0 = int(np.clip(round(cy - side / 2), 0, max(height - side, 0)))
+            crops.append((x0, y0, x0 + min(side, width), y0 + min(side, height)))
+        return crops
 
     def deep(self, count: int) -> tuple[int, list[bool]] | None:
         """``(size, which frames)`` for the model call :meth:`passes` just planned when it holds a deep

@@ -125,23 +125,39 @@ WINDOWS = [
 ]
 
 
-def _tile_runs(policy: ScalePolicy, frames: int, seen) -> np.ndarray:
-    """(frames, tiles) bool: which tiles ran, with ``seen(t)`` -> (boxes, tile_only) observed after each frame."""
+def _tile_runs(policy: ScalePolicy, frames: int, seen, crops: list | None = None) -> np.ndarray:
+    """(frames, tiles) bool: which tiles ran, with ``seen(t)`` -> (boxes, tile_only) observed after
+    each frame; ``crops`` gets each frame's person crops."""
     runs = []
     for t in range(frames):
         policy.passes(1)
         keep = policy.tiles(1)
         runs.append([True] * len(WINDOWS) if keep is None else keep)
+        if crops is not None:
+            crops.append(policy.crops)
         boxes, only = seen(t)
         policy.observe([np.array(boxes, np.float32).reshape(-1, 4)], [only])
     return np.array(runs)
 
 
+def _searched(box, keep, crops, margin: float = 0.0) -> bool:
+    """Whether a tile that ran, or a person crop, holds ``box`` (grown by ``margin`` of its height per
+    side, within the frame)."""
+    x0, y0, x1, y1 = box
+    m = margin * (y1 - y0)
+    x0, y0, x1, y1 = max(x0 - m, 0), max(y0 - m, 0), min(x1 + m, 260), min(y1 + m, 180)  # within WINDOWS' frame
+    held = lambda w: w[0] <= x0 and w[1] <= y0 and x1 <= w[2] and y1 <= w[3]  # noqa: E731
+    return any(held(w) for w, on in zip(WINDOWS, keep) if on) or any(held(c) for c in crops)
+
+
 def test_each_tile_is_searched_at_least_every_k_frames_and_around_small_people_always():
     policy = ScalePolicy(1280, 720, None, lookahead=30, windows=WINDOWS, search_imgsz=1280)
     # a 30 px person in the first tile, every frame (the detector does not say who only the tiles found)
-    runs = _tile_runs(policy, 40, lambda t: ([[20, 20, 30, 50]], None))
-    assert runs[:, 0].all(), "the tile around a small person was skipped"
+    crops = []
+    runs = _tile_runs(policy, 40, lambda t: ([[20, 20, 30, 50]], None), crops)
+    person = [20, 20, 30, 50]
+    assert all(_searched(person, keep, c, 0.25) for keep, c in zip(runs, crops)), "a small person was not searched"
+    assert not runs[WARMUP:, 0].all(), "their tile ran on every frame: a crop holds them"
     for j in range(len(WINDOWS)):
         gaps = np.diff(np.flatnonzero(runs[:, j]))
         assert gaps.max() <= SWEEP_EVERY, f"tile {j} went unsearched for {gaps.max()} frames"
@@ -156,17 +172,45 @@ def test_tiles_keep_looking_only_at_the_people_only_the_tiles_found():
     # the full-frame pass finds both: the rotating share alone
     both = _tile_runs(ScalePolicy(1280, 720, None, 30, windows=WINDOWS, search_imgsz=1280), 30, lambda t: (found, []))
     assert (both[WARMUP:].sum(axis=1) <= 2).all() and not both[WARMUP:, 0].all()
-    # only the tiles find the second (tile 5 holds them whole): that tile runs on every frame, tile 0 does not
+    # only the tiles find the second: a crop (or a tile that runs anyway) holds them on every frame, tile 0
+    # and the crops stop once they were last seen only by the tiles RECENT frames ago
     policy = ScalePolicy(1280, 720, None, 30, windows=WINDOWS, search_imgsz=1280)
-    runs = _tile_runs(policy, 30, lambda t: (found, [found[1]] if t < 15 else []))
-    assert runs[: 15 + RECENT + 1, 5].all() and not runs[WARMUP:, 0].all()
-    late = runs[15 + RECENT + 1 :]
-    assert (late.sum(axis=1) <= 2).all(), "the tile kept running after they were last seen only by it"
+    crops = []
+    runs = _tile_runs(policy, 30, lambda t: (found, [found[1]] if t < 15 else []), crops)
+    assert all(_searched(found[1], keep, c, 0.25) for keep, c in zip(runs[: 15 + RECENT + 1], crops))
+    assert not runs[WARMUP:, 0].all() and not runs[WARMUP:, 5].all(), "a tile ran on every frame"
+    assert not any(crops[15 + RECENT + 1 :]) and (runs[15 + RECENT + 1 :].sum(axis=1) <= 2).all()
     # a person the tiles see across a tile edge (no tile holds them with room to move): every tile they touch
     policy = ScalePolicy(1280, 720, None, 30, windows=WINDOWS, search_imgsz=1280)
     edge = [[85, 20, 100, 95]]  # in tiles 0 and 1, near tile 1's left edge and both tiles' bottom
     runs = _tile_runs(policy, 12, lambda t: (edge, edge))
     assert runs[WARMUP:, [0, 1, 3, 4]].all()
+
+
+def test_people_only_the_tiles_found_get_crops_of_a_quarter_tile_instead_of_their_tiles():
+    policy = ScalePolicy(260, 180, None, 30, windows=WINDOWS, search_imgsz=1280)
+    assert policy.crop_side == 50  # half a tile's side: a quarter of its pixels, enlarged as the tiles are
+    near = [[200, 120, 206, 136], [214, 118, 220, 134]]  # two 16 px people side by side, in tile 5
+    far = [[20, 130, 26, 146]]  # one in tile 3
+    edge = [[252, 170, 258, 180]]  # at the frame's corner
+    tall = [[110, 20, 130, 80]]  # 60 px: grown by a quarter per side, more than a crop holds
+    people = near + far + edge + tall
+    for _ in range(WARMUP + 1):  # the warm-up searches every tile
+        policy.passes(1)
+        policy.tiles(1)
+        policy.observe([np.array(people, np.float32)], [np.array(people, np.float32)])
+    policy.passes(1)
+    keep = policy.tiles(1)
+    crops = policy.crops
+    assert all(c[2] - c[0] == c[3] - c[1] == 50 for c in crops), "one crop size: one batch, one compiled shape"
+    assert all(c[0] >= 0 and c[1] >= 0 and c[2] <= 260 and c[3] <= 180 for c in crops), "a crop outside the frame"
+    for box in near + far + edge:
+        assert _searched(box, keep, crops, 0.25), f"{box} is in no crop (nor in a tile that runs)"
+    held_by_crop = [sum(_searched(b, [False] * len(WINDOWS), [c]) for b in near) for c in crops]
+    assert max(held_by_crop) == 2, "two people side by side got two crops"
+    assert len(crops) <= 3
+    # the tall person: the tile that holds them with room to move (tile 1) runs instead
+    assert _searched(tall[0], keep, [], 0.25) and not _searched(tall[0], [False] * len(WINDOWS), crops)
 
 
 def test_where_the_search_tiles_it_runs_on_every_other_frame_and_each_tile_within_its_rotation():
@@ -208,7 +252,7 @@ class _TiledWalker:
     def windows(self, width, height):
         return WINDOWS
 
-    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None):
+    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, crops=()):
         from conftest import is_person_colour
 
         self.small.append(small and imgsz is None)
@@ -219,6 +263,8 @@ class _TiledWalker:
             if small and imgsz is None:
                 for (x0, y0, x1, y1), keep in zip(WINDOWS, [True] * len(WINDOWS) if tiles is None else tiles):
                     seen[y0:y1, x0:x1] |= keep
+                for x0, y0, x1, y1 in crops:
+                    seen[y0:y1, x0:x1] = True
             found = _found(hit & seen)
             if len(found.people):
                 self.found_at.append(len(self.small) - 1)
@@ -273,19 +319,21 @@ class _TiledScene:
     def windows(self, width, height):
         return WINDOWS
 
-    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None):
+    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, crops=()):
         from conftest import is_person_colour
 
         out = []
         for frame in frames:
             hit = is_person_colour(frame, 10)
             if not small or imgsz is not None:
-                hit[:] = False  # tiny: only the small search's tiles see them
+                hit[:] = False  # tiny: only the small search's tiles (and crops) see them
             else:
                 seen = np.zeros_like(hit)
                 for (x0, y0, x1, y1), keep in zip(WINDOWS, [True] * len(WINDOWS) if tiles is None else tiles):
                     if keep:
                         seen[y0:y1, x0:x1] = True
+                for x0, y0, x1, y1 in crops:
+                    seen[y0:y1, x0:x1] = True
                 hit &= seen
             out.append(_found(hit))
         return out

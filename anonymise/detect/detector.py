@@ -206,6 +206,7 @@ class Detector:
         large: bool = True,
         tiles: list[bool] | None = None,
         search: int | None = None,
+        crops: list[tuple[int, int, int, int]] | None = None,
     ) -> list[FrameDetections]:
         """Detect people in a batch of frames (all of one size), at every scale.
 
@@ -221,6 +222,8 @@ class Detector:
         ``imgsz`` overrides the inference size (one pass, no tiles), e.g. for a second look at a crop.
         ``tiles`` (one bool per window of :meth:`windows`): which tiles run (``None``: all).
         ``search``: the small search's full-frame pass at this size instead (a deep sweep).
+        ``crops``: windows (x0, y0, x1, y1, all of one size) around people only the tiles found,
+        run beside the tiles at the tiles' enlargement (see :meth:`anonymise.policy.ScalePolicy.tiles`).
         """
         if not frames:
             return []
@@ -235,28 +238,37 @@ class Detector:
         if not small and alone:
             return self._run(frames, alone)
         large = large_imgsz(width, height, size) if large else None
-        if tiles is not None:
-            windows = [w for w, keep in zip(windows, tiles) if keep]
         parts_per_frame: list[list[FrameDetections]] = [[] for _ in frames]
         offsets: list[tuple[int, int, int, int]] = []  # where each part lies in the frame
         if large:
             offsets.append((0, 0, width, height))
             for i, found in enumerate(self._run(frames, large)):
                 parts_per_frame[i].append(found)
+        searches = []  # (windows of one size, their inference size): the tiles, then the person crops
         if windows:
             tile_w, tile_h = windows[0][2] - windows[0][0], windows[0][3] - windows[0][1]
-            crops = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames for x0, y0, x1, y1 in windows]
-            tiles = self._run(crops, auto_imgsz(tile_w, tile_h, min_person))  # --imgsz is the full-frame pass's
-            n = len(windows)
+            tile_imgsz = auto_imgsz(tile_w, tile_h, min_person)  # --imgsz is the full-frame pass's
+            running = windows if tiles is None else [w for w, keep in zip(windows, tiles) if keep]
+            searches.append((running, tile_imgsz))
+            if crops:  # enlarged as the tiles are, to a multiple of 32
+                crop_imgsz = max(32, int(np.ceil((crops[0][2] - crops[0][0]) * tile_imgsz / tile_w / 32)) * 32)
+                searches.append((list(crops), crop_imgsz))
+        for where, imgsz in searches:
+            if not where:
+                continue
+            pieces = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames for x0, y0, x1, y1 in where]
+            found = self._run(pieces, imgsz)
+            n = len(where)
             for i in range(len(frames)):
-                parts_per_frame[i].extend(tiles[i * n : (i + 1) * n])
-            offsets.extend(windows)
+                parts_per_frame[i].extend(found[i * n : (i + 1) * n])
+            offsets.extend(where)
         whole = self._run(frames, search or size)
         shape = (height, width)
         merged = [merge_tiles(w, parts, offsets, shape) if offsets else w for w, parts in zip(whole, parts_per_frame)]
         if tiling:  # who only the tiles found: where the policy keeps them running (ScalePolicy.tiles)
             for found, w, parts in zip(merged, whole, parts_per_frame):
-                # merge_tiles keeps the order: the full-frame pass, the frame-scale pass (when it ran), the tiles
+                # merge_tiles keeps the order: the full-frame pass, the frame-scale pass (when it ran), the
+                # tiles, the person crops
                 full = len(w.people) + (len(parts[0].people) if large else 0)
                 found.tile_only = tile_only(found.people.xyxy[:full], found.people.xyxy[full:])
         return merged

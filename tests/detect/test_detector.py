@@ -6,6 +6,7 @@ from conftest import read_frames
 
 from anonymise import Config, ConfigError, ModelError
 from anonymise.detect import weights as models
+from anonymise.detections import box_iou
 
 detect = pytest.importorskip("anonymise.detect")
 pytestmark = pytest.mark.slow
@@ -208,6 +209,16 @@ def test_tiles_find_small_people_a_single_pass_misses(frame):
     windows = tiled.windows(w, h)
     (none,) = tiled([frame], tiles=[False] * len(windows))
     assert none.tile_only is not None and len(none.tile_only) == 0, "no tile ran: nobody found only on tiles"
+    # a person crop (half a tile's side, enlarged as the tiles are) around each of them finds them again
+    side = (windows[0][2] - windows[0][0]) // 2
+    crops = []
+    for x0, y0, x1, y1 in many.tile_only:
+        left = int(np.clip((x0 + x1) / 2 - side / 2, 0, w - side))
+        top = int(np.clip((y0 + y1) / 2 - side / 2, 0, h - side))
+        crops.append((left, top, left + side, top + side))
+    (again,) = tiled([frame], tiles=[False] * len(windows), crops=crops)
+    found = box_iou(many.tile_only, again.tile_only).max(axis=1) if len(again.tile_only) else [0]
+    assert np.mean(np.asarray(found) > 0.5) >= 0.8, "the crops missed people only the tiles found"
 
 
 def test_tile_only_keeps_the_people_no_full_frame_box_accounts_for():
