@@ -26,8 +26,9 @@ Where the small search tiles the frame (beyond 1280 px), it looks where people c
 (:meth:`ScalePolicy.tiles`, every preset but ``thorough``): a rotating share of the tiles, plus
 a person crop around each person only the tiles found (half a tile's side, enlarged as the tiles
 are: a quarter of a tile's cost; their tile where a crop cannot hold them with room to move); the
-motion guard's second looks cover whatever moves unexplained, and the tracks lost. There the search costs many frame-scale passes (at
-960x720 its 1280 px pass and tiles cost about six 640 px passes), so ``balanced`` runs it on every
+motion guard's second looks cover whatever moves unexplained, and the tracks lost. There the
+search costs many frame-scale passes (at 960x720 its 1280 px pass and tiles cost about six 640 px
+passes), so ``balanced`` runs it on every
 other frame at most (``stride``, the preset's ``search_every``). The frames between get the
 frame-scale pass alone (frames 1280 px and longer, which have none, get the frame at 640 px:
 :func:`anonymise.detect.alone_imgsz`), and the tracks carry the small people across: each track

@@ -133,6 +133,10 @@ class Detector:
             }
         if torch.get_num_threads() != self._threads:
             torch.set_num_threads(self._threads)
+        if self.backend != "torch" and config.looks:
+            # the second looks' twin loads with the models (~1.5 s here: two OpenVINO compiles), not on
+            # the first look, where a live source would stall on it
+            self._look_model()
 
     def _predict(self, model, frames: list[np.ndarray], imgsz: int):
         limit = self._max_batch.get(id(model))

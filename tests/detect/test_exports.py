@@ -447,6 +447,7 @@ def test_second_looks_run_on_a_twin_of_an_exported_model(clip, export_cache, mon
 
     monkeypatch.setenv("ANONYMISE_CACHE", str(export_cache))
     detector = Detector(Config(backend="openvino", int8=False, imgsz=320, tiles="off", device="cpu"))
+    assert detector._twin[0] is not None, "the twin loads with the models, not on the first look (a live stall)"
     assert not detector.look_shares_models()
     twin = detector._look_model()
     assert twin is not detector.pose_model and twin.ckpt_path == detector.pose_model.ckpt_path
@@ -460,6 +461,8 @@ def test_second_looks_run_on_a_twin_of_an_exported_model(clip, export_cache, mon
         assert len(a) == len(b) and np.allclose(a.xyxy, b.xyxy, atol=1.0)
         assert a.keypoints is not None and np.allclose(a.keypoints, b.keypoints, atol=1.0), "skeletons too"
     assert Detector(Config(backend="torch", imgsz=320, device="cpu")).look_shares_models()
+    fast = Detector(Config(backend="openvino", int8=False, imgsz=320, tiles="off", device="cpu", preset="fast"))
+    assert fast._twin[0] is None, "no second looks with --preset fast: no twin"
 
 
 @pytest.mark.slow
