@@ -23,22 +23,21 @@ preset's period: ``thorough`` runs both passes on every frame, ``fast`` sweeps e
 (see ``config.PRESETS``).
 
 Where the small search tiles the frame (beyond 1280 px), it looks where people can be
-(:meth:`ScalePolicy.tiles`, every preset but ``thorough``): a rotating share of the tiles, plus
-a person crop around each person only the tiles found (half a tile's side, enlarged as the tiles
-are: a quarter of a tile's cost; their tile where a crop cannot hold them with room to move); the
-motion guard's second looks cover whatever moves unexplained, and the tracks lost. There the
-search costs many frame-scale passes (at 960x720 its 1280 px pass and tiles cost about six 640 px
-passes), so ``balanced`` runs it on every
-other frame at most (``stride``, the preset's ``search_every``). The frames between get the
-frame-scale pass alone (frames 1280 px and longer, which have none, get the frame at 640 px:
-:func:`anonymise.detect.alone_imgsz`), and the tracks carry the small people across: each track
-that pass does not see is fed on to ByteTrack along its predicted path and masked as held
-(:class:`anonymise.detect.tracker.PersonTracker`, ``coast``); once the next search sees them, the
-gap gets boxes and skeletons interpolated between the two sightings
+(:meth:`ScalePolicy.tiles`, every preset but ``thorough``): a rotating share of the tiles, plus a
+person crop around each person only the tiles found (half a tile's side, enlarged as the tiles are:
+a quarter of a tile's cost; their tile where a crop cannot hold them with room to move); the motion
+guard's second looks cover whatever moves unexplained, and the tracks lost. There the search costs
+many frame-scale passes (at 960x720 its 1280 px pass and tiles cost about six 640 px passes), so
+``balanced`` runs it on every other frame at most (``stride``, the preset's ``search_every``). The
+frames between get the frame-scale pass alone (frames 1280 px and longer, which have none, get the
+frame at 640 px: :func:`anonymise.detect.alone_imgsz`), and the tracks carry the small people
+across: each track that pass does not see is fed on to ByteTrack along its predicted path and
+masked as held (:class:`anonymise.detect.tracker.PersonTracker`, ``coast``); once the next search
+sees them, the gap gets boxes and skeletons interpolated between the two sightings
 (:class:`anonymise.track.TrackHistory`). The rotation counts the frames searched, so each tile is
 searched at least every ``every * stride`` frames (10 in ``balanced``): a still small person no
-pass has found goes unseen for at most 9 frames, all of which the back-fill reaches (the stride
-is 1 where the look-ahead is shorter than that).
+pass has found goes unseen for at most 9 frames, all of which the back-fill reaches (the stride is
+1 where the look-ahead is shorter than that).
 """
 
 from __future__ import annotations
@@ -178,9 +177,8 @@ class ScalePolicy:
         that runs holds, a **person crop** (:attr:`crops`: squares of ``crop_side``, newest
         sightings first, people side by side sharing one; see ``CROP_SHARE``), or where a crop
         cannot hold them with room to move, the tile that does (``TILE_MARGIN``, ``TILE_HOLDS``).
-        Moving regions no
-        detection explains, and tracks the detections lost, get their second look on crops in the
-        stream (the motion guard), whatever the tiles.
+        Moving regions no detection explains, and tracks the detections lost, get their second look
+        on crops in the stream (the motion guard), whatever the tiles.
         """
         self.crops = []
         if not self.windows or self.every <= 1:
