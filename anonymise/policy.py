@@ -118,7 +118,7 @@ class ScalePolicy:
     ):
         #: frame pixels -> frame-scale pass pixels; ``None``: no separate frame-scale pass (nothing to choose)
         self.scale = None if large_imgsz is None else large_imgsz / max(width, height)
-        self.height = height
+        self.width, self.height = width, height
         #: sweep period: ``every`` (the preset's), or every frame when the back-fill cannot reach that far
         self.every = every if lookahead >= every else 1
         #: between sweeps, the small search runs on every ``stride``-th frame at most (one frame per
@@ -138,7 +138,6 @@ class ScalePolicy:
         first = self.windows[0] if self.windows else (0, 0, 0, 0)
         self.crop_side = int(min(first[2] - first[0], first[3] - first[1]) * CROP_SHARE)
         self.crops: list[tuple[int, int, int, int]] = []
-        self._frame = (width, height)
         #: whether the last model call skipped the small search for the stride (the tracks carry the small people)
         self.strided = False
         self._cut = 0  # the frame of the last scene cut (the start counts as one)
@@ -197,8 +196,7 @@ class ScalePolicy:
             boxes = np.concatenate(recent)
             size = np.maximum(boxes[:, 2:] - boxes[:, :2], 1)
             grown = np.hstack([boxes[:, :2] - TILE_MARGIN * size, boxes[:, 2:] + TILE_MARGIN * size])
-            windows = np.asarray(self.windows, np.float32)
-            inside = box_ioa(windows, grown)  # [tile, box]: share of the box in it
+            inside = box_ioa(np.asarray(self.windows, np.float32), grown)  # [tile, box]: share of the box in it
             room, fits = self._crop_room(boxes)
             for share in inside.T[~fits]:
                 # the tile that holds the person (with room to move) best; every tile they touch if none holds them
@@ -232,7 +230,7 @@ class ScalePolicy:
                     break
             else:
                 unions.append(np.asarray(room, np.float32))
-        width, height = self._frame
+        width, height = self.width, self.height
         crops = []
         for union in unions:
             cx, cy = (union[0] + union[2]) / 2, (union[1] + union[3]) / 2
