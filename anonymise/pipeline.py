@@ -25,6 +25,7 @@ from .config import Config
 from .detections import VideoInfo
 from .errors import SourceError, Stopped, StreamBroken
 from .framestream import Anonymised, FrameStream
+from .io.files import signals_held
 from .io.images import read_image, write_image
 from .io.live import CAPTURE_TIME_BASE, Newest
 from .io.sources import Source, media_kind, open_reader, parse_source
@@ -224,36 +225,10 @@ class Anonymiser:
             time_base = CAPTURE_TIME_BASE if realtime else reader.time_base  # capture times on a live source
             images = extras.video or extras.snapshot_every is not None or extras.debug_view or show
             stream = self.stream(lookahead, live=info.live, fps=float(info.fps), debug=extras.debug_view, images=images)
-            sink = None
-            if extras.video:
-
-                def open_writer(path: Path) -> WriterThread:
-                    return WriterThread(
-                        VideoWriter(
-                            path,
-                            info.width,
-                            info.height,
-                            info.fps,
-                            time_base,
-                            reader.audio_stream if audio else None,
-                            gpu=str(self.device).startswith("cuda"),
-                            live=info.live,
-                        )
-                    )
-
-                sink = Segments(dst, segment, open_writer) if info.live and segment else open_writer(dst)
-            try:
-                sidecars = Sidecars(extras, dst, info, single=single, show=show, time_base=time_base)
-            except BaseException:
-                if sink is not None:
-                    sink.abort()
-                raise
-            if isinstance(sink, Segments):
-                sink.opened = sidecars.segment  # each segment gets its own keypoint file
-            progress.start_file(Path(str(src.spec)).name, info.frames)
             meter = FpsMeter()
             pace = LivePolicy(float(info.fps)) if realtime else None
             latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+            sink = sidecars = None
 
             def finished(status: str, message: str = "", broken: bool = False) -> FileResult:
                 """This recording's result (its report written when asked)."""
@@ -264,6 +239,35 @@ class Anonymiser:
                 )
                 return self._finished(sink, stream, extras, info, result)
 
+            def open_writer(path: Path) -> WriterThread:
+                return WriterThread(
+                    VideoWriter(
+                        path,
+                        info.width,
+                        info.height,
+                        info.fps,
+                        time_base,
+                        reader.audio_stream if audio else None,
+                        gpu=str(self.device).startswith("cuda"),
+                        live=info.live,
+                    )
+                )
+
+            try:
+                # a signal while the files are created comes once their owners hold them, so is cleaned up
+                with signals_held():
+                    if extras.video:
+                        sink = Segments(dst, segment, open_writer) if info.live and segment else open_writer(dst)
+                    sidecars = Sidecars(extras, dst, info, single=single, show=show, time_base=time_base)
+                if isinstance(sink, Segments):
+                    sink.opened = sidecars.segment  # each segment gets its own keypoint file
+                progress.start_file(Path(str(src.spec)).name, info.frames)
+            except BaseException:
+                if sink is not None:
+                    sink.abort()
+                if sidecars is not None:
+                    sidecars.abort()
+                raise
             try:
                 frames = Newest(reader) if realtime else Prefetch(reader)
                 outputs = self.anonymise_frames(frames, stream)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,6 +28,16 @@ def shared_data() -> Path | None:
 
 
 PEDESTRIANS_REASON = "shared data ../shared/data/pedestrians.mp4 not found (set ANONYMISE_TEST_DATA to its folder)"
+
+
+@pytest.fixture
+def sigterm_stops():
+    """SIGTERM handled as the CLI handles it (raising :class:`~anonymise.errors.Stopped`)."""
+    from anonymise.cli import _stop_on
+
+    previous = signal.signal(signal.SIGTERM, _stop_on)
+    yield
+    signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="session")

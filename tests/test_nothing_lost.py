@@ -4,6 +4,7 @@ cleaned up, truncation and extra audio tracks said, audio copied where the conta
 from __future__ import annotations
 
 import logging
+import signal
 
 import av
 import numpy as np
@@ -67,6 +68,24 @@ def test_stale_partials_of_a_killed_run_are_removed_and_reported(tmp_path, caplo
         Anonymiser(Config(pose=False), detector=ColourDetector()).run(src, dst)
     assert not stale.exists() and other.exists()
     assert any("interrupted run" in r.getMessage() and stale.name in r.getMessage() for r in caplog.records)
+
+
+def test_a_signal_as_the_output_is_claimed_leaves_no_lock(tmp_path, monkeypatch, sigterm_stops):
+    from anonymise.errors import Stopped
+    from anonymise.io import outputs
+
+    lock = outputs._lock
+
+    def locked_then_signalled(*args):
+        handle = lock(*args)
+        signal.raise_signal(signal.SIGTERM)  # the lock file exists, claim() does not hold it yet
+        return handle
+
+    monkeypatch.setattr(outputs, "_lock", locked_then_signalled)
+    src = write_video(tmp_path / "a.mp4", synthetic_frames(4), audio=None)
+    with pytest.raises(Stopped):
+        Anonymiser(Config(pose=False), detector=ColourDetector()).run(src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
 
 
 def test_quiet_still_prints_folder_failures(tmp_path, monkeypatch):

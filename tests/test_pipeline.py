@@ -2,6 +2,7 @@
 
 import functools
 import http.server
+import signal
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from conftest import (
 
 from anonymise import Anonymiser, Config, ConfigError, SourceError
 from anonymise.jobs import plan_jobs
+from anonymise.sidecars import Extras
 
 
 def test_video_file_end_to_end_with_audio(tmp_path):
@@ -83,6 +85,42 @@ def test_ctrl_c_on_a_file_leaves_nothing(tmp_path):
     anon = Anonymiser(Config(lookahead=0), detector=_Interrupt(at=25))
     with pytest.raises(KeyboardInterrupt):
         anon.run(src)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+def _signalled(cls, before: bool, nth: int = 1):
+    """``cls``, with SIGTERM raised in its ``nth`` constructor call (before or after the original runs)."""
+    calls = []
+
+    class Signalled(cls):
+        def __init__(self, *args, **kwargs):
+            calls.append(1)
+            if before and len(calls) == nth:
+                signal.raise_signal(signal.SIGTERM)
+            super().__init__(*args, **kwargs)
+            if not before and len(calls) == nth:
+                signal.raise_signal(signal.SIGTERM)
+
+    return Signalled
+
+
+@pytest.mark.parametrize("where", ["encoder thread", "keypoint file", "progress bar"])
+def test_a_signal_while_the_outputs_are_being_created_leaves_nothing(tmp_path, monkeypatch, sigterm_stops, where):
+    # the moment a stop signal is likeliest to hit: just after the first partial file appears
+    from anonymise.errors import Stopped
+    from anonymise.io.keypoints import KeypointWriter
+    from anonymise.progress import Progress
+    from anonymise.threads import WriterThread
+
+    if where == "encoder thread":  # the video's partial file exists, its thread does not yet
+        monkeypatch.setattr("anonymise.pipeline.WriterThread", _signalled(WriterThread, before=True))
+    elif where == "keypoint file":  # the keypoints' partial file exists, its owner does not know it yet
+        monkeypatch.setattr("anonymise.sidecars.KeypointWriter", _signalled(KeypointWriter, before=False))
+    else:  # every file is open, the frames have not begun
+        monkeypatch.setattr(Progress, "start_file", lambda *args: signal.raise_signal(signal.SIGTERM))
+    src = write_video(tmp_path / "v.mp4", synthetic_frames(10), audio="aac")
+    with pytest.raises(Stopped):
+        Anonymiser(Config(lookahead=0), detector=ColourDetector()).run(src, extras=Extras(keypoints="jsonl"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
 
 
@@ -270,6 +308,24 @@ def test_a_live_recording_is_cut_into_segments_named_by_start_time(tmp_path, mon
     for p in result.segments:
         with av.open(str(p)) as c:
             assert next(c.decode(video=0)).time == pytest.approx(0.0, abs=0.03), "each file starts at 0"
+
+
+def test_a_signal_as_a_segment_begins_finishes_it_and_leaves_nothing_hidden(tmp_path, monkeypatch, sigterm_stops):
+    from anonymise.errors import Stopped
+    from anonymise.threads import WriterThread
+
+    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: _Camera(75))
+    # the second file's partial exists, its encoder thread does not yet
+    monkeypatch.setattr("anonymise.pipeline.WriterThread", _signalled(WriterThread, before=True, nth=2))
+    monkeypatch.chdir(tmp_path)
+    anon = Anonymiser(Config(realtime=False), detector=ColourDetector(keypoints=True))
+    with pytest.raises(Stopped):
+        anon.run_plan(plan_jobs("0", segment=1, extras=Extras(keypoints="jsonl")))
+    videos = sorted(tmp_path.glob("camera0_anonymised_2*.mp4"))
+    assert len(videos) == 2, "the first file, and the second with the frame it began with"
+    assert stream_summary(videos[0])["frames"] == 50 and stream_summary(videos[1])["frames"] >= 1
+    assert all(v.with_name(f"{v.stem}.keypoints.jsonl").is_file() for v in videos)
+    assert not list(tmp_path.glob(".*")), "no hidden partial left"
 
 
 def test_a_segmented_recording_has_keypoints_and_one_report_per_run(tmp_path, monkeypatch):

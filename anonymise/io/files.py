@@ -9,10 +9,15 @@ killed can leave one behind: :mod:`anonymise.io.outputs` finds and removes those
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+#: the signals a run stops on: Ctrl-C, and the SIGTERM and SIGHUP the CLI handles as it (:func:`anonymise.cli.main`)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def partial_path(path: Path, live: bool = False) -> Path:
@@ -47,3 +52,32 @@ def atomic(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     publish(tmp, path)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then act on the first that came.
+
+    For a block that creates files and hands them to their owner: a signal in between would stop
+    the run with a partial file that nothing removes. Signals reach only the main thread; in any
+    other this does nothing. A signal with no Python handler (the default kills the process) is
+    not held.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[tuple[int, object]] = []
+    held = {}
+    for signum in STOP_SIGNALS:
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            held[signum] = handler
+            signal.signal(signum, lambda signum, frame: came.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+        if came:
+            signum, frame = came[0]
+            held[signum](signum, frame)

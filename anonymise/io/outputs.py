@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import OutputError
+from .files import signals_held
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,25 @@ def recover(partial: Path, path: Path) -> Path | None:
     return target
 
 
+def _lock(lock_path: Path, path: Path):
+    """The open, locked lock file of ``path``; ``None`` where files cannot be locked.
+
+    Raises :class:`OutputError` when another run holds it.
+    """
+    if fcntl is None or not path.parent.is_dir():
+        return None
+    try:
+        handle = open(lock_path, "a")  # noqa: SIM115 - held for the whole write
+    except OSError:
+        return None  # a read-only folder: the write itself will report it
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()  # the other run's lock file stays: it still holds it
+        raise OutputError(f"another anonymise run is writing {path}; wait for it or choose another --output") from None
+    return handle
+
+
 @contextlib.contextmanager
 def claim(path: Path) -> Iterator[list[Path]]:
     """Hold ``path`` for writing; yields the stale partial files it removed (already logged).
@@ -72,20 +92,9 @@ def claim(path: Path) -> Iterator[list[Path]]:
     path = Path(path)
     lock_path = path.parent / f".{path.name}.lock"
     handle = None
-    if fcntl is not None and path.parent.is_dir():
-        try:
-            handle = open(lock_path, "a")  # noqa: SIM115 - held for the whole write
-        except OSError:
-            handle = None  # a read-only folder: the write itself will report it
-        if handle is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                raise OutputError(
-                    f"another anonymise run is writing {path}; wait for it or choose another --output"
-                ) from None
     try:
+        with signals_held():  # a signal once the lock file exists comes inside this try, which removes it
+            handle = _lock(lock_path, path)
         removed = []
         for stale in stale_partials(path):
             try:
