@@ -32,12 +32,23 @@ PEDESTRIANS_REASON = "shared data ../shared/data/pedestrians.mp4 not found (set 
 
 @pytest.fixture
 def sigterm_stops():
-    """SIGTERM handled as the CLI handles it (raising :class:`~anonymise.errors.Stopped`)."""
+    """SIGTERM handled as the CLI handles it (raising :class:`~anonymise.errors.Stopped`); call
+    :func:`sigterm_now` where one arrives."""
     from anonymise.cli import _stop_on
 
     previous = signal.signal(signal.SIGTERM, _stop_on)
     yield
     signal.signal(signal.SIGTERM, previous)
+
+
+def sigterm_now() -> None:
+    """A SIGTERM arriving here, as Python handles one: its handler runs at this point.
+
+    Not ``signal.raise_signal``: once the OpenVINO CPU plugin's models are gone (earlier tests),
+    the main thread's alternate signal stack it set is freed, and a real signal crashes the test
+    process. The CLI's own tests send real signals to a child process.
+    """
+    signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
 
 
 @pytest.fixture(scope="session")

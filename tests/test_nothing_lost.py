@@ -4,12 +4,11 @@ cleaned up, truncation and extra audio tracks said, audio copied where the conta
 from __future__ import annotations
 
 import logging
-import signal
 
 import av
 import numpy as np
 import pytest
-from conftest import ColourDetector, stream_summary, synthetic_frames, write_video
+from conftest import ColourDetector, sigterm_now, stream_summary, synthetic_frames, write_video
 from typer.testing import CliRunner
 
 from anonymise import Anonymiser, Config, OutputError
@@ -78,7 +77,7 @@ def test_a_signal_as_the_output_is_claimed_leaves_no_lock(tmp_path, monkeypatch,
 
     def locked_then_signalled(*args):
         handle = lock(*args)
-        signal.raise_signal(signal.SIGTERM)  # the lock file exists, claim() does not hold it yet
+        sigterm_now()  # the lock file exists, claim() does not hold it yet
         return handle
 
     monkeypatch.setattr(outputs, "_lock", locked_then_signalled)
