@@ -413,11 +413,12 @@ class FrameStream:
             if len(seen):
                 boxes = boxes[(box_iou(boxes, seen) < DEEP_SEEN_IOU).all(axis=1)]
         self._deep = (slot.t, np.asarray(boxes, np.float32).reshape(-1, 4))
-        every = self._scale.every if self._scale is not None else 1
+        # back to the sweep before: ``every`` frames, or ``lapse`` where nobody small was seen lately
+        reach = self._scale.lapse if self._scale is not None else 1
         if not len(boxes):
             return
         for target in self._buffer:
-            if slot.t - every < target.t < slot.t and target.alpha is None:
+            if slot.t - reach < target.t < slot.t and target.alpha is None:
                 target.extra.extend(grow(b, margin(slot.t - target.t)) for b in boxes)
                 target.why["backfill"] = target.why.get("backfill", 0) + len(boxes)
                 self.counts.held += len(boxes)
@@ -426,7 +427,7 @@ class FrameStream:
         if self._deep is None or self._scale is None:
             return
         t, boxes = self._deep
-        if not len(boxes) or not 0 < slot.t - t < self._scale.every:
+        if not len(boxes) or not 0 < slot.t - t < self._scale.lapse:  # the next deep sweep replaces them
             return
         slot.extra.extend(grow(b, margin(slot.t - t)) for b in boxes)
         slot.why["held"] = slot.why.get("held", 0) + len(boxes)

@@ -11,14 +11,16 @@ pass) was seen in the last ``RECENT`` frames, and the frame-scale pass on every 
 anyone large (``LARGE_SHARE`` of the frame's height or more) was. Both run on the first
 ``WARMUP`` frames (and after a scene cut, :func:`scene_cut`) and in any case on every
 ``SWEEP_EVERY``-th frame (where the search tiles and ran on the frame before, that frame stands
-for the sweep's small search: see the stride below). Between sweeps the motion
+for the sweep's small search: see the stride below); where the search does not tile, its sweep
+comes every ``SWEEP_EVERY * stride``-th frame instead (``ScalePolicy.lapse``: the whole frame is
+then its one tile, searched as often as each tile is). Between sweeps the motion
 guard still looks again (at a higher resolution) at any moving region no detection explains,
 a large person is still found by the small search (split into parts, every part masked and
 grown to the whole body its keypoints say is there), and a person the next sweep finds is
 back-filled into the frames before it (the look-ahead covers ``hold`` frames). So a still
-small person who is found by the small search alone goes unseen for at most ``SWEEP_EVERY - 1``
-frames, all of which the back-fill reaches when the look-ahead is at least that deep; without
-look-ahead (live sources) both passes run on every frame. ``SWEEP_EVERY`` is the ``balanced``
+small person who is found by the small search alone goes unseen for at most ``lapse - 1`` frames
+(9 in ``balanced``), all of which the back-fill reaches when the look-ahead is at least that
+deep; without look-ahead (live sources) both passes run on every frame. ``SWEEP_EVERY`` is the ``balanced``
 preset's period: ``thorough`` runs both passes on every frame, ``fast`` sweeps every 10th
 (see ``config.PRESETS``).
 
@@ -126,6 +128,11 @@ class ScalePolicy:
         #: carrying the small people across; 1 when the back-fill cannot reach a tile's whole
         #: rotation (``every * stride`` frames)
         self.stride = stride if windows and self.every > 1 and lookahead >= every * stride else 1
+        #: while nobody small was seen lately, the small search's sweep comes every ``lapse`` frames:
+        #: ``every``, or where the search does not tile, ``every * stride``; the whole frame is then its
+        #: one tile, searched at least that often as each tile is (the rotation below)
+        reach = not windows and self.every > 1 and lookahead >= every * stride
+        self.lapse = self.every * stride if reach else self.every
         #: the small search's tiles (x0, y0, x1, y1), and frame pixels -> its full-frame pass's pixels
         self.windows = list(windows or [])
         self.search_imgsz = search_imgsz or max(width, height)
@@ -153,8 +160,12 @@ class ScalePolicy:
         if self.scale is None or self.every <= 1:
             run = {"small": True, "large": True}
         else:
-            sweep = t - self._cut < WARMUP or any((t + i) % self.every == 0 for i in range(count))
-            run = {kind: sweep or t - last <= RECENT for kind, last in self._last.items()}
+            start = t - self._cut < WARMUP
+            period = {"small": self.lapse, "large": self.every}
+            run = {
+                kind: start or t - last <= RECENT or any((t + i) % period[kind] == 0 for i in range(count))
+                for kind, last in self._last.items()
+            }
             if run["small"] and t - self._cut >= WARMUP and count == 1 and t - self._ran < self.stride:
                 run["small"], self.strided = False, True
             for kind, on in run.items():

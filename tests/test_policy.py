@@ -82,7 +82,10 @@ def test_the_stream_asks_for_the_frame_scale_pass_alone_between_sweeps():
     list(anon.anonymise_frames(frames, stream))
     assert len(detector.calls) == 20
     assert detector.calls.count(False) == stream.counts.small_skipped > 0
-    assert all(detector.calls[t] for t in range(0, 20, SWEEP_EVERY))
+    # nobody small seen, and the search does not tile: the small search sweeps on every 10th frame
+    # (SWEEP_EVERY times the default stride), after the first WARMUP frames
+    lapse = SWEEP_EVERY * Config().search_every
+    assert [t for t, small in enumerate(detector.calls) if small] == [*range(WARMUP), *range(lapse, 20, lapse)]
 
 
 def test_without_large_people_the_frame_scale_pass_sweeps_too():
@@ -374,6 +377,56 @@ def test_a_small_still_person_far_from_everyone_is_found_within_k_frames_and_bac
         assert not is_person_colour(o).any(), f"balanced, frame {i}: the small person is visible"
 
 
+class _CloseUp:
+    """A synthetic multiscale detector for a frame the search does not tile: a large person the
+    frame-scale pass finds, and the magenta person only the small search finds."""
+
+    multiscale = True
+
+    def __init__(self):
+        self.batch, self.device = 1, "cpu"
+        self.small = []
+
+    def windows(self, width, height):
+        return []
+
+    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None):
+        from conftest import is_person_colour
+
+        search = small and imgsz is None  # not the frame-scale pass alone, nor a second look
+        self.small.append(search)
+        out = []
+        for frame in frames:
+            tiny = _found(is_person_colour(frame, 10) & search).people.xyxy
+            boxes = np.vstack([np.array([[0, 0, 60, 120]], np.float32), tiny])  # the large person, always
+            out.append(FrameDetections(Detections(boxes, [0.9] * len(boxes), [0] * len(boxes)), Detections.empty()))
+        return out
+
+
+def test_where_the_search_does_not_tile_it_lapses_to_every_10th_frame_and_back_fills():
+    from conftest import MAGENTA, is_person_colour, scene
+
+    bg = scene(120, 160)
+    person = bg.copy()
+    # the worst case: a small person appears, still, just after a sweep; the next finds them 9 frames later
+    person[40:60, 120:128] = MAGENTA
+    frames = [bg] * 11 + [person] * 21
+    detector = _CloseUp()
+    anon = Anonymiser(Config(pose=False, fail_closed=False), detector=detector)
+    stream = anon.stream(lookahead=30)
+    out = [o for _, o in anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream)]
+    searched = [t for t, small in enumerate(detector.small) if small]
+    assert searched[:5] == [0, 1, 2, 10, 20], "nobody small seen: the small search on every 10th frame"
+    assert searched[4:] == list(range(20, 32)), "once the small person is seen, on every frame"
+    for i, o in enumerate(out):
+        assert not is_person_colour(o).any(), f"frame {i}: the small person is visible"
+    # the look-ahead must reach the lapse: shorter, the sweep comes every 5th frame as before
+    assert ScalePolicy(160, 120, 160, lookahead=9, stride=2).lapse == SWEEP_EVERY
+    assert ScalePolicy(160, 120, 160, lookahead=10, stride=2).lapse == 2 * SWEEP_EVERY
+    # where the search tiles, the tiles' rotation bounds it instead: the sweep stays every 5th frame
+    assert ScalePolicy(260, 180, 640, lookahead=30, stride=2, windows=WINDOWS).lapse == SWEEP_EVERY
+
+
 def test_a_scene_cut_restarts_the_full_sweeps():
     from anonymise.policy import scene_cut, thumbnail
 
@@ -428,8 +481,11 @@ def test_a_person_only_a_deep_sweep_finds_is_masked_in_every_frame():
     out = [o for _, o in anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream)]
     for i, o in enumerate(out):
         assert not is_person_colour(o).any(), f"frame {i}: the person only deep sweeps find is visible"
-    # 160 px frames: the small search runs at 640, a deep sweep at 1280 on every 5th frame
-    assert [i for i, s in enumerate(detector.calls) if s == 1280] == list(range(0, 33, SWEEP_EVERY))
+    # 160 px frames: the small search runs at 640, a deep sweep at 1280 on every 5th frame while someone
+    # small was seen lately; before (nobody yet) on every 10th: the person, there from frame 3, is found
+    # on frame 10 and back-filled into the 7 frames before
+    lapse = SWEEP_EVERY * Config().search_every
+    assert [i for i, s in enumerate(detector.calls) if s == 1280] == [0, *range(lapse, 33, SWEEP_EVERY)]
     ledger = stream.ledger.as_dict()["frames_by_reason"]
     assert ledger["held"]["frames"] > 0 and ledger["backfill"]["frames"] > 0
 
