@@ -20,9 +20,9 @@ grown to the whole body its keypoints say is there), and a person the next sweep
 back-filled into the frames before it (the look-ahead covers ``hold`` frames). So a still
 small person who is found by the small search alone goes unseen for at most ``lapse - 1`` frames
 (9 in ``balanced``), all of which the back-fill reaches when the look-ahead is at least that
-deep; without look-ahead (live sources) both passes run on every frame. ``SWEEP_EVERY`` is the ``balanced``
-preset's period: ``thorough`` runs both passes on every frame, ``fast`` sweeps every 10th
-(see ``config.PRESETS``).
+deep; without look-ahead (live sources) both passes run on every frame. ``SWEEP_EVERY`` is the
+``balanced`` preset's period: ``thorough`` runs both passes on every frame, ``fast`` sweeps every
+10th (see ``config.PRESETS``).
 
 Where the small search tiles the frame (beyond 1280 px), it looks where people can be
 (:meth:`ScalePolicy.tiles`, every preset but ``thorough``): a rotating share of the tiles, plus a
