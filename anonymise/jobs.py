@@ -255,7 +255,9 @@ def check_writable(folder: Path) -> None:
     probe = partial_path(folder / "probe.tmp")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe.touch()
-        probe.unlink()
+        try:
+            probe.touch()
+        finally:  # whatever stops it (a signal too), the probe is not left behind
+            probe.unlink(missing_ok=True)
     except OSError as e:
         raise OutputError(f"cannot write to folder {folder}: {e.strerror or e}") from None

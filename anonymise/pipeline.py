@@ -273,9 +273,12 @@ class Anonymiser:
                 outputs = self.anonymise_frames(frames, stream)
                 for result in outputs:
                     frame, out = result
-                    if sink is not None:
-                        sink.put(frame, out)
-                    sidecars.write(result)
+                    # a stop waits until the frame is in every output (a new segment's first frame included)
+                    with signals_held():
+                        if sink is not None:
+                            sink.put(frame, out)
+                        sidecars.write(result)
+                        written += 1
                     if realtime:
                         latencies.append(frames.age(frame))
                         step = pace.processed(frames.dropped)
@@ -286,7 +289,6 @@ class Anonymiser:
                                 pace.target,
                                 step["says"],
                             )
-                    written += 1
                     progress.advance()
                     if viewer is not None:
                         view = sidecars.debug_view if sidecars.debug_view is not None else out

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .io.files import signals_held
 from .io.video import Frame, shifted
 from .threads import WriterThread
 
@@ -63,18 +62,17 @@ class Segments:
         if self._sink is not None and t - self._first < self.seconds:
             self._write(frame, image)
             return
-        # a stop signal waits until the last file is finished and the next is held with its first frame:
-        # a stop then finishes that one too, and no file is left half-written or unknown
-        with signals_held():
-            if self._sink is not None:
-                self.finished.append(self._sink.finish())
-                self._sink = None
-            path = segment_path(self.output, self._clock())
-            self._sink = self._open(path)
-            self._first = t
-            if self.opened is not None:
-                self.opened(path, t)
-            self._write(frame, image)
+        # the caller holds stop signals across put (the pipeline does, see io.files.signals_held): a stop
+        # then comes once the last file is finished and the next is held with its first frame
+        if self._sink is not None:
+            self.finished.append(self._sink.finish())
+            self._sink = None
+        path = segment_path(self.output, self._clock())
+        self._sink = self._open(path)
+        self._first = t
+        if self.opened is not None:
+            self.opened(path, t)
+        self._write(frame, image)
 
     def _write(self, frame: Frame, image: np.ndarray) -> None:
         shift = self._first

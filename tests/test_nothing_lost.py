@@ -69,6 +69,42 @@ def test_stale_partials_of_a_killed_run_are_removed_and_reported(tmp_path, caplo
     assert any("interrupted run" in r.getMessage() and stale.name in r.getMessage() for r in caplog.records)
 
 
+def test_signals_held_come_once_after_the_block_and_a_second_one_at_once(sigterm_stops):
+    import signal
+    import threading
+
+    from anonymise.errors import Stopped
+    from anonymise.io.files import signals_held
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    reached = []
+    with pytest.raises(Stopped), signals_held():
+        sigterm_now()
+        reached.append("the rest of the block")
+    assert reached == ["the rest of the block"], "one stop is held until the block ends"
+    assert {s: signal.getsignal(s) for s in handlers} == handlers, "the handlers are put back"
+    reached = []
+    with pytest.raises(Stopped), signals_held():
+        sigterm_now()
+        reached.append("after the first")
+        sigterm_now()  # a second stop: acted on at once (a stuck block can still be stopped)
+        reached.append("after the second")
+    assert reached == ["after the first"] and {s: signal.getsignal(s) for s in handlers} == handlers
+    with pytest.raises(ValueError), signals_held():
+        raise ValueError("an error in the block")
+    assert {s: signal.getsignal(s) for s in handlers} == handlers
+    seen = []
+
+    def elsewhere():
+        with signals_held():
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    worker = threading.Thread(target=elsewhere)
+    worker.start()
+    worker.join()
+    assert seen == [handlers[signal.SIGTERM]], "another thread gets no signals: nothing is held there"
+
+
 def test_a_signal_as_the_output_is_claimed_leaves_no_lock(tmp_path, monkeypatch, sigterm_stops):
     from anonymise.errors import Stopped
     from anonymise.io import outputs

@@ -312,9 +312,12 @@ def test_a_live_recording_is_cut_into_segments_named_by_start_time(tmp_path, mon
 
 def test_a_signal_as_a_segment_begins_finishes_it_and_leaves_nothing_hidden(tmp_path, monkeypatch, sigterm_stops):
     from anonymise.errors import Stopped
+    from anonymise.io.keypoints import read_keypoints
     from anonymise.threads import WriterThread
 
-    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: _Camera(75))
+    camera = _Camera(75)
+    camera.frames = synthetic_frames(75, speed=0)  # someone on every frame: keypoints on every frame
+    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: camera)
     # the second file's partial exists, its encoder thread does not yet
     monkeypatch.setattr("anonymise.pipeline.WriterThread", _signalled(WriterThread, before=True, nth=2))
     monkeypatch.chdir(tmp_path)
@@ -325,7 +328,9 @@ def test_a_signal_as_a_segment_begins_finishes_it_and_leaves_nothing_hidden(tmp_
     assert len(videos) == 2, "the first file, and the second with the frame it began with"
     first, second = (stream_summary(v)["frames"] for v in videos)
     assert first >= 40 and second >= 1, "both files finished and playable"
-    assert all(v.with_name(f"{v.stem}.keypoints.jsonl").is_file() for v in videos)
+    for video, frames in zip(videos, (first, second)):  # every frame in the video has its keypoints
+        records = list(read_keypoints(video.with_name(f"{video.stem}.keypoints.jsonl")))
+        assert len({r["frame"] for r in records}) == frames, f"{video.name}: frames without keypoints"
     assert not list(tmp_path.glob(".*")), "no hidden partial left"
 
 

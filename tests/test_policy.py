@@ -393,11 +393,11 @@ class _CloseUp:
     def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None):
         from conftest import is_person_colour
 
-        search = small and imgsz is None  # not the frame-scale pass alone, nor a second look
-        self.small.append(search)
+        searched = small and imgsz is None  # not the frame-scale pass alone, nor a second look (deep or not)
+        self.small.append(searched)
         out = []
         for frame in frames:
-            tiny = _found(is_person_colour(frame, 10) & search).people.xyxy
+            tiny = _found(is_person_colour(frame, 10) & searched).people.xyxy
             boxes = np.vstack([np.array([[0, 0, 60, 120]], np.float32), tiny])  # the large person, always
             out.append(FrameDetections(Detections(boxes, [0.9] * len(boxes), [0] * len(boxes)), Detections.empty()))
         return out

@@ -59,25 +59,40 @@ def signals_held() -> Iterator[None]:
     """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends, then act on the first that came.
 
     For a block that creates files and hands them to their owner: a signal in between would stop
-    the run with a partial file that nothing removes. Signals reach only the main thread; in any
-    other this does nothing. A signal with no Python handler (the default kills the process) is
-    not held.
+    the run with a partial file that nothing removes. A second signal while held is acted on at
+    once (a block stuck on a slow encoder can still be stopped). Signals reach only the main
+    thread; in any other this does nothing. A signal with no Python handler (the default kills
+    the process) is not held.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     came: list[tuple[int, object]] = []
-    held = {}
-    for signum in STOP_SIGNALS:
-        handler = signal.getsignal(signum)
-        if callable(handler):
-            held[signum] = handler
-            signal.signal(signum, lambda signum, frame: came.append((signum, frame)))
-    try:
-        yield
-    finally:
+    held: dict[int, object] = {}
+    state = {"done": False}
+
+    def restore() -> None:
         for signum, handler in held.items():
             signal.signal(signum, handler)
-        if came:
+
+    def defer(signum, frame) -> None:
+        if state["done"] or came:  # after the block, or a second stop: act on it now
+            state["done"] = True
+            restore()
+            held[signum](signum, frame)
+            return
+        came.append((signum, frame))
+
+    try:
+        for signum in STOP_SIGNALS:
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                held[signum] = handler
+                signal.signal(signum, defer)
+        yield
+    finally:
+        acted, state["done"] = state["done"], True  # from here a signal goes straight to its handler
+        restore()
+        if came and not acted:
             signum, frame = came[0]
             held[signum](signum, frame)
