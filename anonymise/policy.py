@@ -127,12 +127,12 @@ class ScalePolicy:
         #: model call) while small people are seen, the frame-scale pass alone between, the tracks
         #: carrying the small people across; 1 when the back-fill cannot reach a tile's whole
         #: rotation (``every * stride`` frames)
-        self.stride = stride if windows and self.every > 1 and lookahead >= every * stride else 1
+        reach = self.every > 1 and lookahead >= every * stride
+        self.stride = stride if windows and reach else 1
         #: while nobody small was seen lately, the small search's sweep comes every ``lapse`` frames:
         #: ``every``, or where the search does not tile, ``every * stride``; the whole frame is then its
         #: one tile, searched at least that often as each tile is (the rotation below)
-        reach = not windows and self.every > 1 and lookahead >= every * stride
-        self.lapse = self.every * stride if reach else self.every
+        self.lapse = self.every * stride if reach and not windows else self.every
         #: the small search's tiles (x0, y0, x1, y1), and frame pixels -> its full-frame pass's pixels
         self.windows = list(windows or [])
         self.search_imgsz = search_imgsz or max(width, height)

@@ -59,22 +59,17 @@ class Segments:
 
     def put(self, frame: Frame, image: np.ndarray) -> None:
         t = frame.time or 0.0
-        if self._sink is not None and t - self._first < self.seconds:
-            self._write(frame, image)
-            return
         # the caller holds stop signals across put (the pipeline does, see io.files.signals_held): a stop
         # then comes once the last file is finished and the next is held with its first frame
-        if self._sink is not None:
-            self.finished.append(self._sink.finish())
-            self._sink = None
-        path = segment_path(self.output, self._clock())
-        self._sink = self._open(path)
-        self._first = t
-        if self.opened is not None:
-            self.opened(path, t)
-        self._write(frame, image)
-
-    def _write(self, frame: Frame, image: np.ndarray) -> None:
+        if self._sink is None or t - self._first >= self.seconds:
+            if self._sink is not None:
+                self.finished.append(self._sink.finish())
+                self._sink = None
+            path = segment_path(self.output, self._clock())
+            self._sink = self._open(path)
+            self._first = t
+            if self.opened is not None:
+                self.opened(path, t)
         shift = self._first
         audio, after = shifted(frame.audio, shift), shifted(frame.audio_after, shift)
         offset = round(shift / float(frame.time_base)) if frame.time_base else 0

@@ -377,24 +377,28 @@ def test_a_small_still_person_far_from_everyone_is_found_within_k_frames_and_bac
         assert not is_person_colour(o).any(), f"balanced, frame {i}: the small person is visible"
 
 
-class _CloseUp:
-    """A synthetic multiscale detector for a frame the search does not tile: a large person the
-    frame-scale pass finds, and the magenta person only the small search finds."""
+class _Untiled:
+    """A synthetic multiscale detector whose small search does not tile; ``calls`` records each call."""
 
     multiscale = True
 
     def __init__(self):
         self.batch, self.device = 1, "cpu"
-        self.small = []
+        self.calls = []
 
     def windows(self, width, height):
         return []
+
+
+class _CloseUp(_Untiled):
+    """A large person the frame-scale pass finds, and the magenta person only the small search finds;
+    ``calls``: whether each call ran the small search."""
 
     def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None):
         from conftest import is_person_colour
 
         searched = small and imgsz is None  # not the frame-scale pass alone, nor a second look (deep or not)
-        self.small.append(searched)
+        self.calls.append(searched)
         out = []
         for frame in frames:
             tiny = _found(is_person_colour(frame, 10) & searched).people.xyxy
@@ -415,7 +419,7 @@ def test_where_the_search_does_not_tile_it_lapses_to_every_10th_frame_and_back_f
     anon = Anonymiser(Config(pose=False, fail_closed=False), detector=detector)
     stream = anon.stream(lookahead=30)
     out = [o for _, o in anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream)]
-    searched = [t for t, small in enumerate(detector.small) if small]
+    searched = [t for t, small in enumerate(detector.calls) if small]
     assert searched[:5] == [0, 1, 2, 10, 20], "nobody small seen: the small search on every 10th frame"
     assert searched[4:] == list(range(20, 32)), "once the small person is seen, on every frame"
     for i, o in enumerate(out):
@@ -444,18 +448,9 @@ def test_a_scene_cut_restarts_the_full_sweeps():
     assert not all(detector.calls[3:12]), "no pass was ever skipped before the cut"
 
 
-class _FaintScene:
-    """A synthetic multiscale detector: the magenta person is found only by a deep sweep (the
-    small search at 1280 px), as the nano model finds a still, dark, 43 px man on pedestrians.mp4."""
-
-    multiscale = True
-
-    def __init__(self):
-        self.batch, self.device = 1, "cpu"
-        self.calls = []
-
-    def windows(self, width, height):
-        return []
+class _FaintScene(_Untiled):
+    """The magenta person is found only by a deep sweep (the small search at 1280 px), as the nano
+    model finds a still, dark, 43 px man on pedestrians.mp4; ``calls``: each call's ``search``."""
 
     def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None):
         from conftest import is_person_colour

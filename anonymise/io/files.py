@@ -69,19 +69,20 @@ def signals_held() -> Iterator[None]:
         return
     came: list[tuple[int, object]] = []
     held: dict[int, object] = {}
-    state = {"done": False}
+    done = False
 
     def restore() -> None:
         for signum, handler in held.items():
             signal.signal(signum, handler)
 
     def defer(signum, frame) -> None:
-        if state["done"] or came:  # after the block, or a second stop: act on it now
-            state["done"] = True
+        nonlocal done
+        if done or came:  # after the block, or a second stop: act on it now
+            done = True
             restore()
             held[signum](signum, frame)
-            return
-        came.append((signum, frame))
+        else:
+            came.append((signum, frame))
 
     try:
         for signum in STOP_SIGNALS:
@@ -91,7 +92,7 @@ def signals_held() -> Iterator[None]:
                 signal.signal(signum, defer)
         yield
     finally:
-        acted, state["done"] = state["done"], True  # from here a signal goes straight to its handler
+        acted, done = done, True  # from here a signal goes straight to its handler
         restore()
         if came and not acted:
             signum, frame = came[0]
