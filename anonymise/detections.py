@@ -63,10 +63,12 @@ class Detections:
 
     @classmethod
     def concat(cls, parts: list[Detections]) -> Detections:
-        """All detections of ``parts`` in one; masks and keypoints kept only where every part has them."""
+        """All detections of ``parts`` in one; masks and keypoints kept only where every part that
+        holds a detection has them."""
         parts = [p for p in parts if p is not None]
         if not parts:
             return cls.empty()
+        parts = [p for p in parts if len(p)] or parts[:1]
 
         def join(name):
             values = [getattr(p, name) for p in parts]

@@ -40,7 +40,7 @@ from .detections import Detections, box_iou, nested, suppress
 from .errors import AnonymiseError, ConfigError
 from .io.video import Frame
 from .ledger import Ledger
-from .policy import ScalePolicy, scene_cut, thumbnail
+from .policy import ScalePolicy, moving_boxes, scene_cut, shrunk, thumbnail
 from .track import MAX_GROWTH, TrackHistory, grow, margin
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ class Counts:
     large_skipped: int = 0
     #: tile crops the small search did not run, and scene cuts that restarted the sweeps (see policy.py)
     tiles_skipped: int = 0
+    #: frames whose small search ran on a window around the people and motion, not the whole frame
+    windowed: int = 0
     scene_cuts: int = 0
 
 
@@ -194,6 +196,8 @@ class FrameStream:
         self._models = threading.Lock()  # the detect stage and the second looks share the models
         self._scale: ScalePolicy | None = None  # made on the first frame (it needs the frame size)
         self._thumbnail: np.ndarray | None = None  # of the last frame detected, for scene cuts
+        self._shrunk: np.ndarray | None = None  # of the last frame detected, for what moved since (policy.area)
+        self._moving: np.ndarray | None = None  # boxes of what moved into the frames of the next model call
         self._deep: tuple[int, np.ndarray] | None = None  # (frame, boxes) only the last deep sweep explained
         self._economy: dict | None = None  # a cheaper setting the live policy asked for, not yet taken
 
@@ -273,8 +277,11 @@ class FrameStream:
             small, large = self._passes(images)
             tiles = self._scale.tiles(len(images)) if self._scale is not None and small else None
             deep = self._scale.deep(len(images)) if self._scale is not None and small else None
+            area = None
+            if self._scale is not None and small and tiles is None and deep is None:
+                area = self._scale.area(len(images), self._moving)
             with self._models:
-                if small and large and tiles is None and deep is None:
+                if small and large and tiles is None and deep is None and area is None:
                     found = self.detector(images)
                 else:
                     options = {} if tiles is None else {"tiles": tiles}
@@ -282,6 +289,8 @@ class FrameStream:
                         options["crops"] = self._scale.crops
                     if deep is not None:
                         options["search"] = deep[0]
+                    if area is not None:
+                        options["area"] = area
                     found = self.detector(images, small=small, large=large, **options)
             if deep is not None:
                 size, which = deep
@@ -296,6 +305,7 @@ class FrameStream:
                 self.counts.small_skipped = self._scale.skipped["small"]
                 self.counts.large_skipped = self._scale.skipped["large"]
                 self.counts.tiles_skipped = self._scale.skipped["tiles"]
+                self.counts.windowed = self._scale.skipped["window"]
             return found
         except AnonymiseError:
             raise
@@ -315,6 +325,9 @@ class FrameStream:
                 self._scale.cut()
                 self.counts.scene_cuts += 1
         self._thumbnail = thumbnail(images[-1])
+        now = shrunk(images[-1])
+        self._moving = moving_boxes(self._shrunk, now) if len(images) == 1 else None
+        self._shrunk = now
         if self._scale is None:
             from .detect.tiles import alone_imgsz
 

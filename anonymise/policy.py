@@ -24,6 +24,14 @@ deep; without look-ahead (live sources) both passes run on every frame. ``SWEEP_
 ``balanced`` preset's period: ``thorough`` runs both passes on every frame, ``fast`` sweeps every
 10th (see ``config.PRESETS``).
 
+Where the small search does not tile, it runs between its sweeps on a **window** only
+(:meth:`ScalePolicy.area`): the part of the frame that holds everyone found in the last ``RECENT``
+frames, with room to move, and whatever moved since the frame before (:func:`moving_boxes`: someone
+walking in), enlarged as the whole frame would be. On ``pedestrians.mp4`` that is about half the
+frame. The sweep frames (every ``every``-th) search the whole frame, so a still person outside the
+window whom only the small search finds is unseen for at most ``every - 1`` frames (4), all of
+which the back-fill reaches.
+
 Where the small search tiles the frame (beyond 1280 px), it looks where people can be
 (:meth:`ScalePolicy.tiles`, every preset but ``thorough``): a rotating share of the tiles, plus a
 person crop around each person only the tiles found (half a tile's side, enlarged as the tiles are:
@@ -68,6 +76,14 @@ NESTED = 0.7
 TILE_MARGIN, TILE_HOLDS = 0.25, 0.9
 #: a person at least this share of the frame's height is large: the frame-scale pass finds them whole
 LARGE_SHARE = 0.4
+#: where the search does not tile, between its sweeps it runs on the window holding every person
+#: seen in the last ``RECENT`` frames (each box grown by ``AREA_MARGIN`` of its height per side,
+#: ``AREA_ROOM`` px at least) and everything that moved since the frame before; the whole frame where
+#: that window would cover more than ``AREA_SHARE`` of it (:meth:`ScalePolicy.area`)
+AREA_MARGIN, AREA_ROOM, AREA_SHARE = 0.75, 24, 0.75
+#: the window's sides are whole ``1 / AREA_STEPS`` shares of the frame's, half of it at least, so a
+#: video's windows come in a few shapes (the runtimes compile and cache each input shape)
+AREA_STEPS = 4
 #: a person crop (:meth:`ScalePolicy.tiles`) is a square this share of a tile's side, enlarged as
 #: the tiles are (a quarter of a tile's pixels); it holds the box grown by ``CROP_MARGIN`` of its
 #: height per side (room to move for the frames until the next search), or by ``TILE_MARGIN`` at
@@ -102,6 +118,39 @@ def scene_cut(before: np.ndarray | None, after: np.ndarray) -> bool:
         return False
     changed = np.abs(before.astype(np.int16) - after.astype(np.int16)) > CUT_LEVELS
     return bool(changed.mean() > CUT_SHARE)
+
+
+#: what moved is found on the frame shrunk this many times (grey), by this many levels (of 255)
+MOVING_SHRINK, MOVING_LEVELS = 4, 30
+#: a change this many shrunk pixels tall (and with as many pixels) or more counts: specks of noise do not
+MOVING_HEIGHT = 3
+
+
+def shrunk(image: np.ndarray) -> np.ndarray:
+    """The frame in grey, ``MOVING_SHRINK`` times smaller, for :func:`moving_boxes`."""
+    import cv2
+
+    height, width = image.shape[:2]
+    size = (max(width // MOVING_SHRINK, 1), max(height // MOVING_SHRINK, 1))
+    return cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+
+
+def moving_boxes(before: np.ndarray | None, after: np.ndarray) -> np.ndarray:
+    """Boxes (frame pixels) around what changed between two :func:`shrunk` frames; the whole frame
+    when there is no frame before, it differs in size, or most of it changed (a pan, a light switched)."""
+    import cv2
+
+    height, width = (side * MOVING_SHRINK for side in after.shape[:2])
+    if before is None or before.shape != after.shape:
+        return np.array([[0, 0, width, height]], np.float32)
+    changed = cv2.absdiff(before, after) > MOVING_LEVELS
+    if changed.mean() > AREA_SHARE:
+        return np.array([[0, 0, width, height]], np.float32)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(changed.view(np.uint8), connectivity=8)
+    stats = stats[1:]  # 0: the unchanged rest
+    stats = stats[(stats[:, cv2.CC_STAT_HEIGHT] >= MOVING_HEIGHT) & (stats[:, cv2.CC_STAT_AREA] >= MOVING_HEIGHT)]
+    x, y, w, h = (stats[:, i].astype(np.float32) * MOVING_SHRINK for i in range(4))
+    return np.stack([x, y, x + w, y + h], axis=1).reshape(-1, 4)
 
 
 class ScalePolicy:
@@ -150,8 +199,10 @@ class ScalePolicy:
         self._cut = 0  # the frame of the last scene cut (the start counts as one)
         self._last = {"small": -(10**9), "large": -(10**9)}
         self._tile_only: list[tuple[int, np.ndarray]] = []  # (frame, boxes) of people only the tiles found
-        #: frames that skipped each pass, and tile crops not run (for the run's summary and benchmarks)
-        self.skipped = {"small": 0, "large": 0, "tiles": 0}
+        self._seen: list[tuple[int, np.ndarray]] = []  # (frame, boxes) of the people found, the last RECENT frames
+        #: frames that skipped each pass, tile crops not run, and frames searched on a window only
+        #: (for the run's summary and benchmarks)
+        self.skipped = {"small": 0, "large": 0, "tiles": 0, "window": 0}
 
     def passes(self, count: int) -> tuple[bool, bool]:
         """(small search, frame-scale pass): whether the next ``count`` frames (one model call) get each."""
@@ -250,6 +301,43 @@ class ScalePolicy:
             crops.append((x0, y0, x0 + min(side, width), y0 + min(side, height)))
         return crops
 
+    def area(self, count: int, moving: np.ndarray | None = None) -> tuple[int, int, int, int] | None:
+        """The window (x0, y0, x1, y1) the small search planned by :meth:`passes` runs on, or
+        ``None``: the whole frame.
+
+        Where the search does not tile (a frame it enlarges whole), between its sweeps it looks
+        where people can be: around everyone found in the last ``RECENT`` frames (grown by
+        ``AREA_MARGIN`` of their height, room to move and to be found whole) and around
+        ``moving`` (boxes of what changed since the frame before: someone new walking in), as one
+        window of a few sizes (``AREA_STEPS``). Sweep frames (every ``every``-th, the first ``WARMUP``
+        and after a scene cut) search the whole frame, so a still person outside the window whom
+        only the small search finds is unseen for at most ``every - 1`` frames, within the
+        back-fill's reach (the look-ahead is at least ``every`` deep wherever there are sweeps).
+        """
+        if self.windows or self.scale is None or self.every <= 1 or count != 1:
+            return None
+        t = self._t - count
+        if t - self._cut < WARMUP or t % self.every == 0:
+            return None
+        boxes = [b for when, b in self._seen if t - when <= RECENT]
+        if moving is not None and len(moving):
+            boxes.append(np.asarray(moving, np.float32).reshape(-1, 4))
+        boxes = np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32)
+        if not len(boxes):
+            return None  # nothing to look around: the whole frame (the search runs because someone was seen)
+        room = np.maximum(AREA_MARGIN * (boxes[:, 3] - boxes[:, 1]), AREA_ROOM)[:, None]
+        frame = np.array([self.width, self.height], np.float64)
+        lo = np.maximum((boxes[:, :2] - room).min(axis=0), 0)
+        hi = np.minimum((boxes[:, 2:] + room).max(axis=0), frame)
+        steps = np.clip(np.ceil((hi - lo) / frame * AREA_STEPS), AREA_STEPS // 2, AREA_STEPS)
+        side = np.floor(frame * steps / AREA_STEPS).astype(int)
+        if side[0] * side[1] > AREA_SHARE * frame[0] * frame[1]:
+            return None
+        x0, y0 = np.clip(np.round((lo + hi) / 2 - side / 2), 0, frame - side).astype(int)
+        x1, y1 = x0 + side[0], y0 + side[1]
+        self.skipped["window"] += 1
+        return int(x0), int(y0), int(x1), int(y1)
+
     def deep(self, count: int) -> tuple[int, list[bool]] | None:
         """``(size, which frames)`` for the model call :meth:`passes` just planned when it holds a deep
         sweep frame (the whole call runs at that size; only its sweep frames count as deep), else ``None``.
@@ -274,6 +362,7 @@ class ScalePolicy:
         self._ran = -(10**9)
         self._last = {kind: -(10**9) for kind in self._last}
         self._tile_only = []
+        self._seen = []
 
     def observe(self, boxes_per_frame: list[np.ndarray], tile_only: list[np.ndarray | None] | None = None) -> None:
         """The people one model call found (boxes per frame, in frame pixels), and among them those
@@ -284,6 +373,9 @@ class ScalePolicy:
         for i, (boxes, only) in enumerate(zip(boxes_per_frame, tile_only)):
             t = end - len(boxes_per_frame) + i
             boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+            if len(boxes):
+                self._seen.append((t, boxes))
+            self._seen = [(when, b) for when, b in self._seen if t - when <= RECENT]
             if self.windows:
                 if only is None:
                     heights = (boxes[:, 3] - boxes[:, 1]) * self.search_scale

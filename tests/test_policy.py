@@ -67,7 +67,7 @@ class _PassRecorder:
         self.batch = 1
         self.device = "cpu"
 
-    def __call__(self, frames, imgsz=None, small=True, large=True):
+    def __call__(self, frames, imgsz=None, small=True, large=True, area=None):
         assert large, "a large person is around: the frame-scale pass must run"
         self.calls.append(small)
         people = Detections(np.array([[100, 0, 400, 480]], np.float32), [0.9], [0])
@@ -255,7 +255,7 @@ class _TiledWalker:
     def windows(self, width, height):
         return WINDOWS
 
-    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, crops=()):
+    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, crops=(), area=None):
         from conftest import is_person_colour
 
         self.small.append(small and imgsz is None)
@@ -322,7 +322,7 @@ class _TiledScene:
     def windows(self, width, height):
         return WINDOWS
 
-    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, crops=()):
+    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, crops=(), area=None):
         from conftest import is_person_colour
 
         out = []
@@ -389,19 +389,29 @@ class _Untiled:
     def windows(self, width, height):
         return []
 
+    @staticmethod
+    def within(hit, area):
+        """``hit`` (bool H x W) where the small search ran: the window ``area`` (``None``: everywhere)."""
+        if area is None:
+            return hit
+        x0, y0, x1, y1 = area
+        inside = np.zeros_like(hit)
+        inside[y0:y1, x0:x1] = hit[y0:y1, x0:x1]
+        return inside
+
 
 class _CloseUp(_Untiled):
     """A large person the frame-scale pass finds, and the magenta person only the small search finds;
     ``calls``: whether each call ran the small search."""
 
-    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None):
+    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None, area=None):
         from conftest import is_person_colour
 
         searched = small and imgsz is None  # not the frame-scale pass alone, nor a second look (deep or not)
         self.calls.append(searched)
         out = []
         for frame in frames:
-            tiny = _found(is_person_colour(frame, 10) & searched).people.xyxy
+            tiny = _found(self.within(is_person_colour(frame, 10) & searched, area)).people.xyxy
             boxes = np.vstack([np.array([[0, 0, 60, 120]], np.float32), tiny])  # the large person, always
             out.append(FrameDetections(Detections(boxes, [0.9] * len(boxes), [0] * len(boxes)), Detections.empty()))
         return out
@@ -452,14 +462,14 @@ class _FaintScene(_Untiled):
     """The magenta person is found only by a deep sweep (the small search at 1280 px), as the nano
     model finds a still, dark, 43 px man on pedestrians.mp4; ``calls``: each call's ``search``."""
 
-    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None):
+    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None, area=None):
         from conftest import is_person_colour
 
         self.calls.append(search)
         out = []
         for frame in frames:
             hit = is_person_colour(frame, 10)
-            out.append(_found(hit & (search is not None and search >= 1280)))
+            out.append(_found(self.within(hit, area) & (search is not None and search >= 1280)))
         return out
 
 
@@ -501,3 +511,108 @@ def test_no_deep_sweep_without_lookahead_or_where_the_search_tiles():
     policy = ScalePolicy(480, 360, 480, lookahead=30, search_imgsz=960)
     policy.passes(8)  # a GPU batch: the call runs at 1280, only its sweep frames count as deep
     assert policy.deep(8) == (1280, [True, False, False, False, False, True, False, False])
+
+
+def test_between_sweeps_the_untiled_search_runs_on_a_window_around_people_and_motion():
+    from anonymise.policy import AREA_MARGIN, AREA_SHARE, AREA_STEPS
+
+    policy = ScalePolicy(480, 360, 480, lookahead=30, search_imgsz=960)
+    person = np.array([[100, 100, 120, 140]], np.float32)  # 40 px: small at the frame-scale pass
+    areas = []
+    for _ in range(12):
+        assert policy.passes(1)[0], "a small person is around: the small search runs on every frame"
+        areas.append(policy.area(1))
+        policy.observe([person])
+    assert areas[:WARMUP] == [None] * WARMUP, "the warm-up searches the whole frame"
+    assert areas[5] is None and areas[10] is None, "the sweeps search the whole frame"
+    room = AREA_MARGIN * 40
+    for t in (3, 4, 6, 7, 8, 9, 11):
+        x0, y0, x1, y1 = areas[t]
+        assert x0 <= 100 - room and y0 <= 100 - room and x1 >= 120 + room and y1 >= 140 + room, areas[t]
+        assert (x1 - x0) * (y1 - y0) <= AREA_SHARE * 480 * 360
+        assert (x1 - x0) % (480 // AREA_STEPS) == 0 and (y1 - y0) % (360 // AREA_STEPS) == 0, "a few shapes"
+    # what moves far away joins the window; a window beyond AREA_SHARE of the frame is the whole frame
+    policy.passes(1)
+    x0, y0, x1, y1 = policy.area(1, np.array([[300, 200, 310, 230]], np.float32))
+    assert x0 <= 100 and y0 <= 100 and x1 >= 310 and y1 >= 230
+    policy.passes(1)
+    assert policy.area(1, np.array([[0, 0, 480, 360]], np.float32)) is None, "everything moved: the whole frame"
+    # none where the search tiles (the tiles' own rotation), live (no sweeps), in a batch, nor in thorough
+    for other in (
+        ScalePolicy(1280, 720, 640, 30, windows=WINDOWS, search_imgsz=1280),
+        ScalePolicy(480, 360, 480, lookahead=0, search_imgsz=960),
+        ScalePolicy(480, 360, 480, lookahead=30, search_imgsz=960, every=1),
+    ):
+        for _ in range(8):
+            other.passes(1)
+            assert other.area(1) is None
+            other.observe([person])
+    policy.passes(2)
+    assert policy.area(2) is None
+
+
+def test_moving_boxes_hold_what_changed_and_the_whole_frame_when_unsure():
+    from anonymise.policy import moving_boxes, shrunk
+
+    a = np.full((120, 160, 3), 90, np.uint8)
+    b = a.copy()
+    b[40:80, 100:120] = 250  # someone walked in
+    (box,) = moving_boxes(shrunk(a), shrunk(b))
+    assert box[0] <= 100 and box[1] <= 40 and box[2] >= 120 and box[3] >= 80 and box[2] - box[0] <= 32
+    noise = a.copy()
+    noise[10, 10] = 250  # a speck
+    assert len(moving_boxes(shrunk(a), shrunk(noise))) == 0
+    assert moving_boxes(None, shrunk(a)).tolist() == [[0, 0, 160, 120]], "no frame before: everywhere"
+    assert moving_boxes(shrunk(a), shrunk(a + 100)).tolist() == [[0, 0, 160, 120]], "a light switched on"
+
+
+class _Windowed(_Untiled):
+    """Every magenta blob the small search's window holds is a small person; the frame-scale pass
+    finds nobody. ``calls``: each call's ``area`` (``None``: the whole frame, or no small search)."""
+
+    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None, area=None):
+        import cv2
+        from conftest import is_person_colour
+
+        self.calls.append(area if small else "alone")
+        out = []
+        for frame in frames:
+            hit = self.within(is_person_colour(frame, 10), area) if small and imgsz is None else hit_none(frame)
+            count, _, stats, _ = cv2.connectedComponentsWithStats(hit.view(np.uint8))
+            x, y, w, h = (stats[1:, i].astype(np.float32) for i in range(4))
+            boxes = np.stack([x, y, x + w, y + h], axis=1).reshape(-1, 4)
+            out.append(FrameDetections(Detections(boxes, [0.9] * len(boxes), [0] * len(boxes)), Detections.empty()))
+        return out
+
+
+def hit_none(frame):
+    return np.zeros(frame.shape[:2], bool)
+
+
+def test_a_still_person_outside_the_window_is_found_by_the_next_sweep_and_masked_throughout():
+    from conftest import MAGENTA, is_person_colour, scene
+
+    bg = scene(480, 640)  # the small search at 1280 px: no deep sweeps, the window's own sweeps alone
+    bg[20:40, 20:28] = MAGENTA  # a small person, always there: the small search runs on every frame
+    dim = np.array([200, 0, 200], np.uint8)  # nobody finds this (nor is it motion: 22 grey levels)
+    frames = []
+    for t in range(25):
+        frame = bg.copy()
+        # the worst case: someone far from everyone becomes findable just after a sweep, without moving
+        frame[440:460, 600:608] = MAGENTA if t >= 11 else dim
+        frames.append(frame)
+    detector = _Windowed()
+    # the motion guard off (nothing changes by more than 255 levels): the search alone must find them
+    anon = Anonymiser(Config(pose=False, fail_closed=False, motion_threshold=255), detector=detector)
+    stream = anon.stream(lookahead=30)
+    out = [o for _, o in anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream)]
+    for t in range(11, 15):
+        x0, y0, x1, y1 = detector.calls[t]
+        assert x1 <= 600 or y1 <= 440, f"frame {t}: the window holds the far person ({detector.calls[t]})"
+    assert detector.calls[15] is None, "the sweep searches the whole frame"
+    # windows on 3-4, 6-9 and 11-14; once both are seen (15), one window holding them is most of the frame
+    windowed = [t for t, c in enumerate(detector.calls) if isinstance(c, tuple)]
+    assert windowed == [3, 4, 6, 7, 8, 9, 11, 12, 13, 14] and stream.counts.windowed == len(windowed)
+    for i, o in enumerate(out):
+        assert not is_person_colour(o).any(), f"frame {i}: a person is visible"
+    assert stream.ledger.as_dict()["frames_by_reason"]["backfill"]["frames"] >= 4

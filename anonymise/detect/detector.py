@@ -211,6 +211,7 @@ class Detector:
         tiles: list[bool] | None = None,
         search: int | None = None,
         crops: list[tuple[int, int, int, int]] | None = None,
+        area: tuple[int, int, int, int] | None = None,
     ) -> list[FrameDetections]:
         """Detect people in a batch of frames (all of one size), at every scale.
 
@@ -228,6 +229,9 @@ class Detector:
         ``search``: the small search's full-frame pass at this size instead (a deep sweep).
         ``crops``: windows (x0, y0, x1, y1, all of one size) around people only the tiles found,
         run beside the tiles at the tiles' enlargement (see :meth:`anonymise.policy.ScalePolicy.tiles`).
+        ``area``: a window (x0, y0, x1, y1) of the frame where the small search's full-frame pass
+        runs instead of the whole frame, at the same enlargement (where people can be: see
+        :meth:`anonymise.policy.ScalePolicy.area`).
         """
         if not frames:
             return []
@@ -266,7 +270,7 @@ class Detector:
             for i in range(len(frames)):
                 parts_per_frame[i].extend(found[i * n : (i + 1) * n])
             offsets.extend(where)
-        whole = self._run(frames, search or size)
+        whole = self._area(frames, size, area) if area and not search else self._run(frames, search or size)
         shape = (height, width)
         merged = [merge_tiles(w, parts, offsets, shape) if offsets else w for w, parts in zip(whole, parts_per_frame)]
         if tiling:  # who only the tiles found: where the policy keeps them running (ScalePolicy.tiles)
@@ -276,6 +280,17 @@ class Detector:
                 full = len(w.people) + (len(parts[0].people) if large else 0)
                 found.tile_only = tile_only(found.people.xyxy[:full], found.people.xyxy[full:])
         return merged
+
+    def _area(self, frames: list[np.ndarray], size: int, area: tuple[int, int, int, int]) -> list[FrameDetections]:
+        """The full-frame pass at ``size`` on the window ``area`` only (enlarged as the whole frame would be)."""
+        height, width = frames[0].shape[:2]
+        x0, y0, x1, y1 = area
+        imgsz = max(32, int(np.ceil(max(x1 - x0, y1 - y0) * size / max(width, height) / 32)) * 32)
+        found = self._run([np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames], imgsz)
+        nothing = FrameDetections(
+            Detections.empty((height, width) if self.seg_model is not None else None), Detections.empty()
+        )
+        return [merge_tiles(nothing, [part], [area], (height, width)) for part in found]
 
     def look(self, crops: list[np.ndarray], imgsz: int) -> list[Detections]:
         """People (boxes, with keypoints when the pose model runs) in crops of any sizes, one model call.

@@ -44,6 +44,50 @@ def test_seg_mode_masks_are_frame_sized():
         assert len(f.poses) == 0
 
 
+def test_the_small_search_on_a_window_finds_the_people_in_it_in_frame_coordinates(frame):
+    """``area`` (ScalePolicy.area): the search's full-frame pass on a window, at the same enlargement."""
+    d = detect.Detector(Config(mode="bbox", device="cpu"))
+    h, w = frame.shape[:2]
+    (whole,) = d([frame], large=False)
+    area = (w // 4, 0, w, h * 3 // 4)  # three quarters of each side, the frame's top right
+    x0, y0, x1, y1 = area
+    inside = whole.people[
+        (whole.people.xyxy[:, 0] >= x0 + 8)
+        & (whole.people.xyxy[:, 1] >= y0 + 8)
+        & (whole.people.xyxy[:, 2] <= x1 - 8)
+        & (whole.people.xyxy[:, 3] <= y1 - 8)
+    ]
+    assert len(inside) >= 2, "several pedestrians walk in that part of the frame"
+    (part,) = d([frame], large=False, area=area)
+    boxes = part.people.xyxy
+    assert len(boxes) and (boxes[:, :2] >= [x0 - 1, y0 - 1]).all() and (boxes[:, 2:] <= [x1 + 1, y1 + 1]).all()
+    assert np.mean(box_iou(inside.xyxy, boxes).max(axis=1) > 0.5) >= 0.8, "the window missed people it holds"
+    assert part.poses.keypoints is not None and len(part.poses) >= 1
+    assert (part.poses.keypoints[..., 0] >= x0 - 1).all(), "keypoints are in frame coordinates"
+
+
+def test_seg_masks_of_a_window_are_frame_sized_and_placed_where_the_window_is():
+    """The architecture-only seg model finds nobody, so its pass on the window answers a synthetic person."""
+    from anonymise.detections import Detections, FrameDetections
+
+    d = detect.Detector(Config(mode="seg", seg_model="yolo11n-seg.yaml", imgsz=640, device="cpu", pose=False))
+    asked = []
+
+    def run(pieces, imgsz):  # a person at (10, 20)-(30, 60) of the window
+        asked.append((pieces[0].shape[:2], imgsz))
+        mask = np.zeros((1, *pieces[0].shape[:2]), bool)
+        mask[0, 20:60, 10:30] = True
+        person = Detections(np.array([[10, 20, 30, 60]], np.float32), [0.9], [0], mask=mask)
+        return [FrameDetections(person, Detections.empty())]
+
+    d._run = run
+    (found,) = d([np.zeros((120, 200, 3), np.uint8)], large=False, area=(100, 30, 200, 120))
+    assert asked == [((90, 100), 320)], "the window, enlarged as the whole frame would be (200 px -> 640)"
+    assert found.people.xyxy.tolist() == [[110, 50, 130, 90]]
+    assert found.people.mask.shape == (1, 120, 200) and found.people.mask.sum() == 800
+    assert found.people.mask[0, 50:90, 110:130].all()
+
+
 def test_align_masks_undoes_ultralytics_letterbox():
     """A mask letterboxed the way Ultralytics does comes back onto the original frame."""
     torch = pytest.importorskip("torch")
