@@ -230,7 +230,8 @@ def _check_range(name: str, value: float, low: float, high: float, low_open: boo
 #: The compute policy's presets (``--preset``). Each pass of the detector (the frame-scale pass and the
 #: small-person search) runs on every frame while its kind of person was seen lately and on at least
 #: every ``sweep_every``-th frame otherwise (the small search every ``sweep_every * search_every``-th
-#: where it does not tile: see :mod:`anonymise.policy`); ``min_person`` is a floor
+#: where it does not tile, and between sweeps on a window around the people and motion only:
+#: see :mod:`anonymise.policy`); ``min_person`` is a floor
 #: on ``--min-person`` for the small search; ``second_look`` allows the second looks on crops. Where
 #: the small search tiles the frame, a rotating ``1 / sweep_every`` share of its tiles runs on each
 #: frame it searches, plus a person crop (a quarter of a tile) around each person only the tiles found
