@@ -168,7 +168,7 @@ PresetOpt = Annotated[
             "Compute policy: thorough (every pass on every frame), balanced (passes where people were seen, a "
             "sweep every 5th frame, every 10th for a small search that does not tile, which between sweeps runs on a "
             "window around the people and motion) or fast (a sweep every 10th "
-            "frame, people from 48 px, no second looks, tiles only where people can be). See the README."
+            "frame, people from 48 px, no second looks, tiles and windows only where people can be). See the README."
         ),
     ),
 ]

@@ -96,10 +96,11 @@ class Counts:
     #: frames the small-person search skipped, and the frame-scale pass (see policy.py)
     small_skipped: int = 0
     large_skipped: int = 0
-    #: tile crops the small search did not run, and scene cuts that restarted the sweeps (see policy.py)
+    #: tile crops the small search did not run (see policy.py)
     tiles_skipped: int = 0
     #: frames whose small search ran on a window around the people and motion, not the whole frame
     windowed: int = 0
+    #: scene cuts that restarted the sweeps
     scene_cuts: int = 0
 
 
@@ -305,7 +306,7 @@ class FrameStream:
                 self.counts.small_skipped = self._scale.skipped["small"]
                 self.counts.large_skipped = self._scale.skipped["large"]
                 self.counts.tiles_skipped = self._scale.skipped["tiles"]
-                self.counts.windowed = self._scale.skipped["window"]
+                self.counts.windowed = self._scale.windowed
             return found
         except AnonymiseError:
             raise
@@ -326,7 +327,8 @@ class FrameStream:
                 self.counts.scene_cuts += 1
         self._thumbnail = thumbnail(images[-1])
         now = shrunk(images[-1])
-        self._moving = moving_boxes(self._shrunk, now) if len(images) == 1 else None
+        height, width = images[-1].shape[:2]
+        self._moving = moving_boxes(self._shrunk, now, width, height) if len(images) == 1 else None
         self._shrunk = now
         if self._scale is None:
             from .detect.tiles import alone_imgsz

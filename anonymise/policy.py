@@ -6,8 +6,9 @@ search (the frame enlarged for ``--min-person`` people, tiles beyond 1280 px), w
 four times as much. Each is needed where its kind of person is, or may appear.
 
 :class:`ScalePolicy` keeps a running estimate of the heights of the people seen. It runs the
-small search on every frame while anyone small (under ``SMALL_AT_MODEL`` px at the frame-scale
-pass) was seen in the last ``RECENT`` frames, and the frame-scale pass on every frame while
+small search on every frame (on a window between sweeps where it does not tile, below) while
+anyone small (under ``SMALL_AT_MODEL`` px at the frame-scale pass) was seen in the last ``RECENT``
+frames, and the frame-scale pass on every frame while
 anyone large (``LARGE_SHARE`` of the frame's height or more) was. Both run on the first
 ``WARMUP`` frames (and after a scene cut, :func:`scene_cut`) and in any case on every
 ``SWEEP_EVERY``-th frame (where the search tiles and ran on the frame before, that frame stands
@@ -29,8 +30,9 @@ Where the small search does not tile, it runs between its sweeps on a **window**
 frames, with room to move, and whatever moved since the frame before (:func:`moving_boxes`: someone
 walking in), enlarged as the whole frame would be. On ``pedestrians.mp4`` that is about half the
 frame. The sweep frames (every ``every``-th) search the whole frame, so a still person outside the
-window whom only the small search finds is unseen for at most ``every - 1`` frames (4), all of
-which the back-fill reaches.
+window whom only the small search finds is unseen for at most ``every - 1`` frames (4 in
+``balanced``, 9 in ``fast``), all of which the back-fill reaches; a window runs only where the next
+sweep frame will run the small search.
 
 Where the small search tiles the frame (beyond 1280 px), it looks where people can be
 (:meth:`ScalePolicy.tiles`, every preset but ``thorough``): a rotating share of the tiles, plus a
@@ -122,8 +124,9 @@ def scene_cut(before: np.ndarray | None, after: np.ndarray) -> bool:
 
 #: what moved is found on the frame shrunk this many times (grey), by this many levels (of 255)
 MOVING_SHRINK, MOVING_LEVELS = 4, 30
-#: a change this many shrunk pixels tall (and with as many pixels) or more counts: specks of noise do not
-MOVING_HEIGHT = 3
+#: a change this many shrunk pixels tall or more counts (specks of noise do not); where more than
+#: ``MOVING_SHARE`` of the frame changed, the whole frame counts as moving
+MOVING_HEIGHT, MOVING_SHARE = 3, 0.6
 
 
 def shrunk(image: np.ndarray) -> np.ndarray:
@@ -135,21 +138,23 @@ def shrunk(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
 
 
-def moving_boxes(before: np.ndarray | None, after: np.ndarray) -> np.ndarray:
-    """Boxes (frame pixels) around what changed between two :func:`shrunk` frames; the whole frame
-    when there is no frame before, it differs in size, or most of it changed (a pan, a light switched)."""
+def moving_boxes(before: np.ndarray | None, after: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Boxes (frame pixels, for a ``width`` x ``height`` frame) around what changed between two
+    :func:`shrunk` frames; the whole frame when there is no frame before, it differs in size, or
+    more than ``MOVING_SHARE`` of it changed (a pan, a light switched on)."""
     import cv2
 
-    height, width = (side * MOVING_SHRINK for side in after.shape[:2])
+    whole = np.array([[0, 0, width, height]], np.float32)
     if before is None or before.shape != after.shape:
-        return np.array([[0, 0, width, height]], np.float32)
+        return whole
     changed = cv2.absdiff(before, after) > MOVING_LEVELS
-    if changed.mean() > AREA_SHARE:
-        return np.array([[0, 0, width, height]], np.float32)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(changed.view(np.uint8), connectivity=8)
+    if changed.mean() > MOVING_SHARE:
+        return whole
+    _, _, stats, _ = cv2.connectedComponentsWithStats(changed.view(np.uint8), connectivity=8)
     stats = stats[1:]  # 0: the unchanged rest
-    stats = stats[(stats[:, cv2.CC_STAT_HEIGHT] >= MOVING_HEIGHT) & (stats[:, cv2.CC_STAT_AREA] >= MOVING_HEIGHT)]
-    x, y, w, h = (stats[:, i].astype(np.float32) * MOVING_SHRINK for i in range(4))
+    stats = stats[stats[:, cv2.CC_STAT_HEIGHT] >= MOVING_HEIGHT].astype(np.float32)
+    sx, sy = width / after.shape[1], height / after.shape[0]
+    x, y, w, h = stats[:, 0] * sx, stats[:, 1] * sy, stats[:, 2] * sx, stats[:, 3] * sy
     return np.stack([x, y, x + w, y + h], axis=1).reshape(-1, 4)
 
 
@@ -200,9 +205,10 @@ class ScalePolicy:
         self._last = {"small": -(10**9), "large": -(10**9)}
         self._tile_only: list[tuple[int, np.ndarray]] = []  # (frame, boxes) of people only the tiles found
         self._seen: list[tuple[int, np.ndarray]] = []  # (frame, boxes) of the people found, the last RECENT frames
-        #: frames that skipped each pass, tile crops not run, and frames searched on a window only
-        #: (for the run's summary and benchmarks)
-        self.skipped = {"small": 0, "large": 0, "tiles": 0, "window": 0}
+        #: frames that skipped each pass, and tile crops not run (for the run's summary and benchmarks)
+        self.skipped = {"small": 0, "large": 0, "tiles": 0}
+        #: frames whose small search ran on a window (:meth:`area`) rather than the whole frame
+        self.windowed = 0
 
     def passes(self, count: int) -> tuple[bool, bool]:
         """(small search, frame-scale pass): whether the next ``count`` frames (one model call) get each."""
@@ -310,15 +316,18 @@ class ScalePolicy:
         ``AREA_MARGIN`` of their height, room to move and to be found whole) and around
         ``moving`` (boxes of what changed since the frame before: someone new walking in), as one
         window of a few sizes (``AREA_STEPS``). Sweep frames (every ``every``-th, the first ``WARMUP``
-        and after a scene cut) search the whole frame, so a still person outside the window whom
-        only the small search finds is unseen for at most ``every - 1`` frames, within the
-        back-fill's reach (the look-ahead is at least ``every`` deep wherever there are sweeps).
+        and after a scene cut) search the whole frame, and a window runs only where the next sweep
+        frame runs the small search, so a still person outside the window whom only the small
+        search finds is unseen for at most ``every - 1`` frames, within the back-fill's reach (the look-ahead is at least ``every`` deep wherever there are sweeps).
         """
         if self.windows or self.scale is None or self.every <= 1 or count != 1:
             return None
         t = self._t - count
         if t - self._cut < WARMUP or t % self.every == 0:
             return None
+        sweep = t + self.every - t % self.every  # the next sweep frame: it must run the small search
+        if sweep - self._last["small"] > RECENT and sweep % self.lapse:
+            return None  # it would not (nobody small seen lately, and no lapse sweep): the whole frame now
         boxes = [b for when, b in self._seen if t - when <= RECENT]
         if moving is not None and len(moving):
             boxes.append(np.asarray(moving, np.float32).reshape(-1, 4))
@@ -326,16 +335,16 @@ class ScalePolicy:
         if not len(boxes):
             return None  # nothing to look around: the whole frame (the search runs because someone was seen)
         room = np.maximum(AREA_MARGIN * (boxes[:, 3] - boxes[:, 1]), AREA_ROOM)[:, None]
-        frame = np.array([self.width, self.height], np.float64)
-        lo = np.maximum((boxes[:, :2] - room).min(axis=0), 0)
-        hi = np.minimum((boxes[:, 2:] + room).max(axis=0), frame)
+        frame = np.array([self.width, self.height], np.int64)
+        lo = np.maximum(np.floor((boxes[:, :2] - room).min(axis=0)), 0).astype(np.int64)
+        hi = np.minimum(np.ceil((boxes[:, 2:] + room).max(axis=0)), frame).astype(np.int64)
         steps = np.clip(np.ceil((hi - lo) / frame * AREA_STEPS), AREA_STEPS // 2, AREA_STEPS)
-        side = np.floor(frame * steps / AREA_STEPS).astype(int)
+        side = np.maximum(np.minimum(np.ceil(frame * steps / AREA_STEPS).astype(np.int64), frame), hi - lo)
         if side[0] * side[1] > AREA_SHARE * frame[0] * frame[1]:
             return None
-        x0, y0 = np.clip(np.round((lo + hi) / 2 - side / 2), 0, frame - side).astype(int)
+        x0, y0 = np.clip(np.minimum(lo, (lo + hi - side) // 2), 0, frame - side)  # holds lo..hi: side >= hi - lo
         x1, y1 = x0 + side[0], y0 + side[1]
-        self.skipped["window"] += 1
+        self.windowed += 1
         return int(x0), int(y0), int(x1), int(y1)
 
     def deep(self, count: int) -> tuple[int, list[bool]] | None:

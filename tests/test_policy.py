@@ -554,16 +554,44 @@ def test_between_sweeps_the_untiled_search_runs_on_a_window_around_people_and_mo
 def test_moving_boxes_hold_what_changed_and_the_whole_frame_when_unsure():
     from anonymise.policy import moving_boxes, shrunk
 
-    a = np.full((120, 160, 3), 90, np.uint8)
+    a = np.full((120, 161, 3), 90, np.uint8)  # a width the shrinking does not divide
     b = a.copy()
-    b[40:80, 100:120] = 250  # someone walked in
-    (box,) = moving_boxes(shrunk(a), shrunk(b))
-    assert box[0] <= 100 and box[1] <= 40 and box[2] >= 120 and box[3] >= 80 and box[2] - box[0] <= 32
-    noise = a.copy()
-    noise[10, 10] = 250  # a speck
-    assert len(moving_boxes(shrunk(a), shrunk(noise))) == 0
-    assert moving_boxes(None, shrunk(a)).tolist() == [[0, 0, 160, 120]], "no frame before: everywhere"
-    assert moving_boxes(shrunk(a), shrunk(a + 100)).tolist() == [[0, 0, 160, 120]], "a light switched on"
+    b[40:80, 141:161] = 250  # someone walked in, at the right edge
+    (box,) = moving_boxes(shrunk(a), shrunk(b), 161, 120)
+    assert box[0] <= 141 and box[1] <= 40 and box[2] >= 160.5 and box[3] >= 80 and box[2] - box[0] <= 32
+    speck = a.copy()
+    speck[8:12, 8:16] = 250  # noise: one shrunk pixel tall
+    assert len(moving_boxes(shrunk(a), shrunk(speck), 161, 120)) == 0
+    assert moving_boxes(None, shrunk(a), 161, 120).tolist() == [[0, 0, 161, 120]], "no frame before: everywhere"
+    assert moving_boxes(shrunk(a), shrunk(a + 100), 161, 120).tolist() == [[0, 0, 161, 120]], "a light switched on"
+
+
+def test_no_window_unless_the_next_sweep_searches_the_whole_frame():
+    """The window's worst case (every - 1 frames) needs the next sweep frame to run the small search."""
+    policy = ScalePolicy(640, 360, 640, lookahead=30, search_imgsz=1280, stride=2)  # lapse 10: nobody small, every 10th
+    person = np.array([[100, 100, 110, 130]], np.float32)
+    areas = {}
+    for t in range(21):
+        small, _ = policy.passes(1)
+        if small:
+            areas[t] = policy.area(1)
+        policy.observe([person] if t == 1 else [np.zeros((0, 4), np.float32)])
+    # seen on frame 1: the small search runs to frame 11, then on the lapse sweep (20) alone
+    assert sorted(areas) == [*range(12), 20]
+    assert all(areas[t] is not None for t in (3, 4, 6, 7, 8, 9)), "windows while the next sweep searches"
+    assert areas[11] is None, "frame 15 will not search (nobody small since frame 1): frame 11 searches it all"
+
+
+def test_detections_concat_keeps_keypoints_and_masks_an_empty_part_lacks():
+    keypoints = np.zeros((1, 17, 3), np.float32)
+    one = Detections(
+        np.array([[0, 0, 4, 8]], np.float32), [0.9], [0], keypoints=keypoints, mask=np.ones((1, 8, 8), bool)
+    )
+    joined = Detections.concat([Detections.empty(), one])
+    assert joined.keypoints is not None and joined.mask is not None and len(joined) == 1
+    bare = Detections(np.array([[0, 0, 4, 8]], np.float32), [0.9], [0])
+    assert Detections.concat([one, bare]).keypoints is None, "a part with people but no keypoints: none"
+    assert len(Detections.concat([Detections.empty(), Detections.empty()])) == 0
 
 
 class _Windowed(_Untiled):
