@@ -318,7 +318,8 @@ class ScalePolicy:
         window of a few sizes (``AREA_STEPS``). Sweep frames (every ``every``-th, the first ``WARMUP``
         and after a scene cut) search the whole frame, and a window runs only where the next sweep
         frame runs the small search, so a still person outside the window whom only the small
-        search finds is unseen for at most ``every - 1`` frames, within the back-fill's reach (the look-ahead is at least ``every`` deep wherever there are sweeps).
+        search finds is unseen for at most ``every - 1`` frames, within the back-fill's reach (the
+        look-ahead is at least ``every`` deep wherever there are sweeps).
         """
         if self.windows or self.scale is None or self.every <= 1 or count != 1:
             return None
