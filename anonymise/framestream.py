@@ -320,16 +320,11 @@ class FrameStream:
         """(small search, frame-scale pass) for this model call (see :class:`~anonymise.policy.ScalePolicy`)."""
         if not getattr(self.detector, "multiscale", False) or not images:
             return True, True
-        if self._scale is not None:
-            first = thumbnail(images[0])
-            if scene_cut(self._thumbnail, first):
-                self._scale.cut()
-                self.counts.scene_cuts += 1
-        self._thumbnail = thumbnail(images[-1])
-        now = shrunk(images[-1])
-        height, width = images[-1].shape[:2]
-        self._moving = moving_boxes(self._shrunk, now, width, height) if len(images) == 1 else None
-        self._shrunk = now
+        first = thumbnail(images[0])
+        if self._scale is not None and scene_cut(self._thumbnail, first):
+            self._scale.cut()
+            self.counts.scene_cuts += 1
+        self._thumbnail = thumbnail(images[-1]) if len(images) > 1 else first
         if self._scale is None:
             from .detect.tiles import alone_imgsz
 
@@ -346,6 +341,11 @@ class FrameStream:
                 windows=windows,
                 search_imgsz=size,
             )
+        if self._scale.windowing:  # what moved since the frame before, for the window (ScalePolicy.area)
+            now = shrunk(images[-1])
+            height, width = images[-1].shape[:2]
+            self._moving = moving_boxes(self._shrunk, now, width, height) if len(images) == 1 else None
+            self._shrunk = now
         return self._scale.passes(len(images))
 
     def _whole_bodies(self, slot: _Slot) -> None:

@@ -28,8 +28,8 @@ deep; without look-ahead (live sources) both passes run on every frame. ``SWEEP_
 Where the small search does not tile, it runs between its sweeps on a **window** only
 (:meth:`ScalePolicy.area`): the part of the frame that holds everyone found in the last ``RECENT``
 frames, with room to move, and whatever moved since the frame before (:func:`moving_boxes`: someone
-walking in), enlarged as the whole frame would be. On ``pedestrians.mp4`` that is about half the
-frame. The sweep frames (every ``every``-th) search the whole frame, so a still person outside the
+walking in), enlarged as the whole frame would be. On ``pedestrians.mp4`` that is a little over half
+the frame. The sweep frames (every ``every``-th) search the whole frame, so a still person outside the
 window whom only the small search finds is unseen for at most ``every - 1`` frames (4 in
 ``balanced``, 9 in ``fast``), all of which the back-fill reaches; a window runs only where the next
 sweep frame will run the small search.
@@ -307,6 +307,11 @@ class ScalePolicy:
             crops.append((x0, y0, x0 + min(side, width), y0 + min(side, height)))
         return crops
 
+    @property
+    def windowing(self) -> bool:
+        """Whether :meth:`area` can give a window: the search enlarges the whole frame, with sweeps."""
+        return not self.windows and self.scale is not None and self.every > 1
+
     def area(self, count: int, moving: np.ndarray | None = None) -> tuple[int, int, int, int] | None:
         """The window (x0, y0, x1, y1) the small search planned by :meth:`passes` runs on, or
         ``None``: the whole frame.
@@ -321,7 +326,7 @@ class ScalePolicy:
         search finds is unseen for at most ``every - 1`` frames, within the back-fill's reach (the
         look-ahead is at least ``every`` deep wherever there are sweeps).
         """
-        if self.windows or self.scale is None or self.every <= 1 or count != 1:
+        if not self.windowing or count != 1:
             return None
         t = self._t - count
         if t - self._cut < WARMUP or t % self.every == 0:

@@ -259,7 +259,7 @@ class Detector:
             running = windows if tiles is None else [w for w, keep in zip(windows, tiles) if keep]
             searches.append((running, tile_imgsz))
             if crops:  # enlarged as the tiles are, to a multiple of 32
-                crop_imgsz = max(32, int(np.ceil((crops[0][2] - crops[0][0]) * tile_imgsz / tile_w / 32)) * 32)
+                crop_imgsz = _enlarged(crops[0][2] - crops[0][0], tile_imgsz / tile_w)
                 searches.append((list(crops), crop_imgsz))
         for where, imgsz in searches:
             if not where:
@@ -285,7 +285,7 @@ class Detector:
         """The full-frame pass at ``size`` on the window ``area`` only (enlarged as the whole frame would be)."""
         height, width = frames[0].shape[:2]
         x0, y0, x1, y1 = area
-        imgsz = max(32, int(np.ceil(max(x1 - x0, y1 - y0) * size / max(width, height) / 32)) * 32)
+        imgsz = _enlarged(max(x1 - x0, y1 - y0), size / max(width, height))
         found = self._run([np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames], imgsz)
         nothing = FrameDetections(
             Detections.empty((height, width) if self.seg_model is not None else None), Detections.empty()
@@ -370,3 +370,8 @@ class Detector:
         if poses is None or not self.config.pose:
             poses = [Detections.empty() for _ in frames]
         return [FrameDetections(p, k) for p, k in zip(people, poses)]
+
+
+def _enlarged(side: int, scale: float) -> int:
+    """The inference size of a window ``side`` px long enlarged ``scale`` times: a multiple of 32."""
+    return max(32, int(np.ceil(side * scale / 32)) * 32)
