@@ -41,7 +41,7 @@ from .errors import AnonymiseError, ConfigError
 from .io.video import Frame
 from .ledger import Ledger
 from .policy import ScalePolicy, moving_boxes, scene_cut, shrunk, thumbnail
-from .track import MAX_GROWTH, TrackHistory, grow, margin
+from .track import MAX_GROWTH, TrackHistory, between_joints, grow, margin
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,9 @@ HELD_SEEN_IOU = 0.1
 HELD_LOOK_MISSES = 3
 #: a deep sweep's box that overlaps something masked in the frame before this much (IoU) was seen there
 DEEP_SEEN_IOU = 0.3
+#: a person only the last deep sweep found is the one this deep sweep found where their boxes
+#: overlap this much (IoU): the frames between get their skeleton interpolated
+DEEP_PAIR_IOU = 0.3
 #: seconds a pixel counts as moving after it last changed: a person who stops walking is still guarded
 MOTION_MEMORY_S = 5.0
 #: a box masked in the previous frame stays masked while at least this share of it is forgotten
@@ -200,6 +203,7 @@ class FrameStream:
         self._shrunk: np.ndarray | None = None  # of the last frame detected, for what moved since (policy.area)
         self._moving: np.ndarray | None = None  # boxes of what moved into the frames of the next model call
         self._deep: tuple[int, np.ndarray] | None = None  # (frame, boxes) only the last deep sweep explained
+        self._deep_poses: tuple[int, Detections] | None = None  # (frame, skeletons) only the last deep sweep found
         self._economy: dict | None = None  # a cheaper setting the live policy asked for, not yet taken
 
     def economise(self, step: dict) -> bool:
@@ -248,6 +252,8 @@ class FrameStream:
                 self._track(slot)
                 if people.deep:
                     self._deep_found(slot)
+                    if self.config.pose:
+                        self._deep_skeletons(slot)
             self._keep_deep(slot)
             self._t += 1
             if len(self._buffer) > self.depth:
@@ -437,6 +443,40 @@ class FrameStream:
                 target.extra.extend(grow(b, margin(slot.t - target.t)) for b in boxes)
                 target.why["backfill"] = target.why.get("backfill", 0) + len(boxes)
                 self.counts.held += len(boxes)
+
+    def _deep_skeletons(self, slot: _Slot) -> None:
+        """Skeletons between two deep sweeps: someone both found (boxes overlapping by
+        ``DEEP_PAIR_IOU``) gets a skeleton interpolated into each frame between that is still
+        buffered (the look-ahead is at least the sweep period deep) and draws none there. People
+        only the deep sweeps find (small, in the dark) are masked in those frames (:meth:`_keep_deep`)
+        but would have no skeleton there: their pose is carried like a track's across a gap."""
+        after = slot.found.poses
+        previous, self._deep_poses = self._deep_poses, None
+        if after.keypoints is None or not len(after) or self._scale is None:
+            return
+        self._deep_poses = (slot.t, after)
+        if previous is None or not 1 < slot.t - previous[0] <= self._scale.lapse:
+            return
+        t0, before = previous
+        iou = box_iou(before.xyxy, after.xyxy)
+        pairs = [(i, int(k)) for i, k in enumerate(iou.argmax(axis=1)) if iou[i, k] >= DEEP_PAIR_IOU]
+        for target in self._buffer:
+            if not t0 < target.t < slot.t or target.found is None:
+                continue
+            w = (target.t - t0) / (slot.t - t0)
+            for i, k in pairs:
+                box = ((1 - w) * before.xyxy[i] + w * after.xyxy[k])[None]
+                have = target.found.poses
+                if len(have) and (box_iou(box, have.xyxy) >= DEEP_PAIR_IOU).any():
+                    continue  # a skeleton is drawn there already
+                one = Detections(
+                    box,
+                    [min(before.confidence[i], after.confidence[k])],
+                    [0],
+                    tracker_id=None if self._tracker is None else [-1],
+                    keypoints=between_joints(before.keypoints[i], after.keypoints[k], w)[None],
+                )
+                target.found.poses = Detections.concat([have, one]) if len(have) else one
 
     def _keep_deep(self, slot: _Slot) -> None:
         if self._deep is None or self._scale is None:

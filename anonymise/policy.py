@@ -22,8 +22,9 @@ back-filled into the frames before it (the look-ahead covers ``hold`` frames). S
 small person who is found by the small search alone goes unseen for at most ``lapse - 1`` frames
 (9 in ``balanced``), all of which the back-fill reaches when the look-ahead is at least that
 deep; without look-ahead (live sources) both passes run on every frame. ``SWEEP_EVERY`` is the
-``balanced`` preset's period: ``thorough`` runs both passes on every frame, ``fast`` sweeps every
-10th (see ``config.PRESETS``).
+``balanced`` preset's period: ``thorough`` runs both passes on every frame (the small search at
+``MAX_IMGSZ`` where it does not tile: :meth:`ScalePolicy.deep`), ``fast`` sweeps every 10th (see
+``config.PRESETS``).
 
 Where the small search does not tile, it runs between its sweeps on a **window** only
 (:meth:`ScalePolicy.area`): the part of the frame that holds everyone found in the last ``RECENT``
@@ -177,6 +178,8 @@ class ScalePolicy:
         self.width, self.height = width, height
         #: sweep period: ``every`` (the preset's), or every frame when the back-fill cannot reach that far
         self.every = every if lookahead >= every else 1
+        #: the preset runs every pass on every frame (``thorough``): its small search is always deep (:meth:`deep`)
+        self.always_deep = every <= 1
         #: between sweeps, the small search runs on every ``stride``-th frame at most (one frame per
         #: model call) while small people are seen, the frame-scale pass alone between, the tracks
         #: carrying the small people across; 1 when the back-fill cannot reach a tile's whole
@@ -362,9 +365,14 @@ class ScalePolicy:
         at 1120 and 0.44 at 1280. Where the small search does not tile (frames up to 640 px long),
         every sweep frame runs it at ``MAX_IMGSZ`` instead; what only the deep sweep finds the
         stream keeps masking until the next one, and back-fills into the frames since the last
-        (see :class:`anonymise.framestream.FrameStream`).
+        (see :class:`anonymise.framestream.FrameStream`). ``thorough`` (the preset's period is 1)
+        runs the small search at ``MAX_IMGSZ`` on every frame: it is the most its passes can find.
         """
-        if self.windows or self.every <= 1 or self.search_imgsz >= MAX_IMGSZ:
+        if self.windows or self.search_imgsz >= MAX_IMGSZ:
+            return None
+        if self.always_deep:
+            return MAX_IMGSZ, [True] * count
+        if self.every <= 1:
             return None
         t = self._t - count
         which = [(t + i) % self.every == 0 for i in range(count)]

@@ -34,6 +34,13 @@ def grow(box: np.ndarray, fraction: float) -> np.ndarray:
     return np.array([x1 - dx, y1 - dy, x2 + dx, y2 + dy], np.float32)
 
 
+def between_joints(before: np.ndarray, after: np.ndarray, w: float) -> np.ndarray:
+    """Keypoints (17, 3) a share ``w`` of the way from ``before`` to ``after``: positions
+    interpolated, each joint as confident as its weaker end."""
+    where = (1 - w) * before[:, :2] + w * after[:, :2]
+    return np.concatenate([where, np.minimum(before[:, 2:], after[:, 2:])], axis=1)
+
+
 def margin(frames_away: int) -> float:
     return min(MAX_GROWTH, GROWTH_PER_FRAME * max(frames_away, 0))
 
@@ -106,9 +113,7 @@ class TrackHistory:
                     between = (1 - w) * track.last_box + w * box
                     add(j, grow(between, margin(min(j - track.last, t - j))))
                     if gap <= POSE_GAP and points is not None and track.last_keypoints is not None and j >= oldest:
-                        before, after = track.last_keypoints, points
-                        where = (1 - w) * before[:, :2] + w * after[:, :2]
-                        joints = np.concatenate([where, np.minimum(before[:, 2:], after[:, 2:])], axis=1)
+                        joints = between_joints(track.last_keypoints, points, w)
                         skeletons.setdefault(j, []).append((between, score, int(track_id), joints))
             track.last, track.last_box, track.last_keypoints = t, box, points
         # forget tracks that can no longer fill anything

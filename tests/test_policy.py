@@ -511,6 +511,10 @@ def test_no_deep_sweep_without_lookahead_or_where_the_search_tiles():
     policy = ScalePolicy(480, 360, 480, lookahead=30, search_imgsz=960)
     policy.passes(8)  # a GPU batch: the call runs at 1280, only its sweep frames count as deep
     assert policy.deep(8) == (1280, [True, False, False, False, False, True, False, False])
+    policy = ScalePolicy(480, 360, 480, lookahead=0, every=1, search_imgsz=960)  # --preset thorough, live too
+    for _ in range(3):
+        policy.passes(1)
+        assert policy.deep(1) == (1280, [True]), "thorough: the small search at 1280 on every frame"
 
 
 def test_between_sweeps_the_untiled_search_runs_on_a_window_around_people_and_motion():
@@ -644,3 +648,47 @@ def test_a_still_person_outside_the_window_is_found_by_the_next_sweep_and_masked
     for i, o in enumerate(out):
         assert not is_person_colour(o).any(), f"frame {i}: a person is visible"
     assert stream.ledger.as_dict()["frames_by_reason"]["backfill"]["frames"] >= 4
+
+
+class _FaintWalker(_Untiled):
+    """As :class:`_FaintScene`, with keypoints: the pose model's skeleton of the magenta person."""
+
+    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None, area=None):
+        from conftest import is_person_colour
+
+        self.calls.append(search)
+        out = []
+        for frame in frames:
+            found = _found(self.within(is_person_colour(frame, 10), area) & (search is not None and search >= 1280))
+            people = found.people
+            if len(people):
+                x1, y1, x2, y2 = people.xyxy[0]
+                points = np.zeros((1, 17, 3), np.float32)
+                points[0, :, 0] = (x1 + x2) / 2
+                points[0, :, 1] = np.linspace(y1, y2, 17)
+                points[0, :, 2] = 0.9
+                people = Detections(people.xyxy, people.confidence, people.class_id, keypoints=points)
+            out.append(FrameDetections(people, people))
+        return out
+
+
+def test_between_deep_sweeps_a_person_only_they_find_keeps_an_interpolated_skeleton():
+    from conftest import MAGENTA, scene
+
+    bg = scene(120, 160)
+    frames = []
+    for i in range(33):
+        image = bg.copy()
+        image[50:80, 30 + i : 40 + i] = MAGENTA  # walks right, 1 px a frame
+        frames.append(image)
+    detector = _FaintWalker()
+    anon = Anonymiser(Config(pose=True, fail_closed=False), detector=detector)
+    stream = anon.stream(lookahead=30)
+    results = list(anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream))
+    deep = [i for i, s in enumerate(detector.calls) if s == 1280]
+    assert deep == list(range(0, 33, SWEEP_EVERY)), "someone small is seen: a deep sweep on every 5th frame"
+    for i in range(deep[-1] + 1):
+        poses = results[i].poses
+        assert len(poses) == 1 and poses.keypoints is not None, f"frame {i}: {len(poses)} skeletons"
+        # the walker's centre line, within a pixel: interpolated between the two sightings, not held still
+        assert abs(float(poses.keypoints[0, 0, 0]) - (35 + i)) <= 1.0, f"frame {i}: {poses.keypoints[0, 0, 0]}"
