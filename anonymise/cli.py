@@ -165,7 +165,8 @@ PresetOpt = Annotated[
     typer.Option(
         "--preset",
         help=(
-            "Compute policy: thorough (every pass on every frame), balanced (passes where people were seen, a "
+            "Compute policy: thorough (every pass on every frame, frames up to 640 px searched at 1280), "
+            "balanced (passes where people were seen, a "
             "sweep every 5th frame, every 10th for a small search that does not tile, which between sweeps runs on a "
             "window around the people and motion) or fast (a sweep every 10th "
             "frame, people from 48 px, no second looks, tiles and windows only where people can be). See the README."

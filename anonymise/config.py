@@ -239,7 +239,7 @@ def _check_range(name: str, value: float, low: float, high: float, low_open: boo
 #: runs on at most every ``search_every``-th frame between sweeps, the tracks carrying its people
 #: across (``ScalePolicy.stride``).
 PRESETS: dict[str, dict] = {
-    "thorough": {"sweep_every": 1, "search_every": 1, "min_person": 4, "second_look": True},  # all, every frame
+    "thorough": {"sweep_every": 1, "search_every": 1, "min_person": 4, "second_look": True},  # all, every frame, deep
     "balanced": {"sweep_every": 5, "search_every": 2, "min_person": 4, "second_look": True},  # the default
     "fast": {"sweep_every": 10, "search_every": 1, "min_person": 48, "second_look": False},
 }
