@@ -61,8 +61,8 @@ HELD_SEEN_IOU = 0.1
 HELD_LOOK_MISSES = 3
 #: a deep sweep's box that overlaps something masked in the frame before this much (IoU) was seen there
 DEEP_SEEN_IOU = 0.3
-#: a person only the last deep sweep found is the one this deep sweep found where their boxes
-#: overlap this much (IoU): the frames between get their skeleton interpolated
+#: someone the last deep sweep found is the one this deep sweep found where their boxes overlap
+#: this much (IoU): the frames between that draw no skeleton there get one interpolated
 DEEP_PAIR_IOU = 0.3
 #: seconds a pixel counts as moving after it last changed: a person who stops walking is still guarded
 MOTION_MEMORY_S = 5.0
@@ -203,7 +203,7 @@ class FrameStream:
         self._shrunk: np.ndarray | None = None  # of the last frame detected, for what moved since (policy.area)
         self._moving: np.ndarray | None = None  # boxes of what moved into the frames of the next model call
         self._deep: tuple[int, np.ndarray] | None = None  # (frame, boxes) only the last deep sweep explained
-        self._deep_poses: tuple[int, Detections] | None = None  # (frame, skeletons) only the last deep sweep found
+        self._deep_poses: tuple[int, Detections] | None = None  # (frame, skeletons) the last deep sweep found
         self._economy: dict | None = None  # a cheaper setting the live policy asked for, not yet taken
 
     def economise(self, step: dict) -> bool:
