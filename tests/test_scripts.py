@@ -109,11 +109,15 @@ def test_bench_resolutions_prints_a_row_with_both_presets(pedestrians):
 
 @pytest.mark.slow
 def test_live_bench_serves_a_clip_in_real_time_and_reads_the_summary(pedestrians):
-    result = run_script("live_bench.py", "--video", str(pedestrians), "--seconds", "8", "--", "--imgsz", "320")
+    # torch: no export or int8 calibration on a clean cache eats the run (a clean clone's CI recorded 0.5 s of 8)
+    args = ("--", "--imgsz", "320", "--backend", "torch")
+    result = run_script("live_bench.py", "--video", str(pedestrians), "--seconds", "8", *args)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     (line,) = [x for x in lines if "frames written" in x]
     frames = int(re.search(r"(\d+) frames written", line).group(1))
     assert frames > 0 and re.search(r"\d+ dropped, latency median \d+ ms, p95 \d+ ms", line), line
     (timing,) = [x for x in lines if x.startswith("recording ")]
-    assert abs(float(re.search(r"([-+]\d+\.\d+)%$", timing).group(1))) < 5, timing  # timed by capture
+    recorded, span = (float(x) for x in re.search(r"recording ([\d.]+) s against ([\d.]+) s", timing).groups())
+    # timed by capture: within 5%, or 1.5 frames of the 10 fps clip where the recording is short
+    assert span > 1.0 and abs(recorded - span) <= max(0.05 * span, 0.15), timing
