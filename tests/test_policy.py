@@ -271,11 +271,7 @@ class _TiledWalker:
             found = _found(hit & seen)
             if len(found.people):
                 self.found_at.append(len(self.small) - 1)
-                ((x0, y0, x1, y1),) = found.people.xyxy
-                points = np.zeros((1, 17, 3), np.float32)
-                points[0, :, 0], points[0, :, 1], points[0, :, 2] = (x0 + x1) / 2, np.linspace(y0, y1, 17), 0.9
-                found.people.keypoints = points
-                found = FrameDetections(found.people, found.people)
+                found = _with_skeleton(found)
             out.append(found)
         return out
 
@@ -349,6 +345,15 @@ def _found(hit: np.ndarray) -> FrameDetections:
     ys, xs = np.nonzero(hit)
     box = Detections(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32), [0.9], [0])
     return FrameDetections(box, Detections.empty())
+
+
+def _with_skeleton(found: FrameDetections) -> FrameDetections:
+    """``found``'s one person as the pose model gives them: a vertical skeleton down the box's middle."""
+    ((x0, y0, x1, y1),) = found.people.xyxy
+    points = np.zeros((1, 17, 3), np.float32)
+    points[0, :, 0], points[0, :, 1], points[0, :, 2] = (x0 + x1) / 2, np.linspace(y0, y1, 17), 0.9
+    found.people.keypoints = points
+    return FrameDetections(found.people, found.people)
 
 
 def test_a_small_still_person_far_from_everyone_is_found_within_k_frames_and_back_filled():
@@ -660,15 +665,7 @@ class _FaintWalker(_Untiled):
         out = []
         for frame in frames:
             found = _found(self.within(is_person_colour(frame, 10), area) & (search is not None and search >= 1280))
-            people = found.people
-            if len(people):
-                x1, y1, x2, y2 = people.xyxy[0]
-                points = np.zeros((1, 17, 3), np.float32)
-                points[0, :, 0] = (x1 + x2) / 2
-                points[0, :, 1] = np.linspace(y1, y2, 17)
-                points[0, :, 2] = 0.9
-                people = Detections(people.xyxy, people.confidence, people.class_id, keypoints=points)
-            out.append(FrameDetections(people, people))
+            out.append(_with_skeleton(found) if len(found.people) else found)
         return out
 
 
