@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -870,7 +872,27 @@ def main() -> None:
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _stop_on)
-    app()
+    try:
+        app()
+    except SystemExit as e:
+        _exit_past_stuck_threads(e.code)
+        raise
+
+
+def _exit_past_stuck_threads(code) -> None:
+    """Exit at once, past the interpreter's shutdown, while a pipeline thread is still in native code.
+
+    A run waits 30 s for its threads (decode, detect, encode); one still stuck then (a network read
+    that never returns) would have OpenVINO, PyAV or torch torn down under it by the shutdown, a
+    segmentation fault after the error line. Its outputs are already finished or removed.
+    """
+    stuck = [t.name for t in threading.enumerate() if t.is_alive() and t.name.startswith("anonymise-")]
+    if not stuck:
+        return
+    logging.getLogger("anonymise").debug("exiting past the threads still running: %s", ", ".join(stuck))
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ covered by the background (fail closed), never as it came in.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
@@ -131,7 +132,10 @@ class Anonymiser:
                 yield from stream.push(batch, found)
             yield from stream.flush()
         finally:
-            if detected.close():
+            # an int8 calibration under way in the detect thread stops at its next input, not 10 s later
+            with getattr(stream.detector, "calibrations_stopped", contextlib.nullcontext)():
+                closed = detected.close()
+            if closed:
                 stream.close()
 
     # -- public API ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -328,6 +329,65 @@ def test_ctrl_c_sigterm_and_sighup_leave_no_file(tmp_path, signum, code, message
     assert proc.returncode == code, err
     assert err.strip() == message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"], "a partial output or lock was left behind"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_int8_calibration_exits_cleanly_and_caches_nothing(tmp_path):
+    """The first run on a fresh cache calibrates int8 in its detect thread: Ctrl-C then stops the
+    calibration too (a thread left in NNCF crashed the exit with SIGSEGV), and nothing half-made stays."""
+    src = write_video(tmp_path / "long.mp4", synthetic_frames(300, speed=0), audio="aac")
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen(
+        [shutil.which("anonymise"), "bbox", "-i", str(src), "--imgsz", "320", "--lookahead", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**_clean_env(), "ANONYMISE_CACHE": str(cache)},
+        cwd=tmp_path,
+    )
+    lines, calibrating = [], threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line.rstrip())
+            if line.startswith("INFO: int8: calibrating"):
+                calibrating.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert calibrating.wait(180), "\n".join(lines)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    reader.join(10)
+    assert proc.returncode == 130, "\n".join(lines)
+    assert lines[-1] == "Error: interrupted; unfinished outputs were removed", lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "long.mp4"], "a partial output was left"
+    assert [p.name for p in cache.iterdir() if "int8" in p.name or ".tmp-" in p.name] == [], "nothing half-made"
+
+
+def test_the_exit_skips_the_interpreter_shutdown_only_while_a_pipeline_thread_is_stuck(monkeypatch):
+    """A decode, detect or encode thread still in native code at exit would crash the shutdown."""
+    from anonymise import cli
+
+    exits = []
+    monkeypatch.setattr(cli.os, "_exit", exits.append)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, name="a-library-thread", daemon=True)
+    other.start()
+    cli._exit_past_stuck_threads(130)
+    assert exits == [], "another library's thread is not ours to judge"
+    stuck = threading.Thread(target=release.wait, name="anonymise-detect", daemon=True)
+    stuck.start()
+    try:
+        cli._exit_past_stuck_threads(130)
+        cli._exit_past_stuck_threads(None)
+    finally:
+        release.set()
+        stuck.join()
+        other.join()
+    assert exits == [130, 0]
+    cli._exit_past_stuck_threads(1)
+    assert exits == [130, 0], "nothing stuck: the normal exit"
 
 
 @pytest.mark.slow

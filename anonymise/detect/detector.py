@@ -9,6 +9,9 @@ for keypoints; people the pose model finds but the segmentation missed are maske
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -118,6 +121,8 @@ class Detector:
         #: ``[(the model, its twin)]`` the second looks run on beside the detect stage (see
         #: :meth:`look_shares_models`); one holder, shared by the shallow copies the studio makes per job
         self._twin: list[tuple | None] = [None]
+        #: set while a run ends: an int8 calibration under way stops (see :meth:`calibrations_stopped`)
+        self._stop = threading.Event()
         self.pose_model = None
         self.box_model = None
         self.seg_model = None
@@ -182,9 +187,13 @@ class Detector:
         del model.int8_calibration
         try:
             path = exports.quantize_openvino(
-                calibration.weights, calibration.imgsz, calibration.float_export, calibration.samples
+                calibration.weights, calibration.imgsz, calibration.float_export, calibration.samples, self._stop
             )
             quantised = load_export(path, model.task, self.backend, self.device, False, "f32")
+        except exports.CalibrationStopped:
+            # the run ended: the float model answers the rest of it, and the next run calibrates again
+            model.int8_calibration = calibration
+            return
         except ModelError as e:
             log.warning("%s; running %s", e, calibration.hint)
             self.int8 = False
@@ -194,6 +203,21 @@ class Detector:
         for name in ("pose_model", "box_model", "seg_model"):
             if getattr(self, name) is model:
                 setattr(self, name, quantised)
+
+    @contextmanager
+    def calibrations_stopped(self) -> Iterator[None]:
+        """While the block runs, an int8 calibration in another thread (the detect stage) ends at its
+        next input, and none starts.
+
+        A run that ends (Ctrl-C, SIGTERM, a cancelled job) waits for its detect thread in this block:
+        the thread is not left in NNCF when the process exits, and Ctrl-C does not wait for the
+        calibration (10 s here). The next run calibrates again, on its own first frames.
+        """
+        self._stop.set()
+        try:
+            yield
+        finally:
+            self._stop.clear()
 
     #: the stream may ask for the frame-scale pass alone (``small=False``, see :class:`anonymise.policy.ScalePolicy`)
     multiscale = True

@@ -37,6 +37,7 @@ import site
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -267,7 +268,17 @@ def calibrated(weights: str | os.PathLike, imgsz: int) -> Path | None:
     return next((folder / name for folder in _cache_dirs(weights) if _complete(folder / name)), None)
 
 
-def quantize_openvino(weights: str | os.PathLike, imgsz: int, float_export: str | os.PathLike, samples: list) -> Path:
+class CalibrationStopped(Exception):
+    """The run ended (Ctrl-C, SIGTERM, a cancelled job) while an int8 calibration was under way."""
+
+
+def quantize_openvino(
+    weights: str | os.PathLike,
+    imgsz: int,
+    float_export: str | os.PathLike,
+    samples: list,
+    stop: threading.Event | None = None,
+) -> Path:
     """Quantise the fp32 OpenVINO export of ``weights`` to int8 with NNCF, calibrated on ``samples``; cached.
 
     ``samples`` are model inputs as the detector ran them: letterboxed uint8 BGR images (H, W, 3)
@@ -276,9 +287,19 @@ def quantize_openvino(weights: str | os.PathLike, imgsz: int, float_export: str 
     and written into a temporary folder first, so an interrupted calibration never counts.
     NNCF's settings are Ultralytics' own: the mixed preset, the detection head's sigmoid and
     distribution-focal-loss layers left in floating point.
+
+    ``stop``, once set (from another thread), ends the calibration at its next input with
+    :class:`CalibrationStopped`: a process must not exit with NNCF still running in a thread
+    (OpenVINO's runtime torn down under it crashes the interpreter), and waiting for the whole
+    calibration (10 s here) would hold Ctrl-C.
     """
     import numpy as np
 
+    def check() -> None:
+        if stop is not None and stop.is_set():
+            raise CalibrationStopped(f"the int8 calibration of {Path(weights).name} was stopped")
+
+    check()
     _quiet_openvino_telemetry()
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # NNCF's import: "No CUDA runtime is found"
     try:
@@ -307,6 +328,7 @@ def quantize_openvino(weights: str | os.PathLike, imgsz: int, float_export: str 
         ]
 
         def tensor(image):  # BGR uint8 HWC -> RGB float (1, 3, H, W) in [0, 1], as Ultralytics feeds it
+            check()
             return np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1))[None].astype(np.float32) / 255
 
         export_log.info(
@@ -320,6 +342,7 @@ def quantize_openvino(weights: str | os.PathLike, imgsz: int, float_export: str 
         # NNCF's progress bars (stdout) only where the export log shows: not under --quiet
         shown = export_log.isEnabledFor(logging.INFO)
         try:
+            check()
             with contextlib.nullcontext() if shown else contextlib.redirect_stdout(io.StringIO()):
                 quantised = nncf.quantize(
                     model,
@@ -328,11 +351,14 @@ def quantize_openvino(weights: str | os.PathLike, imgsz: int, float_export: str 
                     subset_size=len(samples),
                     ignored_scope=nncf.IgnoredScope(names=ignored),
                 )
+            check()
             target = work / name
             target.mkdir()
             ov.save_model(quantised, target / f"{weights.stem}.xml")
             shutil.copyfile(float_export / "metadata.yaml", target / "metadata.yaml")
         except Exception as e:  # noqa: BLE001 - NNCF and OpenVINO raise many kinds; one line
+            if isinstance(e, CalibrationStopped) or (stop is not None and stop.is_set()):
+                raise CalibrationStopped(f"the int8 calibration of {weights.name} was stopped") from None
             raise ModelError(f"int8 calibration of {weights.name} failed: {first_line(e)}") from None
         try:
             os.replace(target, final)  # atomic: the cache holds a whole export or none

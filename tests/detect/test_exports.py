@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sysconfig
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -437,6 +438,56 @@ def test_int8_calibrates_on_the_videos_own_frames_in_memory(clip, export_cache, 
     monkeypatch.setattr(backends, "quantize_openvino", never)
     again = Detector(config)
     assert "int8video" in str(again.pose_model.ckpt_path) and not hasattr(again.pose_model, "int8_calibration")
+
+
+@pytest.mark.slow
+def test_a_run_that_ends_stops_the_int8_calibration_under_way_and_the_next_run_calibrates_again(
+    clip, export_cache, tmp_path, monkeypatch
+):
+    """Ctrl-C while NNCF calibrates in the detect thread: the calibration ends at its next input (a
+    thread left in NNCF crashes the interpreter's exit), nothing is cached, the float model answers,
+    and the next run collects its own frames and calibrates."""
+    require_int8()
+    from anonymise.detect import Detector
+
+    cache = tmp_path / "cache"
+    for exported in export_cache.glob("yolo11n-pose-*-320-fp32_openvino_model"):
+        shutil.copytree(exported, cache / exported.name)
+    monkeypatch.setenv("ANONYMISE_CACHE", str(cache))
+    monkeypatch.delenv("ANONYMISE_CALIBRATION", raising=False)
+    monkeypatch.setattr(backends, "CALIBRATION_SAMPLES", 8)
+    frames = read_frames(clip)
+    detector = Detector(Config(backend="openvino", int8=True, imgsz=320, tiles="off", device="cpu"))
+    float_model = detector.pose_model
+    real, started, ended = backends.quantize_openvino, threading.Event(), []
+
+    def spy(*args, **kwargs):
+        started.set()
+        try:
+            return real(*args, **kwargs)
+        except BaseException as e:
+            ended.append(e)
+            raise
+
+    monkeypatch.setattr(backends, "quantize_openvino", spy)
+    stage = threading.Thread(target=lambda: [detector([f]) for f in frames[:8]], name="anonymise-detect")
+    stage.start()
+    assert started.wait(120), "8 inputs start the calibration"
+    with detector.calibrations_stopped():
+        stage.join(120)
+    assert not stage.is_alive()
+    assert len(ended) == 1 and isinstance(ended[0], backends.CalibrationStopped), ended
+    assert detector.pose_model is float_model and detector.int8, "still to be int8: the float model answers"
+    assert float_model.int8_calibration.samples == [], "collected again, from the next run's frames"
+    assert not [p.name for p in cache.iterdir() if "int8" in p.name or ".tmp-" in p.name], "nothing cached"
+    calls = []
+    monkeypatch.setattr(
+        backends, "quantize_openvino", lambda *args, **kwargs: calls.append(len(args[3])) or real(*args)
+    )
+    found = [detector([f])[0] for f in frames[:8]]
+    assert calls == [8], "the stop was lifted: the next run's own 8 inputs calibrate"
+    assert "int8video" in str(detector.pose_model.ckpt_path)
+    assert all(len(f.people) for f in found)
 
 
 @pytest.mark.slow
