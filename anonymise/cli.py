@@ -886,10 +886,8 @@ def _exit_past_stuck_threads(code) -> None:
     that never returns) would have OpenVINO, PyAV or torch torn down under it by the shutdown, a
     segmentation fault after the error line. Its outputs are already finished or removed.
     """
-    stuck = [t.name for t in threading.enumerate() if t.is_alive() and t.name.startswith("anonymise-")]
-    if not stuck:
+    if not any(t.is_alive() and t.name.startswith("anonymise-") for t in threading.enumerate()):
         return
-    logging.getLogger("anonymise").debug("exiting past the threads still running: %s", ", ".join(stuck))
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os._exit(code if isinstance(code, int) else 0 if code is None else 1)

@@ -356,9 +356,10 @@ def quantize_openvino(
             target.mkdir()
             ov.save_model(quantised, target / f"{weights.stem}.xml")
             shutil.copyfile(float_export / "metadata.yaml", target / "metadata.yaml")
+        except CalibrationStopped:
+            raise
         except Exception as e:  # noqa: BLE001 - NNCF and OpenVINO raise many kinds; one line
-            if isinstance(e, CalibrationStopped) or (stop is not None and stop.is_set()):
-                raise CalibrationStopped(f"the int8 calibration of {weights.name} was stopped") from None
+            check()  # a stop that NNCF wrapped in an error of its own
             raise ModelError(f"int8 calibration of {weights.name} failed: {first_line(e)}") from None
         try:
             os.replace(target, final)  # atomic: the cache holds a whole export or none
