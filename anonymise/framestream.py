@@ -79,6 +79,18 @@ SUSPECT_ZONE = 0.5
 COMPLETION_REACH = 0.25
 
 
+def reconfigured(detector, **changes):
+    """``detector`` with some settings changed (``preset``, ``min_person``): a shallow copy, so the
+    anonymiser's own detector, and its loaded models, are shared and keep their settings."""
+    import copy
+
+    if not hasattr(detector, "config"):  # a synthetic detector: nothing to change
+        return detector
+    detector = copy.copy(detector)
+    detector.config = detector.config.replace(**changes)
+    return detector
+
+
 @dataclass
 class Counts:
     """What the safety nets did in one run (all per frame or per region, summed)."""
@@ -218,13 +230,9 @@ class FrameStream:
         return True
 
     def _economise(self) -> None:
-        import copy
-
         changes, self._economy = self._economy, None
         self.config = self.config.replace(**changes)
-        if hasattr(self.detector, "config"):
-            self.detector = copy.copy(self.detector)  # the anonymiser's own detector keeps its settings
-            self.detector.config = self.detector.config.replace(**changes)
+        self.detector = reconfigured(self.detector, **changes)
         self._scale = None  # the passes and sizes are planned again on this frame
 
     # -- intake ---------------------------------------------------------------------------

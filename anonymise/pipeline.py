@@ -25,7 +25,7 @@ from .background import STABLE_FRAMES, BackgroundModel, TorchBackgroundModel
 from .config import Config
 from .detections import VideoInfo
 from .errors import SourceError, Stopped, StreamBroken
-from .framestream import Anonymised, FrameStream
+from .framestream import Anonymised, FrameStream, reconfigured
 from .io.files import signals_held
 from .io.images import read_image, write_image
 from .io.live import CAPTURE_TIME_BASE, Newest
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 #: frames of look-ahead on a live source when ``Config.lookahead`` is ``None``
 LIVE_LOOKAHEAD = 0
 FILE_LOOKAHEAD = 30
+#: a photo's preset, whatever the run's: the most thorough (see :meth:`Anonymiser.stream`)
+STILL_PRESET = "thorough"
 #: the latest frames whose latency (capture to written) a live run reports (memory stays flat)
 LATENCY_SAMPLES = 3000
 
@@ -92,17 +94,30 @@ class Anonymiser:
         return torch.from_numpy(array).to(self.device, non_blocking=True)
 
     def stream(
-        self, lookahead: int = 0, live: bool = False, fps: float = 30.0, debug: bool = False, images: bool = True
+        self,
+        lookahead: int = 0,
+        live: bool = False,
+        fps: float = 30.0,
+        debug: bool = False,
+        images: bool = True,
+        still: bool = False,
     ) -> FrameStream:
         """A fresh :class:`~anonymise.framestream.FrameStream` (one per video) with this anonymiser's models.
 
         ``images`` off: keypoints only, no output images are made (see :class:`FrameStream`).
+
+        ``still``: a photo. It has no second chance (no tracks, sweeps or look-ahead), so it gets none
+        of the video policy's savings: every pass the ``thorough`` preset runs, whatever the preset.
         """
-        fail_closed = self.config.fail_closed if self.config.fail_closed is not None else not live
-        manual = Manifest.load(self.config.masks) if self.config.masks else None
+        config, detector = self.config, self.detector
+        if still and config.preset != STILL_PRESET:
+            config = config.replace(preset=STILL_PRESET)
+            detector = reconfigured(detector, preset=STILL_PRESET)
+        fail_closed = config.fail_closed if config.fail_closed is not None else not live
+        manual = Manifest.load(config.masks) if config.masks else None
         return FrameStream(
-            self.config,
-            self.detector,
+            config,
+            detector,
             self._new_background(),
             lookahead,
             fail_closed,
@@ -166,7 +181,7 @@ class Anonymiser:
         src, dst = Path(src), Path(dst)
         start = time.perf_counter()
         image = read_image(src)
-        stream = self.stream(lookahead=0)
+        stream = self.stream(lookahead=0, still=True)
         (result,) = self.anonymise_frames([Frame(image, 0, 0, Fraction(1))], stream)
         out = result.image
         if extras is not None and extras.any:

@@ -21,7 +21,8 @@ grown to the whole body its keypoints say is there), and a person the next sweep
 back-filled into the frames before it (the look-ahead covers ``hold`` frames). So a still
 small person who is found by the small search alone goes unseen for at most ``lapse - 1`` frames
 (9 in ``balanced``), all of which the back-fill reaches when the look-ahead is at least that
-deep; without look-ahead (live sources) both passes run on every frame. ``SWEEP_EVERY`` is the
+deep; without look-ahead (a photo, a live source without one) every frame gets what ``thorough``
+runs: both passes, the small search at ``MAX_IMGSZ``. ``SWEEP_EVERY`` is the
 ``balanced`` preset's period: ``thorough`` runs both passes on every frame (the small search at
 ``MAX_IMGSZ`` where it does not tile: :meth:`ScalePolicy.deep`), ``fast`` sweeps every 10th (see
 ``config.PRESETS``).
@@ -178,8 +179,10 @@ class ScalePolicy:
         self.width, self.height = width, height
         #: sweep period: ``every`` (the preset's), or every frame when the back-fill cannot reach that far
         self.every = every if lookahead >= every else 1
-        #: the preset runs every pass on every frame (``thorough``): its small search is always deep (:meth:`deep`)
-        self.always_deep = every <= 1
+        #: every pass on every frame (``thorough``, or no look-ahead: a photo, a live source with none): the
+        #: small search is always deep (:meth:`deep`). Without look-ahead nothing can be back-filled, so a
+        #: person only a deep sweep finds would stay visible: no second chance, so no savings
+        self.always_deep = self.every <= 1
         #: between sweeps, the small search runs on every ``stride``-th frame at most (one frame per
         #: model call) while small people are seen, the frame-scale pass alone between, the tracks
         #: carrying the small people across; 1 when the back-fill cannot reach a tile's whole
@@ -372,8 +375,6 @@ class ScalePolicy:
             return None
         if self.always_deep:
             return MAX_IMGSZ, [True] * count
-        if self.every <= 1:
-            return None
         t = self._t - count
         which = [(t + i) % self.every == 0 for i in range(count)]
         return (MAX_IMGSZ, which) if any(which) else None

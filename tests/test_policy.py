@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from anonymise import Anonymiser, Config
 from anonymise.detect import FrameDetections, alone_imgsz, large_imgsz
@@ -500,10 +501,11 @@ def test_a_person_only_a_deep_sweep_finds_is_masked_in_every_frame():
     assert ledger["held"]["frames"] > 0 and ledger["backfill"]["frames"] > 0
 
 
-def test_no_deep_sweep_without_lookahead_or_where_the_search_tiles():
+def test_every_frame_is_deep_without_lookahead_and_none_where_the_search_tiles():
     policy = ScalePolicy(480, 360, 480, lookahead=0, search_imgsz=960)
-    policy.passes(1)
-    assert policy.deep(1) is None, "live: no back-fill, so no sweeps"
+    for _ in range(3):
+        policy.passes(1)
+        assert policy.deep(1) == (1280, [True]), "no look-ahead (a photo): no second chance, every frame deep"
     policy = ScalePolicy(1280, 720, None, lookahead=30, windows=WINDOWS, search_imgsz=1280)
     policy.passes(1)
     assert policy.deep(1) is None, "the tiles are the deep search there"
@@ -689,3 +691,24 @@ def test_between_deep_sweeps_a_person_only_they_find_keeps_an_interpolated_skele
         assert len(poses) == 1 and poses.keypoints is not None, f"frame {i}: {len(poses)} skeletons"
         # the walker's centre line, within a pixel: interpolated between the two sightings, not held still
         assert abs(float(poses.keypoints[0, 0, 0]) - (35 + i)) <= 1.0, f"frame {i}: {poses.keypoints[0, 0, 0]}"
+
+
+@pytest.mark.parametrize("preset", ["balanced", "fast"])
+def test_a_photo_gets_every_pass_thorough_runs_whatever_the_preset(tmp_path, preset):
+    """A photo has no second chance (no sweeps, tracks or look-ahead): the person only the deep
+    search finds is masked at every preset, and the photo's config is thorough's."""
+    from conftest import MAGENTA, is_person_colour, scene
+
+    from anonymise.io.images import read_image, write_image
+
+    photo = scene(120, 160)
+    photo[50:80, 30:40] = MAGENTA
+    src, dst = tmp_path / "photo.png", tmp_path / "out.png"
+    write_image(src, photo)
+    detector = _FaintScene()
+    anon = Anonymiser(Config(pose=False, preset=preset), detector=detector)
+    anon.process_image(src, dst)
+    assert detector.calls == [1280], "the photo's one call is not the deep search"
+    assert not is_person_colour(read_image(dst)).any(), "the person only the deep search finds is visible"
+    assert anon.stream(still=True).config.preset == "thorough"
+    assert anon.config.preset == preset, "the run's own config changed"

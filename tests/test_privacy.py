@@ -285,3 +285,26 @@ def test_forget_same_forgets_only_suspect_pixels_that_look_like_the_person():
     scene_first.update(head, np.zeros((6, 6), np.uint8), near=np.zeros((6, 6), bool))  # the empty scene, nobody near
     scene_first.update(head, np.zeros((6, 6), np.uint8), near=np.ones((6, 6), bool))  # then updated beside someone
     assert scene_first.forget_same(head, on_it) == 0, "the empty scene seen first was forgotten under a box"
+
+
+@pytest.mark.slow
+def test_a_photo_of_pedestrians_at_the_defaults_leaves_nobody_a_stronger_finder_sees(pedestrians, tmp_path):
+    """Frame 300 of pedestrians.mp4 as a photo: at the defaults (before, the balanced policy's
+    savings left the two walkers on the left whole), the pose model at 1280 px finds nobody in the
+    output where it found people in the input."""
+    from anonymise.detect import Detector
+    from anonymise.detections import box_iou
+    from anonymise.io.images import read_image, write_image
+    from anonymise.io.video import VideoReader
+
+    with VideoReader(pedestrians, audio=False) as reader:
+        frame = next(f for i, f in enumerate(reader) if i == 300)
+    src, dst = tmp_path / "photo.png", tmp_path / "out.png"
+    write_image(src, frame.image)
+    Anonymiser(Config(pose=False)).process_image(src, dst)
+    reference = Detector(Config(imgsz=1280, conf=0.25, pose=False, track=False, backend="torch", tiles="off"))
+    (before,), (after,) = reference([frame.image]), reference([read_image(dst)])
+    assert len(before.people) >= 4, "the reference should see the walkers in the input"
+    if len(after.people):
+        left = box_iou(before.people.xyxy, after.people.xyxy).max(axis=0) >= 0.3
+        assert not left.any(), f"{int(left.sum())} of {len(before.people)} people left in the photo"
