@@ -183,11 +183,10 @@ Tiles = Annotated[
 ]
 Hold = Annotated[int, typer.Option("--hold", help="Frames a lost track stays masked (and a new one is back-filled).")]
 FailClosed = Annotated[
-    bool | None,
+    bool,
     typer.Option(
         "--fail-closed/--no-fail-closed",
-        help="Mask moving person-sized regions no detection explains. (default: on for files, off for cameras/streams)",
-        show_default=False,
+        help="Mask moving person-sized regions no detection explains (files, cameras and streams).",
     ),
 ]
 Batch = Annotated[

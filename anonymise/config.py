@@ -78,7 +78,7 @@ class Config:
     #: minimum keypoint confidence for a joint to be drawn
     pose_conf: float = 0.3
     #: frames the background model sees ahead of the frame being written (output delay);
-    #: ``None``: 30 for files, 0 for cameras and streams
+    #: ``None``: 30 for files, 15 for cameras and streams (their delay: see the README)
     lookahead: int | None = None
     #: live sources in real time: the newest frame is processed, stale ones are dropped (and counted);
     #: ``None``: on for cameras and streams (a file is never dropped from)
@@ -91,8 +91,8 @@ class Config:
     track: bool = True
     #: frames a lost track stays masked; also how far back a new track is back-filled
     hold: int = 15
-    #: mask moving, person-sized regions no detection explains; ``None``: on for files, off for live sources
-    fail_closed: bool | None = None
+    #: the motion guard: mask moving, person-sized regions no detection explains (files and live sources alike)
+    fail_closed: bool = True
     #: grey-level difference from the background that counts as foreground for the motion guard
     motion_threshold: int = 30
     #: look again at a higher resolution on a crop around each unexplained region

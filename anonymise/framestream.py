@@ -216,24 +216,6 @@ class FrameStream:
         self._moving: np.ndarray | None = None  # boxes of what moved into the frames of the next model call
         self._deep: tuple[int, np.ndarray] | None = None  # (frame, boxes) only the last deep sweep explained
         self._deep_poses: tuple[int, Detections] | None = None  # (frame, skeletons) the last deep sweep found
-        self._economy: dict | None = None  # a cheaper setting the live policy asked for, not yet taken
-
-    def economise(self, step: dict) -> bool:
-        """Make the next model calls cheaper (a step of the live policy, see
-        :class:`anonymise.policy.LivePolicy`: ``preset``, ``min_person``); ``False`` when nothing changes."""
-        changes = {k: v for k, v in step.items() if k in ("preset", "min_person")}
-        if "min_person" in changes:
-            changes["min_person"] = max(changes["min_person"], self.config.min_person)
-        if all(getattr(self.config, k) == v for k, v in changes.items()):
-            return False
-        self._economy = changes  # taken by the next model call (:meth:`detect` may run in another thread)
-        return True
-
-    def _economise(self) -> None:
-        changes, self._economy = self._economy, None
-        self.config = self.config.replace(**changes)
-        self.detector = reconfigured(self.detector, **changes)
-        self._scale = None  # the passes and sizes are planned again on this frame
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -270,6 +252,11 @@ class FrameStream:
                 ready.append(self._compose(self._buffer.popleft()))
         return ready
 
+    @property
+    def buffered(self) -> int:
+        """Frames pushed and not yet returned (the look-ahead's)."""
+        return len(self._buffer)
+
     def flush(self) -> list[Anonymised]:
         """Everything still buffered, at the end of the input."""
         for slot in self._buffer:
@@ -286,8 +273,6 @@ class FrameStream:
         (a model that never worked is a setup error, not a frame to mask).
         """
         try:
-            if self._economy is not None:
-                self._economise()
             images = [f.image for f in frames]
             small, large = self._passes(images)
             tiles = self._scale.tiles(len(images)) if self._scale is not None and small else None
@@ -729,7 +714,7 @@ class FrameStream:
         return Detections.concat(found)
 
     def _look(self, crops: list[np.ndarray]) -> list[Detections]:
-        detector = self.detector  # read once: the detect thread may economise it meanwhile
+        detector = self.detector
         look = getattr(detector, "look", None)
         shares = getattr(detector, "look_shares_models", None)
         if look is not None and shares is not None and not shares():

@@ -42,8 +42,11 @@ from .threads import QUEUE_SIZE, Prefetch, WriterThread, batched
 
 log = logging.getLogger(__name__)
 
-#: frames of look-ahead on a live source when ``Config.lookahead`` is ``None``
-LIVE_LOOKAHEAD = 0
+#: frames of look-ahead on a live source when ``Config.lookahead`` is ``None``: the file policy's sweeps,
+#: back-fill and deep-sweep carries reach back this far (a sweep every 5th frame, the untiled search's
+#: lapse every 10th: policy.ScalePolicy), at the cost of this many processed frames of delay
+#: (1.5 s at 10 fps processed, 1 s at 15)
+LIVE_LOOKAHEAD = 15
 FILE_LOOKAHEAD = 30
 #: a photo's preset, whatever the run's: the most thorough (see :meth:`Anonymiser.stream`)
 STILL_PRESET = "thorough"
@@ -96,7 +99,6 @@ class Anonymiser:
     def stream(
         self,
         lookahead: int = 0,
-        live: bool = False,
         fps: float = 30.0,
         debug: bool = False,
         images: bool = True,
@@ -113,7 +115,7 @@ class Anonymiser:
         if still and config.preset != STILL_PRESET:
             config = config.replace(preset=STILL_PRESET)
             detector = reconfigured(detector, preset=STILL_PRESET)
-        fail_closed = config.fail_closed if config.fail_closed is not None else not live
+        fail_closed = config.fail_closed is not False
         manual = Manifest.load(config.masks) if config.masks else None
         return FrameStream(
             config,
@@ -133,9 +135,11 @@ class Anonymiser:
         (the input frame, the output image, the skeletons drawn on it), which unpacks as ``(frame, image)``.
 
         ``stream`` (from :meth:`stream`) carries the state of one video; by default a fresh one
-        with the file look-ahead.
+        with the file look-ahead. A stream passed in is the caller's to close (and to :meth:`FrameStream.flush`
+        after a stop: the frames its look-ahead holds).
         """
-        if stream is None:
+        own = stream is None
+        if own:
             stream = self.stream(self.config.lookahead if self.config.lookahead is not None else FILE_LOOKAHEAD)
         detected = Prefetch(
             ((batch, stream.detect(batch)) for batch in batched(frames, self.batch)),
@@ -150,7 +154,7 @@ class Anonymiser:
             # an int8 calibration under way in the detect thread stops at its next input, not 10 s later
             with getattr(stream.detector, "calibrations_stopped", contextlib.nullcontext)():
                 closed = detected.close()
-            if closed:
+            if closed and own:
                 stream.close()
 
     # -- public API ------------------------------------------------------------------------
@@ -163,7 +167,7 @@ class Anonymiser:
                 f"{getattr(frame, 'shape', '')}"
             )
         if self._frame_stream is None:
-            self._frame_stream = self.stream(lookahead=0, live=True)
+            self._frame_stream = self.stream(lookahead=0)
         ((_, out),) = self._frame_stream.push([Frame(frame, 0)])
         return out
 
@@ -181,8 +185,8 @@ class Anonymiser:
         src, dst = Path(src), Path(dst)
         start = time.perf_counter()
         image = read_image(src)
-        stream = self.stream(lookahead=0, still=True)
-        (result,) = self.anonymise_frames([Frame(image, 0, 0, Fraction(1))], stream)
+        with contextlib.closing(self.stream(lookahead=0, still=True)) as stream:
+            (result,) = self.anonymise_frames([Frame(image, 0, 0, Fraction(1))], stream)
         out = result.image
         if extras is not None and extras.any:
             info = VideoInfo(image.shape[1], image.shape[0], Fraction(1), frames=1)
@@ -232,7 +236,7 @@ class Anonymiser:
         reader = open_reader(src, audio=audio and extras.video, span=span)
         viewer = Viewer(str(src.spec)) if show else None
         written = 0
-        frames = outputs = None
+        frames = outputs = stream = None
         try:
             info = reader.info
             lookahead = (
@@ -243,7 +247,7 @@ class Anonymiser:
             realtime = info.live and self.config.realtime is not False
             time_base = CAPTURE_TIME_BASE if realtime else reader.time_base  # capture times on a live source
             images = extras.video or extras.snapshot_every is not None or extras.debug_view or show
-            stream = self.stream(lookahead, live=info.live, fps=float(info.fps), debug=extras.debug_view, images=images)
+            stream = self.stream(lookahead, fps=float(info.fps), debug=extras.debug_view, images=images)
             meter = FpsMeter()
             pace = LivePolicy(float(info.fps)) if realtime else None
             latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
@@ -287,27 +291,42 @@ class Anonymiser:
                 if sidecars is not None:
                     sidecars.abort()
                 raise
+
+            def write(result: Anonymised) -> None:
+                nonlocal written
+                # a stop waits until the frame is in every output (a new segment's first frame included)
+                with signals_held():
+                    if sink is not None:
+                        sink.put(result.frame, result.image)
+                    sidecars.write(result)
+                    written += 1
+                if realtime:
+                    latencies.append(frames.age(result.frame))
+
+            def kept() -> None:
+                """A live recording that ends (a stop, the source broke off): the frames the look-ahead
+                holds are written too, so the recording ends where the source did; then it is finished."""
+                with signals_held():
+                    outputs.close()  # the detect stage stops first
+                    for result in stream.flush():
+                        write(result)
+                    if sink is not None:
+                        sink.finish()
+                    sidecars.finish()
+
             try:
                 frames = Newest(reader) if realtime else Prefetch(reader)
                 outputs = self.anonymise_frames(frames, stream)
                 for result in outputs:
                     frame, out = result
-                    # a stop waits until the frame is in every output (a new segment's first frame included)
-                    with signals_held():
-                        if sink is not None:
-                            sink.put(frame, out)
-                        sidecars.write(result)
-                        written += 1
-                    if realtime:
-                        latencies.append(frames.age(frame))
-                        step = pace.processed(frames.dropped)
-                        if step and stream.economise(step):
-                            log.warning(
-                                "live: %.1f fps processed, under the %.0f fps to hold; from now on %s",
-                                pace.rate,
-                                pace.target,
-                                step["says"],
-                            )
+                    write(result)
+                    if realtime and pace.processed(frames.dropped):
+                        log.warning(
+                            "live: %.1f fps processed, under the %.0f fps to hold: stale frames are dropped, "
+                            "and each frame written is searched in full (--preset fast searches less)",
+                            pace.rate,
+                            pace.target,
+                        )
                     progress.advance()
                     if viewer is not None:
                         view = sidecars.debug_view if sidecars.debug_view is not None else out
@@ -320,18 +339,14 @@ class Anonymiser:
                     sink.finish()
                 sidecars.finish()
             except StreamBroken as e:
-                if not written:
+                if not written and not stream.buffered:
                     raise
-                if sink is not None:  # the recording so far is kept, finished and playable
-                    sink.finish()
-                sidecars.finish()
+                kept()  # the recording so far is kept, finished and playable
                 log.warning("%s; the recording so far is kept: %s", e, dst.name)
                 return finished("done", str(e), broken=True)
             except KeyboardInterrupt as e:
-                if info.live and written:
-                    if sink is not None:
-                        sink.finish()
-                    sidecars.finish()
+                if info.live and (written or stream.buffered):
+                    kept()
                     if isinstance(e, Stopped):  # a service manager's stop: the recording is kept, the process exits
                         finished("stopped")
                         raise
@@ -348,6 +363,8 @@ class Anonymiser:
         finally:
             if outputs is not None:
                 outputs.close()  # stops the detect stage first: it reads from the decoder
+            if stream is not None:
+                stream.close()
             if frames is None or frames.close():  # never close a container a thread is still reading
                 reader.close()
             if viewer is not None:

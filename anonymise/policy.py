@@ -419,21 +419,22 @@ class ScalePolicy:
 
 #: a live source is processed at least at this rate, or its source's rate if that is lower (fps)
 LIVE_TARGET_FPS = 15.0
-#: seconds of processing the live policy watches before (and between) its decisions
+#: seconds of processing the live policy watches before (and between) its checks
 LIVE_WINDOW_S = 3.0
 
 
 class LivePolicy:
-    """On a live source in real time: when the models cannot hold the rate, step the cost down.
+    """On a live source in real time: what to do when the models cannot hold the rate.
 
-    The same presets as files (``config.PRESETS``): a live source has no look-ahead, so every
-    pass runs on every frame (nothing could be back-filled), and the cost that can give is the
-    small search's size and the second looks. While the processed rate over ``LIVE_WINDOW_S``
-    stays under 90% of ``min(source rate, LIVE_TARGET_FPS)`` and stale frames were dropped in that
-    window (the models, not the source, are short), the stream steps down, one step
-    per window, through :data:`LIVE_STEPS`, and the run says so at each step. The stated cost:
-    people under the step's height are found less reliably (on the 640x480 close-ups ``fast``
-    leaked 0.67% of the core pixels against 0.66% at the defaults; see the README).
+    Process fewer frames, never search less. A live source runs the file's policy over a bounded
+    look-ahead (``pipeline.LIVE_LOOKAHEAD``: sweeps, back-fill, deep sweeps and the motion guard,
+    as for a file), so every frame written gets the file's privacy. When the processed rate over
+    ``LIVE_WINDOW_S`` stays under 90% of ``min(source rate, LIVE_TARGET_FPS)`` and stale frames
+    were dropped in that window (the models, not the source, are short), :meth:`processed` says
+    so, once: the reader already drops the frames the models have no time for (``io.live.Newest``),
+    so the recording has fewer frames, each one fully anonymised. (Stepping the search down to a
+    640 px pass instead left about half of the small walkers of a live ``pedestrians.mp4`` visible.)
+    ``--preset fast`` is the user's own choice of a cheaper search.
     """
 
     def __init__(self, source_fps: float, clock=None):
@@ -444,42 +445,25 @@ class LivePolicy:
         self._start: float | None = None
         self._frames = 0
         self._dropped = 0
-        #: how many of LIVE_STEPS were taken, and the rate that made the last one
-        self.steps = 0
-        self.rate = 0.0
+        #: the processed rate of the first window found short (``None``: none yet)
+        self.rate: float | None = None
 
-    @property
-    def chose(self) -> dict | None:
-        """The last step taken (``None``: none)."""
-        return LIVE_STEPS[self.steps - 1] if self.steps else None
-
-    def processed(self, dropped: int = 0) -> dict | None:
-        """One frame written (``dropped``: the stale frames dropped so far); returns the next step
-        (config changes) when the models are short of the rate, else ``None``. A source slower than
-        it says (nothing dropped) is not the models' fault: no step then."""
+    def processed(self, dropped: int = 0) -> float | None:
+        """One frame written (``dropped``: the stale frames dropped so far); returns the processed
+        rate the first time a window is short of the target with frames dropped, else ``None``. A
+        source slower than it says (nothing dropped) is not the models' fault."""
         now = self._clock()
         if self._start is None:
             self._start, self._dropped = now, dropped
             return None
         self._frames += 1
         elapsed = now - self._start
-        if self.steps >= len(LIVE_STEPS) or elapsed < LIVE_WINDOW_S:
+        if self.rate is not None or elapsed < LIVE_WINDOW_S:
             return None
         rate = self._frames / elapsed
         behind = dropped > self._dropped
         self._start, self._frames, self._dropped = now, 0, dropped  # the next window
         if rate >= 0.9 * self.target or not behind:
             return None
-        self.steps += 1
         self.rate = rate
-        return self.chose
-
-
-#: the live policy's steps, cheapest last: config changes, and what each costs
-LIVE_STEPS = (
-    {"preset": "fast", "says": "the fast preset's search (people under 48 px found less reliably, no second looks)"},
-    {
-        "min_person": 64,
-        "says": "one pass at the frame's own size, at most 640 px (people under 64 px found less reliably)",
-    },
-)
+        return rate
