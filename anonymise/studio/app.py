@@ -5,6 +5,14 @@ Every request carries the one-time token (``?token=`` on the first visit, then a
 ``Content-Security-Policy: default-src 'self'``: the pages load nothing from anywhere else
 (their script, style and icons are served here), and FastAPI's ``/docs`` (whose assets come
 from a CDN) is off.
+
+The cookie alone does not prove the studio's own page sent a request: a page on another port of
+127.0.0.1 is *same-site*, so the browser sends the ``SameSite=Strict`` cookie with its requests
+too. So (see :func:`refusal`) a request that changes anything must come from the studio's own
+origin (its ``Origin``, else its ``Referer``), or carry the token in the header, which no other
+page can set without a CORS preflight this app never grants; a job's files (the kept original
+among them) go only to the studio's own pages (``Sec-Fetch-Site``) or to the header; and every
+response says ``Cross-Origin-Resource-Policy: same-origin``, so no other origin embeds any of it.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -28,6 +38,12 @@ CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-ur
 FILE_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"
 COOKIE = "anonymise_token"
 HEADER = "x-anonymise-token"
+#: requests that change something: only from the studio's own origin, or with the header token
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: a job's files (outputs, the original, the zip): only to the studio's own pages, or with the header token
+JOB_FILES = re.compile(r"^/api/jobs/[^/]+/files/")
+#: ``Sec-Fetch-Site`` values that are the studio's own page or the user's own act (address bar, bookmark)
+OWN_FETCH = frozenset({"same-origin", "none"})
 #: uploads larger than this are refused (``--max-upload-mb``)
 MAX_UPLOAD_MB = 2048
 CHUNK = 1 << 20
@@ -42,6 +58,66 @@ DOWNLOADS = {
 }
 
 
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of a URL, lower case, without a default port; ``None`` for anything
+    that names no http(s) origin (``null``, a ``file:`` page, garbage)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = 80 if scheme == "http" else 443
+    return f"{scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+def own_origin(request: Request) -> str | None:
+    """The origin this request was addressed to: its scheme and its ``Host`` header."""
+    return origin_of(f"{request.url.scheme}://{request.headers.get('host', '')}")
+
+
+def is_own(url: str, own: str | None) -> bool:
+    """Whether ``url`` (an ``Origin`` or a ``Referer``) is of the studio's own origin (``null`` never is)."""
+    return own is not None and origin_of(url) == own
+
+
+def refusal(request: Request, by_header: bool) -> str | None:
+    """Why this request may not come from where it comes from (``None``: it may).
+
+    ``by_header``: the valid token came in the ``X-Anonymise-Token`` header, which only an API
+    client (or the studio's own origin) can send. A foreign ``Origin`` is refused even then. A
+    request that changes something and says neither ``Origin`` nor ``Referer`` is refused unless
+    it has the header: every browser sends ``Origin`` with a cross-origin POST, so such a request
+    is a script's, and a script can send the header.
+    """
+    own = own_origin(request)
+    origin = request.headers.get("origin")
+    if origin is not None and not is_own(origin, own):
+        return f"a request from another origin ({origin}) is refused: use the studio's own page"
+    if request.method in UNSAFE and origin is None and not by_header:
+        referer = request.headers.get("referer")
+        if referer is None:
+            return "a request that changes something must come from the studio's page or carry X-Anonymise-Token"
+        if not is_own(referer, own):
+            return "a request from another page is refused: use the studio's own page"
+    if JOB_FILES.match(request.url.path) and not by_header and not from_own_page(request, own):
+        return "a job's files are served only to the studio's own pages (or with X-Anonymise-Token)"
+    return None
+
+
+def from_own_page(request: Request, own: str | None) -> bool:
+    """Whether the browser says the studio's own page (or the user, from the address bar) asked:
+    ``Sec-Fetch-Site`` where it sends it, else a ``Referer`` from the studio (the studio's
+    ``Referrer-Policy: same-origin`` sends one to itself, and never to anyone else)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in OWN_FETCH
+    return is_own(request.headers.get("referer", ""), own)
+
+
 def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB) -> FastAPI:
     app = FastAPI(title="anonymise studio", docs_url=None, redoc_url=None, openapi_url=None)
     limit = int(max_upload_mb * (1 << 20))
@@ -50,10 +126,14 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
     async def guard(request: Request, call_next):
         given = request.query_params.get("token") or request.headers.get(HEADER) or request.cookies.get(COOKIE)
         given = given.encode() if given else b""
+        header = request.headers.get(HEADER, "").encode()
+        by_header = bool(header) and hmac.compare_digest(header, token.encode())
         if request.url.path == "/favicon.ico":  # the one thing served without the token: the icon
             response = FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
         elif not given or not hmac.compare_digest(given, token.encode()):
             response: Response = JSONResponse({"detail": "a valid token is required (see the URL serve printed)"}, 401)
+        elif reason := refusal(request, by_header):
+            response = JSONResponse({"detail": reason}, 403)
         else:
             response = await call_next(request)
             if (
@@ -66,7 +146,11 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
                 response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # same-origin, not no-referrer: the studio's own requests keep their Origin (no-referrer makes
+        # it ``null`` on a same-origin form post) and their Referer (what serves a job's files to a
+        # browser that sends no Sec-Fetch-Site); other origins still get no Referer at all
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
         return response
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

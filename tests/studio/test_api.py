@@ -336,3 +336,97 @@ def test_a_rerender_is_queued_once_and_images_take_no_manifest(tmp_path, clip):
     image = wait(client, upload(client, "photo.png", png.tobytes())["id"])
     response = client.put(f"/api/jobs/{image['id']}/manifest", json={"masks": [{"box": [0, 0, 5, 5], "start": 0}]})
     assert response.status_code == 422 and "videos" in response.json()["detail"]
+
+
+FOREIGN = "http://127.0.0.1:8791"  # another page on this machine: same-site, so the cookie goes with it
+OWN = "http://127.0.0.1:8000"
+
+
+def browser_like(client):
+    """A client that holds the token as a browser does (the cookie only), addressed as the studio is."""
+    bare = TestClient(client.app, base_url=OWN)
+    bare.cookies.set("anonymise_token", TOKEN)
+    return bare
+
+
+def changes(job_id, clip):
+    """Every state-changing route, as (method, path, keyword arguments)."""
+    return [
+        ("POST", "/api/jobs", {"files": [("files", ("x.mp4", clip, "video/mp4"))]}),
+        ("POST", f"/api/jobs/{job_id}/cancel", {}),
+        ("DELETE", f"/api/jobs/{job_id}", {}),
+        ("PUT", f"/api/jobs/{job_id}/manifest", {"json": {"masks": [{"box": [0, 0, 9, 9], "start": 0}]}}),
+        ("POST", f"/api/jobs/{job_id}/rerender", {}),
+    ]
+
+
+def test_another_origin_changes_nothing(tmp_path, clip):
+    store, client = studio(tmp_path)
+    job = wait(client, upload(client, "walk.mp4", clip)["id"])
+    browser = browser_like(client)
+    client.base_url = OWN
+    for method, path, kwargs in changes(job["id"], clip):
+        for sender in (browser, client):  # the cookie alone, and even with the header token
+            for origin in (FOREIGN, "null", "http://127.0.0.1"):
+                response = sender.request(method, path, headers={"Origin": origin}, **kwargs)
+                assert response.status_code == 403, (method, path, origin, response.text)
+                assert "another origin" in response.json()["detail"]
+        foreign_page = browser.request(method, path, headers={"Referer": f"{FOREIGN}/attack.html"}, **kwargs)
+        assert foreign_page.status_code == 403, (method, path)
+        unsaid = browser.request(method, path, **kwargs)  # neither Origin nor Referer: not a browser's page
+        assert unsaid.status_code == 403 and "X-Anonymise-Token" in unsaid.json()["detail"], (method, path)
+    assert [j["id"] for j in client.get("/api/jobs").json()] == [job["id"]], "no job was created or deleted"
+    assert client.get(f"/api/jobs/{job['id']}").json()["renders"] == 1, "no re-render"
+    assert client.get(f"/api/jobs/{job['id']}/manifest").json()["masks"] == []
+
+
+def test_the_studios_own_origin_changes_things(tmp_path, clip):
+    store, client = studio(tmp_path)
+    browser = browser_like(client)
+    sent = browser.post("/api/jobs", files=[("files", ("walk.mp4", clip, "video/mp4"))], headers={"Origin": OWN})
+    assert sent.status_code == 200, sent.text
+    job = wait(client, sent.json()[0]["id"])
+    box = {"masks": [{"box": [0, 0, 9, 9], "start": 0}]}
+    put = browser.put(f"/api/jobs/{job['id']}/manifest", json=box, headers={"Referer": f"{OWN}/review/{job['id']}"})
+    assert put.status_code == 200, "a Referer from the studio's page, where no Origin is sent"
+    assert browser.post(f"/api/jobs/{job['id']}/rerender", headers={"Origin": OWN}).status_code == 200
+    assert wait(client, job["id"])["renders"] == 2
+    assert client.post(f"/api/jobs/{job['id']}/rerender").status_code == 200, "a script with the header token"
+    assert wait(client, job["id"])["renders"] == 3
+    assert browser.delete(f"/api/jobs/{job['id']}", headers={"Origin": OWN}).status_code == 200
+
+
+def test_job_files_go_only_to_the_studios_own_pages(tmp_path, clip):
+    _, client = studio(tmp_path)
+    job = wait(client, upload(client, "walk.mp4", clip)["id"])
+    browser = browser_like(client)
+    for kind in ("video", "original", "zip", "report_html"):
+        path = f"/api/jobs/{job['id']}/files/{kind}"
+        for site in ("same-site", "cross-site"):
+            refused = browser.get(path, headers={"Sec-Fetch-Site": site, "Range": "bytes=0-99"})
+            assert refused.status_code == 403 and "own pages" in refused.json()["detail"], (kind, site)
+        assert browser.get(path, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200, kind
+        assert browser.get(path, headers={"Sec-Fetch-Site": "none"}).status_code == 200, "typed in the address bar"
+        assert browser.get(path).status_code == 403, "a browser that says nothing, and no Referer from the studio"
+        assert browser.get(path, headers={"Referer": f"{OWN}/review/{job['id']}"}).status_code == 200
+        assert browser.get(path, headers={"Referer": f"{FOREIGN}/"}).status_code == 403
+        assert client.get(path).status_code == 200, "a script with the header token"
+
+
+def test_every_response_says_cross_origin_resource_policy_same_origin(tmp_path, clip):
+    _, client = studio(tmp_path)
+    job = wait(client, upload(client, "walk.mp4", clip)["id"])
+    bare = TestClient(client.app)
+    for response in (
+        client.get("/"),
+        client.get("/api/jobs"),
+        client.get("/static/studio.js"),
+        client.get(f"/api/jobs/{job['id']}/files/video"),
+        client.get(f"/api/jobs/{job['id']}/files/original", headers={"Range": "bytes=0-9"}),
+        client.post("/api/jobs/nosuchjob/rerender", headers={"Origin": FOREIGN}),
+        client.get("/api/jobs/nosuchjob"),
+        bare.get("/api/jobs"),
+        bare.get("/favicon.ico"),
+    ):
+        assert response.headers["cross-origin-resource-policy"] == "same-origin", response.url
+        assert response.headers["referrer-policy"] == "same-origin", response.url

@@ -1,6 +1,8 @@
 """The studio in a real browser: Debian's Chromium driven by Playwright, the real models, a real
 clip cut from pedestrians.mp4. Upload, progress to 100%, review (the player, its duration, the
-timeline), a manual box drawn and re-rendered, the report downloaded.
+timeline), a manual box drawn and re-rendered, the report downloaded. And another page on
+127.0.0.1 (same-site, so the studio's cookie goes with its requests) that tries to upload,
+re-render and play the kept original, and gets nothing.
 
 Screenshots of each step go to a temporary folder, or to ``$ANONYMISE_SCREENSHOTS`` when set
 (``ANONYMISE_SCREENSHOTS=docs/images python -m pytest tests/studio/test_browser.py`` refreshes
@@ -9,6 +11,8 @@ the README's). Skipped, saying why, where Chromium or Playwright is absent.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import shutil
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cut_clip, read_frames
+from conftest import ColourDetector, cut_clip, read_frames, synthetic_frames, write_video
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -32,28 +36,40 @@ if CHROMIUM is None:
 FRAMES = 30  # 3 s of pedestrians.mp4 at 10 fps: past the 30-frame look-ahead is not needed, a few people walk
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    import uvicorn
-
-    from anonymise.studio import build
-
-    jobs = tmp_path_factory.mktemp("studio") / "jobs"
-    app, store, token = build(jobs, keep_originals=True)
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running(app):
+    """``app`` served by uvicorn on a free port of 127.0.0.1, in a thread; yields its URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", token, store
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from anonymise.studio import build
+
+    jobs = tmp_path_factory.mktemp("studio") / "jobs"
+    app, store, token = build(jobs, keep_originals=True)
+    with running(app) as url:
+        yield url, token, store
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +170,122 @@ def test_upload_watch_review_correct_rerender_and_download(server, browser, pede
     assert "Redaction report" in saved.read_text() and "manual" in saved.read_text()
     assert not problems, problems
     print(f"upload to done {uploaded_to_done:.1f} s, to review {reviewed:.1f} s ({FRAMES} frames)")
+
+
+ATTACK = """<!doctype html><meta charset="utf-8"><title>another page on this machine</title>
+<iframe name="sink"></iframe>
+<form id="post" method="POST" action="{studio}/api/jobs/{job}/rerender" target="sink"></form>
+<video id="video" src="{studio}/api/jobs/{job}/files/original" preload="auto" muted></video>
+<script>
+window.outcome = {{video: "pending", upload: "pending"}};
+const video = document.getElementById("video");
+video.addEventListener("loadedmetadata", () => outcome.video = "loaded");
+video.addEventListener("error", () => outcome.video = "refused");
+const form = new FormData();
+form.append("files", new Blob(["not a video"], {{type: "video/mp4"}}), "planted.mp4");
+fetch("{studio}/api/jobs", {{method: "POST", mode: "no-cors", credentials: "include", body: form}})
+  .then(() => outcome.upload = "sent", () => outcome.upload = "failed");
+document.getElementById("post").submit();
+</script>
+"""
+
+
+@contextlib.contextmanager
+def another_page(html: str):
+    """``html`` served at ``/`` of another free port of 127.0.0.1 (same-site as the studio, another origin)."""
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+def answers(app, log: list):
+    """``app``, noting (method, path, status) of every answer it gives in ``log``."""
+
+    async def noted(scope, receive, send):
+        async def spy(message):
+            if message["type"] == "http.response.start":
+                log.append((scope["method"], scope["path"], message["status"]))
+            await send(message)
+
+        await app(scope, receive, spy)
+
+    return noted
+
+
+def test_another_page_on_this_machine_cannot_upload_rerender_or_play_a_job(browser, tmp_path):
+    from anonymise.studio.app import create_app
+    from anonymise.studio.jobs import SETTINGS, JobStore, run_job
+
+    store = JobStore(tmp_path / "jobs", keep_originals=True)
+    store.run_workers(1, lambda s, j, p: run_job(s, j, p, lambda config: ColourDetector()))
+    job, path = store.create("walk.mp4", dict(SETTINGS), keep_original=True)
+    write_video(path, synthetic_frames(24), fps=10, audio=None)
+    store.submit(job)
+    deadline = time.monotonic() + 60
+    while job.status != "done" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.status == "done", job.error
+    token, log = "browser-test-token", []
+    with running(answers(create_app(store, token), log)) as studio:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{studio}/?token={token}")  # the reviewer's browser now holds the studio's cookie
+        assert page.url == f"{studio}/"
+
+        # the studio's own page: it changes things and plays the original
+        review = page.evaluate(
+            """async ([jobId]) => {
+                 const rerender = await fetch(`/api/jobs/${jobId}/rerender`, {method: "POST"});
+                 const video = document.createElement("video");
+                 video.muted = true;
+                 video.src = `/api/jobs/${jobId}/files/original`;
+                 const played = await new Promise(done => {
+                   video.onloadedmetadata = () => done("loaded");
+                   video.onerror = () => done("refused");
+                 });
+                 return [rerender.status, played];
+               }""",
+            [job.id],
+        )
+        assert review == [200, "loaded"], review
+        deadline = time.monotonic() + 60
+        while (job.status != "done" or job.renders != 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job.status == "done" and job.renders == 2
+
+        # another page, on another port of 127.0.0.1
+        del log[:]
+        with another_page(ATTACK.format(studio=studio, job=job.id)) as attack:
+            page.goto(attack)
+            page.wait_for_function("() => outcome.video !== 'pending' && outcome.upload !== 'pending'", timeout=20_000)
+            outcome = page.evaluate("() => outcome")
+            deadline = time.monotonic() + 10
+            while len(set(log)) < 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        context.close()
+    assert outcome["video"] == "refused", outcome
+    assert set(log) == {
+        ("POST", "/api/jobs", 403),
+        ("POST", f"/api/jobs/{job.id}/rerender", 403),
+        ("GET", f"/api/jobs/{job.id}/files/original", 403),
+    }, "each request reached the studio with its cookie (else 401), and was refused"
+    assert list(store.jobs) == [job.id], "no job was created"
+    assert job.renders == 2 and job.status == "done", "no re-render"
