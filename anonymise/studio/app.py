@@ -29,7 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 
 from ..manifest import Manifest
-from .jobs import SETTINGS, JobStore
+from .jobs import SETTINGS, JobStore, studio_canvas
 
 STATIC = Path(__file__).parent / "static"
 #: every page and answer: nothing from elsewhere, no framing, no form posted elsewhere
@@ -203,6 +203,10 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
             allowed = {"mode": ("bbox", "seg"), "preset": ("thorough", "balanced", "fast")}.get(key)
             if allowed and chosen[key] not in allowed:
                 raise HTTPException(422, f"{key} must be one of {', '.join(allowed)}")
+        try:
+            chosen["canvas"] = studio_canvas(chosen["canvas"])
+        except ValueError as e:
+            raise HTTPException(400, str(e)) from None
         keep = form.get("keep_original")
         keep_original = None if keep is None else str(keep).lower() in ("1", "true", "on", "yes")
         files = [f for f in form.getlist("files") if hasattr(f, "read")]
@@ -292,11 +296,10 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
             media = "video/mp4" if job.kind == "video" else None  # a probed video: renamed .mp4
             return files(path, media, None if job.kind == "video" else path.name)
         if kind == "snapshot":
-            name = request.query_params.get("name", "")
-            folder = store.folder(job.id) / "out" / f"{Path(job.outputs.get('video', '')).stem}_snapshots"
-            if name not in job.outputs.get("snapshots", []):
+            path = store.snapshot(job, request.query_params.get("name", ""))
+            if path is None:
                 raise HTTPException(404, "no such snapshot")
-            return files(folder / name, "image/jpeg")
+            return files(path, "image/jpeg")
         if kind not in DOWNLOADS:
             raise HTTPException(404, f"no download {kind!r}")
         path = store.output(job, kind)

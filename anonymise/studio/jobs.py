@@ -5,6 +5,9 @@ A job folder holds ``job.json`` (its state, rewritten atomically on every change
 the reviewer's manifest (``manifest.json``). On a restart the store reads every ``job.json``:
 finished jobs stay, a job that was running is marked ``interrupted``, queued ones queue again.
 A job's failure is the job's: the worker catches everything and records the one-line error.
+
+What the store serves is a regular file inside the job's folder, never a link: a symlink placed
+there would otherwise hand out any file the server can read.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import queue
 import re
 import shutil
+import stat
 import threading
 import time
 import unicodedata
@@ -23,6 +27,7 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..colours import COLOURS, parse_colour
 from ..errors import first_line
 from ..io.files import atomic
 from ..io.images import IMAGE_EXTS
@@ -41,6 +46,36 @@ SETTINGS = {
     "pose": True,
 }
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+
+
+def studio_canvas(spec: str) -> str:
+    """The canvas setting as the studio takes it: a colour, or ``""`` (none; also ``none``).
+
+    Never a path, unlike the CLI's ``--canvas``: whoever uses the studio would otherwise have any
+    file the server can read (another video, its people unmasked) drawn into their output.
+    Raises ``ValueError`` for anything else.
+    """
+    text = str(spec).strip()
+    if text.lower() in ("", "none"):
+        return ""
+    try:
+        parse_colour(text)
+    except ValueError:
+        raise ValueError(
+            f"canvas must be a colour ({', '.join(COLOURS)} or #RRGGBB) or empty; "
+            f"the studio never reads a file for it, got {text[:80]!r}"
+        ) from None
+    return text
+
+
+def regular_file(path: Path, folder: Path) -> Path | None:
+    """``path`` when it is a regular file (not a symlink) that resolves inside ``folder``, else ``None``."""
+    try:
+        if path.is_symlink() or not stat.S_ISREG(path.lstat().st_mode):
+            return None
+        return path if path.resolve().is_relative_to(folder.resolve()) else None  # a linked folder on the way
+    except (OSError, ValueError):
+        return None
 
 
 def safe_name(name: str) -> str:
@@ -225,13 +260,20 @@ class JobStore:
         # a running job notices the cancel, stops, and its worker removes the folder (see _work)
 
     def original(self, job: Job) -> Path | None:
-        files = list((self.folder(job.id) / "original").glob("*")) if job.has_original else []
-        return files[0] if files else None
+        folder = self.folder(job.id)
+        files = sorted((folder / "original").glob("*")) if job.has_original else []
+        return next((f for f in files if regular_file(f, folder)), None)
 
     def output(self, job: Job, kind: str) -> Path | None:
         name = job.outputs.get(kind)
-        path = self.folder(job.id) / "out" / name if name else None
-        return path if path is not None and path.is_file() else None
+        return regular_file(self.folder(job.id) / "out" / name, self.folder(job.id)) if name else None
+
+    def snapshot(self, job: Job, name: str) -> Path | None:
+        """One of the job's snapshots by its name (only a name the job lists)."""
+        if name not in job.outputs.get("snapshots", []):
+            return None
+        folder = self.folder(job.id) / "out" / f"{Path(job.outputs.get('video', '')).stem}_snapshots"
+        return regular_file(folder / name, self.folder(job.id))
 
     def manifest_path(self, job: Job) -> Path:
         return self.folder(job.id) / "manifest.json"
@@ -239,7 +281,7 @@ class JobStore:
     def zip_outputs(self, job: Job) -> Path:
         """Every output of the job in one zip (made once per render)."""
         target = self.folder(job.id) / f"{Path(job.name).stem}_anonymised_{job.renders}.zip"
-        if not target.is_file():
+        if regular_file(target, self.folder(job.id)) is None:  # a link in its place is replaced, never followed
             with atomic(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
                 for kind in ("video", "image", "keypoints", "events", "report_json", "report_html"):
                     path = self.output(job, kind)
@@ -382,7 +424,7 @@ def run_job(store: JobStore, job: Job, progress: JobProgress, detector_for) -> N
     config = Config(
         mode=s["mode"],
         fill=s["fill"],
-        canvas=s["canvas"] or None,
+        canvas=studio_canvas(s["canvas"]) or None,  # a job.json from before the check is checked again
         skeleton_colour=s["skeleton_colour"],
         preset=s["preset"],
         pose=bool(s["pose"]) or bool(s["keypoints"]),

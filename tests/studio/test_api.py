@@ -430,3 +430,56 @@ def test_every_response_says_cross_origin_resource_policy_same_origin(tmp_path, 
     ):
         assert response.headers["cross-origin-resource-policy"] == "same-origin", response.url
         assert response.headers["referrer-policy"] == "same-origin", response.url
+
+
+def test_the_canvas_is_a_colour_never_a_file_on_the_server(tmp_path, clip):
+    store, client = studio(tmp_path)
+    elsewhere = write_video(tmp_path / "someone-else.mkv", synthetic_frames(24, seed=3), fps=10, audio=None)
+    for spec in (str(elsewhere), "someone-else.mkv", "../../someone-else.mkv", "/etc/passwd", "notacolour"):
+        response = client.post("/api/jobs", files=[("files", ("walk.mp4", clip, "video/mp4"))], data={"canvas": spec})
+        assert response.status_code == 400, (spec, response.text)
+        detail = response.json()["detail"]
+        assert "canvas must be a colour" in detail and "never reads a file" in detail
+    assert client.get("/api/jobs").json() == [] and not list(store.root.iterdir()), "nothing was created"
+    for spec, kept in (("white", "white"), ("#FF00ff", "#FF00ff"), ("none", ""), ("", "")):
+        job = upload(client, "walk.mp4", clip, canvas=spec)
+        assert job["settings"]["canvas"] == kept
+    assert wait(client, job["id"])["status"] == "done"
+
+
+def test_a_canvas_path_saved_before_the_check_fails_its_job(tmp_path, clip):
+    store, client = studio(tmp_path)
+    elsewhere = write_video(tmp_path / "someone-else.mkv", synthetic_frames(24, seed=3), fps=10, audio=None)
+    job, path = store.create("walk.mp4", {"canvas": str(elsewhere)}, True)
+    path.write_bytes(clip)
+    store.submit(job)
+    failed = wait(client, job.id)
+    assert failed["status"] == "failed" and "canvas must be a colour" in failed["error"]
+    assert not list((store.folder(job.id) / "out").iterdir()), "nothing was rendered"
+
+
+def test_links_in_a_jobs_folder_are_never_followed(tmp_path, clip):
+    store, client = studio(tmp_path)
+    job = wait(client, upload(client, "walk.mp4", clip)["id"])
+    folder = store.folder(job["id"])
+    secret = tmp_path / "secret.mp4"
+    secret.write_bytes(b"not the studio's to give")
+    (folder / "out" / job["outputs"]["video"]).unlink()
+    (folder / "out" / job["outputs"]["video"]).symlink_to(secret)
+    (folder / "out" / job["outputs"]["keypoints"]).unlink()
+    (folder / "out" / job["outputs"]["keypoints"]).symlink_to(folder / "out" / job["outputs"]["events"])
+    (original,) = (folder / "original").iterdir()
+    original.unlink()
+    original.symlink_to(secret)
+    snapshots = folder / "out" / f"{job['outputs']['video'].rsplit('.', 1)[0]}_snapshots"
+    snapshots.symlink_to(tmp_path, target_is_directory=True)  # a linked folder on the way
+    (tmp_path / "snap.jpg").write_bytes(b"also not")
+    store.jobs[job["id"]].outputs["snapshots"] = ["snap.jpg"]
+    files = f"/api/jobs/{job['id']}/files"
+    for kind in ("video", "keypoints", "original", "snapshot?name=snap.jpg"):
+        response = client.get(f"{files}/{kind}")
+        assert response.status_code == 404, (kind, response.content)
+    archive = zipfile.ZipFile(BytesIO(client.get(f"{files}/zip").content))
+    assert not any(n.endswith((".mp4", ".jsonl")) for n in archive.namelist()), archive.namelist()
+    assert client.get(f"{files}/events").status_code == 200, "a regular file in the folder is served"
+    assert client.post(f"/api/jobs/{job['id']}/rerender").status_code == 409, "a linked original is no original"
