@@ -5,6 +5,7 @@ A job folder holds ``job.json`` (its state, rewritten atomically on every change
 the reviewer's manifest (``manifest.json``). On a restart the store reads every ``job.json``:
 finished jobs stay, a job that was running is marked ``interrupted``, queued ones queue again.
 A job's failure is the job's: the worker catches everything and records the one-line error.
+A job that ends without its outputs (failed, cancelled, interrupted) leaves no half-written file.
 
 What the store serves is a regular file inside the job's folder, never a link: a symlink placed
 there would otherwise hand out any file the server can read.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import queue
 import re
 import shutil
@@ -179,6 +181,7 @@ class JobStore:
                 job.status, job.error = "interrupted", "the server stopped while this job ran"
                 self._drop_original(job)
                 self._save(job)
+            self._drop_partials(job)  # nothing runs yet: any unfinished file is a stopped run's
             self.jobs[job.id] = job
         for job in sorted(self.jobs.values(), key=lambda j: j.created):
             if job.status == "queued":
@@ -197,6 +200,15 @@ class JobStore:
         if not job.keep_original:
             shutil.rmtree(self.folder(job.id) / "original", ignore_errors=True)
             job.has_original = False
+
+    def _drop_partials(self, job: Job) -> None:
+        """Delete the unfinished files (``.<name>.partial-*``) a stopped or failed run left in the job's
+        folder: half a video and its keypoints, which nothing else would ever remove (a re-render
+        writes under new temporary names)."""
+        for folder, _, names in os.walk(self.folder(job.id)):
+            for name in names:
+                if name.startswith(".") and ".partial-" in name:
+                    Path(folder, name).unlink(missing_ok=True)
 
     def changed(self, job: Job) -> None:
         with self._lock:
@@ -333,6 +345,8 @@ class JobStore:
                     if status == "failed" and not job.kind:
                         job.keep_original = False  # not a video or image: nothing to review it against
                     self._drop_original(job)
+                    if status != "done":
+                        self._drop_partials(job)
                     job.status = status
                     if error is not None:
                         job.error = error

@@ -483,3 +483,44 @@ def test_links_in_a_jobs_folder_are_never_followed(tmp_path, clip):
     assert not any(n.endswith((".mp4", ".jsonl")) for n in archive.namelist()), archive.namelist()
     assert client.get(f"{files}/events").status_code == 200, "a regular file in the folder is served"
     assert client.post(f"/api/jobs/{job['id']}/rerender").status_code == 409, "a linked original is no original"
+
+
+def partials(folder):
+    return sorted(p.name for p in folder.rglob("*") if ".partial-" in p.name)
+
+
+def test_a_failed_job_leaves_no_partial_file(tmp_path, clip):
+    def half_written(store, job, progress):
+        out = store.folder(job.id) / "out"
+        (out / ".walk_anonymised.partial-0123abcd.mp4").write_bytes(b"half a video")
+        (out / ".walk_anonymised.keypoints.partial-4567cdef.jsonl").write_text("{}\n")
+        raise RuntimeError("the encoder gave up")
+
+    store = JobStore(tmp_path / "jobs", keep_originals=True)
+    store.run_workers(1, half_written)
+    client = TestClient(create_app(store, TOKEN))
+    client.headers["X-Anonymise-Token"] = TOKEN
+    job = wait(client, upload(client, "walk.mp4", clip)["id"])
+    assert job["status"] == "failed" and job["error"] == "the encoder gave up"
+    assert partials(store.folder(job["id"])) == []
+
+
+def test_a_restart_removes_the_partial_files_of_an_interrupted_job(tmp_path, clip):
+    store, client = studio(tmp_path)
+    done = wait(client, upload(client, "walk.mp4", clip)["id"])
+    running = store.jobs[done["id"]].__class__(**{**done, "id": "stuckjob0001", "status": "running"})
+    out = store.folder(running.id) / "out"
+    (out / "walk_anonymised_snapshots").mkdir(parents=True)
+    (store.folder(running.id) / "job.json").write_text(json.dumps(running.public()))
+    left = [
+        out / ".walk_anonymised.partial-0123abcd.mp4",
+        out / ".walk_anonymised.keypoints.partial-4567cdef.jsonl",
+        out / "walk_anonymised_snapshots" / ".frame_000010.partial-89abcdef.jpg",
+    ]
+    for path in left:
+        path.write_bytes(b"half")
+    (out / "notes.txt").write_text("a finished file stays")
+    again = JobStore(tmp_path / "jobs")
+    assert again.jobs["stuckjob0001"].status == "interrupted"
+    assert partials(store.folder(running.id)) == [] and (out / "notes.txt").is_file()
+    assert again.jobs[done["id"]].status == "done" and store.output(again.jobs[done["id"]], "video") is not None
