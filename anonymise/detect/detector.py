@@ -32,15 +32,22 @@ log = logging.getLogger("anonymise")
 INT8_CONF_MARGIN = 0.05
 
 
+def _mps_available() -> bool:
+    """Whether torch has Apple's Metal GPU here (Apple silicon, a build with MPS)."""
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
 def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda:0`` when CUDA is available, else ``cpu``; other values are checked."""
+    """``auto`` -> ``cuda:0`` when CUDA is available, else ``mps`` on Apple silicon, else ``cpu``;
+    other values are checked."""
     d = str(device).strip().lower()
     if d in ("auto", ""):
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
+        return "cuda:0" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
     if d == "cpu":
         return "cpu"
     if d == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.exports.mps.is_available()):
+        if not _mps_available():
             raise ConfigError("device 'mps' requested but this machine has no Apple GPU")
         return "mps"
     if d.isdigit():

@@ -146,8 +146,24 @@ def test_device_errors(device, message):
 def test_auto_device_picks_cuda_only_when_present():
     import torch
 
-    assert detect.resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
+    if not torch.backends.mps.is_available():
+        assert detect.resolve_device("auto") == ("cuda:0" if torch.cuda.is_available() else "cpu")
     assert detect.resolve_device("cpu") == "cpu"
+
+
+@pytest.mark.parametrize("present", [True, False])
+def test_mps_is_checked_and_chosen_by_auto_on_apple_silicon(monkeypatch, present):
+    """``--device mps`` once crashed (AttributeError on ``torch.exports``); ``auto`` chose the CPU on a Mac."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: present)
+    assert detect.resolve_device("auto") == ("mps" if present else "cpu")
+    if present:
+        assert detect.resolve_device("mps") == "mps"
+    else:
+        with pytest.raises(ConfigError, match="device 'mps' requested but this machine has no Apple GPU"):
+            detect.resolve_device("mps")
 
 
 def test_real_segmentation_weights(frame):
