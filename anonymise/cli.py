@@ -576,6 +576,7 @@ def _run(
 ) -> None:
     """The runner every command shares: config, plan, pipeline."""
     with _command(verbose, quiet):
+        from .io.sources import probe
         from .io.video import Span, parse_time
         from .jobs import plan_jobs
         from .pipeline import Anonymiser
@@ -593,6 +594,7 @@ def _run(
         )
         # once; bad paths fail before the models load
         plan = plan_jobs(video_source, output, extras, overwrite, span, reconnect, segment if video else 0.0)
+        probe(plan.source, plan.span)  # a bad file, or a --start past its end, before the models load
         if config.masks and not plan.single:
             raise ConfigError("--masks applies to one video: its boxes are in that video's frames")
         ray_options = dict(
@@ -816,13 +818,25 @@ def _command(verbose: bool, quiet: bool = False) -> Iterator[None]:
     except AnonymiseError as e:
         _fail(str(e))
     except Stopped as e:
-        _fail(f"stopped by {signal.Signals(e.signum).name}; unfinished outputs were removed", code=128 + e.signum)
-    except KeyboardInterrupt:
-        _fail("interrupted; unfinished outputs were removed", code=130)
+        _fail(f"stopped by {signal.Signals(e.signum).name}; {_left_by(e)}", code=128 + e.signum)
+    except KeyboardInterrupt as e:
+        _fail(f"interrupted; {_left_by(e)}", code=130)
     except Exception as e:
         if verbose:
             raise
         _fail(f"unexpected {type(e).__name__}: {e} (run with --verbose for the traceback)")
+
+
+def _left_by(stop: KeyboardInterrupt) -> str:
+    """What a stop left behind: the live recording it finished and kept, named; else nothing unfinished."""
+    from .jobs import kept_on
+
+    kept = kept_on(stop)
+    if not kept:
+        return "unfinished outputs were removed"
+    if len(kept) == 1:
+        return f"the recording was kept: {kept[0]}"
+    return f"the recording was kept: {len(kept)} files, the last {kept[-1]}"
 
 
 def _print_error(message: str) -> None:

@@ -31,7 +31,7 @@ from .io.images import read_image, write_image
 from .io.live import CAPTURE_TIME_BASE, Newest
 from .io.sources import Source, media_kind, open_reader, parse_source
 from .io.video import Frame, Span, VideoWriter
-from .jobs import BatchReport, FileResult, Job, Plan, plan_jobs, run_job
+from .jobs import BatchReport, FileResult, Job, Plan, note_kept, plan_jobs, run_job
 from .manifest import Manifest
 from .policy import LivePolicy
 from .preview import FpsMeter, Viewer, require_display
@@ -314,12 +314,14 @@ class Anonymiser:
                         sink.finish()
                     sidecars.finish()
 
+            reached = 0.0  # where the frames written end (seconds): a file cut short ends early
             try:
                 frames = Newest(reader) if realtime else Prefetch(reader)
                 outputs = self.anonymise_frames(frames, stream)
                 for result in outputs:
                     frame, out = result
                     write(result)
+                    reached = (frame.time or 0.0) + 1 / float(info.fps)
                     if realtime and pace.processed(frames.dropped):
                         log.warning(
                             "live: %.1f fps processed, under the %.0f fps to hold: stale frames are dropped, "
@@ -335,6 +337,8 @@ class Anonymiser:
                             if not info.live:
                                 raise KeyboardInterrupt
                             break
+                if not written and span is not None and span.start:  # nothing is written: no empty file
+                    raise SourceError(f"--start {span.start:g} s is past the end of {src.spec}{_seconds(info)}")
                 if sink is not None:
                     sink.finish()
                 sidecars.finish()
@@ -342,13 +346,14 @@ class Anonymiser:
                 if not written and not stream.buffered:
                     raise
                 kept()  # the recording so far is kept, finished and playable
-                log.warning("%s; the recording so far is kept: %s", e, dst.name)
-                return finished("done", str(e), broken=True)
+                result = finished("done", str(e), broken=True)
+                log.warning("%s; the recording so far is kept: %s", e, result.output.name)  # a segment's own name
+                return result
             except KeyboardInterrupt as e:
                 if info.live and (written or stream.buffered):
                     kept()
                     if isinstance(e, Stopped):  # a service manager's stop: the recording is kept, the process exits
-                        finished("stopped")
+                        note_kept(e, [finished("stopped")])
                         raise
                     return finished("stopped")
                 if sink is not None:
@@ -370,7 +375,11 @@ class Anonymiser:
             if viewer is not None:
                 viewer.close()
         message = ""
-        if info.frames and not info.live and (span is None or span.whole) and written < info.frames:
+        whole = not info.live and (span is None or span.whole)
+        # a header's count can be wrong (a rate declared twice the real one, fields counted as frames):
+        # the file is cut short only where its frames also end before its declared duration
+        short = info.duration is None or reached < info.duration - max(0.5, 2 / float(info.fps))
+        if whole and info.frames and written < info.frames and short:
             message = f"only {written} of the {info.frames} frames the file declares could be decoded (truncated?)"
             log.warning("%s: %s", src.spec, message)
         return finished("done", message)
@@ -436,15 +445,21 @@ class Anonymiser:
         report = BatchReport()
         with Progress(enabled=progress, files=len(plan.jobs)) as bar:
             for job in plan.jobs:
-                result = plan.skipped(job)
-                if result is None:
-                    result, error = run_job(self, plan, job, audio=audio, show=show, progress=bar)
-                    if error is not None and plan.single:
-                        raise error
-                report.results.append(result)
-                while result.broken and plan.reconnect > 0:  # a live source that broke off: a new recording
-                    result = self._reconnect(plan, job, audio=audio, show=show, progress=bar)
+                # the output the user named stays claimed while a live source reconnects
+                with contextlib.ExitStack() as claims:
+                    result = plan.skipped(job)
+                    if result is None:
+                        result, error = run_job(self, plan, job, audio=audio, show=show, progress=bar, claims=claims)
+                        if error is not None and plan.single:
+                            raise error
                     report.results.append(result)
+                    try:
+                        while result.broken and plan.reconnect > 0:  # a live source that broke off: a new recording
+                            result = self._reconnect(plan, job, audio=audio, show=show, progress=bar)
+                            report.results.append(result)
+                    except KeyboardInterrupt as e:  # a stop while it reconnects: the recordings so far are kept
+                        note_kept(e, report.results)
+                        raise
                 bar.end_file()
         return report
 
@@ -467,6 +482,11 @@ class Anonymiser:
                 log.warning("%s %s", job.name, message)
                 return FileResult(job.name, None, "failed", message=message)
             wait = min(wait * 2, 10.0)
+
+
+def _seconds(info) -> str:
+    """`` (79.5 s long)`` where the duration is known."""
+    return f" ({info.duration:.1f} s long)" if info.duration else ""
 
 
 def _percentiles(latencies) -> tuple[float, float] | None:

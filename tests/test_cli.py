@@ -132,6 +132,8 @@ def _write_corrupt(tmp_path):
         ("detect_model_for_seg", r"is a 'detect' model but --seg-model needs a 'segment' model"),
         ("bad_value", r"alpha must be in \(0, 1\], got 2.0"),
         ("no_display", r"--show needs a display"),
+        ("start_past_end", r"--start 10 s is past the end of .*good.mp4 \(2.0 s long\)"),
+        ("image_too_large", r"image .*huge.png is 12000x10001 \(120 MP\), over the 120 MP limit"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(tmp_path, monkeypatch, case, message):
@@ -172,6 +174,18 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path, monkeypatch, case, message):
         monkeypatch.delenv("DISPLAY", raising=False)
         monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
         args += ["--show"]
+    elif case == "start_past_end":  # a 0-frame video and exit 0, once
+        args += ["--start", "10"]
+    elif case == "image_too_large":  # a PNG header alone: decoded, 360 MB
+        import zlib
+
+        huge = tmp_path / "huge.png"
+        chunk = lambda kind, data: (  # noqa: E731
+            len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+        )
+        header = (12000).to_bytes(4, "big") + (10001).to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+        huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+        args[2] = str(huge)
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     r = runner.invoke(app, args)
     assert r.exit_code == 1, r.output
@@ -403,3 +417,22 @@ def test_a_camera_that_cannot_be_opened_is_one_line(tmp_path):
     )
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == ["Error: cannot open camera 63 (no such device, or it is busy)"], r.stderr
+
+
+@pytest.mark.parametrize("case", ["corrupt", "zero_frames", "start_past_end"])
+def test_a_bad_input_is_reported_before_the_models_load(tmp_path, monkeypatch, case):
+    """Probed first: one line in a second, not after the 6-12 s the models take to load."""
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("the models loaded for an input that cannot be processed")
+
+    monkeypatch.setattr("anonymise.detect.Detector", no_models)
+    path = {
+        "corrupt": lambda: _write_corrupt(tmp_path),
+        "zero_frames": lambda: write_zero_frame_video(tmp_path / "zero.mkv"),
+        "start_past_end": lambda: write_video(tmp_path / "good.mp4", synthetic_frames(20), audio=None),
+    }[case]()
+    args = ["bbox", "-i", str(path)] + (["--start", "3"] if case == "start_past_end" else [])
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1 and r.output.startswith("Error: ") and len(r.output.strip().splitlines()) == 1, r.output
+    assert "AssertionError" not in r.output

@@ -159,6 +159,28 @@ def test_a_truncated_input_warns_with_the_counts(tmp_path, caplog):
     assert any("truncated" in r.getMessage() for r in caplog.records)
 
 
+def test_a_header_that_counts_twice_the_frames_is_not_called_truncated(tmp_path, monkeypatch, caplog):
+    """A file declaring 50 fps where it has 25 (or fields counted as frames) once warned "only 341 of
+    the 682 frames ... (truncated?)": its frames reach its declared duration, so nothing was lost."""
+    from dataclasses import replace
+
+    import anonymise.pipeline as pipeline
+
+    src = write_video(tmp_path / "a.mp4", synthetic_frames(30), audio=None)
+    opened = pipeline.open_reader
+
+    def doubled(*args, **kwargs):
+        reader = opened(*args, **kwargs)
+        reader.info = replace(reader.info, frames=2 * reader.info.frames)
+        return reader
+
+    monkeypatch.setattr(pipeline, "open_reader", doubled)
+    with caplog.at_level(logging.WARNING):
+        result = Anonymiser(Config(pose=False), detector=ColourDetector()).process_video(src, tmp_path / "o.mp4")
+    assert result.frames == 30 and not result.message
+    assert not any("truncated" in r.getMessage() for r in caplog.records)
+
+
 def test_a_second_audio_track_is_reported(tmp_path, caplog):
     path = tmp_path / "two.mkv"
     with av.open(str(path), "w") as out:
@@ -225,16 +247,21 @@ def test_pcm_in_avi_with_an_unnamed_layout_makes_an_mp4(tmp_path):
     assert stream_summary(dst)["audio"] == ["aac"]
 
 
-def test_an_audio_setting_the_encoder_refuses_fails_before_the_first_frame(tmp_path, monkeypatch):
+def test_an_audio_setting_the_encoder_refuses_costs_only_the_audio_before_the_first_frame(
+    tmp_path, monkeypatch, caplog
+):
     import anonymise.io.video as video
 
     src = _clip_with_audio(tmp_path / "in.avi", "pcm_s16le")
     monkeypatch.setattr(video, "DEFAULT_LAYOUTS", {2: "2 channels"})  # what the old code asked the encoder for
     with av.open(str(src)) as c:
         audio = c.streams.audio[0]
-        with pytest.raises(OutputError, match="cannot write"):
-            VideoWriter(tmp_path / "out.mp4", 64, 48, 10, audio_stream=audio)
-    assert not list(tmp_path.glob(".out.partial-*")), "the partial file was left behind"
+        writer = VideoWriter(tmp_path / "out.mp4", 64, 48, 10, audio_stream=audio)  # the video alone, at once
+    assert [p for p in tmp_path.glob(".out.partial-*") if p != writer.tmp] == [], "the refused file was left behind"
+    writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.close()
+    assert stream_summary(tmp_path / "out.mp4")["audio"] == []
+    assert "out.mp4 is written without its audio" in caplog.text
 
 
 KILLED_WRITER = """

@@ -30,6 +30,9 @@ log = logging.getLogger("anonymise")
 #: 96.9% of the people torch fp32 finds at the same threshold, and 99.5% with this margin
 #: (6% more boxes); bf16 finds 100%. Privacy first: the margin buys the recall back.
 INT8_CONF_MARGIN = 0.05
+#: inputs per model call at most (frames, tiles and crops alike), on a CPU and on a GPU: a huge photo's
+#: hundreds of tiles run in calls of this many, so one call's memory is bounded, and its input shapes few
+PIECES_PER_CALL, PIECES_PER_CALL_GPU = 8, 32
 
 
 def _mps_available() -> bool:
@@ -71,6 +74,8 @@ class Detector:
         cuda = self.device.startswith("cuda")
         self.half = cuda if config.half is None else bool(config.half and cuda)
         self.batch = config.batch or (8 if cuda else 1)
+        #: inputs (frames, tiles, crops) per model call at most: the memory of one call stays bounded
+        self.pieces = max(self.batch, PIECES_PER_CALL_GPU if cuda else PIECES_PER_CALL)
         # Ultralytics' select_device() sets torch to cpu_count - 1 threads (a core for its training
         # data loader); here inference is the bottleneck, so keep torch's own count (2x on 2 cores).
         self._threads = torch.get_num_threads()
@@ -151,8 +156,10 @@ class Detector:
             self._look_model()
 
     def _predict(self, model, frames: list[np.ndarray], imgsz: int):
-        limit = self._max_batch.get(id(model))
-        if limit and len(frames) > limit:  # a TensorRT engine takes at most its export batch
+        # a TensorRT engine takes at most its export batch; any model, at most PIECES_PER_CALL pieces
+        # (the tiles of a 12 MP photo are 192 at once: 4 GB more for that one call on a CPU)
+        limit = min(self._max_batch.get(id(model)) or self.pieces, self.pieces)
+        if len(frames) > limit:
             return [r for i in range(0, len(frames), limit) for r in self._predict(model, frames[i : i + limit], imgsz)]
         calibration = getattr(model, "int8_calibration", None)
         if calibration is not None:

@@ -108,3 +108,22 @@ def open_reader(source: Source, audio: bool = True, span: Span | None = None):
     if source.kind == "stream":
         return VideoReader(source.spec, audio=audio)
     return VideoReader(source.path, audio=audio, live=False, span=span)
+
+
+def probe(source: Source, span: Span | None = None) -> None:
+    """Check that a single video or image can be read (and that ``span`` starts inside it), before
+    any model loads: a missing, corrupt or empty input is one line in a second, not after 6-12 s of
+    loading. A video's header is read and its first frame decoded; an image's header is read
+    (:func:`~anonymise.io.images.image_size`: its pixel limit too). Raises :class:`SourceError`."""
+    from .images import image_size
+
+    if source.kind == "image":
+        image_size(source.path)
+    if source.kind != "video":
+        return
+    with VideoReader(source.path, audio=False, live=False) as reader:
+        info = reader.info
+        start = span.start if span is not None else 0.0
+        if start and info.duration and start >= info.duration:
+            raise SourceError(f"--start {start:g} s is past the end of {source.spec} ({info.duration:.1f} s long)")
+        next(iter(reader))  # raises SourceError where no frame decodes

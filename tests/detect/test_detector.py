@@ -314,3 +314,18 @@ def test_a_twin_that_cannot_load_leaves_the_looks_on_the_shared_model(monkeypatc
         assert d.look_shares_models() and d.look_shares_models()
     assert len(calls) == 1, "tried once"
     assert [r.message for r in caplog.records] == ["second looks share the detect stage's model: out of GPU memory"]
+
+
+def test_a_call_of_many_tiles_runs_in_bounded_chunks_with_the_same_people(frame, monkeypatch):
+    """A 12 MP photo's 192 tiles once went to the model in one call (4 GB more on a CPU): calls now
+    take at most PIECES_PER_CALL inputs, and find what one call found."""
+    d = detect.Detector(Config(mode="bbox", device="cpu", backend="torch", pose=True))
+    model = d.pose_model
+    sizes = []
+    predict = model.predict
+    monkeypatch.setattr(model, "predict", lambda frames, **kw: sizes.append(len(frames)) or predict(frames, **kw))
+    pieces = [frame] * 3 + [np.ascontiguousarray(frame[:, ::-1])] * (detect.detector.PIECES_PER_CALL * 2)
+    chunked = d._run(pieces, 320)
+    assert sizes and max(sizes) <= detect.detector.PIECES_PER_CALL and sum(sizes) == len(pieces)
+    assert [len(f.people) for f in chunked[:3]] == [len(chunked[0].people)] * 3
+    assert len(chunked) == len(pieces)
