@@ -113,7 +113,11 @@ class WriterThread:
             e = self._error
             if isinstance(e, AnonymiseError):
                 raise e
-            raise OutputError(f"writing {self.writer.path} failed: {e}") from e
+            message = f"writing {self.writer.path} failed: {e}"
+            tmp = getattr(self.writer, "tmp", None)
+            if tmp is not None:  # the user asked for the output, never saw the hidden name it is written under
+                message = message.replace(str(tmp), str(self.writer.path))
+            raise OutputError(message) from e
 
     def put(self, frame: Frame, image: np.ndarray) -> None:
         self._raise()

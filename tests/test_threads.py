@@ -90,3 +90,16 @@ def test_the_preview_meter_draws_fps_and_a_live_sources_delay_but_never_on_the_o
     plain, live = meter.annotate(frame), meter.annotate(frame, "120 ms behind, 7 dropped")
     assert not frame.any(), "the frame itself is never drawn on"
     assert plain.any() and (live != 0).sum() > (plain != 0).sum(), "the live line is longer"
+
+
+def test_a_write_error_names_the_output_asked_for_not_its_hidden_temporary_name(tmp_path, monkeypatch):
+    src = _src(tmp_path)
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(1, "Operation not permitted", str(self.tmp))
+
+    monkeypatch.setattr(video_module.VideoWriter, "write", denied)
+    with pytest.raises(AnonymiseError) as caught:
+        Anonymiser(Config(), detector=ColourDetector()).process_video(src, tmp_path / "out.mp4")
+    message = str(caught.value)
+    assert f"'{tmp_path / 'out.mp4'}'" in message and ".out" not in message and "partial" not in message, message
