@@ -10,6 +10,7 @@ name and renamed at the end; snapshots are whole images, each written atomically
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import numpy as np
 from .detections import VideoInfo
 from .errors import ConfigError, OutputError
 from .framestream import Anonymised
+from .io.files import partial_path
 from .io.keypoints import CSV_SUFFIXES, JSONL_SUFFIXES, KeypointWriter, keypoints_format
 from .io.video import Frame, VideoWriter
 
@@ -158,6 +160,10 @@ class Sidecars:
         self._template_stem = output.stem  # a segmented recording's files are <stem>_<start time>
         self.snapshots_written: list[Path] = []
         self._made_folder = False
+        #: a file's snapshots are written into a hidden folder beside theirs and moved in when the run
+        #: finishes, so a killed run leaves only that folder, which the next run on the output removes
+        #: (:func:`anonymise.io.outputs.claim`); a live recording's go straight in (the recording is kept)
+        self._staging = None if self.snapshots is None or info.live else partial_path(self.snapshots)
         self._last: float | None = None
         self.debug: VideoWriter | None = None
         self.debug_view: np.ndarray | None = None  # the latest tiled view (for --show)
@@ -225,21 +231,31 @@ class Sidecars:
     def _snapshot(self, index: int, image: np.ndarray) -> None:
         from .io.images import write_image
 
+        folder = self._staging or self.snapshots
         if not self._made_folder:
             try:
-                self.snapshots.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise OutputError(f"cannot create snapshot folder {self.snapshots}: {e.strerror or e}") from None
             self._made_folder = True
-        path = self.snapshots / f"{self.snapshot_prefix}_{index:06d}{SNAPSHOT_EXT}"
-        write_image(path, image)
-        self.snapshots_written.append(path)
+        name = f"{self.snapshot_prefix}_{index:06d}{SNAPSHOT_EXT}"
+        write_image(folder / name, image)
+        self.snapshots_written.append(self.snapshots / name)
 
     def finish(self) -> None:
         if self.keypoints is not None:
             self.keypoints.close()
         if self.debug is not None:
             self.debug.close()
+        if self._staging is not None and self._made_folder:  # the snapshots move in, each with one rename
+            try:
+                self.snapshots.mkdir(parents=True, exist_ok=True)
+                for path in self.snapshots_written:
+                    os.replace(self._staging / path.name, path)
+            except OSError as e:
+                raise OutputError(f"cannot write snapshots to {self.snapshots}: {e.strerror or e}") from None
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._made_folder = False
 
     def abort(self) -> None:
         """Remove what this input's sidecars wrote so far (files that existed before stay)."""
@@ -247,6 +263,9 @@ class Sidecars:
             self.keypoints.abort()
         if self.debug is not None:
             self.debug.abort()
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            return
         for path in self.snapshots_written:
             path.unlink(missing_ok=True)
         if (

@@ -72,6 +72,40 @@ def test_an_interrupted_run_leaves_no_sidecar_behind(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.mp4"]
 
 
+def test_what_a_killed_run_left_of_every_sidecar_is_removed_by_the_next_run(tmp_path):
+    """After SIGKILL a keypoints partial and the snapshots written so far once survived a successful
+    rerun. Snapshots now gather in a hidden folder until the run finishes, and the next run on the
+    output removes every sidecar's partial (another output's stays)."""
+    src = _video(tmp_path, n=40)
+    seen = {}
+
+    class Looking(ColourDetector):
+        def __call__(self, frames, imgsz=None):
+            if self.calls == 36:  # late in the run, as a SIGKILL would find it
+                seen["final"] = (tmp_path / "out_snapshots").exists()
+                seen["staged"] = [p.name for p in tmp_path.glob(".out_snapshots.partial-*/*.jpg")]
+            return super().__call__(frames, imgsz)
+
+    extras = Extras(keypoints="jsonl", snapshot_every="2")
+    Anonymiser(Config(lookahead=0), detector=Looking(keypoints=True)).run(src, tmp_path / "out.mp4", extras=extras)
+    assert seen == {"final": False, "staged": seen["staged"]} and seen["staged"], "snapshots staged, not yet in place"
+    written = sorted(p.name for p in (tmp_path / "out_snapshots").iterdir())
+    assert written and set(seen["staged"]) <= set(written)
+    # what a SIGKILL leaves: partial video, keypoints, report, and a staged snapshot folder
+    litter = [".out.partial-1a2b3c4d.mp4", ".out.keypoints.partial-1a2b3c4d.jsonl", ".out.report.partial-1a.json"]
+    for name in litter:
+        (tmp_path / name).write_bytes(b"{}")
+    (tmp_path / ".out_snapshots.partial-1a2b3c4d").mkdir()
+    (tmp_path / ".out_snapshots.partial-1a2b3c4d" / "out_000002.jpg").write_bytes(b"x")
+    (tmp_path / ".outer.partial-1a2b3c4d.mp4").write_bytes(b"another output's")
+    report = Anonymiser(Config(lookahead=0), detector=ColourDetector(keypoints=True)).run(
+        src, tmp_path / "out.mp4", extras=extras, overwrite=True
+    )
+    assert report.ok
+    hidden = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert hidden == [".outer.partial-1a2b3c4d.mp4"], hidden
+
+
 @pytest.mark.parametrize(
     "text, expected", [("25", Every(25, False)), ("2s", Every(2, True)), ("0.5 s", Every(0.5, True))]
 )

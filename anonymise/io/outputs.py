@@ -14,10 +14,12 @@ no frame at all is removed.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import OutputError
@@ -31,14 +33,32 @@ except ImportError:  # Windows: no advisory locks; outputs are still written ato
     fcntl = None
 
 
+#: what a run writes beside an output ``<stem><ext>`` (anonymise.sidecars, anonymise.report): keypoints,
+#: the redaction report, the debug view, the snapshot folder; each written under its own hidden name
+SIDECARS = (
+    "{stem}.keypoints.jsonl",
+    "{stem}.keypoints.csv",
+    "{stem}.report.json",
+    "{stem}.report.html",
+    "{stem}_debug.mp4",
+    "{stem}_snapshots",
+)
+
+
+def sidecars_of(path: Path) -> list[Path]:
+    """The default sidecar paths of the output ``path`` (see :data:`SIDECARS`)."""
+    names = [n.format(stem=path.stem) for n in SIDECARS]
+    return [path.with_name(name) for name in names]
+
+
 def stale_partials(path: Path, kind: str = "partial") -> list[Path]:
     """Hidden unfinished files of ``path`` in its folder: ``.<stem>.<kind>-*<ext>`` (``partial`` or ``live``)."""
     folder = path.parent
     if not folder.is_dir():
         return []
-    found = set(folder.glob(f".{path.stem}.{kind}-*{path.suffix}"))
+    found = set(folder.glob(f".{glob.escape(path.stem)}.{kind}-*{glob.escape(path.suffix)}"))
     if kind == "live":  # and the segments of a segmented recording: .<stem>_<start time>.live-*
-        found |= set(folder.glob(f".{path.stem}_*.{kind}-*{path.suffix}"))
+        found |= set(folder.glob(f".{glob.escape(path.stem)}_*.{kind}-*{glob.escape(path.suffix)}"))
     return sorted(found)
 
 
@@ -84,8 +104,10 @@ def _lock(lock_path: Path, path: Path):
 
 
 @contextlib.contextmanager
-def claim(path: Path) -> Iterator[list[Path]]:
-    """Hold ``path`` for writing; yields the stale partial files it removed (already logged).
+def claim(path: Path, also: Iterable[Path] = ()) -> Iterator[list[Path]]:
+    """Hold ``path`` for writing; yields the stale partial files it removed (already logged): its
+    own, and those of its sidecars (:func:`sidecars_of`, and ``also``: a keypoint file or snapshot
+    folder named by the user), a partial snapshot folder included.
 
     Raises :class:`OutputError` when another run holds it.
     """
@@ -96,9 +118,13 @@ def claim(path: Path) -> Iterator[list[Path]]:
         with signals_held():  # a signal once the lock file exists comes inside this try, which removes it
             handle = _lock(lock_path, path)
         removed = []
-        for stale in stale_partials(path):
+        owned = [path, *sidecars_of(path), *(Path(p) for p in also)]
+        for stale in sorted({s for p in owned for s in stale_partials(p)}):
             try:
-                stale.unlink()
+                if stale.is_dir() and not stale.is_symlink():  # a snapshot folder being written
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink()
                 removed.append(stale)
             except OSError:
                 continue
