@@ -11,6 +11,7 @@ dispatch (image or video), one error policy, one skip rule.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,9 @@ class Job:
     #: a file, or the camera / stream :class:`Source` itself
     source: Path | Source
     output: Path
+    #: a live recording continued after a reconnect: the output the user named, which the run
+    #: holds (claims) from its first connection to its last; ``output`` is the new file
+    continues: Path | None = None
 
     @property
     def name(self) -> str:
@@ -100,14 +104,20 @@ class Plan:
     segment: float = 0.0
 
     def next_output(self, job: Job, now: float | None = None) -> Job:
-        """The job that continues a live recording after a reconnect: ``<stem>_<YYYYmmdd-HHMMSS><ext>``."""
+        """The job that continues a live recording after a reconnect, under the claim of the output
+        the user named: ``<stem>_<YYYYmmdd-HHMMSS><ext>`` from that name. Segmented, the name itself
+        (each segment is named by its start time: a continuation's time stamp would be a second one).
+        """
+        named = job.continues or job.output
+        if self.segment:
+            return Job(job.source, named, named)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-        output = job.output.with_name(f"{job.output.stem}_{stamp}{job.output.suffix}")
+        output = named.with_name(f"{named.stem}_{stamp}{named.suffix}")
         n = 1
         while output.exists():
             n += 1
-            output = job.output.with_name(f"{job.output.stem}_{stamp}-{n}{job.output.suffix}")
-        return Job(job.source, output)
+            output = named.with_name(f"{named.stem}_{stamp}-{n}{named.suffix}")
+        return Job(job.source, output, named)
 
     @property
     def single(self) -> bool:
@@ -156,17 +166,31 @@ def plan_jobs(
     return plan
 
 
-def run_job(anonymiser, plan: Plan, job: Job, *, audio: bool = True, show: bool = False, progress=None):
+def run_job(
+    anonymiser,
+    plan: Plan,
+    job: Job,
+    *,
+    audio: bool = True,
+    show: bool = False,
+    progress=None,
+    claims: contextlib.ExitStack | None = None,
+):
     """Run one job; ``(result, error)``: the error is ``None`` on success, else what a single input raises.
 
     The output folder is created and checked, the output claimed (one run per output; the
     litter of a killed run removed), and the input dispatched as an image or a video. A failure
     never escapes, except an interrupt: it becomes a failed :class:`FileResult`, with the error
     (an :class:`AnonymiseError`, or the unexpected exception itself) for the caller to raise.
+
+    ``claims``: the claim is entered there and outlives the call, so that a live source's output
+    stays held while it reconnects; a continuation (:meth:`Plan.next_output`) is not claimed again.
     """
     try:
         check_writable(job.output.parent)
-        with claim(job.output):
+        with contextlib.ExitStack() as held:
+            if job.continues is None:
+                (claims if claims is not None else held).enter_context(claim(job.output))
             if job.image:
                 result = anonymiser.process_image(job.source, job.output, extras=plan.extras, single=plan.single)
             else:  # a video file, or a camera / stream Source
@@ -261,3 +285,20 @@ def check_writable(folder: Path) -> None:
             probe.unlink(missing_ok=True)
     except OSError as e:
         raise OutputError(f"cannot write to folder {folder}: {e.strerror or e}") from None
+
+
+def note_kept(stop: KeyboardInterrupt, results) -> None:
+    """Mark on a stop (Ctrl-C, SIGTERM, SIGHUP) that ends a live run the recordings its ``results``
+    kept: the CLI's last line names them (see :func:`kept_on`), not "unfinished outputs were removed"."""
+    outputs = [
+        path
+        for r in results
+        if r.status in ("done", "stopped") and r.output is not None
+        for path in (r.segments or (r.output,))
+    ]
+    stop.kept = tuple(dict.fromkeys([*outputs, *kept_on(stop)]))  # the earlier results first, each once
+
+
+def kept_on(stop: BaseException) -> tuple[Path, ...]:
+    """The recordings a stopped live run kept (see :func:`note_kept`); none for anything else."""
+    return getattr(stop, "kept", ())

@@ -115,3 +115,87 @@ def test_a_stream_whose_server_is_killed_and_restarted_is_recorded_on_into_a_new
     assert kept[0].output == out and kept[1].output.name.startswith("stream_2")
     assert report.results[-1].status == "failed" and "did not come back within 4 s" in report.results[-1].message
     assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")], "no hidden litter"
+
+
+class _Camera:
+    """cv2.VideoCapture stand-in: ``n`` synthetic frames at 50 fps, in real time; then unplugged."""
+
+    def __init__(self, n: int):
+        from conftest import synthetic_frames
+
+        self.frames = synthetic_frames(n)
+
+    def isOpened(self):
+        return bool(self.frames)
+
+    def read(self):
+        if not self.frames:
+            return False, None
+        time.sleep(0.02)
+        return True, self.frames.pop(0)
+
+    def get(self, prop):
+        return 50.0
+
+    def release(self):
+        pass
+
+
+def test_a_reconnected_recording_stays_claimed_and_is_named_from_the_users_name(tmp_path, monkeypatch, caplog):
+    """After a reconnect the run still holds the output the user named (a second run on it is refused,
+    and cannot "recover" the open recording), the new file is ``<stem>_<time>`` (one time stamp, also
+    when segmented) and the warnings name the files as they are."""
+    import re
+
+    from conftest import ColourDetector, stream_summary
+
+    from anonymise import Anonymiser, Config, OutputError
+    from anonymise.io.outputs import claim
+
+    out = tmp_path / "door.mp4"
+    claims = []
+
+    def capture(index):  # each connection: is the output free for another run?
+        try:
+            with claim(out):
+                claims.append("free")
+        except OutputError:
+            claims.append("held")
+        return _Camera(12 if len(claims) <= 2 else 0)
+
+    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", capture)
+    report = Anonymiser(Config(), detector=ColourDetector()).run("0", out, reconnect=1.5, segment=600)
+    first, second, *_, gave_up = report.results
+    assert claims and set(claims) == {"held"}, claims
+    assert gave_up.status == "failed" and "did not come back within 2 s" in gave_up.message
+    stamped = re.compile(r"door_\d{8}-\d{6}(-\d+)?\.mp4")
+    for r in (first, second):
+        assert r.broken and stamped.fullmatch(r.output.name), r.output.name
+        assert stream_summary(r.output)["frames"] == r.frames >= 1
+        assert f"the recording so far is kept: {r.output.name}" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.output.name, second.output.name])
+
+
+def test_a_stop_that_kept_the_recording_says_so(tmp_path, monkeypatch, capsys):
+    """SIGTERM on a live source finishes its recording: the last line names it (exit 143), not
+    "unfinished outputs were removed"."""
+    import typer
+    from conftest import ColourDetector, stream_summary
+
+    from anonymise import Anonymiser, Config
+    from anonymise.cli import _command
+    from anonymise.errors import Stopped
+
+    class _Term(ColourDetector):
+        def __call__(self, frames, imgsz=None):
+            if self.calls >= 10:
+                raise Stopped(15)  # what the CLI's SIGTERM handler raises
+            return super().__call__(frames, imgsz)
+
+    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: _Camera(60))
+    out = tmp_path / "door.mp4"
+    with pytest.raises(typer.Exit) as stopped, _command(verbose=False):
+        Anonymiser(Config(realtime=False), detector=_Term()).run("0", out, segment=0)
+    assert stopped.value.exit_code == 143
+    assert stream_summary(out)["frames"] >= 5
+    assert capsys.readouterr().err.strip() == f"Error: stopped by SIGTERM; the recording was kept: {out}"
