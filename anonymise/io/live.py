@@ -7,8 +7,11 @@ when the pipeline is behind, the frames it had no time for are dropped, never qu
 is stamped with its **capture time** (the monotonic clock when it arrived, from the first frame,
 in milliseconds), so the recording's duration is the wall time and it starts at 0.
 
-Audio packets of a dropped frame ride on the next frame, so the audio stays whole; they keep the
-source's own timestamps.
+Audio packets of a dropped frame ride on the next frame, so the audio stays whole. The audio keeps
+the source's clock, anchored to the capture times: when the two part by more than
+:data:`AUDIO_DRIFT` (the backlog a stream delivers at once when it opens, a stall and the burst
+after it, a clock that wraps) the audio is moved to meet its video again, and what would then
+overlap audio already taken is left out (stale, as the frames dropped with it).
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 
-from .video import Frame
+from .video import Frame, shifted
 
 #: the time base of capture timestamps: milliseconds
 CAPTURE_TIME_BASE = Fraction(1, 1000)
+#: seconds the source's clock (the audio's) may part from the capture times (the video's) before
+#: the audio is moved to meet the video again: jitter stays under it, lips and voices stay within it
+AUDIO_DRIFT = 0.2
 
 
 class Newest:
@@ -52,13 +58,18 @@ class Newest:
 
     def _work(self) -> None:
         last_pts = -1
+        audio = _Anchor()
         try:
             for frame in self._frames:
                 now = self._clock()
                 if self._start is None:
                     self._start = now
                 pts = max(round((now - self._start) / CAPTURE_TIME_BASE), last_pts + 1)
+                source = frame.time
                 frame.pts, frame.time_base, frame.duration, last_pts = pts, CAPTURE_TIME_BASE, None, pts
+                if source is not None:
+                    frame.audio = audio.moved(frame.audio + frame.audio_after, source - float(pts * CAPTURE_TIME_BASE))
+                    frame.audio_after = []
                 with self._cond:
                     self.read += 1
                     if self._slot is not None:  # the consumer is behind: the older frame is dropped
@@ -102,3 +113,27 @@ class Newest:
             self._cond.notify()
         self._thread.join(timeout=5)
         return not self._thread.is_alive()
+
+
+class _Anchor:
+    """Moves a live source's audio from its own clock onto the capture times of the video it comes with."""
+
+    def __init__(self):
+        self._offset: float | None = None  # seconds: source time minus capture time, as the audio is moved
+        self._end: int | None = None  # where the audio taken so far ends (its time base)
+
+    def moved(self, packets: list, offset: float) -> list:
+        """``packets`` (demuxed with a frame whose source time is ``offset`` seconds past its capture time)
+        moved onto the capture times; re-anchored when the offset has drifted, overlaps left out."""
+        if self._offset is None or abs(offset - self._offset) > AUDIO_DRIFT:
+            self._offset = offset
+        kept = []
+        for packet in shifted(packets, self._offset):
+            if packet.pts is None:  # placed by the muxer (its dts), or restamped by a re-encode
+                kept.append(packet)
+                continue
+            if self._end is not None and packet.pts < self._end:
+                continue  # it would play over audio already taken (the backlog after a re-anchor)
+            kept.append(packet)
+            self._end = packet.pts + (packet.duration or 0)
+        return kept

@@ -3,7 +3,8 @@
 The reader demuxes video and audio from one container in one pass (so it works for live
 streams too) and hands every audio packet along with the next video frame; the writer muxes
 those packets just before it encodes that frame, which keeps the two streams interleaved and
-in sync without a second pass over the input.
+in sync without a second pass over the input. Every output starts at 0, whatever clock the
+source's container keeps (an MPEG-TS starts at 1.4 s, a stream joined mid-way anywhere).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.bitstream import BitStreamFilterContext
 
 from ..detections import VideoInfo
 from ..errors import ConfigError, OutputError, SourceError, StreamBroken
@@ -90,8 +92,8 @@ def parse_time(text: str | float | int, option: str = "time") -> float:
 class Span:
     """Part of a file: from ``start`` seconds, for ``duration`` seconds or ``frames`` frames, whichever ends first.
 
-    The output is that part alone: its first frame is at the time the source's first frame had
-    (0 for most files), its audio is the audio of that span, and frame indices start at 0.
+    The output is that part alone: its first frame is at 0, its audio is the audio of that span,
+    and frame indices start at 0.
     """
 
     start: float = 0.0
@@ -130,7 +132,12 @@ class VideoReader:
         """``span``: only part of a file (see :class:`Span`); ``info.frames`` is then its estimated length."""
         self.url = str(url)
         self.span = span if span is not None and not span.whole else None
-        options = {"rtsp_transport": "tcp"} if self.url.startswith("rtsp") else None
+        options = {"rtsp_transport": "tcp"} if self.url.startswith("rtsp") else {}
+        if "://" in self.url:
+            # FFmpeg holds every packet back while it probes a stream it cannot identify (G.711 in MPEG-TS),
+            # for 2500 of that stream's packets: minutes of a live stream, and the open times out without
+            # even the video's frame size. A codec it can identify is known within a few packets.
+            options["max_probe_packets"] = str(PROBE_PACKETS)
         timeout = (READ_TIMEOUT_S, READ_TIMEOUT_S) if "://" in self.url else None
         self._container = _open_input(self.url, options, timeout=timeout)
         try:
@@ -143,6 +150,9 @@ class VideoReader:
                 log.warning(
                     "%s has %d audio tracks; only the first is kept", self.url, len(self._container.streams.audio)
                 )
+            unkept = _unkept(self._container)
+            if unkept:
+                log.warning("%s has %s; not kept (only the video and its audio are written)", self.url, unkept)
             cc = self._video.codec_context
             if not cc.width or not cc.height:
                 raise SourceError(f"cannot read {self.url}: the video stream has no frame size")
@@ -189,11 +199,9 @@ class VideoReader:
 
     def __iter__(self) -> Iterator[Frame]:
         frames = self._frames()
-        if self.span is None:
-            yield from frames
-            return
         try:
-            yield from _cut(frames, self.span, self._video, self._audio)
+            cut = _cut(frames, self.span, self._video, self._audio) if self.span is not None else frames
+            yield from _from_zero(cut)
         finally:
             frames.close()
 
@@ -249,6 +257,41 @@ class VideoReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _unkept(container) -> str:
+    """What of ``container`` no output carries and a user may miss, in words (``""``: nothing):
+    subtitles (which may name people), and streams FFmpeg cannot identify (MPEG-TS has no stream
+    type for G.711: a camera's audio then comes as bytes of no known kind). Timecode and telemetry
+    tracks (a phone's, a GoPro's) are dropped by design and not mentioned.
+    """
+    said = []
+    unknown = [s for s in container.streams.data if s.codec_context is None or s.codec_context.name == "bin_data"]
+    for kind, streams in (("subtitle track", container.streams.subtitles), ("data stream", unknown)):
+        if streams:
+            said.append(f"{len(streams)} {kind}{'s' if len(streams) > 1 else ''}")
+    if unknown:
+        said[-1] += " of a kind FFmpeg cannot identify (as G.711 audio in MPEG-TS is)"
+    return " and ".join(said)
+
+
+def _from_zero(frames: Iterator[Frame]) -> Iterator[Frame]:
+    """The frames, with their audio, moved so that the first frame is at 0.
+
+    A container's clock may start anywhere (an MPEG-TS at 1.4 s, a stream joined mid-way at any
+    time): an output that kept it would start late (an MP4 plays the gap as a frozen frame), and a
+    live recording's audio would not meet its video (which takes capture times from 0). Audio
+    from before the first frame (if any) is left out, as for a span.
+    """
+    origin = None  # the first frame's timestamp (the reader's frames share one time base)
+    for frame in frames:
+        if origin is None:
+            origin = frame.pts if frame.pts is not None and frame.pts > 0 and frame.time_base else 0
+            seconds = float(origin * frame.time_base) if origin else 0.0
+        if origin and frame.pts is not None:
+            frame.pts -= origin
+            frame.audio, frame.audio_after = shifted(frame.audio, seconds), shifted(frame.audio_after, seconds)
+        yield frame
 
 
 def _quarter_turns(url: str) -> int:
@@ -367,6 +410,13 @@ def playable_frames(path: str | os.PathLike, limit: int = 1_000_000) -> int:
     return count
 
 
+def _is_adts(stream) -> bool:
+    """Whether an audio stream is ADTS AAC (as MPEG-TS and raw ``.aac`` carry it): a header on every
+    packet and no extradata, which MP4 and MOV cannot carry as it is."""
+    context = stream.codec_context
+    return context is not None and context.name == "aac" and not context.extradata
+
+
 def audio_copyable(suffix: str, codec: str) -> bool:
     """Whether a container with this file ``suffix`` can carry ``codec`` audio (its canonical name) as it is."""
     suffix = suffix.lower()
@@ -398,6 +448,8 @@ def nvenc_available() -> bool:
 
 #: seconds a stream may deliver nothing (opening, or between packets) before it counts as stalled
 READ_TIMEOUT_S = 15.0
+#: packets of a stream's unidentified track FFmpeg probes before it gives up on it (its default: 2500)
+PROBE_PACKETS = 10
 #: containers that can be written as fragmented MP4 (playable up to the last fragment after a crash)
 FRAGMENTABLE = (".mp4", ".mov", ".m4v")
 
@@ -406,9 +458,10 @@ class VideoWriter:
     """Encode BGR frames to H.264 ``yuv420p`` at ``path``, atomically.
 
     Frames keep the source's timestamps (no drift, variable frame rate kept). Audio packets
-    are copied, or re-encoded to AAC when the output container cannot carry the codec. The
-    file is written under a temporary name and renamed on :meth:`close`; :meth:`abort`
-    removes it.
+    are copied (ADTS AAC moved into MP4's form on the way), or re-encoded to AAC when the output
+    container cannot carry the codec. Audio that cannot be written costs only the audio: the
+    video is written without it, and a warning says so once. The file is written under a
+    temporary name and renamed on :meth:`close`; :meth:`abort` removes it.
     """
 
     def __init__(
@@ -429,8 +482,7 @@ class VideoWriter:
         keyframe every second, so that a crash or SIGKILL loses at most the last second or two; its
         hidden name marks it for recovery (see :func:`~anonymise.io.files.partial_path`)."""
         self.path = Path(path)
-        fragmented = live and self.path.suffix.lower() in FRAGMENTABLE
-        self.tmp = partial_path(self.path, live=fragmented)
+        self._fragmented = live and self.path.suffix.lower() in FRAGMENTABLE
         self.width, self.height = width + width % 2, height + height % 2  # 4:2:0 needs even sizes
         if gpu and codec == "libx264" and nvenc_available():
             codec = "h264_nvenc"  # the GPU's encoder, where it has one (an H100 has none: libx264 then)
@@ -439,14 +491,30 @@ class VideoWriter:
         self._fps = Fraction(fps)
         self._next_pts = 0
         self._last_pts: int | None = None
+        try:
+            self._open(audio_stream, crf, preset, live)
+        except OutputError as e:
+            if audio_stream is None:
+                raise
+            self._open(None, crf, preset, live)  # the video alone; raises when that cannot be written either
+            reason = str(e).removeprefix(f"cannot write {self.path}: ")
+            log.warning("%s is written without its audio: %s", self.path.name, reason)
+
+    def _open(self, audio_stream, crf: int, preset: str, live: bool) -> None:
+        """Create the temporary file, its streams and its header; :class:`OutputError` (and nothing
+        left behind) when FFmpeg refuses them."""
+        self.tmp = partial_path(self.path, live=self._fragmented)
         self._audio_out = None
         self._audio_decoder = None
         self._resampler = None
+        self._adts = None  # the aac_adtstoasc filter, for ADTS AAC into MP4 / MOV
+        self._audio_lost = False
+        adts = audio_stream is not None and _is_adts(audio_stream) and self.path.suffix.lower() in MP4_LIKE
         try:
-            # a fragment at every keyframe, written through at once (no I/O buffer to lose)
-            options = (
-                {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"} if fragmented else {}
-            )
+            # a fragment at every keyframe, written through at once (no I/O buffer to lose); ADTS AAC's
+            # AudioSpecificConfig comes with its first packet, so the header waits for it (delay_moov)
+            flags = "frag_keyframe+empty_moov+default_base_moof" + ("+delay_moov" if adts else "")
+            options = {"movflags": flags, "flush_packets": "1"} if self._fragmented else {}
             self._container = av.open(str(self.tmp), mode="w", options=options)
         except (av.FFmpegError, OSError) as e:
             self.tmp.unlink(missing_ok=True)
@@ -455,19 +523,19 @@ class VideoWriter:
             self.tmp.unlink(missing_ok=True)
             raise
         try:
-            stream = self._container.add_stream(codec, rate=self._fps)
+            stream = self._container.add_stream(self.codec, rate=self._fps)
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
             stream.time_base = self.time_base
             stream.codec_context.time_base = self.time_base
-            if fragmented:  # a keyframe (so a fragment on disk) every second
+            if self._fragmented:  # a keyframe (so a fragment on disk) every second
                 stream.codec_context.gop_size = max(1, round(float(self._fps)))
             # AVI stores no presentation timestamps: B-frames would come back out of order and delayed
             no_reorder = self.path.suffix.lower() == ".avi"
-            if codec == "libx264":
+            if self.codec == "libx264":
                 stream.options = {"crf": str(crf), "preset": preset, **({"bf": "0"} if no_reorder else {})}
                 if live:  # no look-ahead in the encoder: frames reach the file (and a fragment) without delay
                     stream.options = {**stream.options, "tune": "zerolatency"}
-            elif codec == "h264_nvenc":
+            elif self.codec == "h264_nvenc":
                 stream.options = {
                     "preset": "p4",
                     "rc": "vbr",
@@ -491,7 +559,9 @@ class VideoWriter:
 
     def _add_audio(self, src) -> None:
         name = src.codec_context.name  # the decoder ("mp3float")
-        if not audio_copyable(self.path.suffix, getattr(src.codec_context.codec, "canonical_name", name)):
+        copyable = audio_copyable(self.path.suffix, getattr(src.codec_context.codec, "canonical_name", name))
+        # AVI takes AAC's configuration in its header only, which ADTS AAC has not: re-encoded
+        if not copyable or (_is_adts(src) and self.path.suffix.lower() == ".avi"):
             rate = src.codec_context.sample_rate or 48000
             self._audio_out = self._container.add_stream("aac", rate=rate)
             layout = src.codec_context.layout
@@ -508,19 +578,47 @@ class VideoWriter:
             log.info("re-encoding %s audio to AAC for %s", name, self.path.suffix)
         else:
             self._audio_out = self._container.add_stream_from_template(src)
+            if _is_adts(src) and self.path.suffix.lower() in MP4_LIKE:
+                # MP4 keeps AAC's configuration in its header, not on every packet (FFmpeg's own
+                # check would add this filter only to a file whose header is written last)
+                self._adts = BitStreamFilterContext("aac_adtstoasc", src)
 
     def write_audio(self, packets: list) -> None:
-        if self._audio_out is None:
+        """Mux audio packets (copied, or re-encoded); a failure stops the audio, never the video."""
+        if self._audio_out is None or self._audio_lost or not packets:
             return
-        for packet in packets:
-            if self._audio_decoder is None:
-                packet.stream = self._audio_out
-                self._container.mux(packet)
-                continue
+        try:
+            for packet in packets:
+                self._write_audio(packet)
+        except (av.FFmpegError, ValueError) as e:
+            self._lose_audio(e)
+
+    def _write_audio(self, packet) -> None:
+        if self._audio_decoder is not None:
             for frame in self._audio_decoder.decode(packet):
                 for resampled in self._resampler.resample(frame):
                     resampled.pts = None
                     self._container.mux(self._audio_out.encode(resampled))
+            return
+        if self._adts is not None:
+            time_base = packet.time_base
+            for filtered in self._adts.filter(packet):
+                filtered.time_base = time_base
+                filtered.stream = self._audio_out
+                self._container.mux(filtered)
+            return
+        packet.stream = self._audio_out
+        self._container.mux(packet)
+
+    def _lose_audio(self, error: Exception) -> None:
+        """Stop writing audio after a failure; said once. The video goes on (its track is whole)."""
+        self._audio_lost = True
+        log.warning(
+            "%s: the audio could not be written (%s); the video goes on without it from %.1f s",
+            self.path.name,
+            _ffmpeg_reason(error),
+            float((self._last_pts or 0) * self.time_base),
+        )
 
     def write(self, image: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:
         """Encode one BGR frame at ``pts`` (in ``time_base`` units; ``None``: the next frame slot)."""
@@ -539,8 +637,11 @@ class VideoWriter:
         """Flush the encoders, finish the file and move it to its final name."""
         try:
             self._container.mux(self._stream.encode(None))
-            if self._audio_decoder is not None:
-                self._container.mux(self._audio_out.encode(None))
+            if self._audio_decoder is not None and not self._audio_lost:
+                try:
+                    self._container.mux(self._audio_out.encode(None))
+                except (av.FFmpegError, ValueError) as e:
+                    self._lose_audio(e)
             self._container.close()
         except BaseException:
             self.abort()

@@ -162,3 +162,98 @@ def test_span_values_are_checked():
     assert parse_time("1:02:03.5") == 3723.5 and parse_time("90") == 90 and parse_time("0:30") == 30
     with pytest.raises(ConfigError, match=r"--start must be seconds \(90, 90.5\) or \[HH:\]MM:SS, got '1:x'"):
         parse_time("1:x", "--start")
+
+
+def _ffmpeg(*args):
+    """Run the ffmpeg command line (quiet); the test is skipped, saying why, where it is not installed."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("the ffmpeg command line is not installed (apt install ffmpeg)")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *map(str, args)], check=True, timeout=120)
+
+
+def _audio_seconds(path) -> float:
+    with av.open(str(path)) as c:
+        return sum(float(p.duration * p.time_base) for p in c.demux(c.streams.audio[0]) if p.duration)
+
+
+def test_adts_aac_from_mpegts_is_kept_in_a_live_recording(tmp_path, caplog):
+    """AAC in MPEG-TS is ADTS (a header on each packet, no extradata): a live (fragmented) MP4 refused
+    it ("Malformed AAC bitstream") and the recording was lost. It is copied through aac_adtstoasc."""
+    src = write_video(tmp_path / "in.ts", synthetic_frames(30), fps=10, audio="aac")
+    with VideoReader(src) as r:
+        assert r.audio_stream.codec_context.name == "aac" and not r.audio_stream.codec_context.extradata
+    out = _copy(src, tmp_path / "live.mp4", live=True)
+    s = stream_summary(out)
+    assert s["frames"] == 30 and s["audio"] == ["aac"]
+    assert _audio_seconds(out) == pytest.approx(3.0, abs=0.1)
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.extradata, "the AudioSpecificConfig is in the file's header"
+        assert sum(1 for _ in c.decode(c.streams.audio[0])) > 100, "the audio decodes"
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize("maker", ["pyav", "ffmpeg"])
+def test_an_mpegts_input_starts_at_zero(tmp_path, maker):
+    """MPEG-TS clocks start where the muxer chose (1.4 s from ffmpeg): the output starts at 0, as for
+    other containers, with its audio moved with it."""
+    if maker == "ffmpeg":
+        mp4 = write_video(tmp_path / "src.mp4", synthetic_frames(30), fps=10, audio="aac")
+        src = tmp_path / "in.ts"
+        _ffmpeg("-i", mp4, "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", "-f", "mpegts", src)
+    else:
+        src = write_video(tmp_path / "in.ts", synthetic_frames(30), fps=10, audio="aac")
+    with av.open(str(src)) as c:
+        assert c.start_time > 0.1 * av.time_base, "the test needs a clip that does not start at 0"
+    out = _copy(src, tmp_path / "out.mp4")
+    assert float(_pts(out)[0]) == pytest.approx(0.0, abs=1e-3)
+    with av.open(str(out)) as c:
+        assert (c.start_time or 0) / av.time_base == pytest.approx(0.0, abs=0.03)
+        assert c.duration / av.time_base == pytest.approx(3.0, abs=0.1), "not 1.6 s longer than the clip"
+    assert stream_summary(out)["frames"] == 30
+    assert _audio_seconds(out) == pytest.approx(3.0, abs=0.1)
+
+
+def test_subtitle_tracks_are_dropped_with_a_word(tmp_path, caplog):
+    mp4 = write_video(tmp_path / "src.mp4", synthetic_frames(10), fps=10, audio="aac")
+    srt = tmp_path / "names.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,900\nAlice walks by\n")
+    src = tmp_path / "in.mkv"
+    _ffmpeg("-i", mp4, "-i", srt, "-map", "0", "-map", "1", "-c", "copy", "-c:s", "srt", src)
+    with VideoReader(src) as r:
+        frames = list(r)
+    assert len(frames) == 10
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "1 subtitle track" in said[0] and "not kept" in said[0], said
+
+
+def test_an_audio_track_that_cannot_be_set_up_costs_only_the_audio(tmp_path, monkeypatch, caplog):
+    src = write_video(tmp_path / "in.mp4", synthetic_frames(10), fps=10, audio="aac")
+
+    def refused(self, stream):
+        raise ValueError("'mp4' format does not support 'nellymoser' codec")
+
+    monkeypatch.setattr(VideoWriter, "_add_audio", refused)
+    out = _copy(src, tmp_path / "out.mp4")
+    s = stream_summary(out)
+    assert s["frames"] == 10 and s["audio"] == [], "the video is written, without the audio track"
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "without its audio" in said[0] and "nellymoser" in said[0], said
+
+
+def test_audio_that_fails_while_writing_costs_only_the_audio(tmp_path, caplog):
+    src = write_video(tmp_path / "in.mov", synthetic_frames(20), fps=10, audio="pcm_s16le")  # re-encoded to AAC
+    with VideoReader(src) as r:
+        w = VideoWriter(tmp_path / "out.mp4", r.info.width, r.info.height, r.info.fps, r.time_base, r.audio_stream)
+        for f in r:
+            if f.index == 5:
+                f.audio = [av.Packet(b"\x01")]  # a broken packet: one byte of 16-bit samples
+            w.write_audio(f.audio)
+            w.write(f.image, f.pts, f.duration)
+            w.write_audio(f.audio_after)
+        w.close()
+    assert stream_summary(tmp_path / "out.mp4")["frames"] == 20, "every frame is written"
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "audio" in said[0], said
