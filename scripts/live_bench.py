@@ -2,7 +2,8 @@
 
 A child process of this script plays ``--video`` (looped) as an MPEG-TS stream on a listening TCP socket
 (a process, not a thread: PyAV holds the GIL while it waits for the client),
-paced by the wall clock at the clip's frame rate. ``anonymise bbox -i tcp://127.0.0.1:PORT`` runs
+paced by the wall clock at the clip's frame rate: the video re-encoded, its audio copied (AAC goes as
+ADTS, as a camera's or an encoder's MPEG-TS carries it). ``anonymise bbox -i tcp://127.0.0.1:PORT`` runs
 against it in a child process for ``--seconds``, then gets SIGINT (as Ctrl-C). Printed: the frames
 written and the processed rate, the stale frames dropped, the latency from capture to written
 frame (median and 95th percentile, from the CLI's summary), and the recording's duration against
@@ -42,29 +43,56 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(video: Path, port: int, stop: threading.Event | None = None) -> None:
-    """Play ``video`` in a loop as MPEG-TS on tcp://127.0.0.1:port (waits for the client), in real time."""
+def serve(video: Path, port: int, stop: threading.Event | None = None, format: str = "mpegts") -> None:
+    """Play ``video`` in a loop as ``format`` (MPEG-TS) on tcp://127.0.0.1:port (waits for the client), in
+    real time: the video re-encoded, the source's audio (the first track) copied as it is."""
     with av.open(str(video)) as src:
         stream = src.streams.video[0]
         fps = stream.average_rate or Fraction(30)
         frames = [f.to_ndarray(format="bgr24") for f in src.decode(video=0)]
-    height, width = frames[0].shape[:2]
-    try:
-        _stream(frames, fps, width, height, port, stop)
-    except (OSError, av.FFmpegError):  # the client went away (a broken pipe on closing)
-        pass
+        audio = src.streams.audio[0] if src.streams.audio else None
+        start = float((stream.start_time or 0) * stream.time_base)
+        packets = _audio_packets(src, audio, start, len(frames) / float(fps)) if audio is not None else []
+        height, width = frames[0].shape[:2]
+        try:
+            _stream(frames, fps, width, height, port, stop, format, audio, packets)
+        except (OSError, av.FFmpegError):  # the client went away (a broken pipe on closing)
+            pass
 
 
-def _stream(frames, fps, width, height, port, stop) -> None:
-    with av.open(f"tcp://127.0.0.1:{port}?listen=1", "w", format="mpegts") as out:
+def _audio_packets(src, audio, start: float, seconds: float) -> list[tuple[float, bytes, int | None]]:
+    """The audio that plays with the clip's ``seconds`` of video from ``start``, as (seconds from the first
+    frame, data, duration in its time base), in order: each pass of the loop then follows the last (an
+    encoder's priming before the first frame and any audio past the last are left out)."""
+    src.seek(0)  # the video was decoded first
+    packets = []
+    for p in src.demux(audio):
+        at = float(p.pts * audio.time_base) - start if p.pts is not None else -1.0
+        if p.size and 0 <= at < seconds:
+            packets.append((at, bytes(p), p.duration))
+    return packets
+
+
+def _stream(frames, fps, width, height, port, stop, format="mpegts", audio=None, packets=()) -> None:
+    with av.open(f"tcp://127.0.0.1:{port}?listen=1", "w", format=format) as out:
         v = out.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.options = {"preset": "ultrafast", "tune": "zerolatency"}
-        start, i = time.monotonic(), 0
+        a = out.add_stream_from_template(audio) if packets else None
+        loop = len(frames) / float(fps)  # seconds of one pass over the clip
+        start, i, n = time.monotonic(), 0, 0  # n: audio packets sent, over all passes
         try:
             while stop is None or not stop.is_set():
                 due = start + i / float(fps)
                 time.sleep(max(0.0, due - time.monotonic()))
+                # the audio that plays up to the end of this frame, copied with the pass's offset
+                while a is not None and (n // len(packets)) * loop + packets[n % len(packets)][0] < (i + 1) / fps:
+                    at, data, duration = packets[n % len(packets)]
+                    packet = av.Packet(data)
+                    packet.pts = packet.dts = round(((n // len(packets)) * loop + at) / a.time_base)
+                    packet.duration, packet.time_base, packet.stream = duration, a.time_base, a
+                    out.mux(packet)
+                    n += 1
                 frame = av.VideoFrame.from_ndarray(frames[i % len(frames)], format="bgr24")
                 frame.pts = i
                 for packet in v.encode(frame):
@@ -120,18 +148,20 @@ def main() -> None:
         server.kill()
         server.wait()
         print("\n".join(x for x in (stderr.strip(), stdout.strip()) if x))
-        frames, duration = 0, 0.0
+        frames, duration, audio = 0, 0.0, 0.0
         for path in sorted(Path(tmp).glob("live*.mp4")):  # one file, or the segments of a soak
             with av.open(str(path)) as c:
                 v = c.streams.video[0]
                 frames += sum(1 for _ in c.decode(v))
                 duration += float(v.duration * v.time_base) if v.duration else float(c.duration or 0) / 1e6
+                if c.streams.audio:
+                    audio += sum(float(p.duration * p.time_base) for p in c.demux(c.streams.audio[0]) if p.duration)
     m = re.search(r"(\d+) stale frames dropped, latency (\d+) ms median, (\d+) ms 95th", stdout)
     dropped, median, p95 = (int(x) for x in m.groups()) if m else (None, None, None)
     print(
         f"source {args.video.name} served in real time; ran {wall:.1f} s (SIGINT after {args.seconds:.0f} s): "
         f"{frames} frames written ({frames / max(duration, 1e-6):.1f} fps of recording), {dropped} dropped, "
-        f"latency median {median} ms, p95 {p95} ms, recording {duration:.1f} s"
+        f"latency median {median} ms, p95 {p95} ms, recording {duration:.1f} s, its audio {audio:.1f} s"
     )
     if opened:
         span = stopped - opened[0]

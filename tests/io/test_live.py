@@ -57,15 +57,19 @@ def test_close_stops_the_reader_thread():
     assert not any(t.name == "anonymise-live" and t.is_alive() for t in threading.enumerate())
 
 
-def _serve(video, port):
-    """A child process playing ``video`` (looped) as MPEG-TS on tcp://127.0.0.1:port in real time."""
+def _serve(video, port, format="mpegts"):
+    """A child process playing ``video`` (looped) as ``format`` on tcp://127.0.0.1:port in real time, its
+    audio copied."""
     import subprocess
     import sys
 
     from conftest import ROOT
 
     scripts = str(ROOT / "scripts")
-    code = f"import sys; sys.path.insert(0, {scripts!r}); import live_bench; live_bench.serve(sys.argv[1], {port})"
+    code = (
+        f"import sys; sys.path.insert(0, {scripts!r}); import live_bench; "
+        f"live_bench.serve(sys.argv[1], {port}, format={format!r})"
+    )
     return subprocess.Popen([sys.executable, "-c", code, str(video)])
 
 
@@ -115,6 +119,118 @@ def test_a_stream_whose_server_is_killed_and_restarted_is_recorded_on_into_a_new
     assert kept[0].output == out and kept[1].output.name.startswith("stream_2")
     assert report.results[-1].status == "failed" and "did not come back within 4 s" in report.results[-1].message
     assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")], "no hidden litter"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _record(tmp_path, video, seconds=3.0, format="mpegts"):
+    """Record ``video`` served live (looped, in real time) for about ``seconds``, until the server is
+    killed; the report (its one recording kept: the stream broke off, no reconnect)."""
+    from conftest import ColourDetector
+
+    from anonymise import Anonymiser, Config
+
+    port = _free_port()
+    out = tmp_path / "rec" / "stream.mp4"
+    results = []
+    server = _serve(video, port, format)
+    try:
+        time.sleep(1.5)  # listening
+        anon = Anonymiser(Config(), detector=ColourDetector())
+        client = threading.Thread(
+            target=lambda: results.append(anon.run(f"tcp://127.0.0.1:{port}", out, reconnect=0, segment=0))
+        )
+        client.start()
+        time.sleep(seconds)
+    finally:
+        server.kill()
+        server.wait()
+    client.join(30)
+    assert not client.is_alive()
+    (report,) = results
+    (result,) = report.results
+    assert result.status == "done" and result.broken and result.output == out, result.message
+    return result
+
+
+def _audio(path):
+    """(codec names of the audio tracks, seconds of audio, first audio time) of a recording."""
+    import av
+
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return [], 0.0, None
+        packets = [p for p in c.demux(c.streams.audio[0]) if p.pts is not None]
+        seconds = sum(float(p.duration * p.time_base) for p in packets if p.duration)
+        return [s.codec_context.name for s in c.streams.audio], seconds, float(packets[0].pts * packets[0].time_base)
+
+
+def _seconds(path) -> float:
+    """How long a recording's video lasts: its last frame's time plus one frame (10 fps)."""
+    import av
+
+    with av.open(str(path)) as c:
+        return max(f.time for f in c.decode(video=0)) + 0.1
+
+
+def _warnings(caplog) -> list[str]:
+    """The warnings, but for the one that says the stream ended and its recording is kept."""
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    return [m for m in said if "so far is kept" not in m]
+
+
+@pytest.mark.slow
+def test_a_stream_with_aac_in_mpegts_is_recorded_with_its_audio(tmp_path, caplog):
+    """MPEG-TS carries AAC as ADTS, which MP4 refused: the recording failed after a few frames and
+    nothing was kept. Now the video and its AAC audio, of the recording's length, from 0."""
+    from conftest import stream_summary, synthetic_frames, write_video
+
+    video = write_video(tmp_path / "loop.mp4", synthetic_frames(20), fps=10, audio="aac")
+    result = _record(tmp_path, video)
+    summary = stream_summary(result.output)
+    assert summary["frames"] == result.frames > 10
+    codecs, seconds, first = _audio(result.output)
+    assert codecs == ["aac"] and first == pytest.approx(0.0, abs=0.3), "the audio starts with the video"
+    assert seconds == pytest.approx(_seconds(result.output), abs=0.5), "audio for the whole recording"
+    assert _warnings(caplog) == []
+
+
+@pytest.mark.slow
+def test_a_stream_without_audio_is_recorded_without_a_word(tmp_path, caplog):
+    from conftest import stream_summary, synthetic_frames, write_video
+
+    video = write_video(tmp_path / "loop.mp4", synthetic_frames(20), fps=10, audio=None)
+    result = _record(tmp_path, video)
+    assert stream_summary(result.output)["frames"] == result.frames > 10
+    assert _audio(result.output)[0] == [] and _warnings(caplog) == []
+
+
+@pytest.mark.slow
+def test_g711_in_a_stream_is_reencoded_to_aac(tmp_path, caplog):
+    """G.711 (a camera's usual audio) goes into MP4 as AAC. FFmpeg's own NUT carries it with its
+    type; MPEG-TS has no stream type for it (FFmpeg reads it as bytes of an unknown kind), so there
+    the video is recorded and the warning says what was not kept."""
+    from conftest import stream_summary, synthetic_frames, write_video
+
+    video = write_video(tmp_path / "loop.mov", synthetic_frames(20), fps=10, audio="pcm_mulaw")
+    result = _record(tmp_path, video, format="nut")
+    summary = stream_summary(result.output)
+    assert summary["frames"] == result.frames > 10
+    codecs, seconds, _ = _audio(result.output)
+    assert codecs == ["aac"] and seconds == pytest.approx(_seconds(result.output), abs=0.5)
+    assert _warnings(caplog) == []
+
+    result = _record(tmp_path, video, format="mpegts")
+    assert stream_summary(result.output)["frames"] == result.frames > 10, "the video is recorded"
+    assert _audio(result.output)[0] == []
+    (said,) = _warnings(caplog)
+    assert "1 data stream" in said and "G.711" in said and "not kept" in said
 
 
 class _Camera:
