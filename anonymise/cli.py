@@ -867,12 +867,14 @@ def _summary(report) -> None:
     for column in ("input", "status", "frames", "fps", "output / message"):
         table.add_column(column, overflow="fold")
     for r in results:
-        colour = {"done": "green", "skipped": "yellow", "failed": "red"}.get(r.status, "")
-        detail = r.message if r.status != "done" else str(r.output)
-        table.add_row(r.source, f"[{colour}]{r.status}[/]", str(r.frames), f"{r.fps:.1f}", detail)
+        # "stopped": a live recording ended by Ctrl-C, kept (after a reconnect it is one row of several)
+        colour = {"done": "green", "skipped": "yellow", "failed": "red", "stopped": "yellow"}.get(r.status, "white")
+        detail = str(r.output) if r.status in ("done", "stopped") else r.message
+        table.add_row(escape(r.source), f"[{colour}]{r.status}[/]", str(r.frames), f"{r.fps:.1f}", escape(detail))
     out.print(table)
-    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
-    out.print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed")
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed", "stopped")}
+    stopped = f", {counts['stopped']} stopped" if counts["stopped"] else ""
+    out.print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed{stopped}")
 
 
 def _stop_on(signum: int, frame) -> None:

@@ -315,3 +315,23 @@ def test_a_stop_that_kept_the_recording_says_so(tmp_path, monkeypatch, capsys):
     assert stopped.value.exit_code == 143
     assert stream_summary(out)["frames"] >= 5
     assert capsys.readouterr().err.strip() == f"Error: stopped by SIGTERM; the recording was kept: {out}"
+
+
+def test_the_summary_of_a_live_run_that_reconnected_then_stopped_names_its_files(tmp_path, monkeypatch, capsys):
+    """Ctrl-C after a reconnect ends the run with a "stopped" result among others: the summary table
+    crashed on it (rich markup "[]stopped[/]") and the run exited 1 with a traceback."""
+    from anonymise import cli
+    from anonymise.jobs import BatchReport, FileResult
+
+    monkeypatch.setattr(cli.out, "width", 300)  # one line per row
+    first, second = tmp_path / "door.mp4", tmp_path / "door_20261207-080037 [b].mp4"
+    report = BatchReport(
+        [
+            FileResult("tcp://cam", first, "done", 10, 1.0, message="the sender closed the connection", broken=True),
+            FileResult("tcp://cam", second, "stopped", 5, 1.0),
+        ]
+    )
+    cli._summary(report)
+    text = capsys.readouterr().out
+    assert str(first) in text and str(second) in text, text
+    assert "1 done, 0 skipped, 0 failed, 1 stopped" in text
