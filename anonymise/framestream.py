@@ -738,7 +738,7 @@ class FrameStream:
         try:
             out, background = self._fill(slot)
             if self.config.pose and self.config.draw_pose and has_poses:
-                out = self._draw(out, found.poses)
+                out = self.draw(out, found.poses)
             debug = (_numpy(slot.alpha), _numpy(background)) if self.debug else None
             return Anonymised(slot.frame, out, poses, debug)
         except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes background
@@ -773,15 +773,18 @@ class FrameStream:
         out = composite.fill(slot.frame.image, _numpy(background), _numpy(slot.alpha), c.fill, boxes)
         return out, background
 
-    def _draw(self, image: np.ndarray, poses: Detections) -> np.ndarray:
+    def draw(self, image: np.ndarray, poses: Detections, scale: float = 1.0) -> np.ndarray:
+        """``poses``' skeletons on ``image`` as the config says; ``scale``: lines that much thicker
+        (a photo composed at ``scale`` times its working size, :mod:`anonymise.still`)."""
         c = self.config
         track_ids = colour = None
         if c.skeleton_colour == "track":
             track_ids = poses.tracker_id if poses.tracker_id is not None else np.full(len(poses), -1)
         elif c.skeleton_colour != "limbs":
             colour = colours.parse_colour(c.skeleton_colour)
+        thickness = c.thickness if c.thickness is None else max(1, round(c.thickness * scale))  # None: by size
         return pose.draw_skeleton(
-            image, poses.keypoints, c.pose_conf, c.thickness, track_ids=track_ids, colour=colour, show_conf=c.show_conf
+            image, poses.keypoints, c.pose_conf, thickness, track_ids=track_ids, colour=colour, show_conf=c.show_conf
         )
 
     def close(self) -> None:

@@ -19,8 +19,10 @@ from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from . import still
 from .background import STABLE_FRAMES, BackgroundModel, TorchBackgroundModel
 from .config import Config
 from .detections import VideoInfo
@@ -186,7 +188,7 @@ class Anonymiser:
         start = time.perf_counter()
         image = read_image(src)
         with contextlib.closing(self.stream(lookahead=0, still=True)) as stream:
-            (result,) = self.anonymise_frames([Frame(image, 0, 0, Fraction(1))], stream)
+            result = self._still(image, stream)
         out = result.image
         if extras is not None and extras.any:
             info = VideoInfo(image.shape[1], image.shape[0], Fraction(1), frames=1)
@@ -202,6 +204,31 @@ class Anonymiser:
         else:
             write_image(dst, out)
         return FileResult(str(src), dst, "done", 1, time.perf_counter() - start, stream.counts)
+
+    def _still(self, image: np.ndarray, stream: FrameStream) -> Anonymised:
+        """One photo through ``stream``; over ``still.WORK_PIXELS``, detected at full size, masked and
+        filled at the working size, and composed at full size in bands (see :mod:`anonymise.still`)."""
+        frame = Frame(image, 0, 0, Fraction(1))
+        height, width = image.shape[:2]
+        factor = still.work_scale(width, height)
+        if factor == 1:
+            (result,) = self.anonymise_frames([frame], stream)
+            return result
+        work = cv2.resize(image, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_AREA)
+        stream.detector = still.FullSize(stream.detector, image, factor)
+        draw = stream.config.pose and stream.config.draw_pose
+        stream.config = stream.config.replace(draw_pose=False)  # drawn at full size below
+        stream.debug = stream.images = True  # the working alpha comes back with the output
+        (small,) = self.anonymise_frames([Frame(work, 0, 0, Fraction(1))], stream)
+        alpha, _ = small.debug
+        poses = still.scaled(small.poses, 1 / factor)
+        if stream.canvas is not None:  # a canvas replaces the whole photo
+            out = stream.canvas.frame(0, (height, width))
+        else:  # the working output (people replaced as --fill says) blended in under the working alpha
+            out = still.compose(image.copy(), alpha, small.image)
+        if draw and len(poses) and poses.keypoints is not None:
+            out = stream.draw(out, poses, scale=1 / factor)
+        return Anonymised(frame, out, poses)
 
     def process_video(
         self,

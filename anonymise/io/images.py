@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -26,10 +27,13 @@ def image_size(path: Path) -> tuple[int, int]:
     file that is not an image, or one over :data:`MAX_IMAGE_PIXELS`."""
     from PIL import Image  # Ultralytics' own dependency: reads the header alone
 
+    # Ultralytics replaces Image.open with one that pip-installs a HEIF plugin on a file Pillow cannot
+    # identify: nothing is installed or fetched at run time here, so Pillow's own open is used
+    opener = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", Image.open)
     try:
         with warnings.catch_warnings():  # Pillow's warning at 89 MP: our own limit decides
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with opener(path) as image:
                 width, height = image.size
     except Image.DecompressionBombError:
         width = height = MAX_IMAGE_PIXELS  # larger than Pillow's own limit: over ours too
