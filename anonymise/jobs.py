@@ -190,7 +190,8 @@ def run_job(
         check_writable(job.output.parent)
         with contextlib.ExitStack() as held:
             if job.continues is None:
-                (claims if claims is not None else held).enter_context(claim(job.output))
+                also = [plan.keypoints_path(job), plan.extras.snapshot_folder(job.output, plan.single)]
+                (claims if claims is not None else held).enter_context(claim(job.output, [p for p in also if p]))
             if job.image:
                 result = anonymiser.process_image(job.source, job.output, extras=plan.extras, single=plan.single)
             else:  # a video file, or a camera / stream Source

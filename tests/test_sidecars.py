@@ -104,6 +104,19 @@ def test_what_a_killed_run_left_of_every_sidecar_is_removed_by_the_next_run(tmp_
     assert report.ok
     hidden = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
     assert hidden == [".outer.partial-1a2b3c4d.mp4"], hidden
+    # sidecars the user named: their partials too
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / ".points.partial-1a2b3c4d.jsonl").write_bytes(b"{}")
+    (tmp_path / ".shots.partial-1a2b3c4d").mkdir()
+    named = Extras(
+        keypoints=str(tmp_path / "data" / "points.jsonl"), snapshot_every="2", snapshot_dir=tmp_path / "shots"
+    )
+    report = Anonymiser(Config(lookahead=0), detector=ColourDetector(keypoints=True)).run(
+        src, tmp_path / "out.mp4", extras=named, overwrite=True
+    )
+    assert report.ok and (tmp_path / "data" / "points.jsonl").is_file() and any((tmp_path / "shots").iterdir())
+    left = [p.name for p in [*tmp_path.iterdir(), *(tmp_path / "data").iterdir()] if "partial-1a2b3c4d" in p.name]
+    assert left == [".outer.partial-1a2b3c4d.mp4"], left
 
 
 @pytest.mark.parametrize(
