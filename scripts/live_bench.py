@@ -12,6 +12,13 @@ the wall time it ran.
     python scripts/live_bench.py [--video ../shared/data/closeups/book.mkv] [--seconds 60]
     python scripts/live_bench.py --seconds 1800 --sample-every 30 -- --segment 600   # the soak
 
+``--residual`` (privacy, as a surveillance camera's footage): the CLI runs with ``--no-pose`` (a
+skeleton is no person), and the privacy reference (``privacy_eval.REFERENCE``: the pose model at
+1280 px with tiles) looks at every 5th recorded frame and at the source frame served at its capture
+time; a person it finds in both (IoU >= 0.3) is a **residual person**, as in ``privacy_eval.py``:
+
+    python scripts/live_bench.py --video ../shared/data/pedestrians.mp4 --seconds 40 --residual
+
 ``--sample-every S`` reads the CLI process's resident memory and open file descriptors
 (``/proc/PID``) every S seconds, and at the end compares the first sample after the first minute
 (models loaded, buffers warm) with the last and the largest: flat means within 10%.
@@ -107,6 +114,7 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=ROOT.parent / "shared" / "data" / "closeups" / "book.mkv")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--sample-every", type=float, default=0.0, help="seconds between RSS/FD samples (0: none)")
+    parser.add_argument("--residual", action="store_true", help="residual people in the recording (see above)")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the child that streams
     parser.add_argument("args", nargs="*", help="more options for anonymise bbox (after --)")
     args = parser.parse_args()
@@ -120,6 +128,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="anonymise-live-") as tmp:
         out = Path(tmp) / "live.mp4"
         cmd = ["anonymise", "bbox", "-i", f"tcp://127.0.0.1:{port}", "-o", str(out), "--segment", "0", *args.args]
+        if args.residual:
+            cmd.append("--no-pose")
         print("running: " + shlex.join(cmd), flush=True)
         started = time.monotonic()
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -155,7 +165,9 @@ def main() -> None:
                 frames += sum(1 for _ in c.decode(v))
                 duration += float(v.duration * v.time_base) if v.duration else float(c.duration or 0) / 1e6
                 if c.streams.audio:
+                    c.seek(0)  # decoding the video read the file to its end
                     audio += sum(float(p.duration * p.time_base) for p in c.demux(c.streams.audio[0]) if p.duration)
+        found = residual(sorted(Path(tmp).glob("live*.mp4"))[0], args.video) if args.residual and frames else None
     m = re.search(r"(\d+) stale frames dropped, latency (\d+) ms median, (\d+) ms 95th", stdout)
     dropped, median, p95 = (int(x) for x in m.groups()) if m else (None, None, None)
     print(
@@ -169,6 +181,12 @@ def main() -> None:
             f"recording {duration:.2f} s against {span:.2f} s from the file's first frame to SIGINT: "
             f"{100 * (duration - span) / span:+.2f}%"
         )
+    if found is not None:
+        people, left, seen = found
+        print(
+            f"residual people: {left} of {people} ({100 * left / max(people, 1):.2f}%) in every 5th recorded frame; "
+            f"the reference found {seen} people in those frames of the recording, {people} in the source's"
+        )
     warm = [x for x in samples if x[0] >= 60] or samples
     if warm:
         first, last = warm[0], warm[-1]
@@ -179,6 +197,32 @@ def main() -> None:
                 f"{name}: {first[i]:.1f} at {first[0]:.0f} s, {last[i]:.1f} at {last[0]:.0f} s, "
                 f"largest {top:.1f}: {'flat (within 10%)' if flat else 'NOT flat'}"
             )
+
+
+def residual(recording: Path, video: Path, every: int = 5) -> tuple[int, int, int]:
+    """(people in the source, of them still found in the recording, people found in the recording), over
+    every ``every``-th recorded frame and the source frame served at its capture time (the clip looped)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from privacy_eval import MATCH_IOU, REFERENCE, people
+
+    from anonymise.detect import Detector
+    from anonymise.detections import box_iou
+    from anonymise.io.video import VideoReader
+
+    with VideoReader(video, audio=False) as reader:
+        fps = float(reader.info.fps)
+        source = [f.image for f in reader]
+    reference = Detector(REFERENCE)
+    total = left = seen = 0
+    with VideoReader(recording, audio=False) as reader:
+        for i, frame in enumerate(reader):
+            if i % every:
+                continue
+            served, written = people(reference, [source[round(frame.time * fps) % len(source)], frame.image])
+            total, seen = total + len(served), seen + len(written)
+            if len(served) and len(written):
+                left += int((box_iou(served.xyxy, written.xyxy).max(axis=1) >= MATCH_IOU).sum())
+    return total, left, seen
 
 
 def usage(pid: int) -> tuple[float, int]:
