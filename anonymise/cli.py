@@ -154,7 +154,7 @@ Lookahead = Annotated[
     int | None,
     typer.Option(
         "--lookahead",
-        help="Frames the background looks ahead (output delay). (default: 30 for files, 0 for cameras/streams)",
+        help="Frames the background looks ahead (output delay). (default: 30 for files, 15 for cameras/streams)",
         show_default=False,
     ),
 ]
