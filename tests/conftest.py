@@ -204,6 +204,21 @@ class ColourDetector:
         return out
 
 
+class Terminated(ColourDetector):
+    """The colour detector, raising what the CLI's SIGTERM handler raises on its ``at``-th call."""
+
+    def __init__(self, at: int = 10, **kwargs):
+        super().__init__(**kwargs)
+        self.at = at
+
+    def __call__(self, frames, imgsz=None):
+        from anonymise.errors import Stopped
+
+        if self.calls >= self.at:
+            raise Stopped(15)
+        return super().__call__(frames, imgsz)
+
+
 def write_video(
     path: Path,
     frames: list[np.ndarray],

@@ -390,18 +390,14 @@ def test_a_segmented_recording_has_keypoints_and_one_report_per_run(tmp_path, mo
 
 
 def test_sigterm_on_a_camera_finishes_the_recording_then_stops(tmp_path, monkeypatch):
-    from anonymise.errors import Stopped
+    from conftest import Terminated
 
-    class _Term(ColourDetector):
-        def __call__(self, frames, imgsz=None):
-            if self.calls >= 10:
-                raise Stopped(15)  # what the CLI's SIGTERM handler raises
-            return super().__call__(frames, imgsz)
+    from anonymise.errors import Stopped
 
     monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: _Camera(60))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(Stopped):
-        Anonymiser(Config(realtime=False), detector=_Term()).run("0", segment=0)
+        Anonymiser(Config(realtime=False), detector=Terminated()).run("0", segment=0)
     (kept,) = tmp_path.glob("camera0_anonymised*.mp4")
     assert stream_summary(kept)["frames"] >= 5, "the recording is finished and playable"
     assert not list(tmp_path.glob(".*")), "no hidden partial left"

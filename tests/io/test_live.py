@@ -296,22 +296,15 @@ def test_a_stop_that_kept_the_recording_says_so(tmp_path, monkeypatch, capsys):
     """SIGTERM on a live source finishes its recording: the last line names it (exit 143), not
     "unfinished outputs were removed"."""
     import typer
-    from conftest import ColourDetector, stream_summary
+    from conftest import Terminated, stream_summary
 
     from anonymise import Anonymiser, Config
     from anonymise.cli import _command
-    from anonymise.errors import Stopped
-
-    class _Term(ColourDetector):
-        def __call__(self, frames, imgsz=None):
-            if self.calls >= 10:
-                raise Stopped(15)  # what the CLI's SIGTERM handler raises
-            return super().__call__(frames, imgsz)
 
     monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: _Camera(60))
     out = tmp_path / "door.mp4"
     with pytest.raises(typer.Exit) as stopped, _command(verbose=False):
-        Anonymiser(Config(realtime=False), detector=_Term()).run("0", out, segment=0)
+        Anonymiser(Config(realtime=False), detector=Terminated()).run("0", out, segment=0)
     assert stopped.value.exit_code == 143
     assert stream_summary(out)["frames"] >= 5
     assert capsys.readouterr().err.strip() == f"Error: stopped by SIGTERM; the recording was kept: {out}"
