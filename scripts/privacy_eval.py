@@ -41,6 +41,22 @@ one box there), threshold 0.25. Reported: share of person (or core) pixels leake
 leaking more than 5% and 2%, the worst frame, fps, and with ``--pose`` the share of the frames
 where the reference sees someone that carry a skeleton matching them.
 
+**Scene** (every ``--suite`` row, beside the privacy figures; DESIGN.md's scene invariants), from the
+run with skeletons off (a skeleton changes pixels inside the person):
+
+- **scene lost**: the share of the pixels outside every reference person (boxes grown by
+  SCENE_GROWTH of their height on each side) that the output changed by more than SCENE_LEVELS
+  (largest channel), over every frame scored (the empty ones too: a mask where nobody is costs
+  scene), with the worst frame. The suite scores the pipeline's frames in memory, before any
+  encoding; the **floor** is the same measure for the input written as the pipeline writes it
+  (H.264 through VideoWriter) and read back: what the encoder alone adds to a written file.
+- **fill error**: the mean largest-channel difference, in levels, between the output and the empty
+  scene inside the reference boxes (not grown), over the frames with a person; the empty scene is
+  first matched to the frame's lighting (a per-channel gain and offset fitted on the pixels outside
+  the grown boxes), and the figure without that fit is given too. The empty scene: the median of
+  frames 0-69 for ``static`` clips, of up to EMPTY_SAMPLES frames spread over the whole clip for
+  ``people``; none for close-ups (their person never leaves, so the median is them).
+
     python scripts/privacy_eval.py --suite [--no-pose|--pose] [--clips closeups one-by-one pedestrians]
                                    [--frames N] [--save-frames DIR]
 """
@@ -49,9 +65,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import os
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,7 +78,7 @@ import numpy as np
 from anonymise import Anonymiser, Config
 from anonymise.detect import Detector
 from anonymise.detections import Detections, suppress
-from anonymise.io.video import Frame, VideoReader
+from anonymise.io.video import Frame, VideoReader, VideoWriter
 
 from ultralytics.utils.metrics import bbox_ioa  # isort: skip - after anonymise.detect set the offline switches
 
@@ -74,6 +92,12 @@ CORE_SHRINK = 0.15
 PERSON_BOX_GROWTH = 0.05
 STATIC_EMPTY_FRAMES = 70
 CLOSEUP_CONF = 0.6
+
+#: scene (see the module docstring)
+SCENE_GROWTH = 0.25
+SCENE_LEVELS = 15
+EMPTY_SAMPLES = 200
+MIN_FIT_PIXELS = 64
 
 #: settings compared (Config overrides); "default" is what the CLI does with no flags
 PRESETS: dict[str, dict] = {
@@ -137,6 +161,139 @@ def leak_summary(leaks: list[int], totals: list[int]) -> dict:
         "worst frame": worst,
         "frames scored": sum(t > 0 for t in totals),
     }
+
+
+# -- scene: pure functions, tested on synthetic frames (tests/test_privacy_eval.py) ------------------------
+
+
+def grown_region(boxes: np.ndarray, shape: tuple[int, int], grow: float = SCENE_GROWTH) -> np.ndarray:
+    """Bool (H, W): inside any box grown by ``grow`` of its *height* on every side.
+
+    A person's reach (arms, a step, a shadow) scales with their height, not their width: a margin
+    by width would be a few pixels beside a pedestrian seen side-on. Kept here rather than taken
+    from the package, so that the measure does not move with the code it measures.
+    """
+    height, width = shape
+    region = np.zeros((height, width), bool)
+    for x1, y1, x2, y2 in np.asarray(boxes, np.float32).reshape(-1, 4):
+        pad = (y2 - y1) * grow
+        left, top = max(int(np.floor(x1 - pad)), 0), max(int(np.floor(y1 - pad)), 0)
+        right, bottom = min(int(np.ceil(x2 + pad)), width), min(int(np.ceil(y2 + pad)), height)
+        if right > left and bottom > top:
+            region[top:bottom, left:right] = True
+    return region
+
+
+def _same_images(*images: np.ndarray) -> None:
+    shape = images[0].shape
+    if len(shape) != 3 or shape[2] != 3:
+        raise ValueError(f"expected (H, W, 3) images, got {shape}")
+    for other in images[1:]:
+        if other.shape != shape:
+            raise ValueError(f"images differ in shape: {shape} and {other.shape}")
+
+
+def scene_lost(
+    image: np.ndarray, output: np.ndarray, boxes: np.ndarray, grow: float = SCENE_GROWTH, levels: int = SCENE_LEVELS
+) -> float:
+    """Share (0-1) of the pixels outside every person (``boxes`` grown by ``grow`` of their height per
+    side) that ``output`` changed by more than ``levels`` (largest channel): the scene the tool took
+    from a viewer where nobody stood. NaN when no pixel lies outside (a close-up's grown box can
+    cover the frame): nothing there could be lost, and a 0 would flatter the mean."""
+    _same_images(image, output)
+    outside = ~grown_region(boxes, image.shape[:2], grow)
+    count = int(outside.sum())
+    if not count:
+        return float("nan")
+    return float((max_difference(output, image)[outside] > levels).sum() / count)
+
+
+def fill_error(output: np.ndarray, empty: np.ndarray, boxes: np.ndarray) -> float:
+    """Mean largest-channel difference (levels) between ``output`` and the ``empty`` scene inside the
+    ``boxes`` (not grown): how far the fill is from what stood behind the person. NaN without a box
+    (no fill to judge)."""
+    _same_images(output, empty)
+    inside = boxes_region(boxes, output.shape[:2])
+    if not inside.any():
+        return float("nan")
+    return float(max_difference(output, empty)[inside].mean())
+
+
+def match_lighting(empty: np.ndarray, frame: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """``empty`` (uint8) with a per-channel gain and offset fitted by least squares to ``frame`` on the
+    ``outside`` pixels (bool H, W): the camera's auto-exposure brightens or darkens the whole room
+    while someone is in view, and the fill is to be judged against the scene as lit now, not as it
+    was when the room was empty. Returned unchanged when fewer than MIN_FIT_PIXELS lie outside (no
+    fit to trust); a flat channel gets an offset only."""
+    _same_images(empty, frame)
+    if outside.shape != empty.shape[:2] or outside.dtype != bool:
+        raise ValueError(f"outside: expected bool {empty.shape[:2]}, got {outside.dtype} {outside.shape}")
+    if outside.sum() < MIN_FIT_PIXELS:
+        return empty.copy()
+    fitted = np.empty(empty.shape, np.float64)
+    for c in range(3):
+        x = empty[..., c][outside].astype(np.float64)
+        y = frame[..., c][outside].astype(np.float64)
+        spread = x.var()
+        gain = ((x - x.mean()) * (y - y.mean())).mean() / spread if spread > 1e-6 else 1.0
+        fitted[..., c] = gain * empty[..., c] + (y.mean() - gain * x.mean())
+    return np.clip(np.rint(fitted), 0, 255).astype(np.uint8)
+
+
+def empty_scene(frames: list[np.ndarray], band: int = 32) -> np.ndarray:
+    """Per-pixel median of ``frames`` (uint8; a half dropped, as the leak metric always did): the scene
+    where no one stands in most of them. Taken ``band`` rows at a time, so that 200 frames need no
+    float copy of the whole stack."""
+    if not len(frames):
+        raise ValueError("empty_scene needs at least one frame")
+    height = frames[0].shape[0]
+    return np.concatenate(
+        [
+            np.median(np.stack([f[top : top + band] for f in frames]), axis=0).astype(np.uint8)
+            for top in range(0, height, band)
+        ]
+    )
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
+def scene_summary(lost: list[float], floor: list[float], fill: list[float] | None, unlit: list[float] | None) -> dict:
+    """A clip's scene figures from the per-frame ones (NaN frames, with nothing to score, left out):
+    scene lost (mean and worst frame, %), the encoder's floor (%), and the fill error with and
+    without the lighting fit (levels; absent where the clip has no empty scene)."""
+    scored = [(v, i) for i, v in enumerate(lost) if not math.isnan(v)]
+    worst, frame = max(scored) if scored else (float("nan"), -1)
+    row = {
+        "scene lost %": 100 * _mean(lost),
+        "scene worst %": 100 * worst,
+        "scene worst frame": frame,
+        "scene frames": len(scored),
+        "floor %": 100 * _mean(floor),
+    }
+    if fill is not None and unlit is not None:
+        row["fill error"] = _mean(fill)
+        row["fill error unlit"] = _mean(unlit)
+        row["fill frames"] = sum(not math.isnan(v) for v in fill)
+    return row
+
+
+def scene_text(row: dict) -> str:
+    """One line of a row's scene figures, as a reader wants them."""
+    if "scene lost %" not in row:
+        return "no scene figures (skeletons drawn: --no-pose scores the scene)"
+    text = (
+        f"scene lost {row['scene lost %']:.1f}% (worst {row['scene worst %']:.1f}%, frame "
+        f"{row['scene worst frame']}), floor {row['floor %']:.1f}%"
+    )
+    if "fill error" not in row:
+        return text + "; fill error n/a (no empty scene)"
+    if not row["fill frames"]:
+        return text + "; fill error n/a (no reference person in the frames scored)"
+    fill, unlit = row["fill error"], row["fill error unlit"]
+    return text + f"; fill error {fill:.1f} levels ({unlit:.1f} without the lighting fit)"
 
 
 def default_video() -> Path:
@@ -207,7 +364,13 @@ def longest_run(flags: list[bool]) -> int:
 
 
 def evaluate(
-    name: str, frames: list[Frame], truth: list[Detections], reference: Detector, utility: bool, **runtime
+    name: str,
+    frames: list[Frame],
+    truth: list[Detections],
+    reference: Detector,
+    utility: bool,
+    keep_outputs: bool = False,
+    **runtime,
 ) -> dict:
     config = Config(pose=False, **PRESETS[name], **runtime)
     anon = Anonymiser(config)
@@ -227,6 +390,8 @@ def evaluate(
         "fps": len(frames) / seconds,
     }
     row["residual %"] = 100 * row["residual"] / max(row["input people"], 1)
+    if keep_outputs:
+        row["outputs"] = outputs
     spans, start = [], None
     for i, flag in enumerate(per_frame + [False]):
         if flag and start is None:
@@ -307,6 +472,54 @@ def pixel_reference(video: Path, frames: list[Frame]) -> tuple[list[np.ndarray],
     return [p.xyxy for p in found], [p.confidence for p in found]
 
 
+def reencoded(video: Path, frames: list[Frame]) -> list[np.ndarray]:
+    """The input frames written as the pipeline writes them (H.264 through VideoWriter, the source's
+    rate and timestamps) to a temporary file, and read back: the encoder's own loss, the floor under
+    any written output. The file lives in a temporary folder removed on return."""
+    with VideoReader(video, audio=False) as reader:
+        info = reader.info
+    height, width = frames[0].image.shape[:2]
+    with tempfile.TemporaryDirectory(prefix="privacy_eval-") as folder:
+        path = Path(folder) / f"{video.stem}.mp4"
+        writer = VideoWriter(path, width, height, info.fps, frames[0].time_base)
+        try:
+            for frame in frames:
+                writer.write(frame.image, frame.pts, frame.duration)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        images = [f.image[:height, :width] for f in read(path, len(frames))]
+    if len(images) != len(frames):
+        raise SystemExit(f"error: the re-encoded {video.name} has {len(images)} frames, not {len(frames)}")
+    return images
+
+
+def sampled_empty_scene(video: Path, count: int = EMPTY_SAMPLES) -> np.ndarray:
+    """:func:`empty_scene` of up to ``count`` frames spread over the whole clip (whatever ``--frames``
+    scores): people who walk through are in few of them at any pixel."""
+    with VideoReader(video, audio=False) as reader:
+        step = max(1, math.ceil((reader.info.frames or count) / count))
+        images = [frame.image for frame in reader if frame.index % step == 0]
+    return empty_scene(images)
+
+
+def scene_figures(
+    video: Path, frames: list[Frame], outputs: list[np.ndarray], truth: list[np.ndarray], empty: np.ndarray | None
+) -> dict:
+    """A clip's scene row (:func:`scene_summary`) from the pipeline's ``outputs`` (skeletons off) and the
+    reference boxes ``truth``; fill error only where there is an ``empty`` scene."""
+    lost, fill, unlit = [], [], []
+    for frame, out, boxes in zip(frames, outputs, truth):
+        lost.append(scene_lost(frame.image, out, boxes))
+        if empty is not None:
+            lit = match_lighting(empty, frame.image, ~grown_region(boxes, empty.shape[:2]))
+            fill.append(fill_error(out, lit, boxes))
+            unlit.append(fill_error(out, empty, boxes))
+    floor = [scene_lost(f.image, again, boxes) for f, again, boxes in zip(frames, reencoded(video, frames), truth)]
+    return scene_summary(lost, floor, fill if empty is not None else None, unlit if empty is not None else None)
+
+
 def closeup_people(boxes: np.ndarray, confidence: np.ndarray) -> np.ndarray:
     """A close-up's reference people: the most confident box, and any other at CLOSEUP_CONF or more.
 
@@ -327,15 +540,17 @@ def score_pixels(kind: str, video: Path, frames: list[Frame], pose: bool, save: 
         truth = [closeup_people(b, c) for b, c in zip(truth, confidence)]
     empty = None
     if kind == "static":
-        empty = np.median(np.stack([f.image for f in frames[:STATIC_EMPTY_FRAMES]]), axis=0).astype(np.uint8)
+        empty = empty_scene([f.image for f in frames[:STATIC_EMPTY_FRAMES]])
     anon = Anonymiser(Config(pose=pose, **runtime))
     list(anon.anonymise_frames(Frame(f.image, f.index) for f in frames[:2]))  # warm-up
-    leaks, totals, skeleton, seen = [], [], 0, 0
+    leaks, totals, skeleton, seen, outputs = [], [], 0, 0, []
     saved: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     start = time.perf_counter()
     for result, source, boxes in zip(anon.anonymise_frames(Frame(f.image, f.index) for f in frames), frames, truth):
         out = result.image
         image = source.image
+        if not pose:
+            outputs.append(out)  # scored for the scene after the timed run
         where = person_pixels(image, empty, boxes) if kind == "static" else core_pixels(boxes, image.shape[:2])
         leak = leaked(image, out, where)
         leaks.append(int(leak.sum()))
@@ -366,6 +581,8 @@ def score_pixels(kind: str, video: Path, frames: list[Frame], pose: bool, save: 
     }
     if pose:
         row["skeleton frames %"] = 100 * skeleton / max(seen, 1)
+    else:
+        row |= scene_figures(video, frames, outputs, truth, empty)
     if save is not None:
         import cv2
 
@@ -394,7 +611,7 @@ def run_suite(args) -> None:
         if kind == "people":
             reference = Detector(REFERENCE)
             truth = cached_people(reference, video, frames)
-            r = evaluate("default", frames, truth, reference, utility=args.pose, **runtime)
+            r = evaluate("default", frames, truth, reference, utility=args.pose, keep_outputs=True, **runtime)
             row = {
                 "clip": video.name,
                 "kind": kind,
@@ -404,12 +621,16 @@ def run_suite(args) -> None:
             }
             if args.pose:
                 row["skeleton recall %"] = r["skeleton recall %"]
+            # the residual run draws no skeletons (evaluate's first pass), so its outputs score the scene
+            boxes = [t.xyxy for t in truth]
+            row |= scene_figures(video, frames, r.pop("outputs"), boxes, sampled_empty_scene(video))
         else:
             row = score_pixels(kind, video, frames, args.pose, args.save_frames, **runtime)
         rows.append(row)
         print(
             "  " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True
         )
+        print(f"  {scene_text(row)}", flush=True)
     header = [
         "clip",
         "kind",
@@ -422,6 +643,11 @@ def run_suite(args) -> None:
         "residual people %",
         "skeleton frames %",
         "skeleton recall %",
+        "scene lost %",
+        "scene worst %",
+        "floor %",
+        "fill error",
+        "fill error unlit",
         "fps",
     ]
     header = [h for h in header if any(h in r for r in rows)]
@@ -431,6 +657,8 @@ def run_suite(args) -> None:
     print("  ".join(f"{h:>18}" for h in header))
     for r in rows:
         print("  ".join(f"{r[h]:>18.2f}" if isinstance(r.get(h), float) else f"{r.get(h, ''):>18}" for h in header))
+    for r in rows:
+        print(f"  {r['clip']}: {scene_text(r)}")
 
 
 def main() -> None:
