@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +81,7 @@ COMPLETION_REACH = 0.25
 
 
 def reconfigured(detector, **changes):
-    """``detector`` with some settings changed (``preset``, ``min_person``): a shallow copy, so the
+    """``detector`` with some settings changed (a photo's ``preset``): a shallow copy, so the
     anonymiser's own detector, and its loaded models, are shared and keep their settings."""
     import copy
 
@@ -202,6 +203,10 @@ class FrameStream:
         self._tracker = PersonTracker(config.conf, config.hold) if config.track else None
         self._history = TrackHistory(self.depth)
         self._buffer: deque[_Slot] = deque()
+        self._unsent: deque[Anonymised] = deque()  # composed, not yet handed out (see hand_out)
+        #: whether the detect stage that ran ahead of this stream stopped (``anonymise_frames`` sets it):
+        #: only then may a stop :meth:`flush` what the look-ahead holds
+        self.detect_stopped = True
         self._previous: np.ndarray | None = None
         self._last_moved: np.ndarray | None = None  # int32 (H, W): frame when each pixel last changed
         self._look_misses: dict[int, int] = {}  # held track id -> looks in a row that found nobody
@@ -254,15 +259,23 @@ class FrameStream:
 
     @property
     def buffered(self) -> int:
-        """Frames pushed and not yet returned (the look-ahead's)."""
-        return len(self._buffer)
+        """Frames pushed and not yet handed out (the look-ahead's, and those :meth:`hand_out` holds)."""
+        return len(self._buffer) + len(self._unsent)
+
+    def hand_out(self, ready: list[Anonymised]) -> Iterator[Anonymised]:
+        """``ready`` one by one; those not taken when the consumer stops (a live stop closes the
+        generator mid-batch) stay here, and :meth:`flush` returns them first."""
+        self._unsent.extend(ready)
+        while self._unsent:
+            yield self._unsent.popleft()
 
     def flush(self) -> list[Anonymised]:
-        """Everything still buffered, at the end of the input."""
+        """Everything still buffered, at the end of the input (or at a live stop)."""
         for slot in self._buffer:
             if slot.alpha is None:
                 self._finalise(slot)
-        ready = [self._compose(slot) for slot in self._buffer]
+        ready = [*self._unsent, *(self._compose(slot) for slot in self._buffer)]
+        self._unsent.clear()
         self._buffer.clear()
         return ready
 

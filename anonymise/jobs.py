@@ -20,7 +20,7 @@ from .errors import AnonymiseError, ConfigError, OutputError, SourceError
 from .framestream import Counts
 from .io.files import partial_path
 from .io.images import IMAGE_EXTS
-from .io.outputs import claim
+from .io.outputs import claim, staging
 from .io.sources import VIDEO_EXTS, Source, default_output, find_media, media_kind, output_for, parse_source
 from .io.video import Span
 from .sidecars import Extras, data_suffix
@@ -190,7 +190,8 @@ def run_job(
         check_writable(job.output.parent)
         with contextlib.ExitStack() as held:
             if job.continues is None:
-                also = [plan.keypoints_path(job), plan.extras.snapshot_folder(job.output, plan.single)]
+                snapshots = plan.extras.snapshot_folder(job.output, plan.single)
+                also = [plan.keypoints_path(job), snapshots and staging(snapshots, job.output)]
                 (claims if claims is not None else held).enter_context(claim(job.output, [p for p in also if p]))
             if job.image:
                 result = anonymiser.process_image(job.source, job.output, extras=plan.extras, single=plan.single)

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import still
 from .background import STABLE_FRAMES, BackgroundModel, TorchBackgroundModel
-from .config import Config
+from .config import Config, Fill
 from .detections import VideoInfo
 from .errors import SourceError, Stopped, StreamBroken
 from .framestream import Anonymised, FrameStream, reconfigured
@@ -150,12 +150,13 @@ class Anonymiser:
         )
         try:
             for batch, found in detected:
-                yield from stream.push(batch, found)
-            yield from stream.flush()
+                yield from stream.hand_out(stream.push(batch, found))
+            yield from stream.hand_out(stream.flush())
         finally:
             # an int8 calibration under way in the detect thread stops at its next input, not 10 s later
             with getattr(stream.detector, "calibrations_stopped", contextlib.nullcontext)():
                 closed = detected.close()
+            stream.detect_stopped = closed
             if closed and own:
                 stream.close()
 
@@ -220,12 +221,19 @@ class Anonymiser:
         stream.config = stream.config.replace(draw_pose=False)  # drawn at full size below
         stream.debug = stream.images = True  # the working alpha comes back with the output
         (small,) = self.anonymise_frames([Frame(work, 0, 0, Fraction(1))], stream)
-        alpha, _ = small.debug
         poses = still.scaled(small.poses, 1 / factor)
         if stream.canvas is not None:  # a canvas replaces the whole photo
             out = stream.canvas.frame(0, (height, width))
-        else:  # the working output (people replaced as --fill says) blended in under the working alpha
-            out = still.compose(image.copy(), alpha, small.image)
+        elif small.debug is None:  # the working frame failed and came back fully covered
+            out = still.covered(small.image, (height, width))
+        else:  # the fill (the background, or the output as --fill made it) blended in under the working alpha
+            alpha, background = small.debug
+            fill = background if stream.config.fill is Fill.BACKGROUND and background is not None else small.image
+            try:
+                out = still.compose(image.copy(), alpha, fill)
+            except Exception as e:  # noqa: BLE001 - the working copy, already anonymised, enlarged instead
+                log.warning("composing the photo at full size failed; written from its anonymised working copy: %s", e)
+                out = still.covered(small.image, (height, width))
         if draw and len(poses) and poses.keypoints is not None:
             out = stream.draw(out, poses, scale=1 / factor)
         return Anonymised(frame, out, poses)
@@ -332,16 +340,29 @@ class Anonymiser:
 
             def kept() -> None:
                 """A live recording that ends (a stop, the source broke off): the frames the look-ahead
-                holds are written too, so the recording ends where the source did; then it is finished."""
+                holds are written too, so the recording ends where the source did; then it is finished.
+                A second stop meanwhile waits until the file is finished (:func:`keep`)."""
                 with signals_held():
                     outputs.close()  # the detect stage stops first
-                    for result in stream.flush():
-                        write(result)
+                    if stream.detect_stopped:  # never beside a detect stage that did not stop
+                        for result in stream.flush():
+                            write(result)
                     if sink is not None:
                         sink.finish()
                     sidecars.finish()
 
+            def keep(status: str, message: str = "", broken: bool = False) -> FileResult:
+                """:func:`kept`, and the result; a stop that came while the recording was being finished
+                is raised once it is, with the recording named as kept (the CLI says so)."""
+                try:
+                    kept()
+                except KeyboardInterrupt as again:
+                    note_kept(again, [finished("stopped")])
+                    raise
+                return finished(status, message, broken=broken)
+
             reached = 0.0  # where the frames written end (seconds): a file cut short ends early
+            closed_window = False  # a live --show window closed (q): the recording ends there, kept
             try:
                 frames = Newest(reader) if realtime else Prefetch(reader)
                 outputs = self.anonymise_frames(frames, stream)
@@ -363,7 +384,10 @@ class Anonymiser:
                         if not viewer.show(meter.annotate(view, live)):
                             if not info.live:
                                 raise KeyboardInterrupt
+                            closed_window = True
                             break
+                if closed_window:
+                    return keep("done")
                 if not written and span is not None and span.start:  # nothing is written: no empty file
                     raise SourceError(f"--start {span.start:g} s is past the end of {src.spec}{_seconds(info)}")
                 if sink is not None:
@@ -372,17 +396,16 @@ class Anonymiser:
             except StreamBroken as e:
                 if not written and not stream.buffered:
                     raise
-                kept()  # the recording so far is kept, finished and playable
-                result = finished("done", str(e), broken=True)
+                result = keep("done", str(e), broken=True)  # the recording so far, finished and playable
                 log.warning("%s; the recording so far is kept: %s", e, result.output.name)  # a segment's own name
                 return result
             except KeyboardInterrupt as e:
                 if info.live and (written or stream.buffered):
-                    kept()
+                    result = keep("stopped")
                     if isinstance(e, Stopped):  # a service manager's stop: the recording is kept, the process exits
-                        note_kept(e, [finished("stopped")])
+                        note_kept(e, [result])
                         raise
-                    return finished("stopped")
+                    return result
                 if sink is not None:
                     sink.abort()
                 sidecars.abort()

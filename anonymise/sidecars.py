@@ -24,6 +24,7 @@ from .errors import ConfigError, OutputError
 from .framestream import Anonymised
 from .io.files import partial_path
 from .io.keypoints import CSV_SUFFIXES, JSONL_SUFFIXES, KeypointWriter, keypoints_format
+from .io.outputs import staging
 from .io.video import Frame, VideoWriter
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class Sidecars:
         #: a file's snapshots are written into a hidden folder beside theirs and moved in when the run
         #: finishes, so a killed run leaves only that folder, which the next run on the output removes
         #: (:func:`anonymise.io.outputs.claim`); a live recording's go straight in (the recording is kept)
-        self._staging = None if self.snapshots is None or info.live else partial_path(self.snapshots)
+        self._staging = None if self.snapshots is None or info.live else partial_path(staging(self.snapshots, output))
         self._last: float | None = None
         self.debug: VideoWriter | None = None
         self.debug_view: np.ndarray | None = None  # the latest tiled view (for --show)

@@ -11,9 +11,11 @@ peak working memory per pixel, so a 48 MP photo would need some 3 GB for them al
 - **masks and fill at the working size** (the photo shrunk to ``WORK_PIXELS``): the stream builds
   each person's grown, feathered mask and the fill there, as for any frame;
 - **composition at full size, in bands** (:func:`compose`): the mask and the fill are enlarged one
-  band of ``BAND_ROWS`` rows at a time and blended into the original, so the full-size work holds
-  the photo and one band. Pixels the mask leaves at 0 are the original's, bit for bit; skeletons
-  are drawn at full size.
+  band of ``BAND_ROWS`` rows at a time and blended into a copy of the original, so the full-size
+  work holds the photo, its copy and one band. Pixels the mask leaves at 0 are the original's, bit
+  for bit; skeletons are drawn at full size. Where the working frame failed, it came back fully
+  covered (fail closed) and the photo is that, enlarged (:func:`covered`); where the full-size
+  composition fails, the photo is the anonymised working copy, enlarged.
 
 The cost of the working size: mask edges are placed to within one working pixel (a few full-size
 pixels, inside the feather and the margins that grow every mask), and the wash under a person is
@@ -51,8 +53,9 @@ def scaled(people: Detections, factor: float, shape: tuple[int, int] | None = No
     mask = None
     if people.mask is not None and shape is not None:
         size = (shape[1], shape[0])
-        mask = np.stack([cv2.resize(m.view(np.uint8), size, interpolation=cv2.INTER_AREA) > 0 for m in people.mask])
-        mask = mask.reshape(len(people), *shape)
+        mask = np.zeros((len(people), *shape), bool)  # nobody: (0, H, W)
+        for i, m in enumerate(people.mask):
+            mask[i] = cv2.resize(m.view(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
     return Detections(xyxy, people.confidence, people.class_id, mask, people.tracker_id, keypoints)
 
 
@@ -122,3 +125,11 @@ def compose(image: np.ndarray, alpha: np.ndarray, fill: np.ndarray) -> np.ndarra
         inside = a > 0
         band[inside] = np.rint(mixed[inside]).astype(np.uint8)
     return image
+
+
+def covered(fill: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """The whole photo replaced (fail closed): the working-size ``fill`` enlarged, or black."""
+    height, width = shape
+    if fill is None:
+        return np.zeros((height, width, 3), np.uint8)
+    return cv2.resize(fill, (width, height), interpolation=cv2.INTER_LINEAR)

@@ -343,3 +343,23 @@ def test_keypoints_only_makes_no_image_and_the_same_skeletons():
     assert all(r.image is None for r in data), "keypoints only: no output image is made (none can leak)"
     assert [r.poses.xyxy.round().tolist() for r in data] == [r.poses.xyxy.round().tolist() for r in video]
     assert all(len(r.poses) == 1 for r in data), "the held frames keep their skeleton too"
+
+
+def test_a_stop_mid_batch_leaves_the_frames_not_handed_out_to_the_flush_in_order():
+    """A live stop closes the frame generator mid-batch: the frames of that batch not yet handed
+    out once vanished (a gap before the kept tail); the flush now returns them first."""
+    from conftest import ColourDetector, synthetic_frames
+
+    from anonymise import Anonymiser, Config
+    from anonymise.io.video import Frame
+
+    detector = ColourDetector()
+    detector.batch = 4
+    anon = Anonymiser(Config(pose=False), detector=detector)
+    stream = anon.stream(lookahead=2)
+    outputs = anon.anonymise_frames((Frame(f, i) for i, f in enumerate(synthetic_frames(24))), stream)
+    taken = [next(outputs).frame.index for _ in range(5)]  # the middle of the second batch
+    outputs.close()
+    rest = [r.frame.index for r in stream.flush()]
+    seen = taken + rest
+    assert seen == list(range(len(seen))) and len(seen) > 5, seen

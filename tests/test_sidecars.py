@@ -83,7 +83,7 @@ def test_what_a_killed_run_left_of_every_sidecar_is_removed_by_the_next_run(tmp_
         def __call__(self, frames, imgsz=None):
             if self.calls == 36:  # late in the run, as a SIGKILL would find it
                 seen["final"] = (tmp_path / "out_snapshots").exists()
-                seen["staged"] = [p.name for p in tmp_path.glob(".out_snapshots.partial-*/*.jpg")]
+                seen["staged"] = [p.name for p in tmp_path.glob(".out_snapshots.partial-*.out/*.jpg")]
             return super().__call__(frames, imgsz)
 
     extras = Extras(keypoints="jsonl", snapshot_every="2")
@@ -95,8 +95,8 @@ def test_what_a_killed_run_left_of_every_sidecar_is_removed_by_the_next_run(tmp_
     litter = [".out.partial-1a2b3c4d.mp4", ".out.keypoints.partial-1a2b3c4d.jsonl", ".out.report.partial-1a.json"]
     for name in litter:
         (tmp_path / name).write_bytes(b"{}")
-    (tmp_path / ".out_snapshots.partial-1a2b3c4d").mkdir()
-    (tmp_path / ".out_snapshots.partial-1a2b3c4d" / "out_000002.jpg").write_bytes(b"x")
+    (tmp_path / ".out_snapshots.partial-1a2b3c4d.out").mkdir()
+    (tmp_path / ".out_snapshots.partial-1a2b3c4d.out" / "out_000002.jpg").write_bytes(b"x")
     (tmp_path / ".outer.partial-1a2b3c4d.mp4").write_bytes(b"another output's")
     report = Anonymiser(Config(lookahead=0), detector=ColourDetector(keypoints=True)).run(
         src, tmp_path / "out.mp4", extras=extras, overwrite=True
@@ -107,7 +107,8 @@ def test_what_a_killed_run_left_of_every_sidecar_is_removed_by_the_next_run(tmp_
     # sidecars the user named: their partials too
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / ".points.partial-1a2b3c4d.jsonl").write_bytes(b"{}")
-    (tmp_path / ".shots.partial-1a2b3c4d").mkdir()
+    (tmp_path / ".shots.partial-1a2b3c4d.out").mkdir()
+    (tmp_path / ".shots.partial-1a2b3c4d.other").mkdir()  # another output's, sharing the folder: kept
     named = Extras(
         keypoints=str(tmp_path / "data" / "points.jsonl"), snapshot_every="2", snapshot_dir=tmp_path / "shots"
     )
@@ -116,7 +117,7 @@ def test_what_a_killed_run_left_of_every_sidecar_is_removed_by_the_next_run(tmp_
     )
     assert report.ok and (tmp_path / "data" / "points.jsonl").is_file() and any((tmp_path / "shots").iterdir())
     left = [p.name for p in [*tmp_path.iterdir(), *(tmp_path / "data").iterdir()] if "partial-1a2b3c4d" in p.name]
-    assert left == [".outer.partial-1a2b3c4d.mp4"], left
+    assert sorted(left) == [".outer.partial-1a2b3c4d.mp4", ".shots.partial-1a2b3c4d.other"], left
 
 
 @pytest.mark.parametrize(

@@ -63,3 +63,42 @@ def test_a_photo_within_the_working_size_is_done_as_one_frame(tmp_path):
     detector = _Sizes()
     Anonymiser(Config(pose=False), detector=detector).process_image(src, dst)
     assert detector.sizes == [(120, 160)] and not is_person_colour(read_image(dst)).any()
+
+
+class _Masks(ColourDetector):
+    """Seg-mode people (instance masks), and nobody in the photo."""
+
+    def __call__(self, frames, imgsz=None, **options):
+        from anonymise.detect import FrameDetections
+        from anonymise.detections import Detections
+
+        return [FrameDetections(Detections.empty(f.shape[:2]), Detections.empty()) for f in frames]
+
+
+def test_a_large_photo_with_nobody_in_seg_mode_is_written_unchanged(tmp_path, monkeypatch):
+    """Scaling an empty (0, H, W) mask once raised on np.stack: the photo failed."""
+    monkeypatch.setattr(still, "WORK_PIXELS", 30_000)
+    photo = scene(300, 400, seed=4)
+    src, dst = tmp_path / "big.png", tmp_path / "out.png"
+    write_image(src, photo)
+    Anonymiser(Config(mode="seg", pose=False), detector=_Masks(with_masks=True)).process_image(src, dst)
+    assert np.array_equal(read_image(dst), photo)
+
+
+def test_a_large_photo_whose_composition_fails_never_shows_the_person(tmp_path, monkeypatch):
+    """The working frame's compositing failing: the photo fully covered (fail closed); the full-size
+    composition failing: the anonymised working copy, enlarged."""
+    monkeypatch.setattr(still, "WORK_PIXELS", 30_000)
+    photo = scene(300, 400, seed=5)
+    photo[120:200, 250:262] = MAGENTA
+    src = tmp_path / "big.png"
+    write_image(src, photo)
+    for broken in ("anonymise.composite.fill", "anonymise.still.compose"):
+        with monkeypatch.context() as patch:
+            patch.setattr(broken, lambda *a, **k: (_ for _ in ()).throw(MemoryError("no memory")))
+            dst = tmp_path / f"{broken}.png"
+            Anonymiser(Config(pose=False), detector=ColourDetector()).process_image(src, dst)
+        out = read_image(dst)
+        assert not is_person_colour(out, 60).any(), broken
+        changed = (np.abs(out.astype(int) - photo.astype(int)).max(axis=-1) > 15).mean()
+        assert changed > 0.5 if broken.endswith(".fill") else changed > 0.01, f"{broken}: {changed}"

@@ -41,12 +41,16 @@ def image_size(path: Path) -> tuple[int, int]:
         if cv2.haveImageReader(str(path)):  # a format OpenCV reads and Pillow does not: decoded later
             return 0, 0
         raise SourceError(f"cannot read image {path} (corrupt or unsupported format)") from None
+    _within_limit(path, width, height)
+    return width, height
+
+
+def _within_limit(path: Path, width: int, height: int) -> None:
     if width * height > MAX_IMAGE_PIXELS:
         raise SourceError(
             f"image {path} is {width}x{height} ({width * height / 1e6:.0f} MP), over the "
             f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP limit: scale it down first"
         )
-    return width, height
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -54,6 +58,7 @@ def read_image(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # applies EXIF orientation
     if image is None:
         raise SourceError(f"cannot read image {path} (corrupt or unsupported format)")
+    _within_limit(path, image.shape[1], image.shape[0])  # a format Pillow cannot size: checked once decoded
     return image
 
 

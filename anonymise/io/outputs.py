@@ -41,14 +41,21 @@ SIDECARS = (
     "{stem}.report.json",
     "{stem}.report.html",
     "{stem}_debug.mp4",
-    "{stem}_snapshots",
 )
 
 
 def sidecars_of(path: Path) -> list[Path]:
-    """The default sidecar paths of the output ``path`` (see :data:`SIDECARS`)."""
+    """The default sidecar paths of the output ``path`` (see :data:`SIDECARS`), and the staging name
+    of its default snapshot folder."""
     names = [n.format(stem=path.stem) for n in SIDECARS]
-    return [path.with_name(name) for name in names]
+    return [*(path.with_name(name) for name in names), staging(path.with_name(f"{path.stem}_snapshots"), path)]
+
+
+def staging(folder: Path, output: Path) -> Path:
+    """The name the snapshots of ``output`` gather under before they move into ``folder``: its hidden
+    partial (:func:`~anonymise.io.files.partial_path`) is ``.<folder>.partial-XXXX.<output stem>``, so
+    runs that share a ``--snapshot-dir`` each stage, and clean up, their own."""
+    return folder.with_name(f"{folder.name}.{output.stem}")
 
 
 def stale_partials(path: Path, kind: str = "partial") -> list[Path]:
