@@ -207,6 +207,9 @@ class FrameStream:
         #: whether the detect stage that ran ahead of this stream stopped (``anonymise_frames`` sets it):
         #: only then may a stop :meth:`flush` what the look-ahead holds
         self.detect_stopped = True
+        #: a live recording keeps its tail at a stop: the batches detected and not yet pushed are pushed
+        #: as the detect stage closes (``anonymise_frames``), and :meth:`flush` writes them with the rest
+        self.keeps_tail = False
         self._previous: np.ndarray | None = None
         self._last_moved: np.ndarray | None = None  # int32 (H, W): frame when each pixel last changed
         self._look_misses: dict[int, int] = {}  # held track id -> looks in a row that found nobody
@@ -268,6 +271,10 @@ class FrameStream:
         self._unsent.extend(ready)
         while self._unsent:
             yield self._unsent.popleft()
+
+    def hold(self, ready: list[Anonymised]) -> None:
+        """Frames ready, kept for :meth:`flush` (no consumer takes them now: a stop)."""
+        self._unsent.extend(ready)
 
     def flush(self) -> list[Anonymised]:
         """Everything still buffered, at the end of the input (or at a live stop)."""

@@ -157,6 +157,9 @@ class Anonymiser:
             with getattr(stream.detector, "calibrations_stopped", contextlib.nullcontext)():
                 closed = detected.close()
             stream.detect_stopped = closed
+            if closed and stream.keeps_tail:  # a live stop: the frames already detected are kept too
+                for batch, found in detected.drain():
+                    stream.hold(stream.push(batch, found))
             if closed and own:
                 stream.close()
 
@@ -283,6 +286,7 @@ class Anonymiser:
             time_base = CAPTURE_TIME_BASE if realtime else reader.time_base  # capture times on a live source
             images = extras.video or extras.snapshot_every is not None or extras.debug_view or show
             stream = self.stream(lookahead, fps=float(info.fps), debug=extras.debug_view, images=images)
+            stream.keeps_tail = info.live  # a stop keeps what was read (see kept below)
             meter = FpsMeter()
             pace = LivePolicy(float(info.fps)) if realtime else None
             latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)

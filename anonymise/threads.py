@@ -82,6 +82,17 @@ class Prefetch:
         self._thread.join(timeout=30)
         return not self._thread.is_alive()
 
+    def drain(self) -> list:
+        """After :meth:`close`: the items made and not yet taken (an error or the end left out)."""
+        items = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items
+            if item is not _DONE and not isinstance(item, BaseException):
+                items.append(item)
+
 
 class WriterThread:
     """Encodes frames in a thread; ``finish`` closes the file into place, ``abort`` removes it."""

@@ -135,8 +135,35 @@ def test_ctrl_c_on_a_camera_finishes_a_valid_file(tmp_path, monkeypatch):
     (result,) = report.results
     assert result.status == "stopped" and result.output == tmp_path / "camera0_anonymised.mp4"
     s = stream_summary(result.output)
-    assert s["frames"] == result.frames >= 15 and s["codec"] == "h264"
+    assert s["frames"] == result.frames and s["codec"] == "h264"
+    assert result.frames == 19, "every frame detected before the stop is written: the look-ahead's, and the queue's"
     assert not any(is_person_colour(f, 60).sum() > 5 for f in read_frames(result.output))
+
+
+def test_a_live_stop_writes_every_frame_already_detected(tmp_path, monkeypatch):
+    """A stop while the detect stage has run ahead: the batches it queued are written too (before,
+    up to a queue's worth of frames read before the stop was lost from the recording's end)."""
+    from anonymise.progress import Progress
+
+    video = write_video(tmp_path / "cam.mp4", synthetic_frames(60), audio=None)
+    real = cv2.VideoCapture
+    monkeypatch.setattr("anonymise.io.camera.cv2.VideoCapture", lambda index: real(str(video)))
+    monkeypatch.chdir(tmp_path)
+    advanced = []
+
+    def slow_then_stop(self, *args, **kwargs):  # a slow consumer: the detect stage runs ahead; Ctrl-C at the 5th
+        advanced.append(1)
+        if len(advanced) == 5:
+            raise KeyboardInterrupt
+        time.sleep(0.05)
+
+    monkeypatch.setattr(Progress, "advance", slow_then_stop)
+    detector = ColourDetector()
+    (result,) = Anonymiser(Config(realtime=False, lookahead=2), detector=detector).run("0").results
+    assert result.status == "stopped"
+    assert detector.frames_seen >= 12, "the detect stage did not run ahead"
+    assert result.frames >= detector.frames_seen - 2, (result.frames, detector.frames_seen)
+    assert stream_summary(result.output)["frames"] == result.frames
 
 
 def test_unreadable_camera_is_a_source_error(tmp_path, monkeypatch):

@@ -111,7 +111,7 @@ def test_bench_resolutions_prints_a_row_with_both_presets(pedestrians):
 def test_live_bench_serves_a_clip_in_real_time_and_reads_the_summary(pedestrians):
     # torch: no export or int8 calibration on a clean cache eats the run (a clean clone's CI recorded 0.5 s of 8)
     args = ("--", "--imgsz", "320", "--backend", "torch")
-    result = run_script("live_bench.py", "--video", str(pedestrians), "--seconds", "8", *args)
+    result = run_script("live_bench.py", "--video", str(pedestrians), "--seconds", "14", *args)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     (line,) = [x for x in lines if "frames written" in x]
@@ -119,5 +119,7 @@ def test_live_bench_serves_a_clip_in_real_time_and_reads_the_summary(pedestrians
     assert frames > 0 and re.search(r"\d+ dropped, latency median \d+ ms, p95 \d+ ms", line), line
     (timing,) = [x for x in lines if x.startswith("recording ")]
     recorded, span = (float(x) for x in re.search(r"recording ([\d.]+) s against ([\d.]+) s", timing).groups())
-    # timed by capture: within 5%, or 1.5 frames of the 10 fps clip where the recording is short
+    # timed by capture: within 5%, or 1.5 frames of the 10 fps clip where the recording is short. A stop
+    # writes the look-ahead and the frames already detected; the few in flight (the reader's newest, the
+    # one in the models) are not, about 0.35 s here: 14 s of run leave ~10 s of recording, 5% of it 0.5 s
     assert span > 1.0 and abs(recorded - span) <= max(0.05 * span, 0.15), timing
