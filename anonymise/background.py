@@ -181,6 +181,10 @@ class BackgroundModel:
         self._since_fill = 0
         self._primed: np.ndarray | None = None  # bool (H, W): a prior, for the motion guard only
         self._forgotten: np.ndarray | None = None  # bool (H, W): forgotten, the old value kept as a prior
+        self._updates = 0  # frames learned from so far: the time of the next update
+        self._when: np.ndarray | None = None  # int32 (H, W): the update that last learned each pixel
+        self._last: np.ndarray | None = None  # uint8 (H, W, 3): what each pixel showed then
+        self._forgot_at: np.ndarray | None = None  # int32 (H, W): when each pixel was last forgotten as suspect
 
     @property
     def seen(self) -> np.ndarray | None:
@@ -198,6 +202,9 @@ class BackgroundModel:
             self._run = np.zeros(shape[:2], np.uint8)
             self._previous = None
             self._suspect = np.zeros(shape[:2], bool)
+            self._when = np.full(shape[:2], -1, np.int32)
+            self._last = np.zeros(shape, np.uint8)
+            self._forgot_at = np.full(shape[:2], -1, np.int32)
 
     def prime(self, image: np.ndarray) -> None:
         """Set a prior (e.g. a temporal median) for the pixels not seen yet.
@@ -210,18 +217,22 @@ class BackgroundModel:
         self._acc[unseen] = image[unseen]
         self._primed = unseen
 
-    def forget(self, where: np.ndarray) -> None:
+    def forget(self, where: np.ndarray, suspect: np.ndarray | None = None) -> None:
         """Distrust what was learned at ``where`` (bool H x W): those pixels are unseen again.
 
         They are inpainted until the model sees them free of people again. The motion guard calls
         this where a moving region disagrees with the background, which is how a person learned
-        while the detector missed them (a ghost) is kept out of the fill.
+        while the detector missed them (a ghost) is kept out of the fill. ``suspect`` (default:
+        ``where``): the part that may really be a person, which :meth:`snapshot` reports (the
+        whole-clip background never uses what was learned there shortly before); the rest of
+        ``where`` is forgotten as a precaution only.
         """
         if self._seen is None or not where.any():
             return
         newly = where & (self._seen > 0)
         self._forgotten |= newly
         self._stale |= newly  # the fill there may show what was learned: inpainted again before use
+        self._forgot_at[where if suspect is None else suspect] = self._updates
         self._seen[where] = 0
 
     def forget_same(self, frame: np.ndarray, where: np.ndarray, tol: int = STILL_TOL) -> int:
@@ -276,7 +287,24 @@ class BackgroundModel:
         cv2.accumulateWeighted(frame, self._acc, 1.0, mask=new)  # first sight: take it as is
         cv2.bitwise_or(self._seen, new * 255, dst=self._seen)
         self._forgotten[new.view(bool)] = False
+        self._when[free.view(bool)] = self._updates
+        cv2.copyTo(frame, free, self._last)
+        self._updates += 1
         self._since_fill += 1
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the model has learned, for the whole-clip background (:mod:`anonymise.scene`):
+        ``(value, when, forgot_at)``. ``value``: what each pixel showed when it was last learned
+        (uint8 BGR: the frame of that moment, not the running average, so its light is that
+        moment's), 0 where it never was (never a prior's pixel); ``when``: int32, the update that
+        last learned each pixel, -1 where none; ``forgot_at``: int32, the update before which
+        :meth:`forget` last took it as suspect, -1 where never. A forgotten pixel keeps its value
+        and time here: the scene decides, from ``forgot_at``, whether it may still use them."""
+        if self._acc is None:
+            raise RuntimeError("the background model has not been updated yet")
+        value = self._last.copy()
+        value[self._when < 0] = 0
+        return value, self._when.copy(), self._forgot_at.copy()
 
     @property
     def forgotten(self) -> np.ndarray | None:
@@ -341,6 +369,10 @@ class TorchBackgroundModel:
         self._since_fill = 0
         self._primed = None
         self._forgotten = None
+        self._updates = 0
+        self._when = None
+        self._last = None
+        self._forgot_at = None
 
     @property
     def seen(self):
@@ -358,6 +390,9 @@ class TorchBackgroundModel:
             self._run = torch.zeros(shape[:2], dtype=torch.uint8, device=self.device)
             self._previous = None
             self._suspect = torch.zeros(shape[:2], dtype=torch.bool, device=self.device)
+            self._when = torch.full(shape[:2], -1, dtype=torch.int32, device=self.device)
+            self._last = torch.zeros(shape, dtype=torch.uint8, device=self.device)
+            self._forgot_at = torch.full(shape[:2], -1, dtype=torch.int32, device=self.device)
 
     def prime(self, image) -> None:
         """As :meth:`BackgroundModel.prime`."""
@@ -366,7 +401,7 @@ class TorchBackgroundModel:
         self._primed = ~self._seen
         self._acc = self._torch.where(self._primed[..., None], image.float(), self._acc)
 
-    def forget(self, where) -> None:
+    def forget(self, where, suspect=None) -> None:
         """As :meth:`BackgroundModel.forget`."""
         if self._seen is None:
             return
@@ -375,6 +410,8 @@ class TorchBackgroundModel:
             newly = where & self._seen
             self._forgotten |= newly
             self._stale |= newly
+            taken = where if suspect is None else self._torch.as_tensor(suspect, device=self.device)
+            self._forgot_at[taken] = self._updates
             self._seen &= ~where
 
     def forget_same(self, frame, where, tol: int = STILL_TOL) -> int:
@@ -419,7 +456,17 @@ class TorchBackgroundModel:
         self._acc = torch.where(new, f, self._acc)
         self._forgotten &= ~(free & ~self._seen)
         self._seen |= free
+        self._when = torch.where(free, torch.full_like(self._when, self._updates), self._when)
+        self._last = torch.where(free[..., None], frame, self._last)
+        self._updates += 1
         self._since_fill += 1
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`BackgroundModel.snapshot`, downloaded to numpy."""
+        if self._acc is None:
+            raise RuntimeError("the background model has not been updated yet")
+        value = self._last * (self._when >= 0)[..., None]
+        return value.cpu().numpy(), self._when.cpu().numpy(), self._forgot_at.cpu().numpy()
 
     @property
     def forgotten(self):

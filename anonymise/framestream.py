@@ -27,14 +27,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 
-from . import colours, composite, masks, motion, pose
+from . import colours, composite, masks, motion, pose, scene
 from .config import Config, Fill, Mode, auto_imgsz
 from .detect.tracker import PersonTracker
 from .detections import Detections, box_iou, nested, suppress
@@ -42,6 +42,7 @@ from .errors import AnonymiseError, ConfigError
 from .io.video import Frame
 from .ledger import Ledger
 from .policy import ScalePolicy, moving_boxes, scene_cut, shrunk, thumbnail
+from .scene import colours_like
 from .track import MAX_GROWTH, TrackHistory, between_joints, grow, margin
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,8 @@ class FrameStream:
         self._moving: np.ndarray | None = None  # boxes of what moved into the frames of the next model call
         self._deep: tuple[int, np.ndarray] | None = None  # (frame, boxes) only the last deep sweep explained
         self._deep_poses: tuple[int, Detections] | None = None  # (frame, skeletons) the last deep sweep found
+        #: a file's first pass (:mod:`anonymise.scene`): frames are recorded there, not composed
+        self.scene: scene.Recorder | None = None
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -429,10 +432,33 @@ class FrameStream:
                     target.found.poses = Detections.concat([poses, between]) if len(poses) else between
         if self._history.new_boxes and self.background_ready:
             # A new track was most likely there, undetected, before: what the background learned
-            # around its first box may be that person. Forget it (it is relearned once free).
+            # around its first box may be that person. Forget it (it is relearned once free). What
+            # is suspect, for the whole-clip background (anonymise.scene), is only what has the
+            # person's colours: the scene they stand in front of, seen before they came, stays known.
             shape = slot.frame.image.shape[:2]
-            grown = [grow(b, MAX_GROWTH) for b in self._history.new_boxes]
-            self.background.forget(masks.boxes_mask(np.asarray(grown), shape) > 0)
+            grown = masks.boxes_mask(np.asarray([grow(b, MAX_GROWTH) for b in self._history.new_boxes]), shape) > 0
+            suspect = None
+            if self.scene is not None:
+                learned, _ = self.background.reference()
+                suspect = grown & colours_like(learned, slot.frame.image, self._new_bodies(tracked, slot))
+            self.background.forget(grown, suspect)
+
+    def _new_bodies(self, tracked: Detections, slot: _Slot) -> np.ndarray:
+        """Bool (H, W): where the new tracks' people are: their bodies from their keypoints, else their boxes."""
+        shape = slot.frame.image.shape[:2]
+        where = np.zeros(shape, np.uint8)
+        for box in self._history.new_boxes:
+            person = None
+            if tracked.keypoints is not None and len(tracked):
+                iou = box_iou(np.asarray(box, np.float32)[None], tracked.xyxy)[0]
+                person = int(iou.argmax()) if iou.max() > 0.9 else None
+            if person is None:
+                where |= masks.boxes_mask(np.asarray(box)[None], shape)
+            else:
+                where |= masks.body_mask(
+                    tracked.keypoints[person : person + 1], tracked.xyxy[person : person + 1], shape
+                )
+        return where > 0
 
     def _deep_found(self, slot: _Slot) -> None:
         """People a deep sweep found that the frame before did not explain: masked until the next
@@ -554,6 +580,8 @@ class FrameStream:
             # what a manual box covers is never shown, even where the background learned it before the box began
             self.background.forget(masks.boxes_mask(slot.manual, image.shape[:2]) > 0)
         self.background.update(slot.image, slot.alpha, **learning)
+        if self.scene is not None:
+            self.scene.learned(slot.t, self.background, image, alpha)
         self._previous = image
 
     def _complete(self, slot: _Slot, alpha: np.ndarray, reference) -> tuple[np.ndarray, dict]:
@@ -753,6 +781,12 @@ class FrameStream:
         self._record(slot)
         has_poses = found is not None and len(found.poses) and found.poses.keypoints is not None
         poses = found.poses if has_poses else Detections.empty()
+        if self.scene is not None:  # a file's first pass: composed in the second (replay)
+            alpha = _numpy(slot.alpha)
+            self.scene.record(
+                scene.Record(slot.t, alpha, poses.shifted(0, 0), self._boxes(slot), bool(slot.why.get("failed")))
+            )
+            return Anonymised(slot.frame, None, poses)
         if not self.images:
             return Anonymised(slot.frame, None, poses)
         try:
@@ -786,12 +820,45 @@ class FrameStream:
         background = self.background.image()
         if c.fill is Fill.BACKGROUND and not isinstance(slot.image, np.ndarray):  # on the device
             return composite.blend_torch(slot.image, background, slot.alpha).cpu().numpy(), background
+        out = composite.fill(slot.frame.image, _numpy(background), _numpy(slot.alpha), c.fill, self._boxes(slot))
+        return out, background
+
+    @staticmethod
+    def _boxes(slot: _Slot) -> np.ndarray | None:
+        """Every box masked in the frame (the per-person fills size by them), or None."""
         boxes = [slot.extra] if len(slot.extra) else []
         if slot.found is not None and len(slot.found.people):
             boxes.append(slot.found.people.xyxy)
-        boxes = np.concatenate([np.asarray(b, np.float32).reshape(-1, 4) for b in boxes]) if boxes else None
-        out = composite.fill(slot.frame.image, _numpy(background), _numpy(slot.alpha), c.fill, boxes)
-        return out, background
+        return np.concatenate([np.asarray(b, np.float32).reshape(-1, 4) for b in boxes]) if boxes else None
+
+    def replay(self, frames: Iterable[Frame], clip: scene.ClipScene) -> Iterator[Anonymised]:
+        """A file's second pass (:mod:`anonymise.scene`): ``frames``, decoded again, composed as the first
+        pass decided, over the scene the whole clip shows. A frame the first pass has no record of
+        (the decoder gave more this time) is written fully covered."""
+        records = clip.records()
+        c = self.config
+        for t, frame in enumerate(frames):
+            record = next(records, None)
+            image = frame.image
+            if record is None or record.t != t or record.alpha.shape != image.shape[:2]:
+                log.warning("frame %d was not seen by the first pass: written fully masked", t)
+                self.counts.failed += 1
+                record = scene.Record(t, np.full(image.shape[:2], 255, np.uint8), Detections.empty(), None, True)
+            try:
+                background, _ = clip.at(t, image, record.alpha)
+                out = composite.fill(image, background, record.alpha, c.fill, record.boxes)
+                if c.pose and c.draw_pose and len(record.poses) and record.poses.keypoints is not None:
+                    out = self.draw(out, record.poses)
+                debug = (record.alpha, background) if self.debug else None
+                yield Anonymised(frame, out, record.poses, debug)
+            except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes the scene
+                log.warning("compositing failed on frame %d, written fully masked: %s", t, e)
+                self.counts.failed += 1
+                try:
+                    covered, _ = clip.at(t, image, np.full(image.shape[:2], 255, np.uint8))
+                except Exception:  # noqa: BLE001
+                    covered = np.zeros_like(image)
+                yield Anonymised(frame, covered, record.poses)
 
     def draw(self, image: np.ndarray, poses: Detections, scale: float = 1.0) -> np.ndarray:
         """``poses``' skeletons on ``image`` as the config says; ``scale``: lines that much thicker

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -22,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import still
+from . import scene, still
 from .background import STABLE_FRAMES, BackgroundModel, TorchBackgroundModel
 from .config import Config, Fill
 from .detections import VideoInfo
@@ -323,7 +324,8 @@ class Anonymiser:
                     sidecars = Sidecars(extras, dst, info, single=single, show=show, time_base=time_base)
                 if isinstance(sink, Segments):
                     sink.opened = sidecars.segment  # each segment gets its own keypoint file
-                progress.start_file(Path(str(src.spec)).name, info.frames)
+                whole = self._whole_clip_applies(stream, info)
+                progress.start_file(Path(str(src.spec)).name, info.frames, "learning" if whole else "")
             except BaseException:
                 if sink is not None:
                     sink.abort()
@@ -369,7 +371,10 @@ class Anonymiser:
             closed_window = False  # a live --show window closed (q): the recording ends there, kept
             try:
                 frames = Newest(reader) if realtime else Prefetch(reader)
-                outputs = self.anonymise_frames(frames, stream)
+                if whole:
+                    outputs = self._whole_clip(src, span, frames, stream, progress, info)
+                else:
+                    outputs = self.anonymise_frames(frames, stream)
                 for result in outputs:
                     frame, out = result
                     write(result)
@@ -437,6 +442,67 @@ class Anonymiser:
             message = f"only {written} of the {info.frames} frames the file declares could be decoded (truncated?)"
             log.warning("%s: %s", src.spec, message)
         return finished("done", message)
+
+    @staticmethod
+    def _whole_clip_applies(stream: FrameStream, info) -> bool:
+        """Whether a file is composed over the scene its whole clip shows (:mod:`anonymise.scene`):
+        a file (not a camera or stream) whose output images show the background."""
+        return not info.live and stream.images and stream.canvas is None and stream.config.fill in scene.FILLS
+
+    def _whole_clip(
+        self, src: Source, span: Span | None, frames: Iterable[Frame], stream: FrameStream, progress: Progress, info
+    ) -> Iterator[Anonymised]:
+        """A file in two passes (:meth:`anonymise_clip`): the first reads it again without its audio;
+        the second composes ``frames`` (the reader the output's audio comes from)."""
+        reader = open_reader(src, audio=False, span=span)
+        first = None
+        try:
+            first = Prefetch(reader)
+            yield from self.anonymise_clip(
+                first, frames, stream, fps=float(info.fps), frames=info.frames, progress=progress
+            )
+        finally:
+            if first is None or first.close():
+                reader.close()
+
+    def anonymise_clip(
+        self,
+        first: Iterable[Frame],
+        second: Iterable[Frame],
+        stream: FrameStream | None = None,
+        *,
+        fps: float = 30.0,
+        frames: int | None = None,
+        progress: Progress | None = None,
+    ) -> Iterator[Anonymised]:
+        """Anonymise a clip that can be read twice (``first`` and ``second``: the same frames, in order),
+        composed over the scene its whole clip shows (:mod:`anonymise.scene`): where a person stands,
+        what that place showed when it was free, before or after. ``frames``: how many there are,
+        when known (it spaces the checkpoints). Yields like :meth:`anonymise_frames`.
+
+        The first pass detects and learns; the second composes. Between them, a temporary folder holds
+        each frame's mask and checkpoints of the background (never a person's pixels); it is removed
+        however the run ends. ``progress`` advances through the first pass, then starts again.
+        """
+        own = stream is None
+        if own:
+            stream = self.stream(self.config.lookahead if self.config.lookahead is not None else FILE_LOOKAHEAD, fps)
+        try:
+            with tempfile.TemporaryDirectory(prefix="anonymise-scene-") as folder:
+                stream.scene = scene.Recorder(Path(folder), scene.spacing(fps, frames), fps)
+                try:
+                    for _ in self.anonymise_frames(first, stream):
+                        if progress is not None:
+                            progress.advance()
+                    clip = stream.scene.finish(stream.background)
+                finally:
+                    stream.scene = None
+                if progress is not None:
+                    progress.restart("composing")
+                yield from stream.replay(second, clip)
+        finally:
+            if own:
+                stream.close()
 
     def _finished(self, sink, stream: FrameStream, extras: Extras, info, result: FileResult) -> FileResult:
         """The result of a finished recording; its redaction report is written when ``extras.report`` asks."""

@@ -10,6 +10,7 @@ class Progress:
 
     def __init__(self, enabled: bool = True, files: int = 1):
         self._progress = None
+        self._name = ""
         if not enabled:
             return
         from rich.console import Console
@@ -39,12 +40,21 @@ class Progress:
         if self._progress is not None:
             self._progress.stop()
 
-    def start_file(self, name: str, total: int | None) -> None:
+    def start_file(self, name: str, total: int | None, phase: str = "") -> None:
+        """A bar for the frames of ``name`` (``phase``: which pass, shown beside it)."""
+        self._name = name
         if self._progress is None:
             return
         if self._frames is not None:
             self._progress.remove_task(self._frames)
-        self._frames = self._progress.add_task(name, total=total, rate="")
+        self._frames = self._progress.add_task(self._describe(phase), total=total, rate="")
+        self._count, self._start = 0, time.perf_counter()
+
+    def restart(self, phase: str = "") -> None:
+        """The file's frames again from 0, for a second pass (``phase`` shown beside its name)."""
+        if self._progress is None or self._frames is None:
+            return
+        self._progress.reset(self._frames, description=self._describe(phase), rate="")
         self._count, self._start = 0, time.perf_counter()
 
     def advance(self, n: int = 1) -> None:
@@ -53,6 +63,9 @@ class Progress:
         self._count += n
         fps = self._count / max(time.perf_counter() - self._start, 1e-6)
         self._progress.update(self._frames, advance=n, rate=f"{fps:.1f} fps")
+
+    def _describe(self, phase: str) -> str:
+        return f"{self._name} ({phase})" if phase else self._name
 
     def end_file(self) -> None:
         if self._progress is not None:

@@ -75,7 +75,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anonymise import Anonymiser, Config
+from anonymise import Anonymiser, Config, scene
 from anonymise.detect import Detector
 from anonymise.detections import Detections, suppress
 from anonymise.io.video import Frame, VideoReader, VideoWriter
@@ -363,6 +363,17 @@ def longest_run(flags: list[bool]) -> int:
     return best
 
 
+def anonymised(anon: Anonymiser, frames: list[Frame]):
+    """The pipeline's results for ``frames`` as a file gets them: in two passes, over the scene of the
+    whole clip (:mod:`anonymise.scene`), where the fill shows the scene."""
+    copies = [Frame(f.image, f.index) for f in frames]
+    if anon.config.fill not in scene.FILLS:
+        return anon.anonymise_frames(copies)
+    times = [f.time for f in frames if f.time is not None]
+    fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 25.0
+    return anon.anonymise_clip(copies, copies, fps=fps, frames=len(copies))
+
+
 def evaluate(
     name: str,
     frames: list[Frame],
@@ -376,7 +387,7 @@ def evaluate(
     anon = Anonymiser(config)
     list(anon.anonymise_frames(Frame(f.image, f.index) for f in frames[:2]))  # warm-up: Ultralytics sets up lazily
     start = time.perf_counter()
-    outputs = [out for _, out in anon.anonymise_frames(Frame(f.image, f.index) for f in frames)]
+    outputs = [out for _, out in anonymised(anon, frames)]
     seconds = time.perf_counter() - start
     residual = people(reference, outputs)
     leaks = [matched(r, t) for r, t in zip(residual, truth)]
@@ -403,7 +414,7 @@ def evaluate(
     print(f"  {name}: residual frames {', '.join(spans) or 'none'}; first boxes {boxes}")
     if utility:
         drawn = Anonymiser(config.replace(pose=True))
-        skeletons = [r.poses for r in drawn.anonymise_frames(Frame(f.image, f.index) for f in frames)]
+        skeletons = [r.poses for r in anonymised(drawn, frames)]
         kept = sum(int(matched(t, s).sum()) for t, s in zip(truth, skeletons))
         row["skeleton recall %"] = 100 * kept / max(row["input people"], 1)
         row["skeletons"] = skeletons
@@ -546,7 +557,7 @@ def score_pixels(kind: str, video: Path, frames: list[Frame], pose: bool, save: 
     leaks, totals, skeleton, seen, outputs = [], [], 0, 0, []
     saved: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     start = time.perf_counter()
-    for result, source, boxes in zip(anon.anonymise_frames(Frame(f.image, f.index) for f in frames), frames, truth):
+    for result, source, boxes in zip(anonymised(anon, frames), frames, truth):
         out = result.image
         image = source.image
         if not pose:

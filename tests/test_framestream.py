@@ -293,7 +293,7 @@ def test_a_person_learned_while_undetected_never_comes_back_as_fill(monkeypatch)
     assert [i for i in _visible(out) if i >= 15] == []
     from anonymise.background import BackgroundModel
 
-    monkeypatch.setattr(BackgroundModel, "forget", lambda self, where: None)
+    monkeypatch.setattr(BackgroundModel, "forget", lambda self, where, suspect=None: None)
     anon = Anonymiser(config, detector=ColourDetector(blind_on=set(range(1, 16))))
     out, _ = _outputs(anon, frames, lookahead=10)
     assert [i for i in _visible(out) if i >= 15], "without forgetting, the ghost shows in the fill"
