@@ -324,7 +324,7 @@ class Anonymiser:
                     sidecars = Sidecars(extras, dst, info, single=single, show=show, time_base=time_base)
                 if isinstance(sink, Segments):
                     sink.opened = sidecars.segment  # each segment gets its own keypoint file
-                whole = self._whole_clip_applies(stream, info)
+                whole = self._whole_clip_applies(stream, info.live)
                 progress.start_file(Path(str(src.spec)).name, info.frames, "learning" if whole else "")
             except BaseException:
                 if sink is not None:
@@ -444,10 +444,10 @@ class Anonymiser:
         return finished("done", message)
 
     @staticmethod
-    def _whole_clip_applies(stream: FrameStream, info) -> bool:
-        """Whether a file is composed over the scene its whole clip shows (:mod:`anonymise.scene`):
+    def _whole_clip_applies(stream: FrameStream, live: bool) -> bool:
+        """Whether a clip is composed over the scene its whole clip shows (:mod:`anonymise.scene`):
         a file (not a camera or stream) whose output images show the background."""
-        return not info.live and stream.images and stream.canvas is None and stream.config.fill in scene.FILLS
+        return not live and stream.images and stream.canvas is None and stream.config.fill in scene.FILLS
 
     def _whole_clip(
         self, src: Source, span: Span | None, frames: Iterable[Frame], stream: FrameStream, progress: Progress, info
@@ -478,7 +478,8 @@ class Anonymiser:
         """Anonymise a clip that can be read twice (``first`` and ``second``: the same frames, in order),
         composed over the scene its whole clip shows (:mod:`anonymise.scene`): where a person stands,
         what that place showed when it was free, before or after. ``frames``: how many there are,
-        when known (it spaces the checkpoints). Yields like :meth:`anonymise_frames`.
+        when known (it spaces the checkpoints). Yields like :meth:`anonymise_frames`; where nothing
+        shows the scene (a canvas, a fill that does not use it, keypoints only), one pass over ``second``.
 
         The first pass detects and learns; the second composes. Between them, a temporary folder holds
         each frame's mask and checkpoints of the background (never a person's pixels); it is removed
@@ -488,6 +489,9 @@ class Anonymiser:
         if own:
             stream = self.stream(self.config.lookahead if self.config.lookahead is not None else FILE_LOOKAHEAD, fps)
         try:
+            if not self._whole_clip_applies(stream, live=False):  # nothing shows the scene: one pass
+                yield from self.anonymise_frames(second, stream)
+                return
             with tempfile.TemporaryDirectory(prefix="anonymise-scene-") as folder:
                 stream.scene = scene.Recorder(Path(folder), scene.spacing(fps, frames), fps)
                 try:

@@ -291,19 +291,20 @@ class ClipScene:
 
 #: colours_like: each channel in this many bins; a bin is the person's if it holds this share of them
 COLOUR_BINS = 16
-PERSON_SHARE = 0.02
+PERSON_SHARE = 0.005
 
 
 def colours_like(learned: np.ndarray, frame: np.ndarray, person: np.ndarray) -> np.ndarray:
-    """Bool (H, W): the pixels of ``learned`` (uint8 BGR) whose colour is one of the person's, those of
-    ``frame`` under ``person`` (bool): each channel in COLOUR_BINS bins, a bin the person's where it
-    holds PERSON_SHARE of their pixels, and the bins beside it too (a colour on a bin's edge)."""
+    """Bool (H, W): where what ``learned`` (uint8 BGR) holds may be the person of ``frame`` under
+    ``person`` (bool): ``person`` itself, and every pixel whose learned colour is one of theirs
+    (each channel in COLOUR_BINS bins; a bin is theirs where it holds PERSON_SHARE of their pixels,
+    and so are the bins beside it: a colour on a bin's edge)."""
     step = 256 // COLOUR_BINS
     if not person.any():
         return np.zeros(person.shape, bool)
     q = (frame[person] // step).astype(np.int64)
     counts = np.bincount((q[:, 0] * COLOUR_BINS + q[:, 1]) * COLOUR_BINS + q[:, 2], minlength=COLOUR_BINS**3)
-    theirs = np.pad((counts >= PERSON_SHARE * len(q)).reshape((COLOUR_BINS,) * 3), 1)
+    theirs = np.pad((counts >= max(2.0, PERSON_SHARE * len(q))).reshape((COLOUR_BINS,) * 3), 1)
     n = COLOUR_BINS
     grown = np.zeros((n, n, n), bool)
     for b in range(3):
@@ -311,7 +312,7 @@ def colours_like(learned: np.ndarray, frame: np.ndarray, person: np.ndarray) -> 
             for r in range(3):
                 grown |= theirs[b : b + n, g : g + n, r : r + n]
     q = (learned // step).astype(np.int64)
-    return grown[q[..., 0], q[..., 1], q[..., 2]]
+    return person | grown[q[..., 0], q[..., 1], q[..., 2]]
 
 
 def _free(alpha: np.ndarray) -> np.ndarray:

@@ -92,3 +92,14 @@ def test_readme_commands_run(tmp_path, clip):
         "in_anonymised_events.csv",
     ):
         assert (tmp_path / made).is_file(), f"{made} was not written"
+
+
+def test_the_readme_pictures_are_current():
+    """docs/images/modes.json records the code that made the output-modes pictures: a change to that
+    code (or to a picture by hand) without running the script again fails here."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_readme_images", ROOT / "scripts" / "make_readme_images.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.stale() == "", "run python scripts/make_readme_images.py"

@@ -207,3 +207,17 @@ def test_a_person_learned_while_undetected_never_comes_back_as_fill_from_either_
         frames.append(frame)
     results = _run(frames, detector=ColourDetector(blind_on=set(range(1, 16))), hold=5)
     assert [t for t, r in enumerate(results) if t >= 15 and is_person_colour(r.image, 60).sum() > 5] == []
+
+
+def test_what_may_be_a_new_person_is_their_place_and_their_colours_not_the_scene_beside_them():
+    learned = scene()
+    frame = learned.copy()
+    frame[40:80, 60:80] = MAGENTA
+    person = np.zeros(learned.shape[:2], bool)
+    person[40:80, 60:80] = True
+    ghost = learned.copy()
+    ghost[40:80, 20:40] = MAGENTA  # where they stood, undetected, before
+    like = clip_scene.colours_like(ghost, frame, person)
+    assert like[40:80, 60:80].all(), "where they are"
+    assert like[40:80, 20:40].all(), "their colours where they stood"
+    assert like.mean() < 0.15, "the scene around is not them"
