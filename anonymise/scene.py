@@ -247,6 +247,8 @@ class ClipScene:
         """
         if not self.times:
             raise RuntimeError("the clip has no checkpoint")
+        if not alpha.any():  # nobody to fill: nothing of the background shows
+            return np.zeros_like(frame), np.zeros(frame.shape[:2], bool)
         previous, now, future = self._checkpoints(t)
         # the candidates; where two are as near in time, the first listed wins
         candidates = [(now.value, np.where(now.when <= t, now.when, NEVER))]
@@ -289,30 +291,28 @@ class ClipScene:
         return out
 
 
-#: colours_like: each channel in this many bins; a bin is the person's if it holds this share of them
+#: colours_like: each channel in this many bins; a bin is the person's if it holds this share of their
+#: pixels (and at least COLOUR_MIN of them)
 COLOUR_BINS = 16
-PERSON_SHARE = 0.005
+PERSON_SHARE = 0.01
+COLOUR_MIN = 3
 
 
 def colours_like(learned: np.ndarray, frame: np.ndarray, person: np.ndarray) -> np.ndarray:
     """Bool (H, W): where what ``learned`` (uint8 BGR) holds may be the person of ``frame`` under
     ``person`` (bool): ``person`` itself, and every pixel whose learned colour is one of theirs
-    (each channel in COLOUR_BINS bins; a bin is theirs where it holds PERSON_SHARE of their pixels,
-    and so are the bins beside it: a colour on a bin's edge)."""
-    step = 256 // COLOUR_BINS
+    (each channel in COLOUR_BINS bins; a bin is theirs where it holds PERSON_SHARE of their pixels)."""
     if not person.any():
         return np.zeros(person.shape, bool)
-    q = (frame[person] // step).astype(np.int64)
-    counts = np.bincount((q[:, 0] * COLOUR_BINS + q[:, 1]) * COLOUR_BINS + q[:, 2], minlength=COLOUR_BINS**3)
-    theirs = np.pad((counts >= max(2.0, PERSON_SHARE * len(q))).reshape((COLOUR_BINS,) * 3), 1)
-    n = COLOUR_BINS
-    grown = np.zeros((n, n, n), bool)
-    for b in range(3):
-        for g in range(3):
-            for r in range(3):
-                grown |= theirs[b : b + n, g : g + n, r : r + n]
-    q = (learned // step).astype(np.int64)
-    return person | grown[q[..., 0], q[..., 1], q[..., 2]]
+    step = 256 // COLOUR_BINS
+
+    def bins(pixels: np.ndarray) -> np.ndarray:
+        q = (pixels // step).astype(np.int64)
+        return (q[..., 0] * COLOUR_BINS + q[..., 1]) * COLOUR_BINS + q[..., 2]
+
+    theirs = bins(frame[person])
+    counts = np.bincount(theirs, minlength=COLOUR_BINS**3)
+    return person | (counts >= max(COLOUR_MIN, PERSON_SHARE * len(theirs)))[bins(learned)]
 
 
 def _free(alpha: np.ndarray) -> np.ndarray:

@@ -30,7 +30,8 @@ draws skeletons; they change pixels, which never counts against a leak):
 
 - ``static`` clips that start empty (``one-by-one-person-detection.mp4``, frames 0-69 empty): the
   empty scene is the median of those frames; a **person pixel** lies inside a reference person
-  box (grown by PERSON_BOX_GROWTH) and differs from the empty scene by more than PERSON_TOL; it
+  box (grown by PERSON_BOX_GROWTH) and differs from the empty scene, matched to the frame's
+  lighting as for the fill error below, by more than PERSON_TOL; it
   **leaks** when the output left it unchanged (every channel within LEAK_TOL of the input);
 - ``closeup`` clips (``closeups/*.mkv``, one person who never leaves): every pixel of the **core**
   of each reference box (shrunk by CORE_SHRINK on each side) must be replaced;
@@ -562,7 +563,10 @@ def score_pixels(kind: str, video: Path, frames: list[Frame], pose: bool, save: 
         image = source.image
         if not pose:
             outputs.append(out)  # scored for the scene after the timed run
-        where = person_pixels(image, empty, boxes) if kind == "static" else core_pixels(boxes, image.shape[:2])
+        if kind == "static":  # unlike the empty scene as lit now (an exposure change is not a person)
+            where = person_pixels(image, match_lighting(empty, image, ~grown_region(boxes, empty.shape[:2])), boxes)
+        else:
+            where = core_pixels(boxes, image.shape[:2])
         leak = leaked(image, out, where)
         leaks.append(int(leak.sum()))
         totals.append(int(where.sum()))
