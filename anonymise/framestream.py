@@ -43,6 +43,7 @@ from .io.video import Frame
 from .ledger import Ledger
 from .policy import ScalePolicy, moving_boxes, scene_cut, shrunk, thumbnail
 from .scene import colours_like
+from .slot import Counts, Slot, to_numpy
 from .track import MAX_GROWTH, TrackHistory, between_joints, grow, margin
 
 log = logging.getLogger(__name__)
@@ -91,49 +92,6 @@ def reconfigured(detector, **changes):
     detector = copy.copy(detector)
     detector.config = detector.config.replace(**changes)
     return detector
-
-
-@dataclass
-class Counts:
-    """What the safety nets did in one run (all per frame or per region, summed)."""
-
-    frames: int = 0
-    #: frames written fully masked because their processing failed
-    failed: int = 0
-    #: boxes added by the temporal hold, back-fill and gap-fill
-    held: int = 0
-    #: unexplained moving regions masked by the motion guard
-    motion: int = 0
-    #: people the second look found in such regions
-    second_look: int = 0
-    #: boxes kept masked because the background behind them is unknown
-    carried: int = 0
-    #: frames whose mask foreground completion grew
-    completed: int = 0
-    #: frames the small-person search skipped, and the frame-scale pass (see policy.py)
-    small_skipped: int = 0
-    large_skipped: int = 0
-    #: tile crops the small search did not run (see policy.py)
-    tiles_skipped: int = 0
-    #: frames whose small search ran on a window around the people and motion, not the whole frame
-    windowed: int = 0
-    #: scene cuts that restarted the sweeps
-    scene_cuts: int = 0
-
-
-@dataclass
-class _Slot:
-    t: int
-    frame: Frame
-    found: Any  # FrameDetections, or None when detection failed
-    extra: list = field(default_factory=list)  # boxes to mask beyond the detections
-    held: Any = None  # (K, 4) boxes of tracks the detector lost in this frame (masked: in extra too)
-    image: Any = None  # the frame on the compositing device, once final
-    alpha: Any = None  # the final person alpha, on the compositing device
-    why: dict = field(default_factory=dict)  # regions masked per reason (see ledger.REASONS)
-    held_ids: list = field(default_factory=list)  # track ids of the held boxes
-    manual: Any = None  # (K, 4) boxes of the redaction manifest in this frame (in extra too)
-    coasted: list = field(default_factory=list)  # track ids carried on by a strided frame (among held_ids)
 
 
 @dataclass
@@ -203,7 +161,7 @@ class FrameStream:
         self.manual = manual
         self._tracker = PersonTracker(config.conf, config.hold) if config.track else None
         self._history = TrackHistory(self.depth)
-        self._buffer: deque[_Slot] = deque()
+        self._buffer: deque[Slot] = deque()
         self._unsent: deque[Anonymised] = deque()  # composed, not yet handed out (see hand_out)
         #: whether the detect stage that ran ahead of this stream stopped (``anonymise_frames`` sets it):
         #: only then may a stop :meth:`flush` what the look-ahead holds
@@ -241,7 +199,7 @@ class FrameStream:
         detections = self.detect(frames) if found is None else found
         ready = []
         for frame, people in zip(frames, detections):
-            slot = _Slot(self._t, frame, people)
+            slot = Slot(self._t, frame, people)
             if self.manual is not None:
                 slot.manual = self.manual.boxes(self._t)
                 if len(slot.manual):  # always masked, and never learned (see _complete)
@@ -370,7 +328,7 @@ class FrameStream:
             self._shrunk = now
         return self._scale.passes(len(images))
 
-    def _whole_bodies(self, slot: _Slot) -> None:
+    def _whole_bodies(self, slot: Slot) -> None:
         """Grow every box with keypoints to the whole body they say is there (feet, crown, hands, cut-off legs)."""
         found = slot.found
         shape = slot.frame.image.shape[:2]
@@ -387,7 +345,7 @@ class FrameStream:
         if not same and self.config.mode is Mode.BBOX and found.people.keypoints is None and len(found.poses):
             slot.extra.extend(found.poses.xyxy)  # a separate person detector: the pose model's bodies are masked too
 
-    def _track(self, slot: _Slot) -> None:
+    def _track(self, slot: Slot) -> None:
         if self._tracker is None:
             return
         found = slot.found
@@ -443,7 +401,7 @@ class FrameStream:
                 suspect = grown & colours_like(learned, slot.frame.image, self._new_bodies(tracked, slot))
             self.background.forget(grown, suspect)
 
-    def _new_bodies(self, tracked: Detections, slot: _Slot) -> np.ndarray:
+    def _new_bodies(self, tracked: Detections, slot: Slot) -> np.ndarray:
         """Bool (H, W): where the new tracks' people are: their bodies from their keypoints, else their boxes."""
         shape = slot.frame.image.shape[:2]
         where = np.zeros(shape, np.uint8)
@@ -460,7 +418,7 @@ class FrameStream:
                 )
         return where > 0
 
-    def _deep_found(self, slot: _Slot) -> None:
+    def _deep_found(self, slot: Slot) -> None:
         """People a deep sweep found that the frame before did not explain: masked until the next
         deep sweep (:meth:`_keep_deep`) and back-filled into the open frames since the last one."""
         earlier = [s for s in list(self._buffer)[:-1] if s.found is not None and not s.found.deep]
@@ -483,7 +441,7 @@ class FrameStream:
                 target.why["backfill"] = target.why.get("backfill", 0) + len(boxes)
                 self.counts.held += len(boxes)
 
-    def _deep_skeletons(self, slot: _Slot) -> None:
+    def _deep_skeletons(self, slot: Slot) -> None:
         """Skeletons between two deep sweeps: someone both found (boxes overlapping by
         ``DEEP_PAIR_IOU``) gets a skeleton interpolated into each frame between that is still
         buffered (the look-ahead is at least the sweep period deep) and draws none there. People
@@ -517,7 +475,7 @@ class FrameStream:
                 )
                 target.found.poses = Detections.concat([have, one]) if len(have) else one
 
-    def _keep_deep(self, slot: _Slot) -> None:
+    def _keep_deep(self, slot: Slot) -> None:
         if self._deep is None or self._scale is None:
             return
         t, boxes = self._deep
@@ -551,7 +509,7 @@ class FrameStream:
             extra_mask=bodies,
         )
 
-    def _finalise(self, slot: _Slot) -> None:
+    def _finalise(self, slot: Slot) -> None:
         if slot.t == 0 and self.fail_closed and len(self._buffer) > 1:
             # The motion guard's reference for the first frames: the median of what the buffer holds,
             # where a walking person is absent from most frames (never used as fill).
@@ -584,7 +542,7 @@ class FrameStream:
             self.scene.learned(slot.t, self.background, image, alpha)
         self._previous = image
 
-    def _complete(self, slot: _Slot, alpha: np.ndarray, reference) -> tuple[np.ndarray, dict]:
+    def _complete(self, slot: Slot, alpha: np.ndarray, reference) -> tuple[np.ndarray, dict]:
         """Foreground completion, then what the background may learn from this frame.
 
         Returns the grown alpha and the ``exclude``/``near`` masks for the background's update.
@@ -618,7 +576,7 @@ class FrameStream:
         """Whether the background has anything (learned or primed) to compare a frame with."""
         return getattr(self.background, "seen", None) is not None
 
-    def _guard(self, slot: _Slot, alpha: np.ndarray, reference: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    def _guard(self, slot: Slot, alpha: np.ndarray, reference: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """Mask every moving, person-sized region; look again at those no detection explains.
 
         Where such a region disagrees with the background outside the person mask, the background
@@ -627,7 +585,7 @@ class FrameStream:
         again) and can never come back as fill.
         """
         reference, known = reference
-        learned = _numpy(self.background.seen)
+        learned = to_numpy(self.background.seen)
         image = slot.frame.image
         if self._last_moved is None or self._last_moved.shape != image.shape[:2]:
             self._last_moved = np.full(image.shape[:2], -(2**30), np.int32)
@@ -675,7 +633,7 @@ class FrameStream:
         slot.extra.extend(grow(box, MOTION_GROWTH) for box in unexplained)
         return self._alpha(slot.frame.image, slot.found, slot.extra)
 
-    def _carry(self, slot: _Slot, alpha: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    def _carry(self, slot: Slot, alpha: np.ndarray, reference: np.ndarray) -> np.ndarray:
         """Keep masking last frame's boxes where the background cannot vouch for what is there.
 
         The motion guard forgets the background under a region it cannot explain (it may be a
@@ -687,7 +645,7 @@ class FrameStream:
         motion memory (what the mask covers is a person found there, who explains the change).
         """
         image = slot.frame.image
-        forgotten = _numpy(self.background.forgotten)
+        forgotten = to_numpy(self.background.forgotten)
         height, width = alpha.shape
         masked = [(np.asarray(b, np.float32), 0) for b in [*slot.found.people.xyxy, *slot.extra]]
         carried = []
@@ -716,7 +674,7 @@ class FrameStream:
         slot.extra.extend(carried)
         return self._alpha(image, slot.found, slot.extra)
 
-    def _held_unseen(self, slot: _Slot) -> tuple[np.ndarray, np.ndarray]:
+    def _held_unseen(self, slot: Slot) -> tuple[np.ndarray, np.ndarray]:
         """(boxes, track ids) of the held tracks worth a look: those no detection of this frame
         overlaps (a lost track is often the same person under a new track id, already seen), and
         whose last HELD_LOOK_MISSES looks did not all find nobody."""
@@ -775,14 +733,14 @@ class FrameStream:
 
     # -- output ----------------------------------------------------------------------------
 
-    def _compose(self, slot: _Slot) -> Anonymised:
+    def _compose(self, slot: Slot) -> Anonymised:
         self.counts.frames += 1
         found = slot.found
         self._record(slot)
         has_poses = found is not None and len(found.poses) and found.poses.keypoints is not None
         poses = found.poses if has_poses else Detections.empty()
         if self.scene is not None:  # a file's first pass: composed in the second (replay)
-            alpha = _numpy(slot.alpha)
+            alpha = to_numpy(slot.alpha)
             self.scene.record(
                 scene.Record(slot.t, alpha, poses.shifted(0, 0), self._boxes(slot), bool(slot.why.get("failed")))
             )
@@ -793,7 +751,7 @@ class FrameStream:
             out, background = self._fill(slot)
             if self.config.pose and self.config.draw_pose and has_poses:
                 out = self.draw(out, found.poses)
-            debug = (_numpy(slot.alpha), _numpy(background)) if self.debug else None
+            debug = (to_numpy(slot.alpha), to_numpy(background)) if self.debug else None
             return Anonymised(slot.frame, out, poses, debug)
         except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes background
             log.warning("compositing failed on frame %d, written fully masked: %s", slot.t, e)
@@ -801,16 +759,16 @@ class FrameStream:
             if not slot.why.get("failed"):
                 self.ledger.record(slot.t, failed=1)
             try:
-                return Anonymised(slot.frame, _numpy(self.background.image()))
+                return Anonymised(slot.frame, to_numpy(self.background.image()))
             except Exception:  # noqa: BLE001
                 return Anonymised(slot.frame, np.zeros_like(slot.frame.image))
 
-    def _record(self, slot: _Slot) -> None:
+    def _record(self, slot: Slot) -> None:
         people = slot.found.people if slot.found is not None else Detections.empty()
         ids = people.tracker_id if people.tracker_id is not None else ()
         self.ledger.record(slot.t, tracks=ids, held_tracks=slot.held_ids, people=len(people), **slot.why)
 
-    def _fill(self, slot: _Slot) -> tuple[np.ndarray, Any]:
+    def _fill(self, slot: Slot) -> tuple[np.ndarray, Any]:
         """(the frame with its people replaced, or the canvas; the background used)."""
         c = self.config
         shape = slot.frame.image.shape[:2]
@@ -820,11 +778,11 @@ class FrameStream:
         background = self.background.image()
         if c.fill is Fill.BACKGROUND and not isinstance(slot.image, np.ndarray):  # on the device
             return composite.blend_torch(slot.image, background, slot.alpha).cpu().numpy(), background
-        out = composite.fill(slot.frame.image, _numpy(background), _numpy(slot.alpha), c.fill, self._boxes(slot))
+        out = composite.fill(slot.frame.image, to_numpy(background), to_numpy(slot.alpha), c.fill, self._boxes(slot))
         return out, background
 
     @staticmethod
-    def _boxes(slot: _Slot) -> np.ndarray | None:
+    def _boxes(slot: Slot) -> np.ndarray | None:
         """Every box masked in the frame (the per-person fills size by them), or None."""
         boxes = [slot.extra] if len(slot.extra) else []
         if slot.found is not None and len(slot.found.people):
@@ -890,7 +848,3 @@ def _match_ids(boxes: np.ndarray, tracked: Detections, min_iou: float = 0.3) -> 
     hit = iou[np.arange(len(boxes)), best] >= min_iou
     ids[hit] = tracked.tracker_id[best[hit]]
     return ids
-
-
-def _numpy(array) -> np.ndarray:
-    return array.cpu().numpy() if hasattr(array, "cpu") else array

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import AnonymiseError, ConfigError, OutputError, SourceError
-from .framestream import Counts
 from .io.files import partial_path
 from .io.images import IMAGE_EXTS
 from .io.outputs import claim, staging
 from .io.sources import VIDEO_EXTS, Source, default_output, find_media, media_kind, output_for, parse_source
 from .io.video import Span
 from .sidecars import Extras, data_suffix
+from .slot import Counts
 
 
 @dataclass
