@@ -28,14 +28,14 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import cv2
 import numpy as np
 
-from . import colours, composite, masks, motion, pose, scene
-from .config import Config, Fill, Mode, auto_imgsz
+from . import masking, masks, motion, scene
+from .compose import Anonymised, Compositor
+from .compose import draw as draw_skeletons
+from .config import Config, auto_imgsz
 from .detect.tracker import PersonTracker
 from .detections import Detections, box_iou, nested, suppress
 from .errors import AnonymiseError, ConfigError
@@ -92,26 +92,6 @@ def reconfigured(detector, **changes):
     detector = copy.copy(detector)
     detector.config = detector.config.replace(**changes)
     return detector
-
-
-@dataclass
-class Anonymised:
-    """One output frame, and what was found in it.
-
-    Unpacks as ``(frame, image)``: ``for frame, out in anonymiser.anonymise_frames(...)``.
-    """
-
-    #: the input frame (its image unchanged, its timing and audio)
-    frame: Frame
-    #: the anonymised image (``None`` when the stream makes none: keypoints only)
-    image: np.ndarray | None
-    #: the people whose skeletons were drawn (keypoints, track ids); empty when pose is off
-    poses: Detections = field(default_factory=Detections.empty)
-    #: ``(alpha, background)`` of this frame when the stream runs with a debug view
-    debug: tuple[np.ndarray, np.ndarray | None] | None = None
-
-    def __iter__(self):
-        return iter((self.frame, self.image))
 
 
 class FrameStream:
@@ -185,6 +165,7 @@ class FrameStream:
         self._deep_poses: tuple[int, Detections] | None = None  # (frame, skeletons) the last deep sweep found
         #: a file's first pass (:mod:`anonymise.scene`): frames are recorded there, not composed
         self.scene: scene.Recorder | None = None
+        self._compositor = Compositor(background, self.canvas, self.counts, self.ledger)
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -207,7 +188,7 @@ class FrameStream:
                     slot.why["manual"] = len(slot.manual)
             self._buffer.append(slot)
             if people is not None:
-                self._whole_bodies(slot)
+                masking.whole_bodies(slot, self.config.mode)
                 self._track(slot)
                 if people.deep:
                     self._deep_found(slot)
@@ -327,23 +308,6 @@ class FrameStream:
             self._moving = moving_boxes(self._shrunk, now, width, height) if len(images) == 1 else None
             self._shrunk = now
         return self._scale.passes(len(images))
-
-    def _whole_bodies(self, slot: Slot) -> None:
-        """Grow every box with keypoints to the whole body they say is there (feet, crown, hands, cut-off legs)."""
-        found = slot.found
-        shape = slot.frame.image.shape[:2]
-
-        def grown(d: Detections) -> Detections:
-            if not len(d) or d.keypoints is None:
-                return d
-            bodies = masks.body_boxes(d.keypoints, d.xyxy, shape)
-            return Detections(bodies, d.confidence, d.class_id, d.mask, d.tracker_id, d.keypoints)
-
-        same = found.people is found.poses
-        found.poses = grown(found.poses)
-        found.people = found.poses if same else grown(found.people)
-        if not same and self.config.mode is Mode.BBOX and found.people.keypoints is None and len(found.poses):
-            slot.extra.extend(found.poses.xyxy)  # a separate person detector: the pose model's bodies are masked too
 
     def _track(self, slot: Slot) -> None:
         if self._tracker is None:
@@ -487,28 +451,6 @@ class FrameStream:
 
     # -- finalising a frame's mask, then learning the background ---------------------------
 
-    def _alpha(self, image: np.ndarray, found, extra: list) -> np.ndarray:
-        c = self.config
-        shape = image.shape[:2]
-        boxes = [np.asarray(extra, np.float32).reshape(-1, 4)]
-        if c.mode is Mode.SEG and found.people.mask is not None and len(found.poses):
-            # people only the pose model saw are masked by their box (recall first)
-            hard = masks.instances_mask(found.people.mask, shape)
-            boxes.append(found.poses.xyxy[masks.uncovered(found.poses.xyxy, hard)])
-        extra_boxes = np.concatenate(boxes)
-        bodies = None
-        if c.mode is Mode.SEG and len(found.poses) and found.poses.keypoints is not None:
-            bodies = masks.body_mask(found.poses.keypoints, found.poses.xyxy, shape)  # what the instance mask left out
-        return masks.person_alpha(
-            found.people,
-            shape,
-            inflate_px=c.inflate,
-            dilate_px=c.dilate,
-            feather_px=c.feather,
-            extra_boxes=extra_boxes if len(extra_boxes) else None,
-            extra_mask=bodies,
-        )
-
     def _finalise(self, slot: Slot) -> None:
         if slot.t == 0 and self.fail_closed and len(self._buffer) > 1:
             # The motion guard's reference for the first frames: the median of what the buffer holds,
@@ -519,7 +461,7 @@ class FrameStream:
         learning = {}
         if slot.found is not None:
             try:
-                alpha = self._alpha(image, slot.found, slot.extra)
+                alpha = masking.alpha(image, slot.found, slot.extra, self.config)
                 reference = self.background.reference() if self.background_ready else None  # one conversion, shared
                 if self.fail_closed and reference is not None:
                     alpha = self._guard(slot, alpha, reference)
@@ -631,7 +573,7 @@ class FrameStream:
         slot.why["motion"] = len(unexplained)
         slot.extra.extend(regions.boxes[regions.explained])  # what sticks out of a detection's mask
         slot.extra.extend(grow(box, MOTION_GROWTH) for box in unexplained)
-        return self._alpha(slot.frame.image, slot.found, slot.extra)
+        return masking.alpha(slot.frame.image, slot.found, slot.extra, self.config)
 
     def _carry(self, slot: Slot, alpha: np.ndarray, reference: np.ndarray) -> np.ndarray:
         """Keep masking last frame's boxes where the background cannot vouch for what is there.
@@ -672,7 +614,7 @@ class FrameStream:
         self.counts.carried += len(carried)
         slot.why["carried"] = len(carried)
         slot.extra.extend(carried)
-        return self._alpha(image, slot.found, slot.extra)
+        return masking.alpha(image, slot.found, slot.extra, self.config)
 
     def _held_unseen(self, slot: Slot) -> tuple[np.ndarray, np.ndarray]:
         """(boxes, track ids) of the held tracks worth a look: those no detection of this frame
@@ -734,103 +676,17 @@ class FrameStream:
     # -- output ----------------------------------------------------------------------------
 
     def _compose(self, slot: Slot) -> Anonymised:
-        self.counts.frames += 1
-        found = slot.found
-        self._record(slot)
-        has_poses = found is not None and len(found.poses) and found.poses.keypoints is not None
-        poses = found.poses if has_poses else Detections.empty()
-        if self.scene is not None:  # a file's first pass: composed in the second (replay)
-            alpha = to_numpy(slot.alpha)
-            self.scene.record(
-                scene.Record(slot.t, alpha, poses.shifted(0, 0), self._boxes(slot), bool(slot.why.get("failed")))
-            )
-            return Anonymised(slot.frame, None, poses)
-        if not self.images:
-            return Anonymised(slot.frame, None, poses)
-        try:
-            out, background = self._fill(slot)
-            if self.config.pose and self.config.draw_pose and has_poses:
-                out = self.draw(out, found.poses)
-            debug = (to_numpy(slot.alpha), to_numpy(background)) if self.debug else None
-            return Anonymised(slot.frame, out, poses, debug)
-        except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes background
-            log.warning("compositing failed on frame %d, written fully masked: %s", slot.t, e)
-            self.counts.failed += 1
-            if not slot.why.get("failed"):
-                self.ledger.record(slot.t, failed=1)
-            try:
-                return Anonymised(slot.frame, to_numpy(self.background.image()))
-            except Exception:  # noqa: BLE001
-                return Anonymised(slot.frame, np.zeros_like(slot.frame.image))
-
-    def _record(self, slot: Slot) -> None:
-        people = slot.found.people if slot.found is not None else Detections.empty()
-        ids = people.tracker_id if people.tracker_id is not None else ()
-        self.ledger.record(slot.t, tracks=ids, held_tracks=slot.held_ids, people=len(people), **slot.why)
-
-    def _fill(self, slot: Slot) -> tuple[np.ndarray, Any]:
-        """(the frame with its people replaced, or the canvas; the background used)."""
-        c = self.config
-        shape = slot.frame.image.shape[:2]
-        if self.canvas is not None:
-            background = self.background.image() if self.debug else None
-            return self.canvas.frame(slot.t, shape), background
-        background = self.background.image()
-        if c.fill is Fill.BACKGROUND and not isinstance(slot.image, np.ndarray):  # on the device
-            return composite.blend_torch(slot.image, background, slot.alpha).cpu().numpy(), background
-        out = composite.fill(slot.frame.image, to_numpy(background), to_numpy(slot.alpha), c.fill, self._boxes(slot))
-        return out, background
-
-    @staticmethod
-    def _boxes(slot: Slot) -> np.ndarray | None:
-        """Every box masked in the frame (the per-person fills size by them), or None."""
-        boxes = [slot.extra] if len(slot.extra) else []
-        if slot.found is not None and len(slot.found.people):
-            boxes.append(slot.found.people.xyxy)
-        return np.concatenate([np.asarray(b, np.float32).reshape(-1, 4) for b in boxes]) if boxes else None
+        return self._compositor.compose(slot, self.config, images=self.images, debug=self.debug, recorder=self.scene)
 
     def replay(self, frames: Iterable[Frame], clip: scene.ClipScene) -> Iterator[Anonymised]:
         """A file's second pass (:mod:`anonymise.scene`): ``frames``, decoded again, composed as the first
-        pass decided, over the scene the whole clip shows. A frame the first pass has no record of
-        (the decoder gave more this time) is written fully covered."""
-        records = clip.records()
-        c = self.config
-        for t, frame in enumerate(frames):
-            record = next(records, None)
-            image = frame.image
-            if record is None or record.t != t or record.alpha.shape != image.shape[:2]:
-                log.warning("frame %d was not seen by the first pass: written fully masked", t)
-                self.counts.failed += 1
-                record = scene.Record(t, np.full(image.shape[:2], 255, np.uint8), Detections.empty(), None, True)
-            try:
-                background, _ = clip.at(t, image, record.alpha)
-                out = composite.fill(image, background, record.alpha, c.fill, record.boxes)
-                if c.pose and c.draw_pose and len(record.poses) and record.poses.keypoints is not None:
-                    out = self.draw(out, record.poses)
-                debug = (record.alpha, background) if self.debug else None
-                yield Anonymised(frame, out, record.poses, debug)
-            except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes the scene
-                log.warning("compositing failed on frame %d, written fully masked: %s", t, e)
-                self.counts.failed += 1
-                try:
-                    covered, _ = clip.at(t, image, np.full(image.shape[:2], 255, np.uint8))
-                except Exception:  # noqa: BLE001
-                    covered = np.zeros_like(image)
-                yield Anonymised(frame, covered, record.poses)
+        pass decided, over the scene the whole clip shows (see :meth:`Compositor.replay`)."""
+        yield from self._compositor.replay(frames, clip, self.config, self.debug)
 
     def draw(self, image: np.ndarray, poses: Detections, scale: float = 1.0) -> np.ndarray:
         """``poses``' skeletons on ``image`` as the config says; ``scale``: lines that much thicker
         (a photo composed at ``scale`` times its working size, :mod:`anonymise.still`)."""
-        c = self.config
-        track_ids = colour = None
-        if c.skeleton_colour == "track":
-            track_ids = poses.tracker_id if poses.tracker_id is not None else np.full(len(poses), -1)
-        elif c.skeleton_colour != "limbs":
-            colour = colours.parse_colour(c.skeleton_colour)
-        thickness = c.thickness if c.thickness is None else max(1, round(c.thickness * scale))  # None: by size
-        return pose.draw_skeleton(
-            image, poses.keypoints, c.pose_conf, thickness, track_ids=track_ids, colour=colour, show_conf=c.show_conf
-        )
+        return draw_skeletons(image, poses, self.config, scale)
 
     def close(self) -> None:
         """Release the canvas (a video canvas holds an open file)."""

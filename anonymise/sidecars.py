@@ -19,9 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .compose import Anonymised
 from .detections import VideoInfo
 from .errors import ConfigError, OutputError
-from .framestream import Anonymised
 from .io.files import partial_path
 from .io.keypoints import CSV_SUFFIXES, JSONL_SUFFIXES, KeypointWriter, keypoints_format
 from .io.outputs import staging
