@@ -36,15 +36,15 @@ from . import masking, masks, motion, scene
 from .compose import Anonymised, Compositor
 from .compose import draw as draw_skeletons
 from .config import Config, auto_imgsz
-from .detect.tracker import PersonTracker
-from .detections import Detections, box_iou, nested, suppress
+from .detections import Detections, box_iou, suppress
 from .errors import AnonymiseError, ConfigError
+from .hold import Hold
 from .io.video import Frame
+from .learning import Learner, Learning
 from .ledger import Ledger
 from .policy import ScalePolicy, moving_boxes, scene_cut, shrunk, thumbnail
-from .scene import colours_like
 from .slot import Counts, Slot, to_numpy
-from .track import MAX_GROWTH, TrackHistory, between_joints, grow, margin
+from .track import grow
 
 log = logging.getLogger(__name__)
 
@@ -62,24 +62,12 @@ HELD_SEEN_IOU = 0.1
 #: detected again (it stays masked: the hold does that); on pedestrians.mp4 a third of the looks at
 #: held tracks found nobody, most of them at people who had left or were hidden
 HELD_LOOK_MISSES = 3
-#: a deep sweep's box that overlaps something masked in the frame before this much (IoU) was seen there
-DEEP_SEEN_IOU = 0.3
-#: someone the last deep sweep found is the one this deep sweep found where their boxes overlap
-#: this much (IoU): the frames between that draw no skeleton there get one interpolated
-DEEP_PAIR_IOU = 0.3
 #: seconds a pixel counts as moving after it last changed: a person who stops walking is still guarded
 MOTION_MEMORY_S = 5.0
 #: a box masked in the previous frame stays masked while at least this share of it is forgotten
 #: background unlike what was there before (someone may still be standing in it), for at most
 #: MOTION_MEMORY_S
 CARRY_SUSPECT = 0.25
-#: the background never learns within this share of a person's height around their box
-LEARN_MARGIN = 0.15
-#: what it learns within this share is suspect: forgotten if a person later stands on it and looks like it
-SUSPECT_ZONE = 0.5
-#: foreground completion: pixels unlike the known background join a person's mask within this
-#: share of their height around their box; pixels whose background is unknown, within LEARN_MARGIN
-COMPLETION_REACH = 0.25
 
 
 def reconfigured(detector, **changes):
@@ -139,8 +127,6 @@ class FrameStream:
         #: what was masked in which frame, and why (the redaction report's record)
         self.ledger = Ledger()
         self.manual = manual
-        self._tracker = PersonTracker(config.conf, config.hold) if config.track else None
-        self._history = TrackHistory(self.depth)
         self._buffer: deque[Slot] = deque()
         self._unsent: deque[Anonymised] = deque()  # composed, not yet handed out (see hand_out)
         #: whether the detect stage that ran ahead of this stream stopped (``anonymise_frames`` sets it):
@@ -161,10 +147,10 @@ class FrameStream:
         self._thumbnail: np.ndarray | None = None  # of the last frame detected, for scene cuts
         self._shrunk: np.ndarray | None = None  # of the last frame detected, for what moved since (policy.area)
         self._moving: np.ndarray | None = None  # boxes of what moved into the frames of the next model call
-        self._deep: tuple[int, np.ndarray] | None = None  # (frame, boxes) only the last deep sweep explained
-        self._deep_poses: tuple[int, Detections] | None = None  # (frame, skeletons) the last deep sweep found
         #: a file's first pass (:mod:`anonymise.scene`): frames are recorded there, not composed
         self.scene: scene.Recorder | None = None
+        self._hold = Hold(config, self.depth, self.counts)
+        self._learner = Learner(background, self.counts)
         self._compositor = Compositor(background, self.canvas, self.counts, self.ledger)
 
     # -- intake ---------------------------------------------------------------------------
@@ -183,18 +169,16 @@ class FrameStream:
             slot = Slot(self._t, frame, people)
             if self.manual is not None:
                 slot.manual = self.manual.boxes(self._t)
-                if len(slot.manual):  # always masked, and never learned (see _complete)
-                    slot.extra.extend(slot.manual)
-                    slot.why["manual"] = len(slot.manual)
+                if len(slot.manual):  # always masked, and never learned (see Learner.learn)
+                    slot.mask("manual", slot.manual)
             self._buffer.append(slot)
             if people is not None:
                 masking.whole_bodies(slot, self.config.mode)
-                self._track(slot)
-                if people.deep:
-                    self._deep_found(slot)
-                    if self.config.pose:
-                        self._deep_skeletons(slot)
-            self._keep_deep(slot)
+                new = self._hold.track(slot, self._buffer, self.config.pose)
+                if new is not None:
+                    self._learner.forget_new(new, frame.image, whole_clip=self.scene is not None)
+            lapse = self._scale.lapse if self._scale is not None else None
+            self._hold.sweep(slot, self._buffer, lapse, self.config.pose)
             self._t += 1
             if len(self._buffer) > self.depth:
                 self._finalise(self._buffer[-1 - self.depth])
@@ -221,7 +205,7 @@ class FrameStream:
     def flush(self) -> list[Anonymised]:
         """Everything still buffered, at the end of the input (or at a live stop)."""
         for slot in self._buffer:
-            if slot.alpha is None:
+            if slot.open:
                 self._finalise(slot)
         ready = [*self._unsent, *(self._compose(slot) for slot in self._buffer)]
         self._unsent.clear()
@@ -309,164 +293,22 @@ class FrameStream:
             self._shrunk = now
         return self._scale.passes(len(images))
 
-    def _track(self, slot: Slot) -> None:
-        if self._tracker is None:
-            return
-        found = slot.found
-        parts = nested(found.people.xyxy)
-        if parts.any():
-            # Fragments inside a taller person (the enlarged pass splits people who fill the frame) are
-            # masked in this frame but not tracked: as tracks they would come and go with each sweep,
-            # and every new track makes the background forget a wide area around it.
-            slot.extra.extend(found.people.xyxy[parts])
-            if found.people is found.poses:
-                found.poses = found.people = found.people[~parts]
-            else:
-                found.people = found.people[~parts]
-        try:
-            tracked, held = self._tracker.update(found.people, slot.frame.image.shape[:2], coast=found.strided)
-        except Exception as e:  # noqa: BLE001 - without tracks the detections are still masked
-            log.warning("tracking failed on frame %d: %s", slot.t, e)
-            return
-        if found.poses is found.people:
-            found.poses = tracked
-        else:  # seg: skeletons from the pose model take the id of the mask they overlap most
-            found.poses.tracker_id = _match_ids(found.poses.xyxy, tracked)
-        found.people = tracked
-        slot.extra.extend(held)
-        slot.held = held
-        slot.held_ids = list(getattr(self._tracker, "held_ids", []))
-        slot.coasted = list(getattr(self._tracker, "coasted_ids", []))
-        slot.why["held"] = len(held)
-        self.counts.held += len(held)
-        first = self._buffer[0].t
-        for j, boxes in self._history.observe(slot.t, tracked).items():
-            target = self._buffer[j - first]
-            if target.alpha is None:  # still open: the background has not learned it yet
-                target.extra.extend(boxes)
-                target.why["backfill"] = target.why.get("backfill", 0) + len(boxes)
-                self.counts.held += len(boxes)
-        if self.config.pose:
-            for j, between in self._history.poses.items():  # skeletons across short gaps (the stride's frames)
-                target = self._buffer[j - first]
-                if target.found is not None:
-                    poses = target.found.poses
-                    target.found.poses = Detections.concat([poses, between]) if len(poses) else between
-        if self._history.new_boxes and self.background_ready:
-            # A new track was most likely there, undetected, before: what the background learned
-            # around its first box may be that person. Forget it (it is relearned once free). What
-            # is suspect, for the whole-clip background (anonymise.scene), is only what has the
-            # person's colours: the scene they stand in front of, seen before they came, stays known.
-            shape = slot.frame.image.shape[:2]
-            grown = masks.boxes_mask(np.asarray([grow(b, MAX_GROWTH) for b in self._history.new_boxes]), shape) > 0
-            suspect = None
-            if self.scene is not None:
-                learned, _ = self.background.reference()
-                suspect = grown & colours_like(learned, slot.frame.image, self._new_bodies(tracked, slot))
-            self.background.forget(grown, suspect)
-
-    def _new_bodies(self, tracked: Detections, slot: Slot) -> np.ndarray:
-        """Bool (H, W): where the new tracks' people are: their bodies from their keypoints, else their boxes."""
-        shape = slot.frame.image.shape[:2]
-        where = np.zeros(shape, np.uint8)
-        for box in self._history.new_boxes:
-            person = None
-            if tracked.keypoints is not None and len(tracked):
-                iou = box_iou(np.asarray(box, np.float32)[None], tracked.xyxy)[0]
-                person = int(iou.argmax()) if iou.max() > 0.9 else None
-            if person is None:
-                where |= masks.boxes_mask(np.asarray(box)[None], shape)
-            else:
-                where |= masks.body_mask(
-                    tracked.keypoints[person : person + 1], tracked.xyxy[person : person + 1], shape
-                )
-        return where > 0
-
-    def _deep_found(self, slot: Slot) -> None:
-        """People a deep sweep found that the frame before did not explain: masked until the next
-        deep sweep (:meth:`_keep_deep`) and back-filled into the open frames since the last one."""
-        earlier = [s for s in list(self._buffer)[:-1] if s.found is not None and not s.found.deep]
-        before = earlier[-1] if earlier else None  # the last frame the models saw at the usual size
-        boxes = slot.found.people.xyxy
-        if before is not None and before.found is not None and len(boxes):
-            # what the models found or the tracks held there (not what an earlier deep sweep left)
-            held = np.zeros((0, 4), np.float32) if before.held is None else np.asarray(before.held, np.float32)
-            seen = np.concatenate([before.found.people.xyxy, held.reshape(-1, 4)])
-            if len(seen):
-                boxes = boxes[(box_iou(boxes, seen) < DEEP_SEEN_IOU).all(axis=1)]
-        self._deep = (slot.t, np.asarray(boxes, np.float32).reshape(-1, 4))
-        # back to the sweep before: ``every`` frames, or ``lapse`` where nobody small was seen lately
-        reach = self._scale.lapse if self._scale is not None else 1
-        if not len(boxes):
-            return
-        for target in self._buffer:
-            if slot.t - reach < target.t < slot.t and target.alpha is None:
-                target.extra.extend(grow(b, margin(slot.t - target.t)) for b in boxes)
-                target.why["backfill"] = target.why.get("backfill", 0) + len(boxes)
-                self.counts.held += len(boxes)
-
-    def _deep_skeletons(self, slot: Slot) -> None:
-        """Skeletons between two deep sweeps: someone both found (boxes overlapping by
-        ``DEEP_PAIR_IOU``) gets a skeleton interpolated into each frame between that is still
-        buffered (the look-ahead is at least the sweep period deep) and draws none there. People
-        only the deep sweeps find (small, in the dark) are masked in those frames (:meth:`_keep_deep`)
-        but would have no skeleton there: their pose is carried like a track's across a gap."""
-        after = slot.found.poses
-        previous, self._deep_poses = self._deep_poses, None
-        if after.keypoints is None or not len(after) or self._scale is None:
-            return
-        self._deep_poses = (slot.t, after)
-        if previous is None or not 1 < slot.t - previous[0] <= self._scale.lapse:
-            return
-        t0, before = previous
-        iou = box_iou(before.xyxy, after.xyxy)
-        pairs = [(i, int(k)) for i, k in enumerate(iou.argmax(axis=1)) if iou[i, k] >= DEEP_PAIR_IOU]
-        for target in self._buffer:
-            if not t0 < target.t < slot.t or target.found is None:
-                continue
-            w = (target.t - t0) / (slot.t - t0)
-            for i, k in pairs:
-                box = ((1 - w) * before.xyxy[i] + w * after.xyxy[k])[None]
-                have = target.found.poses
-                if len(have) and (box_iou(box, have.xyxy) >= DEEP_PAIR_IOU).any():
-                    continue  # a skeleton is drawn there already
-                one = Detections(
-                    box,
-                    [min(before.confidence[i], after.confidence[k])],
-                    [0],
-                    tracker_id=None if self._tracker is None else [-1],
-                    keypoints=between_joints(before.keypoints[i], after.keypoints[k], w)[None],
-                )
-                target.found.poses = Detections.concat([have, one]) if len(have) else one
-
-    def _keep_deep(self, slot: Slot) -> None:
-        if self._deep is None or self._scale is None:
-            return
-        t, boxes = self._deep
-        if not len(boxes) or not 0 < slot.t - t < self._scale.lapse:  # the next deep sweep replaces them
-            return
-        slot.extra.extend(grow(b, margin(slot.t - t)) for b in boxes)
-        slot.why["held"] = slot.why.get("held", 0) + len(boxes)
-        self.counts.held += len(boxes)
-
     # -- finalising a frame's mask, then learning the background ---------------------------
 
     def _finalise(self, slot: Slot) -> None:
         if slot.t == 0 and self.fail_closed and len(self._buffer) > 1:
-            # The motion guard's reference for the first frames: the median of what the buffer holds,
-            # where a walking person is absent from most frames (never used as fill).
-            self.background.prime(np.median(np.stack([s.frame.image for s in self._buffer]), axis=0).astype(np.uint8))
+            self._learner.prime([s.frame.image for s in self._buffer])
         image = slot.frame.image
         alpha = None
-        learning = {}
+        learning = Learning()
         if slot.found is not None:
             try:
                 alpha = masking.alpha(image, slot.found, slot.extra, self.config)
-                reference = self.background.reference() if self.background_ready else None  # one conversion, shared
+                reference = self._learner.reference()  # one conversion, shared
                 if self.fail_closed and reference is not None:
                     alpha = self._guard(slot, alpha, reference)
                     alpha = self._carry(slot, alpha, reference[0])
-                alpha, learning = self._complete(slot, alpha, reference)
+                alpha, learning = self._learner.complete(slot, alpha, reference, self.config)
             except Exception as e:  # noqa: BLE001
                 log.warning("mask building failed on frame %d, written fully masked: %s", slot.t, e)
                 alpha = None
@@ -474,49 +316,15 @@ class FrameStream:
             self.counts.failed += 1
             slot.why["failed"] = 1
             alpha = np.full(image.shape[:2], 255, np.uint8)
-            learning = {}
+            learning = Learning()
         slot.image, slot.alpha = self.to_device(image), self.to_device(alpha)
-        if slot.manual is not None and len(slot.manual) and self.background_ready:
-            # what a manual box covers is never shown, even where the background learned it before the box began
-            self.background.forget(masks.boxes_mask(slot.manual, image.shape[:2]) > 0)
-        self.background.update(slot.image, slot.alpha, **learning)
-        if self.scene is not None:
-            self.scene.learned(slot.t, self.background, image, alpha)
+        self._learner.learn(slot, alpha, learning, self.scene)
         self._previous = image
-
-    def _complete(self, slot: Slot, alpha: np.ndarray, reference) -> tuple[np.ndarray, dict]:
-        """Foreground completion, then what the background may learn from this frame.
-
-        Returns the grown alpha and the ``exclude``/``near`` masks for the background's update.
-        Where a person's mask lies on suspect background that looks like them (learned beside
-        them while the detector missed part of them), that background is forgotten first.
-        """
-        shape = alpha.shape
-        # people: what the models found and the tracks held (the motion guard's and the carry's boxes are grown already)
-        held = np.zeros((0, 4), np.float32) if slot.held is None else np.asarray(slot.held, np.float32).reshape(-1, 4)
-        boxes = np.concatenate([slot.found.people.xyxy, slot.found.poses.xyxy, held])
-        hard = alpha == 255
-        if not len(boxes) and not hard.any():
-            return alpha, {}
-        margin = masks.grown_boxes_mask(boxes, shape, LEARN_MARGIN)
-        near = masks.grown_boxes_mask(boxes, shape, COMPLETION_REACH)
-        learned, known = (None, None) if reference is None else reference
-        added = motion.complete_foreground(
-            slot.frame.image, hard, near, margin, learned, known, threshold=self.config.motion_threshold
-        )
-        if added.any():
-            self.counts.completed += 1
-            hard |= added
-            alpha = np.maximum(alpha, masks.feather(hard.view(np.uint8) * 255, self.config.feather))
-        if self.background_ready:
-            self.background.forget_same(slot.frame.image, hard)
-        suspect = masks.grown_boxes_mask(boxes, shape, SUSPECT_ZONE)
-        return alpha, {"exclude": margin | hard, "near": suspect}
 
     @property
     def background_ready(self) -> bool:
         """Whether the background has anything (learned or primed) to compare a frame with."""
-        return getattr(self.background, "seen", None) is not None
+        return self._learner.ready
 
     def _guard(self, slot: Slot, alpha: np.ndarray, reference: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """Mask every moving, person-sized region; look again at those no detection explains.
@@ -692,15 +500,3 @@ class FrameStream:
         """Release the canvas (a video canvas holds an open file)."""
         if self.canvas is not None:
             self.canvas.close()
-
-
-def _match_ids(boxes: np.ndarray, tracked: Detections, min_iou: float = 0.3) -> np.ndarray:
-    """For each box, the tracker id of the tracked box it overlaps most (IoU >= ``min_iou``), else -1."""
-    ids = np.full(len(boxes), -1, np.int64)
-    if not len(boxes) or not len(tracked) or tracked.tracker_id is None:
-        return ids
-    iou = box_iou(boxes, tracked.xyxy)
-    best = iou.argmax(axis=1)
-    hit = iou[np.arange(len(boxes)), best] >= min_iou
-    ids[hit] = tracked.tracker_id[best[hit]]
-    return ids

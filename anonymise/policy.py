@@ -368,7 +368,7 @@ class ScalePolicy:
         at 1120 and 0.44 at 1280. Where the small search does not tile (frames up to 640 px long),
         every sweep frame runs it at ``MAX_IMGSZ`` instead; what only the deep sweep finds the
         stream keeps masking until the next one, and back-fills into the frames since the last
-        (see :class:`anonymise.framestream.FrameStream`). ``thorough`` (the preset's period is 1)
+        (see :class:`anonymise.hold.Hold`). ``thorough`` (the preset's period is 1)
         runs the small search at ``MAX_IMGSZ`` on every frame: it is the most its passes can find.
         """
         if self.windows or self.search_imgsz >= MAX_IMGSZ:
