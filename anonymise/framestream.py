@@ -29,45 +29,25 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 
-import cv2
 import numpy as np
 
-from . import masking, masks, motion, scene
+from . import guard, masking, scene
 from .compose import Anonymised, Compositor
 from .compose import draw as draw_skeletons
 from .config import Config, auto_imgsz
-from .detections import Detections, box_iou, suppress
+from .detections import Detections
 from .errors import AnonymiseError, ConfigError
+from .guard import SECOND_LOOK_CONTEXT, SECOND_LOOK_IMGSZ, Guard
 from .hold import Hold
 from .io.video import Frame
 from .learning import Learner, Learning
 from .ledger import Ledger
 from .policy import ScalePolicy, moving_boxes, scene_cut, shrunk, thumbnail
-from .slot import Counts, Slot, to_numpy
-from .track import grow
+from .slot import Counts, Slot
+
+__all__ = ["SECOND_LOOK_IMGSZ", "Anonymised", "Counts", "FrameStream", "reconfigured"]
 
 log = logging.getLogger(__name__)
-
-#: unexplained motion regions are masked this much larger (fraction of their size per side)
-MOTION_GROWTH = 0.25
-#: inference size of the second look at a crop around an unexplained region
-SECOND_LOOK_IMGSZ = 320
-#: context around an unexplained region in its second-look crop (times its size, per side)
-SECOND_LOOK_CONTEXT = 1.0
-#: the same around a held box (already grown with the time its track is lost)
-HELD_LOOK_CONTEXT = 0.25
-#: a held box that overlaps a detection of the frame this much (IoU) is that person, seen: no look
-HELD_SEEN_IOU = 0.1
-#: a held track whose looks found nobody this many frames in a row gets no more looks until it is
-#: detected again (it stays masked: the hold does that); on pedestrians.mp4 a third of the looks at
-#: held tracks found nobody, most of them at people who had left or were hidden
-HELD_LOOK_MISSES = 3
-#: seconds a pixel counts as moving after it last changed: a person who stops walking is still guarded
-MOTION_MEMORY_S = 5.0
-#: a box masked in the previous frame stays masked while at least this share of it is forgotten
-#: background unlike what was there before (someone may still be standing in it), for at most
-#: MOTION_MEMORY_S
-CARRY_SUSPECT = 0.25
 
 
 def reconfigured(detector, **changes):
@@ -135,13 +115,8 @@ class FrameStream:
         #: a live recording keeps its tail at a stop: the batches detected and not yet pushed are pushed
         #: as the detect stage closes (``anonymise_frames``), and :meth:`flush` writes them with the rest
         self.keeps_tail = False
-        self._previous: np.ndarray | None = None
-        self._last_moved: np.ndarray | None = None  # int32 (H, W): frame when each pixel last changed
-        self._look_misses: dict[int, int] = {}  # held track id -> looks in a row that found nobody
-        self._motion_memory = max(1, round(MOTION_MEMORY_S * fps))
         self._t = 0
         self._detected_any = False
-        self._masked: list[tuple[np.ndarray, int]] = []  # boxes masked in the last final frame, with their carry age
         self._models = threading.Lock()  # the detect stage and the second looks share the models
         self._scale: ScalePolicy | None = None  # made on the first frame (it needs the frame size)
         self._thumbnail: np.ndarray | None = None  # of the last frame detected, for scene cuts
@@ -150,6 +125,7 @@ class FrameStream:
         #: a file's first pass (:mod:`anonymise.scene`): frames are recorded there, not composed
         self.scene: scene.Recorder | None = None
         self._hold = Hold(config, self.depth, self.counts)
+        self._guard = Guard(background, self.counts, fps, self._second_look)
         self._learner = Learner(background, self.counts)
         self._compositor = Compositor(background, self.canvas, self.counts, self.ledger)
 
@@ -306,8 +282,7 @@ class FrameStream:
                 alpha = masking.alpha(image, slot.found, slot.extra, self.config)
                 reference = self._learner.reference()  # one conversion, shared
                 if self.fail_closed and reference is not None:
-                    alpha = self._guard(slot, alpha, reference)
-                    alpha = self._carry(slot, alpha, reference[0])
+                    alpha = self._guard.check(slot, alpha, reference, self.config)
                 alpha, learning = self._learner.complete(slot, alpha, reference, self.config)
             except Exception as e:  # noqa: BLE001
                 log.warning("mask building failed on frame %d, written fully masked: %s", slot.t, e)
@@ -319,167 +294,16 @@ class FrameStream:
             learning = Learning()
         slot.image, slot.alpha = self.to_device(image), self.to_device(alpha)
         self._learner.learn(slot, alpha, learning, self.scene)
-        self._previous = image
+        self._guard.passed(image)
 
     @property
     def background_ready(self) -> bool:
         """Whether the background has anything (learned or primed) to compare a frame with."""
         return self._learner.ready
 
-    def _guard(self, slot: Slot, alpha: np.ndarray, reference: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """Mask every moving, person-sized region; look again at those no detection explains.
-
-        Where such a region disagrees with the background outside the person mask, the background
-        is not trusted: it may hold a person it learned while the detector missed them (a ghost
-        beside where they are now), so those pixels are forgotten (inpainted until seen free
-        again) and can never come back as fill.
-        """
-        reference, known = reference
-        learned = to_numpy(self.background.seen)
-        image = slot.frame.image
-        if self._last_moved is None or self._last_moved.shape != image.shape[:2]:
-            self._last_moved = np.full(image.shape[:2], -(2**30), np.int32)
-        now = motion.moved(image, self._previous, self.config.motion_threshold)
-        self._last_moved[now] = slot.t
-        recent = (slot.t - self._last_moved) <= self._motion_memory
-        # Remembered motion counts only against what the background really learned: against a
-        # prior it would flag the prior's own ghost of a slow walker, mask it, and so never replace it.
-        near_now = cv2.dilate(now.view(np.uint8), np.ones((7, 7), np.uint8)).view(bool)
-        trusted = learned | (known & near_now)
-        regions = motion.moving_regions(
-            image,
-            recent,
-            reference,
-            trusted,
-            alpha,
-            threshold=self.config.motion_threshold,
-            min_height=max(self.config.min_person // 2, 4),
-        )
-        # tracks the detector lost this frame are masked (held); a look on a crop gets their skeleton back
-        held, held_ids = self._held_unseen(slot)
-        if not len(regions.boxes) and not len(held):
-            return alpha
-        # not under the person mask: there the background is the scene learned before they came
-        self.background.forget(regions.foreground & (alpha == 0))
-        unexplained = regions.boxes[~regions.explained]
-        looks = np.concatenate([unexplained, held]) if self.config.looks else unexplained[:0]
-        if len(looks):
-            context = np.r_[np.full(len(unexplained), SECOND_LOOK_CONTEXT), np.full(len(held), HELD_LOOK_CONTEXT)]
-            found = self._second_look(slot.frame.image, looks, context)
-            self._count_misses(held, held_ids, found)
-            if len(found) and found.keypoints is not None:
-                found.xyxy = masks.body_boxes(found.keypoints, found.xyxy, image.shape[:2])
-            slot.extra.extend(found.xyxy)  # every box is masked, duplicates included (as across tiles)
-            found = found[suppress(found, kept=slot.found.poses.xyxy)] if len(found) else found  # each skeleton once
-            if len(found):
-                self.counts.second_look += len(found)
-                slot.why["second_look"] = len(found)
-                if slot.found.poses.tracker_id is not None:
-                    found.tracker_id = np.full(len(found), -1, np.int64)  # untracked, and keeps the others' ids
-                slot.found.poses = Detections.concat([slot.found.poses, found]) if len(slot.found.poses) else found
-        self.counts.motion += len(unexplained)
-        slot.why["motion"] = len(unexplained)
-        slot.extra.extend(regions.boxes[regions.explained])  # what sticks out of a detection's mask
-        slot.extra.extend(grow(box, MOTION_GROWTH) for box in unexplained)
-        return masking.alpha(slot.frame.image, slot.found, slot.extra, self.config)
-
-    def _carry(self, slot: Slot, alpha: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        """Keep masking last frame's boxes where the background cannot vouch for what is there.
-
-        The motion guard forgets the background under a region it cannot explain (it may be a
-        ghost). If the person there then stands still and the mask is released (the hold runs
-        out), those pixels would show them, and be learned as the empty scene on first sight; the
-        guard, which trusts learned pixels only, could not see them. So a box masked in the
-        previous frame stays masked while at least CARRY_SUSPECT of its part outside this frame's
-        mask is forgotten and unlike the value the background had there before, for at most the
-        motion memory (what the mask covers is a person found there, who explains the change).
-        """
-        image = slot.frame.image
-        forgotten = to_numpy(self.background.forgotten)
-        height, width = alpha.shape
-        masked = [(np.asarray(b, np.float32), 0) for b in [*slot.found.people.xyxy, *slot.extra]]
-        carried = []
-        for box, age in self._masked:
-            if age >= self._motion_memory:
-                continue
-            left, top = max(int(box[0]), 0), max(int(box[1]), 0)
-            right, bottom = min(int(np.ceil(box[2])), width), min(int(np.ceil(box[3])), height)
-            if right <= left or bottom <= top or (alpha[top:bottom, left:right] > 0).all():
-                continue
-            unlike = motion.moved(
-                image[top:bottom, left:right], reference[top:bottom, left:right], self.config.motion_threshold
-            )
-            open_ = (
-                alpha[top:bottom, left:right] == 0
-            )  # what this frame's mask already covers is explained (a person found there)
-            suspect = forgotten[top:bottom, left:right] & unlike & open_
-            if np.count_nonzero(suspect) >= CARRY_SUSPECT * np.count_nonzero(open_):
-                carried.append(box)
-                masked.append((box, age + 1))
-        self._masked = masked
-        if not carried:
-            return alpha
-        self.counts.carried += len(carried)
-        slot.why["carried"] = len(carried)
-        slot.extra.extend(carried)
-        return masking.alpha(image, slot.found, slot.extra, self.config)
-
-    def _held_unseen(self, slot: Slot) -> tuple[np.ndarray, np.ndarray]:
-        """(boxes, track ids) of the held tracks worth a look: those no detection of this frame
-        overlaps (a lost track is often the same person under a new track id, already seen), and
-        whose last HELD_LOOK_MISSES looks did not all find nobody."""
-        ids = np.asarray(slot.held_ids, np.int64)
-        still = set(ids.tolist())  # a track no longer held was detected again (or dropped): it starts again
-        self._look_misses = {i: n for i, n in self._look_misses.items() if i in still}
-        if not self.config.looks or slot.held is None or not len(slot.held):
-            return np.zeros((0, 4), np.float32), ids[:0]
-        held = np.asarray(slot.held, np.float32).reshape(-1, 4)
-        if len(ids) != len(held):
-            ids = np.full(len(held), -1, np.int64)
-        # the tracks a strided frame carried on were seen by the last search, and the next one
-        # searches for them (interpolating their skeletons): no look
-        coasted = set(slot.coasted)
-        keep = np.array([self._look_misses.get(int(i), 0) < HELD_LOOK_MISSES and i not in coasted for i in ids], bool)
-        seen = np.concatenate([slot.found.people.xyxy, slot.found.poses.xyxy])
-        if len(seen):
-            keep &= (box_iou(held, seen) < HELD_SEEN_IOU).all(axis=1)
-        return held[keep], ids[keep]
-
-    def _count_misses(self, held: np.ndarray, ids: np.ndarray, found: Detections) -> None:
-        """After a look: each held track it found (a person overlapping its box) starts its count
-        again; each it did not find counts one more miss."""
-        if not len(held):
-            return
-        hit = (box_iou(held, found.xyxy) >= HELD_SEEN_IOU).any(axis=1) if len(found) else np.zeros(len(held), bool)
-        for i, h in zip(ids.tolist(), hit):
-            if i >= 0:
-                self._look_misses[i] = 0 if h else self._look_misses.get(i, 0) + 1
-
     def _second_look(self, image: np.ndarray, regions: np.ndarray, context=SECOND_LOOK_CONTEXT) -> Detections:
-        """People found on crops around ``regions``, at a higher resolution, in frame coordinates."""
-        context = np.broadcast_to(np.asarray(context, np.float32), (len(regions),))
-        windows = [motion.crop_window(box, image.shape[:2], float(c)) for box, c in zip(regions, context)]
-        crops = [np.ascontiguousarray(image[top:bottom, left:right]) for left, top, right, bottom in windows]
-        found = []
-        try:
-            for (left, top, _, _), people in zip(windows, self._look(crops)):
-                if len(people):
-                    found.append(people.shifted(left, top))
-        except Exception as e:  # noqa: BLE001 - the regions are masked anyway
-            log.warning("second look failed: %s", e)
-        return Detections.concat(found)
-
-    def _look(self, crops: list[np.ndarray]) -> list[Detections]:
-        detector = self.detector
-        look = getattr(detector, "look", None)
-        shares = getattr(detector, "look_shares_models", None)
-        if look is not None and shares is not None and not shares():
-            return look(crops, SECOND_LOOK_IMGSZ)  # a twin of the models: beside the detect stage
-        with self._models:
-            if look is not None:  # one batched call for every crop
-                return look(crops, SECOND_LOOK_IMGSZ)
-            results = [detector([crop], imgsz=SECOND_LOOK_IMGSZ)[0] for crop in crops]
-        return [r.poses if len(r.poses) else r.people for r in results]
+        """People found on crops around ``regions`` by this stream's models (the guard's ``Look``)."""
+        return guard.second_look(self.detector, self._models, image, regions, context)
 
     # -- output ----------------------------------------------------------------------------
 

@@ -186,6 +186,7 @@ def test_a_held_track_whose_looks_find_nobody_is_not_looked_at_again(monkeypatch
     """The person leaves (hidden): their held box stays masked, and the looks at it stop after
     HELD_LOOK_MISSES that found nobody; a look that finds them starts the count again (above)."""
     from anonymise import framestream as stream_module
+    from anonymise import guard
 
     frames = synthetic_frames(30)
     for t in range(12, 30):
@@ -193,9 +194,9 @@ def test_a_held_track_whose_looks_find_nobody_is_not_looked_at_again(monkeypatch
     held_crops = []
     real = stream_module.FrameStream._second_look
 
-    def second_look(self, image, regions, context=stream_module.SECOND_LOOK_CONTEXT):
+    def second_look(self, image, regions, context=guard.SECOND_LOOK_CONTEXT):
         context = np.broadcast_to(np.asarray(context, np.float32), (len(regions),))
-        held_crops.extend(np.flatnonzero(context == stream_module.HELD_LOOK_CONTEXT).tolist())
+        held_crops.extend(np.flatnonzero(context == guard.HELD_LOOK_CONTEXT).tolist())
         return real(self, image, regions, context)
 
     monkeypatch.setattr(stream_module.FrameStream, "_second_look", second_look)
@@ -203,7 +204,7 @@ def test_a_held_track_whose_looks_find_nobody_is_not_looked_at_again(monkeypatch
     stream = anon.stream(lookahead=12)
     results = list(anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream))
     assert stream.counts.held >= 5, "the lost track is held (masked) for a while"
-    assert len(held_crops) == stream_module.HELD_LOOK_MISSES, f"{len(held_crops)} looks (10 unlimited)"
+    assert len(held_crops) == guard.HELD_LOOK_MISSES, f"{len(held_crops)} looks (10 unlimited)"
     assert _visible([r.image for r in results]) == []
 
 
