@@ -1,25 +1,27 @@
 """The per-frame work for one video, in order, with a look-ahead buffer.
 
 ``FrameStream.push(frames)`` takes decoded frames and returns the anonymised ones that are
-ready, ``lookahead`` frames behind the input:
+ready, ``lookahead`` frames behind the input. The stream keeps the buffer of :class:`~anonymise.slot.Slot`
+and calls the stages on it:
 
-1. **detect** people (one batched model call), fail closed: a batch the models fail on is
-   fully masked. :meth:`FrameStream.detect` may run ahead in another thread (the pipeline's
-   inference stage) and hand its result to ``push``; model calls are serialised by a lock,
-   so the second looks below can share the models;
-2. **track** them (Ultralytics ByteTrack) and **hold** lost tracks for ``hold`` frames;
-   a new track is **back-filled** into the buffered frames before it, a gap is **filled**
-   with interpolated boxes (both need the frames still in the buffer);
+1. **detect** people (one batched model call, planned by :mod:`anonymise.planner`), fail closed: a
+   batch the models fail on is fully masked. :meth:`FrameStream.detect` may run ahead in another
+   thread (the pipeline's inference stage) and hand its result to ``push``; model calls are
+   serialised by a lock, so the guard's second looks can share the models;
+2. **hold** (:mod:`anonymise.hold`): each person's **whole body** from their keypoints
+   (:mod:`anonymise.masking`), then tracks, and lost tracks held for ``hold`` frames; a new track is
+   **back-filled** into the buffered frames before it, a gap is **filled** with interpolated boxes
+   (both need the frames still in the buffer), and the background forgets what it learned around a
+   new track (:mod:`anonymise.learning`);
 3. **finalise** a frame ``depth = min(hold, lookahead)`` frames after it arrived, once no
-   back-fill can reach it: its mask is built (each person's **whole body** from their
-   keypoints, see :func:`anonymise.masks.body_boxes`), the **motion guard** masks moving
-   person-sized regions that nothing explains (after a second look on a crop), **foreground
-   completion** adds what touches a person and is not the known background, and only then does
-   the **background** learn from it, outside a margin around every person and only where it
-   has been still for a few frames, so it never learns a held, back-filled or unexplained
-   region, nor a part of a person the detector missed;
-4. **compose** a frame ``lookahead`` frames after it arrived: background blended over the
-   people, skeletons drawn.
+   back-fill can reach it: its mask is built (:mod:`anonymise.masking`), the **motion guard**
+   (:mod:`anonymise.guard`) masks moving person-sized regions that nothing explains (after a second
+   look on a crop), **foreground completion** adds what touches a person and is not the known
+   background, and only then does the **background** learn from it (:mod:`anonymise.learning`),
+   outside a margin around every person and only where it has been still for a few frames, so it
+   never learns a held, back-filled or unexplained region, nor a part of a person the detector missed;
+4. **compose** a frame ``lookahead`` frames after it arrived (:mod:`anonymise.compose`): background
+   blended over the people, skeletons drawn.
 """
 
 from __future__ import annotations
@@ -34,15 +36,15 @@ import numpy as np
 from . import guard, masking, scene
 from .compose import Anonymised, Compositor
 from .compose import draw as draw_skeletons
-from .config import Config, auto_imgsz
-from .detections import Detections
+from .config import Config
+from .detections import Detections, FrameDetections
 from .errors import AnonymiseError, ConfigError
 from .guard import SECOND_LOOK_CONTEXT, SECOND_LOOK_IMGSZ, Guard
 from .hold import Hold
 from .io.video import Frame
 from .learning import Learner, Learning
 from .ledger import Ledger
-from .policy import ScalePolicy, moving_boxes, scene_cut, shrunk, thumbnail
+from .planner import Planner
 from .slot import Counts, Slot
 
 __all__ = ["SECOND_LOOK_IMGSZ", "Anonymised", "Counts", "FrameStream", "reconfigured"]
@@ -63,7 +65,7 @@ def reconfigured(detector, **changes):
 
 
 class FrameStream:
-    """The frames of one video through detect, track, mask, background and compose."""
+    """The frames of one video through detect, hold, mask, guard, background and compose."""
 
     def __init__(
         self,
@@ -85,6 +87,10 @@ class FrameStream:
         ``images`` off (keypoints only, ``anonymise export``): no output image is made (``image`` is
         ``None``): no fill, no skeleton drawing. Detection, tracking, the look-ahead and the motion
         guard's second looks still run, so the keypoints are the ones a video run would draw.
+
+        ``config``, ``detector``, ``debug`` and ``images`` may be replaced between frames (a photo's
+        working copy, :meth:`anonymise.pipeline.Anonymiser._still`): the stages are handed them at each
+        call (the hold's tracker keeps the settings it was made with).
         """
         self.config = config
         self.debug = debug
@@ -118,12 +124,10 @@ class FrameStream:
         self._t = 0
         self._detected_any = False
         self._models = threading.Lock()  # the detect stage and the second looks share the models
-        self._scale: ScalePolicy | None = None  # made on the first frame (it needs the frame size)
-        self._thumbnail: np.ndarray | None = None  # of the last frame detected, for scene cuts
-        self._shrunk: np.ndarray | None = None  # of the last frame detected, for what moved since (policy.area)
-        self._moving: np.ndarray | None = None  # boxes of what moved into the frames of the next model call
         #: a file's first pass (:mod:`anonymise.scene`): frames are recorded there, not composed
         self.scene: scene.Recorder | None = None
+        # the stages (each adds to the run's counts)
+        self._planner = Planner(self.depth, self.counts)
         self._hold = Hold(config, self.depth, self.counts)
         self._guard = Guard(background, self.counts, fps, self._second_look)
         self._learner = Learner(background, self.counts)
@@ -131,7 +135,7 @@ class FrameStream:
 
     # -- intake ---------------------------------------------------------------------------
 
-    def push(self, frames: list[Frame], found: list | None = None) -> list[Anonymised]:
+    def push(self, frames: list[Frame], found: list[FrameDetections | None] | None = None) -> list[Anonymised]:
         """Add decoded frames; return the (frame, output) pairs that are ready, in order.
 
         ``found``: what :meth:`detect` returned for these frames, when it ran ahead (else it runs now).
@@ -153,8 +157,7 @@ class FrameStream:
                 new = self._hold.track(slot, self._buffer, self.config.pose)
                 if new is not None:
                     self._learner.forget_new(new, frame.image, whole_clip=self.scene is not None)
-            lapse = self._scale.lapse if self._scale is not None else None
-            self._hold.sweep(slot, self._buffer, lapse, self.config.pose)
+            self._hold.sweep(slot, self._buffer, self._planner.lapse, self.config.pose)
             self._t += 1
             if len(self._buffer) > self.depth:
                 self._finalise(self._buffer[-1 - self.depth])
@@ -188,7 +191,7 @@ class FrameStream:
         self._buffer.clear()
         return ready
 
-    def detect(self, frames: list[Frame]) -> list:
+    def detect(self, frames: list[Frame]) -> list[FrameDetections | None]:
         """The models' people for ``frames``, one ``None`` per frame when they fail (fail closed).
 
         Thread-safe against the stream's own model calls; the first batch's failure is raised
@@ -196,38 +199,12 @@ class FrameStream:
         """
         try:
             images = [f.image for f in frames]
-            small, large = self._passes(images)
-            tiles = self._scale.tiles(len(images)) if self._scale is not None and small else None
-            deep = self._scale.deep(len(images)) if self._scale is not None and small else None
-            area = None
-            if self._scale is not None and small and tiles is None and deep is None:
-                area = self._scale.area(len(images), self._moving)
+            plan = self._planner.plan(images, self.detector, self.config)
             with self._models:
-                if small and large and tiles is None and deep is None and area is None:
-                    found = self.detector(images)
-                else:
-                    options = {} if tiles is None else {"tiles": tiles}
-                    if tiles is not None and self._scale.crops:
-                        options["crops"] = self._scale.crops
-                    if deep is not None:
-                        options["search"] = deep[0]
-                    if area is not None:
-                        options["area"] = area
-                    found = self.detector(images, small=small, large=large, **options)
-            if deep is not None:
-                size, which = deep
-                for f, on in zip(found, which):
-                    f.deep = on
-            if self._scale is not None and self._scale.strided:
-                for f in found:
-                    f.strided = True
+                found = self.detector(images) if plan.plain else self.detector(images, **plan.options())
+            self._planner.mark(plan, found)
             self._detected_any = True
-            if self._scale is not None:
-                self._scale.observe([f.people.xyxy for f in found], [f.tile_only for f in found])
-                self.counts.small_skipped = self._scale.skipped["small"]
-                self.counts.large_skipped = self._scale.skipped["large"]
-                self.counts.tiles_skipped = self._scale.skipped["tiles"]
-                self.counts.windowed = self._scale.windowed
+            self._planner.observe(found)
             return found
         except AnonymiseError:
             raise
@@ -237,37 +214,9 @@ class FrameStream:
             log.warning("detection failed on %d frame(s), writing them fully masked: %s", len(frames), e)
             return [None] * len(frames)
 
-    def _passes(self, images: list[np.ndarray]) -> tuple[bool, bool]:
-        """(small search, frame-scale pass) for this model call (see :class:`~anonymise.policy.ScalePolicy`)."""
-        if not getattr(self.detector, "multiscale", False) or not images:
-            return True, True
-        first = thumbnail(images[0])
-        if self._scale is not None and scene_cut(self._thumbnail, first):
-            self._scale.cut()
-            self.counts.scene_cuts += 1
-        self._thumbnail = thumbnail(images[-1]) if len(images) > 1 else first
-        if self._scale is None:
-            from .detect.tiles import alone_imgsz
-
-            height, width = images[0].shape[:2]
-            size = self.config.imgsz or auto_imgsz(width, height, self.config.search_min_person)
-            windows = self.detector.windows(width, height) if hasattr(self.detector, "windows") else []
-            self._scale = ScalePolicy(
-                width,
-                height,
-                alone_imgsz(width, height, size, bool(windows)),
-                self.depth,
-                every=self.config.sweep_every,
-                stride=self.config.search_every,
-                windows=windows,
-                search_imgsz=size,
-            )
-        if self._scale.windowing:  # what moved since the frame before, for the window (ScalePolicy.area)
-            now = shrunk(images[-1])
-            height, width = images[-1].shape[:2]
-            self._moving = moving_boxes(self._shrunk, now, width, height) if len(images) == 1 else None
-            self._shrunk = now
-        return self._scale.passes(len(images))
+    def _second_look(self, image: np.ndarray, regions: np.ndarray, context=SECOND_LOOK_CONTEXT) -> Detections:
+        """People found on crops around ``regions`` by this stream's models (the guard's ``Look``)."""
+        return guard.second_look(self.detector, self._models, image, regions, context)
 
     # -- finalising a frame's mask, then learning the background ---------------------------
 
@@ -300,10 +249,6 @@ class FrameStream:
     def background_ready(self) -> bool:
         """Whether the background has anything (learned or primed) to compare a frame with."""
         return self._learner.ready
-
-    def _second_look(self, image: np.ndarray, regions: np.ndarray, context=SECOND_LOOK_CONTEXT) -> Detections:
-        """People found on crops around ``regions`` by this stream's models (the guard's ``Look``)."""
-        return guard.second_look(self.detector, self._models, image, regions, context)
 
     # -- output ----------------------------------------------------------------------------
 
