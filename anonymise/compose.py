@@ -85,8 +85,10 @@ class Compositor:
             return Anonymised(slot.frame, None, poses)
         try:
             out, background = self._fill(slot, config, debug)
-            if config.pose and config.draw_pose and has_poses:
-                out = draw(out, found.poses, config)
+            if has_poses and isinstance(background, np.ndarray) and self.background.seen is not None:
+                poses = poses[present(poses.xyxy, slot.frame.image, background, ~to_numpy(self.background.seen))]
+            if config.pose and config.draw_pose and len(poses):
+                out = draw(out, poses, config)
             return Anonymised(slot.frame, out, poses, (to_numpy(slot.alpha), to_numpy(background)) if debug else None)
         except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes background
             log.warning("compositing failed on frame %d, written fully masked: %s", slot.t, e)
@@ -114,11 +116,14 @@ class Compositor:
                 self._counts.failed += 1
                 record = scene.Record(t, np.full(image.shape[:2], 255, np.uint8), Detections.empty(), None, True)
             try:
-                background, _ = clip.at(t, image, record.alpha)
+                background, unseen = clip.at(t, image, record.alpha)
                 out = composite.fill(image, background, record.alpha, c.fill, record.boxes)
-                if c.pose and c.draw_pose and len(record.poses) and record.poses.keypoints is not None:
-                    out = draw(out, record.poses, c)
-                yield Anonymised(frame, out, record.poses, (record.alpha, background) if debug else None)
+                poses = record.poses
+                if len(poses) and poses.keypoints is not None:
+                    poses = poses[present(poses.xyxy, image, background, unseen)]
+                    if c.pose and c.draw_pose and len(poses):
+                        out = draw(out, poses, c)
+                yield Anonymised(frame, out, poses, (record.alpha, background) if debug else None)
             except Exception as e:  # noqa: BLE001 - fail closed: the whole frame becomes the scene
                 log.warning("compositing failed on frame %d, written fully masked: %s", t, e)
                 self._counts.failed += 1
@@ -144,6 +149,30 @@ class Compositor:
             return composite.blend_torch(slot.image, background, slot.alpha).cpu().numpy(), background
         out = composite.fill(slot.frame.image, to_numpy(background), to_numpy(slot.alpha), config.fill, boxes(slot))
         return out, background
+
+
+#: a skeleton is drawn where at least this share of its box is unlike the scene behind it (by more
+#: than PRESENT_TOL levels) or over scene never seen: someone is there
+PRESENT_SHARE = 0.1
+PRESENT_TOL = 30
+
+
+def present(xyxy: np.ndarray, image: np.ndarray, background: np.ndarray, unseen: np.ndarray) -> np.ndarray:
+    """Bool (N,): which of the boxes ``xyxy`` hold someone: at least PRESENT_SHARE of the box is unlike
+    ``background`` (the scene behind, as lit now) or over ``unseen`` scene. A skeleton over empty
+    floor (a faint false find of a deep sweep, a held track after its person left) is not drawn;
+    its box stays masked."""
+    height, width = image.shape[:2]
+    keep = np.ones(len(xyxy), bool)
+    for i, (x1, y1, x2, y2) in enumerate(np.asarray(xyxy, np.float32).reshape(-1, 4)):
+        left, top = max(int(x1), 0), max(int(y1), 0)
+        right, bottom = min(int(np.ceil(x2)), width), min(int(np.ceil(y2)), height)
+        if right <= left or bottom <= top:
+            continue
+        window = np.s_[top:bottom, left:right]
+        unlike = np.abs(image[window].astype(np.int16) - background[window].astype(np.int16)).max(axis=-1) > PRESENT_TOL
+        keep[i] = np.count_nonzero(unlike | unseen[window]) >= PRESENT_SHARE * unlike.size
+    return keep
 
 
 def boxes(slot: Slot) -> np.ndarray | None:

@@ -221,3 +221,38 @@ def test_what_may_be_a_new_person_is_their_place_and_their_colours_not_the_scene
     assert like[40:80, 60:80].all(), "where they are"
     assert like[40:80, 20:40].all(), "their colours where they stood"
     assert like.mean() < 0.15, "the scene around is not them"
+
+
+class _SeesAGhost(ColourDetector):
+    """The colour detector (with keypoints), plus a faint 'person' over the empty scene in every 5th
+    full-frame call (as a deep sweep's false find)."""
+
+    def __call__(self, frames, imgsz=None):
+        from anonymise.detect import FrameDetections
+        from anonymise.detections import Detections
+
+        out = []
+        for found in super().__call__(frames, imgsz):
+            if imgsz is not None or self.frames_seen % 5:
+                out.append(found)
+                continue
+            ghost = np.zeros((1, 17, 3), np.float32)
+            ghost[0, :, 0], ghost[0, :, 1], ghost[0, :, 2] = 130, np.linspace(10, 50, 17), 0.9
+            fake = Detections(np.array([[120, 10, 140, 50]], np.float32), [0.15], [0], keypoints=ghost)
+            people = Detections.concat([found.people, fake]) if len(found.people) else fake
+            out.append(FrameDetections(people, people))
+        return out
+
+
+@pytest.mark.parametrize("two_passes", [True, False])
+def test_a_skeleton_is_drawn_only_where_someone_is(two_passes):
+    frames = synthetic_frames(20)
+    anon = Anonymiser(Config(mode="bbox"), detector=_SeesAGhost(keypoints=True))
+    copies = [Frame(f, i) for i, f in enumerate(frames)]
+    run = anon.anonymise_clip(copies, copies, fps=25.0) if two_passes else anon.anonymise_frames(copies)
+    results = list(run)
+    for t, result in enumerate(results[5:], 5):
+        boxes = result.poses.xyxy
+        assert len(boxes) == 1 and boxes[0][0] < 100, f"frame {t}: the skeleton over the empty scene was kept"
+        assert not is_person_colour(result.image).any()
+    assert sum(r.debug is None for r in results) == len(results)

@@ -72,22 +72,27 @@ def test_an_interrupted_run_leaves_no_sidecar_behind(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.mp4"]
 
 
-def test_what_a_killed_run_left_of_every_sidecar_is_removed_by_the_next_run(tmp_path):
+def test_what_a_killed_run_left_of_every_sidecar_is_removed_by_the_next_run(tmp_path, monkeypatch):
     """After SIGKILL a keypoints partial and the snapshots written so far once survived a successful
     rerun. Snapshots now gather in a hidden folder until the run finishes, and the next run on the
     output removes every sidecar's partial (another output's stays)."""
+    from anonymise import scene
+
     src = _video(tmp_path, n=40)
     seen = {}
+    at = scene.ClipScene.at
 
-    class Looking(ColourDetector):
-        def __call__(self, frames, imgsz=None):
-            if self.calls == 36:  # late in the run, as a SIGKILL would find it
-                seen["final"] = (tmp_path / "out_snapshots").exists()
-                seen["staged"] = [p.name for p in tmp_path.glob(".out_snapshots.partial-*.out/*.jpg")]
-            return super().__call__(frames, imgsz)
+    def looking(self, t, frame, alpha):  # the compose pass, late in the run, as a SIGKILL would find it
+        if t == 36:
+            seen["final"] = (tmp_path / "out_snapshots").exists()
+            seen["staged"] = [p.name for p in tmp_path.glob(".out_snapshots.partial-*.out/*.jpg")]
+        return at(self, t, frame, alpha)
 
+    monkeypatch.setattr(scene.ClipScene, "at", looking)
     extras = Extras(keypoints="jsonl", snapshot_every="2")
-    Anonymiser(Config(lookahead=0), detector=Looking(keypoints=True)).run(src, tmp_path / "out.mp4", extras=extras)
+    Anonymiser(Config(lookahead=0), detector=ColourDetector(keypoints=True)).run(
+        src, tmp_path / "out.mp4", extras=extras
+    )
     assert seen == {"final": False, "staged": seen["staged"]} and seen["staged"], "snapshots staged, not yet in place"
     written = sorted(p.name for p in (tmp_path / "out_snapshots").iterdir())
     assert written and set(seen["staged"]) <= set(written)
