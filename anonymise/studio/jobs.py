@@ -125,8 +125,12 @@ class JobProgress:
         self._start = time.perf_counter()
         self._last = 0.0
 
-    def start_file(self, name: str, total: int | None) -> None:
+    def start_file(self, name: str, total: int | None, phase: str = "") -> None:
         self.job.total = total
+        self.restart(phase)
+
+    def restart(self, phase: str = "") -> None:
+        """The frames again from 0: a file's second pass (``phase``, see :mod:`anonymise.scene`)."""
         self.job.frames = 0
         self._start = time.perf_counter()
         self.store.changed(self.job)

@@ -229,10 +229,11 @@ def test_a_manual_box_rerenders_and_changes_that_region(tmp_path):
     assert all(shown(f) > 0.9 for f in before[5:16]), "the first render missed them"
     assert all(shown(f) < 0.05 for f in after), "the re-render masks them"
     unchanged = [
-        np.abs(a[y0:y1, x0:x1].astype(int) - b[y0:y1, x0:x1].astype(int)).max() <= 12 for a, b in zip(after, before)
+        np.abs(a[y0:y1, x0:x1].astype(int) - b[y0:y1, x0:x1].astype(int)).mean() <= 4 for a, b in zip(after, before)
     ]
-    # outside the range the region is as before (a few frames after it, the carry may keep it masked
-    # while the background it forgot there is relearned)
+    # outside the range the region is as before, up to the encoder's noise (which alone reaches 14 levels
+    # at single pixels there; a few frames after it, the carry may keep it masked while the background
+    # it forgot there is relearned)
     assert all(unchanged[:5]) and all(unchanged[20:]), unchanged
     report = client.get(f"/api/jobs/{job['id']}/files/report_json").json()
     assert report["frames_by_reason"]["manual"]["spans"] == [[5, 15]]
