@@ -267,7 +267,6 @@ class ClipScene:
                 distance = np.minimum(distance, gap)
         unseen = when == NEVER
         out = self._relit(out, when, t, alpha, unseen)
-        out = _matched_around(out, frame, alpha, unseen)
         if unseen.any() and (alpha[unseen] > 0).any():
             fill = inpaint_unseen(out, unseen)
             self._tint = choose_tint(frame, fill, unseen, self._tint)
@@ -314,38 +313,6 @@ def colours_like(learned: np.ndarray, frame: np.ndarray, person: np.ndarray) -> 
     theirs = bins(frame[person])
     counts = np.bincount(theirs, minlength=COLOUR_BINS**3)
     return person | (counts >= max(COLOUR_MIN, PERSON_SHARE * len(theirs)))[bins(learned)]
-
-
-#: the residual light around the people: an offset per channel, the median difference over the scene
-#: within RING pixels of them (at least RING_MIN pixels), at most RING_MAX levels
-RING = 25
-RING_MIN = 200
-RING_MAX = 40
-
-
-def _matched_around(value: np.ndarray, frame: np.ndarray, alpha: np.ndarray, unseen: np.ndarray) -> np.ndarray:
-    """``value`` under the people shifted by what still separates it from ``frame`` just around them (the
-    light there now, which the chained fit of the whole frame can miss by a few levels)."""
-    masked = (alpha > 0).view(np.uint8) if alpha.dtype == bool else (alpha > 0).astype(np.uint8)
-    x, y, w, h = cv2.boundingRect(masked)
-    if not w or not h:
-        return value
-    height, width = masked.shape
-    x0, y0, x1, y1 = max(x - RING, 0), max(y - RING, 0), min(x + w + RING, width), min(y + h + RING, height)
-    window = np.s_[y0:y1, x0:x1]
-    near = cv2.dilate(masked[window], np.ones((2 * RING + 1, 2 * RING + 1), np.uint8)) > 0
-    ring = near & (masked[window] == 0) & ~unseen[window]
-    if np.count_nonzero(ring) < RING_MIN:
-        return value
-    gap = frame[window][ring].astype(np.int16) - value[window][ring].astype(np.int16)
-    offset = np.clip(np.median(gap, axis=0), -RING_MAX, RING_MAX)
-    if np.abs(offset).max() < 1:
-        return value
-    out = value.copy()
-    region = masked[window] > 0
-    shifted = np.clip(value[window].astype(np.int16) + np.rint(offset).astype(np.int16), 0, 255).astype(np.uint8)
-    out[window][region] = shifted[region]
-    return out
 
 
 def _free(alpha: np.ndarray) -> np.ndarray:
