@@ -116,7 +116,7 @@ class Compositor:
                 self._counts.failed += 1
                 record = scene.Record(t, np.full(image.shape[:2], 255, np.uint8), Detections.empty(), None, True)
             try:
-                background, unseen = clip.at(t, image, record.alpha)
+                background, unseen = clip.at(t, image, record.alpha, whole=debug)
                 out = composite.fill(image, background, record.alpha, c.fill, record.boxes)
                 poses = record.poses
                 if len(poses) and poses.keypoints is not None:

@@ -55,16 +55,18 @@ from .config import Fill
 FILLS = frozenset({Fill.BACKGROUND, Fill.SILHOUETTE, Fill.HEATMAP})
 
 #: seconds between checkpoints (at most MAX_CHECKPOINTS in a clip: longer clips space them out)
-CHECKPOINT_S = 0.5
+CHECKPOINT_S = 1.0
 MAX_CHECKPOINTS = 400
 #: a value learned up to this many seconds before the model forgot it is not used
 TAINT_S = 10.0
+#: the background is made on a window this many pixels beyond the people's mask (the wash's context)
+WINDOW_MARGIN = 32
 #: the time of a pixel nothing knows (far from every frame)
 NEVER = -(2**30)
 #: the light between checkpoints: fitted on at least this many pixels free in both (sampled every
-#: LIGHT_STEP pixels each way)
+#: ``step`` pixels each way, so that about LIGHT_SAMPLES are looked at)
 LIGHT_MIN = 400
-LIGHT_STEP = 4
+LIGHT_SAMPLES = 5000
 #: the fitted gain is kept within these bounds (a wild fit on a few pixels is not the scene's light)
 GAIN_RANGE = (0.6, 1.6)
 #: pixels within this of a masked one are not used to fit the light
@@ -142,7 +144,8 @@ class Recorder:
         """The model has learned from frame ``t`` (``alpha``: its people): its light, and a checkpoint
         every ``every`` frames."""
         self._learned = (t, frame, alpha)
-        sample = frame[::LIGHT_STEP, ::LIGHT_STEP], _free(alpha)[::LIGHT_STEP, ::LIGHT_STEP]
+        step = max(1, int(math.sqrt(frame.shape[0] * frame.shape[1] / LIGHT_SAMPLES)))
+        sample = frame[::step, ::step], _free(alpha)[::step, ::step]
         if self._reference is None:
             self._reference = (*sample, np.array([[1.0] * 3, [0.0] * 3]))
         before, was_free, base = self._reference
@@ -239,38 +242,54 @@ class ClipScene:
         """The light of frame(s) ``t`` against frame 0's: (..., 2, 3) gain and offset."""
         return self._light[np.clip(t, 0, len(self._light) - 1)]
 
-    def at(self, t: int, frame: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def at(self, t: int, frame: np.ndarray, alpha: np.ndarray, whole: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(the background of frame ``t``, uint8 BGR; bool mask of the pixels no free moment knows).
 
         Under the people (``alpha`` > 0) each value is brought from the light of the moment it was
         seen to frame ``t``'s; the pixels nobody knows are a tinted wash of what is known around them.
+        Only a window around the people (WINDOW_MARGIN beyond their mask) is made, the rest is 0, unless
+        ``whole`` (a debug view shows all of it).
         """
         if not self.times:
             raise RuntimeError("the clip has no checkpoint")
-        if not alpha.any():  # nobody to fill: nothing of the background shows
-            return np.zeros_like(frame), np.zeros(frame.shape[:2], bool)
+        height, width = frame.shape[:2]
+        masked = (alpha > 0).astype(np.uint8)
+        out = np.zeros_like(frame)
+        unseen = np.zeros((height, width), bool)
+        x, y, w, h = (0, 0, width, height) if whole else cv2.boundingRect(masked)
+        if not w or not h:  # nobody to fill: nothing of the background shows
+            return out, unseen
+        x0, y0 = max(x - WINDOW_MARGIN, 0), max(y - WINDOW_MARGIN, 0)
+        x1, y1 = min(x + w + WINDOW_MARGIN, width), min(y + h + WINDOW_MARGIN, height)
+        window = np.s_[y0:y1, x0:x1]
         previous, now, future = self._checkpoints(t)
         # the candidates; where two are as near in time, the first listed wins
-        candidates = [(now.value, np.where(now.when <= t, now.when, NEVER))]
+        here = now.when[window]
+        candidates = [(now.value[window], np.where(here <= t, here, NEVER))]
         if previous is not None:
-            candidates.append((previous.value, previous.when))
-        candidates += [(now.value, np.where(now.when > t, now.when, NEVER)), (future.value, future.when)]
-        out = np.zeros_like(frame)
-        when = np.full(frame.shape[:2], NEVER, np.int32)
-        distance = np.full(frame.shape[:2], np.iinfo(np.int32).max, np.int64)
+            candidates.append((previous.value[window], previous.when[window]))
+        candidates += [
+            (now.value[window], np.where(here > t, here, NEVER)),
+            (future.value[window], future.when[window]),
+        ]
+        part = out[window]
+        when = np.full(here.shape, NEVER, np.int32)
+        distance = np.full(here.shape, np.iinfo(np.int32).max, np.int32)
         for value, seen in candidates:
-            gap = np.where(seen != NEVER, np.abs(seen.astype(np.int64) - t), np.iinfo(np.int32).max)
+            gap = np.where(seen != NEVER, np.abs(seen - np.int32(t)), np.iinfo(np.int32).max)
             take = gap < distance
             if take.any():
-                cv2.copyTo(value, take.view(np.uint8), out)
+                cv2.copyTo(value, take.view(np.uint8), part)
                 when[take] = seen[take]
-                distance = np.minimum(distance, gap)
-        unseen = when == NEVER
-        out = self._relit(out, when, t, alpha, unseen)
-        if unseen.any() and (alpha[unseen] > 0).any():
-            fill = inpaint_unseen(out, unseen)
-            self._tint = choose_tint(frame, fill, unseen, self._tint)
-            out = mark_unseen(fill, unseen, UNSEEN_TINTS[self._tint])
+                np.minimum(distance, gap, out=distance)
+        hole = when == NEVER
+        part = self._relit(part, when, t, alpha[window], hole)
+        if hole.any() and (alpha[window][hole] > 0).any():
+            fill = inpaint_unseen(part, hole)
+            self._tint = choose_tint(frame[window], fill, hole, self._tint)
+            part = mark_unseen(fill, hole, UNSEEN_TINTS[self._tint])
+        out[window] = part
+        unseen[window] = hole
         return out, unseen
 
     def _relit(self, value: np.ndarray, when: np.ndarray, t: int, alpha: np.ndarray, unseen: np.ndarray) -> np.ndarray:
@@ -328,8 +347,8 @@ def fit_light(before: np.ndarray, now: np.ndarray, free: np.ndarray) -> tuple[np
     gain, offset = np.ones(3), np.zeros(3)
     if np.count_nonzero(free) < LIGHT_MIN:
         return gain, offset
-    x = before[free].astype(np.float64)
-    y = now[free].astype(np.float64)
+    x = before[free].astype(np.float32)
+    y = now[free].astype(np.float32)
     keep = np.ones(len(x), bool)
     for _ in range(2):
         for c in range(3):

@@ -190,7 +190,7 @@ def test_fit_light_finds_a_gain_and_offset_despite_something_that_moved():
     assert np.array_equal(gain, np.ones(3)) and np.array_equal(offset, np.zeros(3)), "too few free pixels"
 
 
-@pytest.mark.parametrize(("fps", "frames", "every"), [(25.0, 100, 12), (30.0, None, 15), (25.0, 100_000, 250)])
+@pytest.mark.parametrize(("fps", "frames", "every"), [(25.0, 100, 25), (30.0, None, 30), (25.0, 100_000, 250)])
 def test_checkpoints_are_spaced_so_a_long_clip_keeps_few(fps, frames, every):
     assert clip_scene.spacing(fps, frames) == every
 
