@@ -253,6 +253,8 @@ class FrameStream:
     # -- output ----------------------------------------------------------------------------
 
     def _compose(self, slot: Slot) -> Anonymised:
+        if slot.open:  # its check was cut short (a stop came while the guard looked): it is done again now
+            self._finalise(slot)
         return self._compositor.compose(slot, self.config, images=self.images, debug=self.debug, recorder=self.scene)
 
     def replay(self, frames: Iterable[Frame], clip: scene.ClipScene) -> Iterator[Anonymised]:

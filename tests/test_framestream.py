@@ -364,3 +364,37 @@ def test_a_stop_mid_batch_leaves_the_frames_not_handed_out_to_the_flush_in_order
     rest = [r.frame.index for r in stream.flush()]
     seen = taken + rest
     assert seen == list(range(len(seen))) and len(seen) > 5, seen
+
+
+def test_a_stop_inside_a_frames_check_finishes_the_check_before_the_frame_is_written(monkeypatch):
+    """A live stop (SIGINT) can land while the guard looks at a frame: its mask is not built yet.
+    The frames drained after the stop push it out of the look-ahead; it was written fully masked
+    as a failure ("compositing failed" on every Ctrl-C). Its check is now done again: it is masked
+    as any frame, and nothing counts as failed."""
+    from anonymise import guard
+
+    frames = [Frame(f, i) for i, f in enumerate(synthetic_frames(12))]
+    anon = Anonymiser(Config(pose=False), detector=ColourDetector())
+    stream = anon.stream(lookahead=4)
+    real, calls = guard.Guard.check, []
+
+    def check(self, slot, *args, **kwargs):
+        calls.append(slot.t)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the stop, inside the frame's check
+        return real(self, slot, *args, **kwargs)
+
+    monkeypatch.setattr(guard.Guard, "check", check)
+    ready = []
+    with pytest.raises(KeyboardInterrupt):
+        for i in range(0, 12, 2):
+            ready += stream.push(frames[i : i + 2])
+    cut = calls[-1]
+    for i in range(len(ready) + stream.buffered, 12, 2):  # the frames already detected, kept at a stop
+        ready += stream.push(frames[i : i + 2])
+    ready += stream.flush()
+    assert [r.frame.index for r in ready] == list(range(12))
+    assert calls.count(cut) == 2, "the interrupted check ran again"
+    assert stream.counts.failed == 0
+    assert not any(is_person_colour(r.image, 60).sum() > 5 for r in ready)
+    assert not (ready[cut].image == frames[cut].image).all(), "the interrupted frame's person is masked"

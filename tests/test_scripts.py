@@ -120,6 +120,9 @@ def test_live_bench_serves_a_clip_in_real_time_and_reads_the_summary(pedestrians
     (timing,) = [x for x in lines if x.startswith("recording ")]
     recorded, span = (float(x) for x in re.search(r"recording ([\d.]+) s against ([\d.]+) s", timing).groups())
     # timed by capture: within 5%, or 1.5 frames of the 10 fps clip where the recording is short. A stop
-    # writes the look-ahead and the frames already detected; the few in flight (the reader's newest, the
-    # one in the models) are not, about 0.35 s here: 14 s of run leave ~10 s of recording, 5% of it 0.5 s
-    assert span > 1.0 and abs(recorded - span) <= max(0.05 * span, 0.15), timing
+    # writes the look-ahead and the frames already detected; the two in flight (the reader's newest, the
+    # one in the models) are not: at the rate processed (1.7 fps on 2 cores, the stale frames dropped)
+    # that is up to 2 / rate s more short (a clean clone's CI: 8.49 s against 9.44 s)
+    rate = float(re.search(r"stopped: .*\(\d+ frames, ([\d.]+) fps", result.stdout + result.stderr).group(1))
+    short = span - recorded
+    assert span > 1.0 and -max(0.05 * span, 0.15) <= short <= max(0.05 * span, 0.15) + 2 / rate, timing
