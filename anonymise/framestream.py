@@ -165,6 +165,14 @@ class FrameStream:
                 ready.append(self._compose(self._buffer.popleft()))
         return ready
 
+    def resolved(self) -> dict:
+        """The settings this stream runs with, as resolved (the redaction report's): the look-ahead,
+        fail-closed, the detector's backend, device, precision and batch, and the passes planned."""
+        detector = self.detector.resolved() if hasattr(self.detector, "resolved") else {}
+        passes = self._planner.describe()
+        size = {"imgsz": passes["search_imgsz"]} if "search_imgsz" in passes else {}
+        return {"lookahead": self.lookahead, "fail_closed": self.fail_closed, **size, **detector, **passes}
+
     @property
     def buffered(self) -> int:
         """Frames pushed and not yet handed out (the look-ahead's, and those :meth:`hand_out` holds)."""

@@ -300,7 +300,7 @@ class Anonymiser:
                 result = FileResult(
                     str(src.spec), dst, status, written, seconds, stream.counts, message, broken=broken, **live
                 )
-                return self._finished(sink, stream, extras, info, result)
+                return self._finished(sink, stream, extras, info, result, realtime=realtime)
 
             def open_writer(path: Path) -> WriterThread:
                 return WriterThread(
@@ -508,7 +508,9 @@ class Anonymiser:
             if own:
                 stream.close()
 
-    def _finished(self, sink, stream: FrameStream, extras: Extras, info, result: FileResult) -> FileResult:
+    def _finished(
+        self, sink, stream: FrameStream, extras: Extras, info, result: FileResult, realtime: bool = False
+    ) -> FileResult:
         """The result of a finished recording; its redaction report is written when ``extras.report`` asks."""
         result = _recorded(sink, result)
         if extras.report and result.output is not None:
@@ -522,6 +524,7 @@ class Anonymiser:
                 fps=float(info.fps),
                 seconds=result.seconds,
                 counts=stream.counts,
+                resolved={**stream.resolved(), "realtime": realtime},
             )
             if result.segments:
                 fields["segments"] = [str(p) for p in result.segments]

@@ -68,6 +68,11 @@ class Planner:
         """The most frames between two deep sweeps (``ScalePolicy.lapse``); ``None`` where there are no sweeps."""
         return self._scale.lapse if self._scale is not None else None
 
+    def describe(self) -> dict:
+        """The passes resolved for this video (:meth:`~anonymise.policy.ScalePolicy.describe`); empty before
+        its first frame, or where the detector runs one pass (a single-scale model)."""
+        return self._scale.describe() if self._scale is not None else {}
+
     def plan(self, images: list[np.ndarray], detector, config: Config) -> CallPlan:
         """The plan of the next model call, on ``images`` (one batch), for ``detector``."""
         small, large = self._passes(images, detector, config)

@@ -216,6 +216,18 @@ class ScalePolicy:
         #: frames whose small search ran on a window (:meth:`area`) rather than the whole frame
         self.windowed = 0
 
+    def describe(self) -> dict:
+        """The passes this video runs, resolved (for the redaction report): the search's size and tiles,
+        the frame-scale pass's size, the sweep period and the stride between searches."""
+        return {
+            "search_imgsz": int(self.search_imgsz),
+            "search_tiles": len(self.windows),
+            "frame_pass_imgsz": round(self.scale * max(self.width, self.height)) if self.scale is not None else None,
+            "sweep_every": self.every,
+            "search_stride": self.stride,
+            "every_pass_every_frame": self.always_deep,
+        }
+
     def passes(self, count: int) -> tuple[bool, bool]:
         """(small search, frame-scale pass): whether the next ``count`` frames (one model call) get each."""
         t, self._t = self._t, self._t + count

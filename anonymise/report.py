@@ -74,12 +74,19 @@ def model_hashes(config) -> dict[str, dict]:
     return found
 
 
-def build(ledger: dict, config, *, source: str, output: Path, fps: float, seconds: float, counts=None) -> dict:
-    """The report of one output, as a JSON-ready dict."""
+def build(
+    ledger: dict, config, *, source: str, output: Path, fps: float, seconds: float, counts=None, resolved=None
+) -> dict:
+    """The report of one output, as a JSON-ready dict. ``resolved``: the values the run chose where the
+    config left the choice open (``None``: auto), and what it chose beyond the config (the backend's
+    precision, the passes); they replace those ``None``s in the settings."""
     settings = {}
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         settings[field.name] = getattr(value, "value", value)
+    for name, value in (resolved or {}).items():
+        if settings.get(name) in (None, "auto"):
+            settings[name] = value
     return {
         "anonymise": _version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from anonymise import Anonymiser, Config
 from anonymise.cli import app
 from anonymise.errors import ConfigError
-from anonymise.io.video import Frame
+from anonymise.io.video import Frame, Span
 from anonymise.ledger import Ledger
 from anonymise.manifest import Manifest
 from anonymise.sidecars import Extras
@@ -162,3 +162,37 @@ def test_cli_masks_errors_are_one_line(tmp_path):
 
 def test_scene_fixture_has_no_sign_colour():
     assert (np.abs(scene().reshape(-1, 3).astype(int) - SIGN_COLOUR).max(axis=1) < 30).mean() < 0.01
+
+
+def test_the_reports_settings_are_the_values_the_run_resolved(tmp_path, clip):
+    """Where the config leaves a choice to the run (``None``, ``auto``), the report gives what was
+    chosen: the look-ahead, backend, precision, batch, fail-closed, real-time and the search's passes."""
+    out = tmp_path / "clip_anonymised.mp4"
+    anon = Anonymiser(Config(backend="torch", pose=False))  # the real detector, no export
+    anon.process_video(clip, out, extras=Extras(report=True), span=Span(0.0, frames=4))
+    settings = json.loads((tmp_path / "clip_anonymised.report.json").read_text())["settings"]
+    assert settings["lookahead"] == 30 and settings["fail_closed"] is True and settings["realtime"] is False
+    assert (settings["backend"], settings["device"], settings["precision"], settings["batch"]) == (
+        "torch",
+        "cpu",
+        "fp32",
+        1,
+    )
+    assert settings["half"] is False and settings["int8"] is False
+    assert settings["imgsz"] == settings["search_imgsz"] >= 480, "the search's size, picked from the frame size"
+    assert settings["sweep_every"] >= 1 and settings["search_stride"] >= 1 and "search_tiles" in settings
+    chosen = {
+        "lookahead",
+        "backend",
+        "device",
+        "precision",
+        "batch",
+        "half",
+        "int8",
+        "fail_closed",
+        "realtime",
+        "imgsz",
+    }
+    assert not [k for k in chosen if settings[k] in (None, "auto")], settings
+    page = (tmp_path / "clip_anonymised.report.html").read_text()
+    assert "<th>precision</th><td>fp32</td>" in page

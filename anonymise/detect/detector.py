@@ -236,6 +236,22 @@ class Detector:
     #: the stream may ask for the frame-scale pass alone (``small=False``, see :class:`anonymise.policy.ScalePolicy`)
     multiscale = True
 
+    def resolved(self) -> dict:
+        """What this detector runs on, as chosen (the redaction report's settings): the backend, device,
+        precision and batch, never ``None`` where a value was picked for "auto"."""
+        if self.backend == "openvino":
+            precision = "int8" if self.int8 else self.openvino_precision
+        else:
+            precision = "int8" if self.int8 else "fp16" if self.half else "fp32"
+        return {
+            "backend": self.backend,
+            "device": self.device,
+            "precision": precision,
+            "batch": self.batch,
+            "half": self.half,
+            "int8": self.int8,
+        }
+
     def windows(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
         """The small search's tiles for frames of this size (``[]`` when it does not tile)."""
         return tile_windows(height, width, self.config.tiles, self.config.search_min_person)
