@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -103,3 +104,46 @@ def test_the_readme_pictures_are_current():
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert script.stale() == "", "run python scripts/make_readme_images.py"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)  # no headings inside code blocks
+    slugs: dict[str, int] = {}
+    found = set()
+    for heading in re.findall(r"^#{1,6} +(.+?) *#*$", text, flags=re.M):
+        slug = _slug(heading)
+        n = slugs.get(slug, 0)
+        found.add(slug if n == 0 else f"{slug}-{n}")  # GitHub numbers repeated headings
+        slugs[slug] = n + 1
+    return found
+
+
+def test_every_relative_link_and_anchor_in_the_readme_resolves():
+    """Every link of the README (and of the docs it links to) to a file of the repository or to a
+    heading exists (web links are not fetched: nothing goes over the network)."""
+    pages, broken, seen = [ROOT / "README.md"], [], set()
+    while pages:
+        page = pages.pop()
+        if page in seen:
+            continue
+        seen.add(page)
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)(?: \"[^\"]*\")?\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # https:, mailto:
+            file, _, anchor = target.partition("#")
+            where = (page.parent / file).resolve() if file else page
+            if not where.exists():
+                broken.append(f"{page.name}: {target} (no such file)")
+                continue
+            if anchor and where.suffix == ".md" and anchor not in _anchors(where):
+                broken.append(f"{page.name}: {target} (no such heading)")
+            if where.suffix == ".md" and where.is_relative_to(ROOT):
+                pages.append(where)
+    assert len(seen) > 3 and not broken, broken
