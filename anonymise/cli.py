@@ -779,8 +779,16 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     jobs_dir: Annotated[
-        Path, typer.Option("--jobs-dir", help="Folder of the jobs (uploads, outputs, reports); kept across restarts.")
-    ] = Path("anonymise-jobs"),
+        Path | None,
+        typer.Option(
+            "--jobs-dir",
+            help=(
+                "Folder of the jobs (uploads, outputs, reports, kept originals); kept across restarts, printed at "
+                "start. (default: jobs in your user data folder, ~/.local/share/anonymise/jobs on Linux)"
+            ),
+            show_default=False,
+        ),
+    ] = None,
     workers: Annotated[
         int, typer.Option("--workers", help="Jobs run at a time (each worker loads its models once).")
     ] = 1,

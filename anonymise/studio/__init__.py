@@ -44,10 +44,25 @@ def build(jobs_dir: Path, *, workers: int = 1, keep_originals: bool = False, tok
     return create_app(store, token, **app_options), store, token
 
 
+def default_jobs_dir() -> Path:
+    """The studio's jobs folder when none is given: ``jobs`` in the per-user data directory.
+
+    ``~/.local/share/anonymise/jobs`` on Linux (``$XDG_DATA_HOME`` where set),
+    ``~/Library/Application Support/anonymise/jobs`` on macOS, ``%LOCALAPPDATA%\\anonymise\\jobs`` on
+    Windows. Never the working directory: jobs hold unmasked originals, and a folder there lands in
+    whatever it is, a git clone included. ``platformdirs`` comes with the studio extra.
+    """
+    try:
+        import platformdirs
+    except ImportError as e:
+        raise ConfigError(f"{INSTALL_HINT} (missing: platformdirs)") from e
+    return Path(platformdirs.user_data_dir("anonymise", appauthor=False)) / "jobs"
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
-    jobs_dir: Path = Path("anonymise-jobs"),
+    jobs_dir: Path | None = None,
     workers: int = 1,
     keep_originals: bool = False,
     max_upload_mb: float = 2048,
@@ -56,9 +71,10 @@ def serve(
     check_installed()
     import uvicorn
 
+    jobs_dir = default_jobs_dir() if jobs_dir is None else jobs_dir
     app, store, token = build(jobs_dir, workers=workers, keep_originals=keep_originals, max_upload_mb=max_upload_mb)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    echo(f"anonymise studio: jobs in {store.root.resolve()}")
+    echo(f"anonymise studio: jobs in {store.root.resolve()} (uploads, outputs, kept originals; --jobs-dir to change)")
     echo("Open this URL in a browser (it holds the one-time token; keep it private):")
     echo(f"    http://{shown}:{port}/?token={token}")
     if host not in ("127.0.0.1", "localhost", "::1"):

@@ -1,0 +1,75 @@
+"""``anonymise serve``'s jobs folder: the per-user data folder by default, never the working
+directory (a clone would take unmasked originals into its tree), printed at start; ``--jobs-dir``
+wins."""
+
+import sys
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the studio extra is not installed: pip install -e '.[studio]'")
+platformdirs = pytest.importorskip("platformdirs", reason="the studio extra is not installed")
+uvicorn = pytest.importorskip("uvicorn", reason="the studio extra is not installed")
+
+from typer.testing import CliRunner  # noqa: E402
+
+import anonymise.studio as studio  # noqa: E402
+from anonymise.cli import app  # noqa: E402
+
+
+@pytest.fixture
+def served(monkeypatch, tmp_path):
+    """``serve`` without the server: (stores built, uvicorn.run calls); the workers stop afterwards."""
+    stores, runs = [], []
+    build = studio.build
+
+    def recording_build(*args, **kwargs):
+        built = build(*args, **kwargs)
+        stores.append(built[1])
+        return built
+
+    monkeypatch.setattr(studio, "build", recording_build)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: runs.append(k))
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    monkeypatch.chdir(clone)  # as if run from a git clone
+    yield stores, runs
+    for store in stores:
+        store.stop(1)
+
+
+def _serve(*args):
+    result = CliRunner().invoke(app, ["serve", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_the_default_jobs_folder_is_the_user_data_folder_and_is_printed(served, monkeypatch, tmp_path):
+    stores, runs = served
+    monkeypatch.setattr(platformdirs, "user_data_dir", lambda name, *a, **k: str(tmp_path / "data" / name))
+    output = _serve()
+    jobs = tmp_path / "data" / "anonymise" / "jobs"
+    assert stores[0].root == jobs and jobs.is_dir() and len(runs) == 1
+    assert f"jobs in {jobs.resolve()}" in " ".join(output.split()), output
+    assert not list((tmp_path / "clone").iterdir()), "nothing is written into the working directory"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG_DATA_HOME is the Linux convention")
+def test_the_default_follows_xdg_data_home(served, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert studio.default_jobs_dir() == tmp_path / "xdg" / "anonymise" / "jobs"
+    output = _serve()
+    assert str(tmp_path / "xdg" / "anonymise" / "jobs") in " ".join(output.split()), output
+
+
+def test_an_explicit_jobs_dir_wins(served, monkeypatch, tmp_path):
+    stores, _ = served
+    monkeypatch.setattr(platformdirs, "user_data_dir", lambda name, *a, **k: str(tmp_path / "data" / name))
+    output = _serve("--jobs-dir", str(tmp_path / "mine"))
+    assert stores[0].root == tmp_path / "mine" and (tmp_path / "mine").is_dir()
+    assert f"jobs in {(tmp_path / 'mine').resolve()}" in " ".join(output.split()), output
+    assert not (tmp_path / "data").exists(), "the default folder is not even created"
+
+
+def test_the_help_names_the_default():
+    text = " ".join(CliRunner().invoke(app, ["serve", "-h"], terminal_width=80).output.split())
+    assert "~/.local/share/anonymise/jobs" in text and "anonymise-jobs" not in text
