@@ -17,10 +17,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
-from .config import Config, Fill, Mode
+from .config import MAX_IMGSZ, MIN_IMGSZ, PRESETS, TARGET_PERSON_PX, Config, Fill, Mode, auto_imgsz
 from .errors import AnonymiseError, ConfigError, Stopped
 
 #: click's exceptions (Typer >= 0.2x vendors its own copy of click): usage errors and the bare-command help
@@ -68,12 +68,51 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 _D = Config()
+_BALANCED, _FAST = PRESETS["balanced"], PRESETS["fast"]
+
+# The panels of seg's, bbox's and export's help (the options' ``rich_help_panel``), in the order -h shows them
+IO = "Input and output"
+LOOK = "What replaces people"
+DETECTION = "Detection"
+SPEED = "Speed"
+LIVE = "Live (cameras and streams)"
+DATA = "Data and reports"
+PANELS = (IO, LOOK, DETECTION, SPEED, LIVE, DATA)
+
+
+class _Panelled(TyperCommand):
+    """Plain click help (80 columns, and [ray] stays [ray]) with the options in their panels.
+
+    Typer draws ``rich_help_panel`` only in its rich help, which this CLI turns off (``rich_markup_mode``).
+    Within a panel the options keep the command's order: the common ones first.
+    """
+
+    def format_options(self, ctx, formatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {name: [] for name in PANELS}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                sections.setdefault(_panel_of(param), []).append(record)
+        for name, records in sections.items():
+            if records:
+                with formatter.section(name):
+                    formatter.write_dl(records)
+
+
+def _panel_of(param) -> str:
+    """The help panel an option sits in: its ``rich_help_panel``; -h/--help sits with the input and output."""
+    return getattr(param, "rich_help_panel", None) or (IO if param.name == "help" else "Options")
+
 
 # Options shared by every command (defaults come from Config, the one place they are set).
 Source = Annotated[
     str,
     typer.Option(
-        "--video-source", "-i", help="Video file, folder, image, camera index (0) or stream URL.", show_default=False
+        "--video-source",
+        "-i",
+        help="Video file, folder, image, camera index (0) or stream URL.",
+        show_default=False,
+        rich_help_panel=IO,
     ),
 ]
 Output = Annotated[
@@ -86,6 +125,7 @@ Output = Annotated[
             "<folder>_anonymised/ for a folder)"
         ),
         show_default=False,
+        rich_help_panel=IO,
     ),
 ]
 PoseModel = Annotated[
@@ -94,19 +134,25 @@ PoseModel = Annotated[
         "--pose-model",
         envvar="ANONYMISE_POSE_MODEL",
         help="Pose weights (path or Ultralytics name); the bundled yolo11n-pose.pt works offline.",
+        rich_help_panel=DETECTION,
     ),
 ]
-Device = Annotated[str, typer.Option("--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps.")]
+Device = Annotated[
+    str,
+    typer.Option(
+        "--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps.", rich_help_panel=SPEED
+    ),
+]
 BackendOpt = Annotated[
     str,
     typer.Option(
         "--backend",
         envvar="ANONYMISE_BACKEND",
         help=(
-            "Inference runtime: auto (OpenVINO on x86-64 CPUs: int8, else bf16 where the CPU has it, else fp32; "
-            "TensorRT or torch fp16 on CUDA; torch elsewhere), torch, onnx, openvino or tensorrt (exported once, "
-            "cached). See docs/backends.md."
+            "Inference runtime: auto (OpenVINO on x86-64 CPUs, TensorRT or torch fp16 on CUDA, torch elsewhere), "
+            "torch, onnx, openvino or tensorrt (exported once, cached). See docs/backends.md."
         ),
+        rich_help_panel=SPEED,
     ),
 ]
 Int8 = Annotated[
@@ -114,11 +160,12 @@ Int8 = Annotated[
     typer.Option(
         "--int8/--no-int8",
         help=(
-            "int8 models (openvino, tensorrt): 1.3-1.8x faster than bf16 on a CPU. OpenVINO calibrates once on the "
-            "first frames of your video, in memory (or on $ANONYMISE_CALIBRATION). Default: on with --backend auto "
-            "on a CPU."
+            "int8 models (openvino, tensorrt): 1.3-1.8x faster than bf16 on a CPU, calibrated once on your "
+            "video's first frames, in memory (or on $ANONYMISE_CALIBRATION). Default: on with --backend auto on a "
+            "CPU."
         ),
         show_default=False,
+        rich_help_panel=SPEED,
     ),
 ]
 Half = Annotated[
@@ -130,89 +177,133 @@ Half = Annotated[
             "CPU that has it (~1.6x faster, slightly different scores)."
         ),
         show_default=False,
+        rich_help_panel=SPEED,
     ),
 ]
 Imgsz = Annotated[
     int | None,
     typer.Option(
         "--imgsz",
-        help="Inference size in pixels. (default: from the frame size, 2x for small frames, at most 1280)",
+        help=(
+            "Inference size (px) of the search for small people. (default: enlarged until a person of "
+            f"--min-person is {TARGET_PERSON_PX} px at the model, within {MIN_IMGSZ}-{MAX_IMGSZ}: 480x360 -> "
+            f"{auto_imgsz(480, 360, _D.min_person)})"
+        ),
         show_default=False,
+        rich_help_panel=DETECTION,
     ),
 ]
 Conf = Annotated[
-    float, typer.Option("--conf", help="Person confidence threshold (low on purpose: a missed person is a leak).")
+    float,
+    typer.Option(
+        "--conf",
+        help="Person confidence threshold (low on purpose: a missed person is a leak).",
+        rich_help_panel=DETECTION,
+    ),
 ]
-Alpha = Annotated[float, typer.Option("--alpha", help="Background learning rate per frame, in (0, 1].")]
-Dilate = Annotated[int, typer.Option("--dilate", help="Grow person boxes by this many pixels.")]
+Alpha = Annotated[
+    float, typer.Option("--alpha", help="Background learning rate per frame, in (0, 1].", rich_help_panel=LOOK)
+]
+Dilate = Annotated[int, typer.Option("--dilate", help="Grow person boxes by this many pixels.", rich_help_panel=LOOK)]
 Feather = Annotated[
-    int, typer.Option("--feather", help="Gaussian feather kernel in pixels (0: hard edge); grows outwards only.")
+    int,
+    typer.Option(
+        "--feather", help="Gaussian feather kernel in pixels (0: hard edge); grows outwards only.", rich_help_panel=LOOK
+    ),
 ]
-PoseConf = Annotated[float, typer.Option("--pose-conf", help="Minimum keypoint confidence for a joint to be drawn.")]
-NoPose = Annotated[bool, typer.Option("--no-pose", help="Do not draw skeletons.")]
+PoseConf = Annotated[
+    float,
+    typer.Option("--pose-conf", help="Minimum keypoint confidence for a joint to be drawn.", rich_help_panel=LOOK),
+]
+NoPose = Annotated[bool, typer.Option("--no-pose", help="Do not draw skeletons.", rich_help_panel=LOOK)]
 Lookahead = Annotated[
     int | None,
     typer.Option(
         "--lookahead",
         help="Frames the background looks ahead (output delay). (default: 30 for files, 15 for cameras/streams)",
         show_default=False,
+        rich_help_panel=LOOK,
     ),
 ]
 MinPerson = Annotated[
     int,
-    typer.Option("--min-person", help="Smallest person height (px) to find: sets the inference size and when to tile."),
+    typer.Option(
+        "--min-person",
+        help="Smallest person height (px) to find: sets the inference size and when to tile.",
+        rich_help_panel=DETECTION,
+    ),
 ]
 PresetOpt = Annotated[
     str,
     typer.Option(
         "--preset",
         help=(
-            "Compute policy: thorough (every pass on every frame, frames up to 640 px searched at 1280), "
-            "balanced (passes where people were seen, a "
-            "sweep every 5th frame, every 10th for a small search that does not tile, which between sweeps runs on a "
-            "window around the people and motion) or fast (a sweep every 10th "
-            "frame, people from 48 px, no second looks, tiles and windows only where people can be). See the README."
+            "How hard to look for people, against speed. thorough: all of every frame, at every size (slowest). "
+            f"balanced: all of every {_BALANCED['sweep_every']}th frame and, between, where people were or "
+            "something moved (about twice as fast, as private on the README's clips). fast: all of every "
+            f"{_FAST['sweep_every']}th frame, people from {_FAST['min_person']} px tall, no closer look at motion no "
+            "detection explains (about 1.5x faster again; smaller people can be missed)."
         ),
+        rich_help_panel=DETECTION,
     ),
 ]
 Tiles = Annotated[
     str,
     typer.Option(
-        "--tiles", help="Tiled inference: auto (when people are small for the frame), off, or N tiles on the long side."
+        "--tiles",
+        help="Tiled inference: auto (when people are small for the frame), off, or N tiles on the long side.",
+        rich_help_panel=DETECTION,
     ),
 ]
-Hold = Annotated[int, typer.Option("--hold", help="Frames a lost track stays masked (and a new one is back-filled).")]
+Hold = Annotated[
+    int,
+    typer.Option(
+        "--hold", help="Frames a lost track stays masked (and a new one is back-filled).", rich_help_panel=DETECTION
+    ),
+]
 FailClosed = Annotated[
     bool,
     typer.Option(
         "--fail-closed/--no-fail-closed",
         help="Mask moving person-sized regions no detection explains (files, cameras and streams).",
+        rich_help_panel=DETECTION,
     ),
 ]
 Batch = Annotated[
     int | None,
-    typer.Option("--batch", help="Frames per model call. (default: 1 on CPU, 8 on CUDA)", show_default=False),
+    typer.Option(
+        "--batch",
+        help="Frames per model call. (default: 1 on CPU, 8 on CUDA)",
+        show_default=False,
+        rich_help_panel=SPEED,
+    ),
 ]
 Start = Annotated[
     str | None,
-    typer.Option("--start", help="Files: begin at this time (seconds, or [HH:]MM:SS).", show_default=False),
+    typer.Option(
+        "--start", help="Files: begin at this time (seconds, or [HH:]MM:SS).", show_default=False, rich_help_panel=IO
+    ),
 ]
 Duration = Annotated[
     str | None,
-    typer.Option("--duration", help="Files: process this long (seconds, or [HH:]MM:SS).", show_default=False),
+    typer.Option(
+        "--duration", help="Files: process this long (seconds, or [HH:]MM:SS).", show_default=False, rich_help_panel=IO
+    ),
 ]
 Frames = Annotated[
-    int | None, typer.Option("--frames", help="Files: process at most this many frames.", show_default=False)
+    int | None,
+    typer.Option("--frames", help="Files: process at most this many frames.", show_default=False, rich_help_panel=IO),
 ]
 Realtime = Annotated[
     bool | None,
     typer.Option(
         "--realtime/--no-realtime",
         help=(
-            "Cameras and streams: process the newest frame and drop stale ones, so the delay stays bounded "
-            "(default); --no-realtime processes every frame, as for files."
+            "Keep the delay bounded: process the newest frame and drop stale ones (default); --no-realtime "
+            "processes every frame, as for files."
         ),
         show_default=False,
+        rich_help_panel=LIVE,
     ),
 ]
 Reconnect = Annotated[
@@ -220,9 +311,10 @@ Reconnect = Annotated[
     typer.Option(
         "--reconnect",
         help=(
-            "Cameras and streams: when the source breaks off (a reset, 15 s without data), keep the recording "
-            "and retry for this many seconds, recording into <stem>_<start time>.mp4; 0: stop."
+            "When the source breaks off (a reset, 15 s without data), keep the recording and retry for this many "
+            "seconds, into <stem>_<start time>.mp4; 0: stop."
         ),
+        rich_help_panel=LIVE,
     ),
 ]
 Segment = Annotated[
@@ -230,15 +322,21 @@ Segment = Annotated[
     typer.Option(
         "--segment",
         help=(
-            "Cameras and streams: record into files of this many seconds, each named by its start time "
-            "(<stem>_YYYYmmdd-HHMMSS.mp4) and finished when the next begins; 0: one file."
+            "Record into files of this many seconds, each named by its start time (<stem>_YYYYmmdd-HHMMSS.mp4); "
+            "0: one file."
         ),
+        rich_help_panel=LIVE,
     ),
 ]
-Show = Annotated[bool, typer.Option("--show", help="Preview window (q or Esc stops a camera or stream).")]
-NoAudio = Annotated[bool, typer.Option("--no-audio", help="Drop the audio track.")]
+Show = Annotated[
+    bool, typer.Option("--show", help="Preview window (q or Esc stops a camera or stream).", rich_help_panel=IO)
+]
+NoAudio = Annotated[bool, typer.Option("--no-audio", help="Drop the audio track.", rich_help_panel=IO)]
 Overwrite = Annotated[
-    bool, typer.Option("--overwrite", help="Folder runs: redo outputs that already exist (skipped by default).")
+    bool,
+    typer.Option(
+        "--overwrite", help="Folder runs: redo outputs that already exist (skipped by default).", rich_help_panel=IO
+    ),
 ]
 FillOpt = Annotated[
     Fill,
@@ -249,6 +347,7 @@ FillOpt = Annotated[
             "silhouette, a heat map, or none (people stay visible: only with --canvas or for data)."
         ),
         case_sensitive=False,
+        rich_help_panel=LOOK,
     ),
 ]
 CanvasOpt = Annotated[
@@ -260,6 +359,7 @@ CanvasOpt = Annotated[
             "resized)."
         ),
         show_default=False,
+        rich_help_panel=LOOK,
     ),
 ]
 SkeletonColour = Annotated[
@@ -268,6 +368,7 @@ SkeletonColour = Annotated[
         "--skeleton-colour",
         "--skeleton-color",
         help="limbs (a colour per body part), track (a stable colour per person) or one colour (name or #RRGGBB).",
+        rich_help_panel=LOOK,
     ),
 ]
 Thickness = Annotated[
@@ -276,9 +377,12 @@ Thickness = Annotated[
         "--thickness",
         help="Skeleton line thickness in pixels. (default: scaled with the frame size)",
         show_default=False,
+        rich_help_panel=LOOK,
     ),
 ]
-ShowConf = Annotated[bool, typer.Option("--show-conf", help="Draw each joint's size by its keypoint confidence.")]
+ShowConf = Annotated[
+    bool, typer.Option("--show-conf", help="Draw each joint's size by its keypoint confidence.", rich_help_panel=LOOK)
+]
 KeypointsOpt = Annotated[
     str | None,
     typer.Option(
@@ -288,6 +392,7 @@ KeypointsOpt = Annotated[
             "(.jsonl/.csv). Schema: docs/keypoints.md."
         ),
         show_default=False,
+        rich_help_panel=DATA,
     ),
 ]
 SnapshotEvery = Annotated[
@@ -296,6 +401,7 @@ SnapshotEvery = Annotated[
         "--snapshot-every",
         help="Save an anonymised frame every N frames (25) or seconds (2s) as JPEG.",
         show_default=False,
+        rich_help_panel=DATA,
     ),
 ]
 SnapshotDir = Annotated[
@@ -304,6 +410,7 @@ SnapshotDir = Annotated[
         "--snapshot-dir",
         help="Folder for snapshots. (default: <output stem>_snapshots/ beside the output)",
         show_default=False,
+        rich_help_panel=DATA,
     ),
 ]
 DebugView = Annotated[
@@ -314,6 +421,7 @@ DebugView = Annotated[
             "Original, person mask, background and output tiled: in the --show window, or else written to "
             "<output stem>_debug.mp4 (UNMASKED original: for debugging only)."
         ),
+        rich_help_panel=DATA,
     ),
 ]
 MasksOpt = Annotated[
@@ -325,6 +433,7 @@ MasksOpt = Annotated[
             "missed (one video; schema: docs/manifest.md)."
         ),
         show_default=False,
+        rich_help_panel=DETECTION,
     ),
 ]
 ReportOpt = Annotated[
@@ -332,12 +441,18 @@ ReportOpt = Annotated[
     typer.Option(
         "--report",
         help="Also write a redaction report beside each output: <stem>.report.json and .report.html.",
+        rich_help_panel=DATA,
     ),
 ]
 Quiet = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress bars, summary or one-off export lines; errors only.")
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="No progress bars, summary or one-off export lines; errors only.", rich_help_panel=IO
+    ),
 ]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="More logging; tracebacks for unexpected errors.")]
+Verbose = Annotated[
+    bool, typer.Option("--verbose", "-v", help="More logging; tracebacks for unexpected errors.", rich_help_panel=IO)
+]
 
 
 class Engine(str, enum.Enum):
@@ -356,6 +471,7 @@ EngineOpt = Annotated[
             '(pip install -e ".[ray]" in the clone).'
         ),
         case_sensitive=False,
+        rich_help_panel=SPEED,
     ),
 ]
 RayAddress = Annotated[
@@ -367,12 +483,16 @@ RayAddress = Annotated[
             "instance)"
         ),
         show_default=False,
+        rich_help_panel=SPEED,
     ),
 ]
 RayActors = Annotated[
     int | None,
     typer.Option(
-        "--ray-actors", help="Ray workers. (default: as many as the cluster's GPUs, or CPUs, hold)", show_default=False
+        "--ray-actors",
+        help="Ray workers. (default: as many as the cluster's GPUs, or CPUs, hold)",
+        show_default=False,
+        rich_help_panel=SPEED,
     ),
 ]
 RayGpus = Annotated[
@@ -381,18 +501,23 @@ RayGpus = Annotated[
         "--ray-gpus-per-actor",
         help="GPUs per Ray worker; 0.5 puts two on a GPU. (default: 1 where the cluster has GPUs, else 0)",
         show_default=False,
+        rich_help_panel=SPEED,
     ),
 ]
 RayCpus = Annotated[
     float,
     typer.Option(
-        "--ray-cpus-per-actor", help="CPUs per Ray worker (on CPU-only clusters, the threads each worker uses)."
+        "--ray-cpus-per-actor",
+        help="CPUs per Ray worker (on CPU-only clusters, the threads each worker uses).",
+        rich_help_panel=SPEED,
     ),
 ]
 RayRetries = Annotated[
     int,
     typer.Option(
-        "--ray-retries", help="Times a file is retried when its Ray worker dies (crash, out of memory, lost node)."
+        "--ray-retries",
+        help="Times a file is retried when its Ray worker dies (crash, out of memory, lost node).",
+        rich_help_panel=SPEED,
     ),
 ]
 
@@ -412,77 +537,119 @@ def main_callback(
     """Remove every person from a video, keeping only their skeleton."""
 
 
-@app.command()
+@app.command(cls=_Panelled)
 def seg(
     video_source: Source,
     output: Output = None,
+    start: Start = None,
+    duration: Duration = None,
+    frames: Frames = None,
+    show: Show = False,
+    no_audio: NoAudio = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    fill: FillOpt = _D.fill,
+    canvas: CanvasOpt = _D.canvas,
+    no_pose: NoPose = False,
+    skeleton_colour: SkeletonColour = _D.skeleton_colour,
+    thickness: Thickness = _D.thickness,
+    show_conf: ShowConf = False,
+    pose_conf: PoseConf = _D.pose_conf,
+    inflate: Annotated[
+        int,
+        typer.Option(
+            "--inflate", help="Grow instance masks by this many pixels (distance transform).", rich_help_panel=LOOK
+        ),
+    ] = _D.inflate,
+    dilate: Dilate = _D.dilate,
+    feather: Feather = _D.feather,
+    alpha: Alpha = _D.alpha,
+    lookahead: Lookahead = _D.lookahead,
+    preset: PresetOpt = _D.preset,
+    min_person: MinPerson = _D.min_person,
+    conf: Conf = _D.conf,
+    hold: Hold = _D.hold,
+    fail_closed: FailClosed = _D.fail_closed,
+    masks: MasksOpt = _D.masks,
+    imgsz: Imgsz = _D.imgsz,
+    tiles: Tiles = _D.tiles,
     seg_model: Annotated[
         str,
         typer.Option(
             "--seg-model",
             envvar="ANONYMISE_SEG_MODEL",
             help="Segmentation weights (path or Ultralytics name, downloaded on first use when online).",
+            rich_help_panel=DETECTION,
         ),
     ] = _D.seg_model,
     pose_model: PoseModel = _D.pose_model,
     device: Device = _D.device,
+    batch: Batch = _D.batch,
     backend: BackendOpt = _D.backend,
     int8: Int8 = _D.int8,
     half: Half = _D.half,
-    imgsz: Imgsz = _D.imgsz,
-    conf: Conf = _D.conf,
-    alpha: Alpha = _D.alpha,
-    inflate: Annotated[
-        int, typer.Option("--inflate", help="Grow instance masks by this many pixels (distance transform).")
-    ] = _D.inflate,
-    dilate: Dilate = _D.dilate,
-    feather: Feather = _D.feather,
-    pose_conf: PoseConf = _D.pose_conf,
-    no_pose: NoPose = False,
-    lookahead: Lookahead = _D.lookahead,
-    min_person: MinPerson = _D.min_person,
-    preset: PresetOpt = _D.preset,
-    tiles: Tiles = _D.tiles,
-    hold: Hold = _D.hold,
-    fail_closed: FailClosed = _D.fail_closed,
-    batch: Batch = _D.batch,
-    fill: FillOpt = _D.fill,
-    canvas: CanvasOpt = _D.canvas,
-    skeleton_colour: SkeletonColour = _D.skeleton_colour,
-    thickness: Thickness = _D.thickness,
-    show_conf: ShowConf = False,
-    keypoints: KeypointsOpt = None,
-    snapshot_every: SnapshotEvery = None,
-    snapshot_dir: SnapshotDir = None,
-    debug_view: DebugView = False,
-    masks: MasksOpt = _D.masks,
-    report: ReportOpt = False,
-    show: Show = False,
-    no_audio: NoAudio = False,
-    overwrite: Overwrite = False,
-    start: Start = None,
-    realtime: Realtime = _D.realtime,
-    reconnect: Reconnect = 60.0,
-    segment: Segment = 600.0,
-    duration: Duration = None,
-    frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
     ray_address: RayAddress = None,
     ray_actors: RayActors = None,
     ray_gpus_per_actor: RayGpus = None,
     ray_cpus_per_actor: RayCpus = 1.0,
     ray_retries: RayRetries = 1,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
+    realtime: Realtime = _D.realtime,
+    reconnect: Reconnect = 60.0,
+    segment: Segment = 600.0,
+    report: ReportOpt = False,
+    keypoints: KeypointsOpt = None,
+    snapshot_every: SnapshotEvery = None,
+    snapshot_dir: SnapshotDir = None,
+    debug_view: DebugView = False,
 ) -> None:
-    """Mask people by their instance segmentation (tight masks, inflated and feathered)."""
+    """Mask people by their instance segmentation (tight masks, inflated and feathered).
+
+    \b
+    Examples:
+      # the bundled sample, from the clone -> data/sample_anonymised.mp4
+      anonymise seg -i data/sample.mp4
+      # webcam 0 with a preview, people blurred (q, Esc or Ctrl-C ends it)
+      anonymise seg -i 0 --show --fill blur
+      # a folder on a GPU box: every video below footage/ into clean/
+      anonymise seg -i footage/ -o clean/ --device cuda --report
+    """
     _run(Mode.SEG, **locals())
 
 
-@app.command()
+@app.command(cls=_Panelled)
 def bbox(
     video_source: Source,
     output: Output = None,
+    start: Start = None,
+    duration: Duration = None,
+    frames: Frames = None,
+    show: Show = False,
+    no_audio: NoAudio = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    fill: FillOpt = _D.fill,
+    canvas: CanvasOpt = _D.canvas,
+    no_pose: NoPose = False,
+    skeleton_colour: SkeletonColour = _D.skeleton_colour,
+    thickness: Thickness = _D.thickness,
+    show_conf: ShowConf = False,
+    pose_conf: PoseConf = _D.pose_conf,
+    dilate: Dilate = _D.dilate,
+    feather: Feather = _D.feather,
+    alpha: Alpha = _D.alpha,
+    lookahead: Lookahead = _D.lookahead,
+    preset: PresetOpt = _D.preset,
+    min_person: MinPerson = _D.min_person,
+    conf: Conf = _D.conf,
+    hold: Hold = _D.hold,
+    fail_closed: FailClosed = _D.fail_closed,
+    masks: MasksOpt = _D.masks,
+    imgsz: Imgsz = _D.imgsz,
+    tiles: Tiles = _D.tiles,
+    pose_model: PoseModel = _D.pose_model,
     bbox_model: Annotated[
         str | None,
         typer.Option(
@@ -490,57 +657,40 @@ def bbox(
             envvar="ANONYMISE_BBOX_MODEL",
             help="Separate person detector; by default the pose model's boxes are used (one forward pass).",
             show_default=False,
+            rich_help_panel=DETECTION,
         ),
     ] = _D.bbox_model,
-    pose_model: PoseModel = _D.pose_model,
     device: Device = _D.device,
+    batch: Batch = _D.batch,
     backend: BackendOpt = _D.backend,
     int8: Int8 = _D.int8,
     half: Half = _D.half,
-    imgsz: Imgsz = _D.imgsz,
-    conf: Conf = _D.conf,
-    alpha: Alpha = _D.alpha,
-    dilate: Dilate = _D.dilate,
-    feather: Feather = _D.feather,
-    pose_conf: PoseConf = _D.pose_conf,
-    no_pose: NoPose = False,
-    lookahead: Lookahead = _D.lookahead,
-    min_person: MinPerson = _D.min_person,
-    preset: PresetOpt = _D.preset,
-    tiles: Tiles = _D.tiles,
-    hold: Hold = _D.hold,
-    fail_closed: FailClosed = _D.fail_closed,
-    batch: Batch = _D.batch,
-    fill: FillOpt = _D.fill,
-    canvas: CanvasOpt = _D.canvas,
-    skeleton_colour: SkeletonColour = _D.skeleton_colour,
-    thickness: Thickness = _D.thickness,
-    show_conf: ShowConf = False,
-    keypoints: KeypointsOpt = None,
-    snapshot_every: SnapshotEvery = None,
-    snapshot_dir: SnapshotDir = None,
-    debug_view: DebugView = False,
-    masks: MasksOpt = _D.masks,
-    report: ReportOpt = False,
-    show: Show = False,
-    no_audio: NoAudio = False,
-    overwrite: Overwrite = False,
-    start: Start = None,
-    realtime: Realtime = _D.realtime,
-    reconnect: Reconnect = 60.0,
-    segment: Segment = 600.0,
-    duration: Duration = None,
-    frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
     ray_address: RayAddress = None,
     ray_actors: RayActors = None,
     ray_gpus_per_actor: RayGpus = None,
     ray_cpus_per_actor: RayCpus = 1.0,
     ray_retries: RayRetries = 1,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
+    realtime: Realtime = _D.realtime,
+    reconnect: Reconnect = 60.0,
+    segment: Segment = 600.0,
+    report: ReportOpt = False,
+    keypoints: KeypointsOpt = None,
+    snapshot_every: SnapshotEvery = None,
+    snapshot_dir: SnapshotDir = None,
+    debug_view: DebugView = False,
 ) -> None:
-    """Mask people by their bounding boxes (dilated and feathered)."""
+    """Mask people by their bounding boxes (dilated and feathered).
+
+    \b
+    Examples:
+      # the bundled sample, from the clone -> data/sample_anonymised.mp4
+      anonymise bbox -i data/sample.mp4
+      # webcam 0 with a preview (q, Esc or Ctrl-C ends the recording)
+      anonymise bbox -i 0 --show
+      # a folder on a GPU box: every video below footage/ into clean/
+      anonymise bbox -i footage/ -o clean/ --device cuda --report
+    """
     _run(Mode.BBOX, **locals())
 
 
@@ -624,7 +774,7 @@ def _run(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=_Panelled)
 def export(
     video_source: Source,
     output: Annotated[
@@ -637,35 +787,38 @@ def export(
                 "<stem>_anonymised.jsonl beside the input)"
             ),
             show_default=False,
+            rich_help_panel=IO,
         ),
     ] = None,
-    format: Annotated[str, typer.Option("--format", help="jsonl or csv (when --output does not say).")] = "jsonl",
+    format: Annotated[
+        str, typer.Option("--format", help="jsonl or csv (when --output does not say).", rich_help_panel=IO)
+    ] = "jsonl",
+    start: Start = None,
+    duration: Duration = None,
+    frames: Frames = None,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    preset: PresetOpt = _D.preset,
+    min_person: MinPerson = _D.min_person,
+    conf: Conf = _D.conf,
+    hold: Hold = _D.hold,
+    imgsz: Imgsz = _D.imgsz,
+    tiles: Tiles = _D.tiles,
     pose_model: PoseModel = _D.pose_model,
     device: Device = _D.device,
+    batch: Batch = _D.batch,
     backend: BackendOpt = _D.backend,
     int8: Int8 = _D.int8,
     half: Half = _D.half,
-    imgsz: Imgsz = _D.imgsz,
-    conf: Conf = _D.conf,
-    min_person: MinPerson = _D.min_person,
-    preset: PresetOpt = _D.preset,
-    tiles: Tiles = _D.tiles,
-    hold: Hold = _D.hold,
-    batch: Batch = _D.batch,
-    overwrite: Overwrite = False,
-    start: Start = None,
-    realtime: Realtime = _D.realtime,
-    reconnect: Reconnect = 60.0,
-    duration: Duration = None,
-    frames: Frames = None,
     engine: EngineOpt = Engine.LOCAL,
     ray_address: RayAddress = None,
     ray_actors: RayActors = None,
     ray_gpus_per_actor: RayGpus = None,
     ray_cpus_per_actor: RayCpus = 1.0,
     ray_retries: RayRetries = 1,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
+    realtime: Realtime = _D.realtime,
+    reconnect: Reconnect = 60.0,
 ) -> None:
     """Write only the people's keypoints (no video at all): the strictest privacy setting."""
     if format.lower() not in ("jsonl", "csv"):

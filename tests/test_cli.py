@@ -273,6 +273,67 @@ def test_help_fits_80_columns_and_keeps_brackets():
     assert '".[ray]"' in runner.invoke(app, ["bbox", "-h"], terminal_width=80).output, "[ray] is not markup"
 
 
+def _sections(text: str) -> dict[str, list[set[str]]]:
+    """A help text's sections (a line ``Name:`` at column 0) -> the flags of each option in it, in order."""
+    sections, name = {}, None
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            name = line[:-1]
+            sections[name] = []
+        elif name is not None and line.startswith("  -"):
+            first_column = line[2:].split("  ")[0].split(" <")[0]
+            sections[name].append(set(first_column.replace(",", " ").replace("/", " ").split()))
+    return sections
+
+
+@pytest.mark.parametrize("command", ["seg", "bbox"])
+def test_every_option_sits_in_a_named_panel_and_the_help_shows_three_examples(command):
+    import shlex
+
+    from typer.main import get_command
+
+    from anonymise.cli import IO, PANELS
+
+    click_command = get_command(app).commands[command]
+    options = [p for p in click_command.params if p.param_type_name == "option"]
+    assert len(options) > 40 and all(p.rich_help_panel in PANELS for p in options), [
+        p.name for p in options if p.rich_help_panel not in PANELS
+    ]
+    text = runner.invoke(app, [command, "-h"], terminal_width=80, env={"COLUMNS": "80"}).output
+    sections = _sections(text)
+    assert list(sections) == list(PANELS), "the panels, in order, and no catch-all Options"
+    for p in options:
+        assert any(set(p.opts) <= flags for flags in sections[p.rich_help_panel]), f"{p.opts} not in its panel"
+    io = sections[IO]
+    assert "--video-source" in io[0] and "--output" in io[1], "the common options first"
+    start = next(i for i, flags in enumerate(io) if "--start" in flags)
+    assert "--duration" in io[start + 1], "--start and --duration sit together"
+    assert "--help" in io[-1]
+    examples = [line.strip() for line in text.split("Examples:")[1].split("\n\n")[0].splitlines() if line.strip()]
+    runs = [line for line in examples if line.startswith(f"anonymise {command} ")]
+    assert len(runs) == 3 and len(examples) == 6, examples  # each with its comment
+    clone = Path(__file__).resolve().parents[1]
+    for line in runs:  # each parses (its options exist, their values are of the right kind) and its file exists
+        args = shlex.split(line)[2:]
+        click_command.make_context(command, list(args))
+        source = args[args.index("-i") + 1]
+        assert source in ("0", "footage/") or (clone / source).is_file(), line
+
+
+def test_the_imgsz_default_the_help_states_is_the_codes_and_the_readmes():
+    from anonymise.config import MAX_IMGSZ, MIN_IMGSZ, TARGET_PERSON_PX, Config, auto_imgsz
+
+    text = " ".join(runner.invoke(app, ["bbox", "-h"], terminal_width=80).output.split())
+    size = auto_imgsz(480, 360, Config().min_person)
+    stated = f"is {TARGET_PERSON_PX} px at the model, within {MIN_IMGSZ}-{MAX_IMGSZ}: 480x360 -> {size})"
+    assert stated in text, text
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"{TARGET_PERSON_PX} px at the model, within {MIN_IMGSZ}\u2013{MAX_IMGSZ} (480\u00d7360 \u2192 {size})" in (
+        readme
+    )
+    assert auto_imgsz(480 * 4, 360 * 4) == MAX_IMGSZ and auto_imgsz(160, 120) == MIN_IMGSZ
+
+
 def test_usage_errors_are_one_line_and_exit_1():
     for args, line in (
         (["bbox", "--nope"], "Error: No such option: --nope (Possible options: --no-pose) (see anonymise bbox --help)"),
