@@ -20,7 +20,7 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
-from .config import MAX_IMGSZ, MIN_IMGSZ, PRESETS, TARGET_PERSON_PX, Config, Fill, Mode, auto_imgsz
+from .config import MAX_IMGSZ, MIN_IMGSZ, PRESETS, TARGET_PERSON_PX, Audio, Config, Fill, Mode, auto_imgsz
 from .errors import AnonymiseError, ConfigError, Stopped
 
 #: click's exceptions (Typer >= 0.2x vendors its own copy of click): usage errors and the bare-command help
@@ -331,7 +331,21 @@ Segment = Annotated[
 Show = Annotated[
     bool, typer.Option("--show", help="Preview window (q or Esc stops a camera or stream).", rich_help_panel=IO)
 ]
-NoAudio = Annotated[bool, typer.Option("--no-audio", help="Drop the audio track.", rich_help_panel=IO)]
+NoAudio = Annotated[
+    bool, typer.Option("--no-audio", help="Drop the audio track (as --audio drop).", rich_help_panel=IO)
+]
+AudioOpt = Annotated[
+    Audio,
+    typer.Option(
+        "--audio",
+        help=(
+            "What happens to the sound, a voice being an identity too: mute-speech silences where someone "
+            "speaks and keeps the rest; beep-speech puts a tone there; keep copies it as it is; drop writes none."
+        ),
+        case_sensitive=False,
+        rich_help_panel=IO,
+    ),
+]
 Overwrite = Annotated[
     bool,
     typer.Option(
@@ -545,6 +559,7 @@ def seg(
     duration: Duration = None,
     frames: Frames = None,
     show: Show = False,
+    audio: AudioOpt = _D.audio,
     no_audio: NoAudio = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -626,6 +641,7 @@ def bbox(
     duration: Duration = None,
     frames: Frames = None,
     show: Show = False,
+    audio: AudioOpt = _D.audio,
     no_audio: NoAudio = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -732,6 +748,8 @@ def _run(
         from .pipeline import Anonymiser
         from .sidecars import Extras
 
+        if no_audio:
+            knobs["audio"] = Audio.DROP
         # --no-pose with --keypoints: the pose model still runs, for the data, and nothing is drawn
         config = Config(mode=mode, pose=not no_pose or keypoints is not None, draw_pose=not no_pose, **knobs)
         if config.fill is Fill.NONE and config.canvas is None and video:
@@ -766,7 +784,7 @@ def _run(
             anonymiser = Anonymiser(config)
             report = anonymiser.run_plan(plan, audio=not no_audio, show=show, progress=not quiet)
     if not quiet:
-        _summary(report)
+        _summary(report, config.audio)
     else:  # --quiet hides progress and the summary, never a failure
         for r in report.failed:
             err.print(f"[bold red]Error:[/] {escape(r.source)}: {escape(' '.join(r.message.split()))}", markup=True)
@@ -1010,7 +1028,7 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _summary(report) -> None:
+def _summary(report, audio: Audio = Audio.MUTE_SPEECH) -> None:
     results = report.results
     if len(results) == 1 and results[0].status != "failed":
         r = results[0]
@@ -1023,6 +1041,7 @@ def _summary(report) -> None:
         if r.segments:
             note += f", {len(r.segments)} segment files from {r.segments[0].name}"
         out.print(f"{r.status}: {r.output} ({r.frames} frames, {r.fps:.1f} fps{note})")
+        _speech_line(results, audio)
         return
     table = Table(title="anonymise summary", show_lines=False)
     for column in ("input", "status", "frames", "fps", "output / message"):
@@ -1036,6 +1055,22 @@ def _summary(report) -> None:
     counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed", "stopped")}
     stopped = f", {counts['stopped']} stopped" if counts["stopped"] else ""
     out.print(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed{stopped}")
+    _speech_line(results, audio)
+
+
+def _speech_line(results, audio: Audio) -> None:
+    """One line on the voices redacted (``--audio mute-speech`` / ``beep-speech``), where there was audio."""
+    redacted = [r for r in results if r.speech is not None]
+    if not redacted:
+        return
+    spans = [span for r in redacted for span in r.speech]
+    manual = sum(span.source == "manual" for span in spans)
+    by_hand = f" ({manual} by hand)" if manual else ""
+    verb = "beeped" if audio is Audio.BEEP_SPEECH else "muted"
+    out.print(
+        f"speech: {len(spans)} span{'s' * (len(spans) != 1)}{by_hand} {verb}, "
+        f"{sum(span.duration for span in spans):.1f} s; --audio keep keeps the voices"
+    )
 
 
 def _stop_on(signum: int, frame) -> None:

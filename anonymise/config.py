@@ -42,6 +42,19 @@ class Fill(str, enum.Enum):
     NONE = "none"
 
 
+class Audio(str, enum.Enum):
+    """What happens to a video's sound (``--audio``): a voice identifies a person too."""
+
+    #: the spans where someone speaks are silenced (Silero VAD, :mod:`anonymise.speech`), the rest kept
+    MUTE_SPEECH = "mute-speech"
+    #: a 1 kHz tone over the spans where someone speaks, as broadcast redaction does
+    BEEP_SPEECH = "beep-speech"
+    #: the soundtrack as it is (its packets copied)
+    KEEP = "keep"
+    #: no audio track
+    DROP = "drop"
+
+
 @dataclass(frozen=True)
 class Config:
     """Processing settings shared by the CLI and the Python API.
@@ -115,6 +128,8 @@ class Config:
     masks: str | None = None
     #: what replaces a person (see :class:`Fill`)
     fill: Fill = Fill.BACKGROUND
+    #: what happens to the sound (see :class:`Audio`): speech muted by default
+    audio: Audio = Audio.MUTE_SPEECH
     #: draw the skeletons on this instead of the anonymised frame: ``black``, ``white``, a colour
     #: (name or ``#RRGGBB``), or a path to an image or video (looped, resized)
     canvas: str | None = None
@@ -170,6 +185,10 @@ class Config:
             object.__setattr__(self, "fill", Fill(str(getattr(self.fill, "value", self.fill)).lower()))
         except ValueError:
             raise ConfigError(f"fill must be one of {', '.join(f.value for f in Fill)}, got {self.fill!r}") from None
+        try:
+            object.__setattr__(self, "audio", Audio(str(getattr(self.audio, "value", self.audio)).lower()))
+        except ValueError:
+            raise ConfigError(f"audio must be one of {', '.join(a.value for a in Audio)}, got {self.audio!r}") from None
         colour = str(self.skeleton_colour).strip().lower()
         if colour not in ("limbs", "track"):
             from .colours import parse_colour

@@ -46,6 +46,9 @@ class FileResult:
     broken: bool = False
     #: a segmented live recording's files, in order (``output`` is the last)
     segments: tuple[Path, ...] = ()
+    #: the audio's redacted spans (``--audio mute-speech`` / ``beep-speech``): speech found, and manual
+    #: spans; ``None`` where the audio was not redacted (kept, dropped, or none)
+    speech: tuple | None = None
 
     @property
     def fps(self) -> float:

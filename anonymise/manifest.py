@@ -12,11 +12,16 @@ the command line. Schema (version 1; see docs/manifest.md)::
         {"box": [x0, y0, x1, y1],          # pixels of the input frame
          "start": 10, "end": 50,           # frame indices, both included; "end" omitted: to the end
          "label": "missed person"}         # optional
+      ],
+      "audio": [                           # optional: spans of the sound muted (or beeped), in seconds
+        {"start": 4.2, "end": 6.0,         # of the output, both given
+         "label": "a name said"}           # optional
       ]
     }
 
 A manual mask is always masked, whatever the detector says, and the background never learns
-under it (the stream adds it to the frame's mask before the background's update).
+under it (the stream adds it to the frame's mask before the background's update). A manual audio
+span is redacted whatever the speech detector says, with ``--audio mute-speech`` or ``beep-speech``.
 """
 
 from __future__ import annotations
@@ -50,10 +55,26 @@ class ManualMask:
 
 
 @dataclass(frozen=True)
+class AudioSpan:
+    """``start`` to ``end`` seconds of the sound, redacted by hand."""
+
+    start: float
+    end: float
+    label: str = ""
+
+    def as_dict(self) -> dict:
+        item = {"start": round(self.start, 3), "end": round(self.end, 3)}
+        if self.label:
+            item["label"] = self.label
+        return item
+
+
+@dataclass(frozen=True)
 class Manifest:
     masks: tuple[ManualMask, ...] = ()
     size: tuple[int, int] | None = None
     video: str | None = None
+    audio: tuple[AudioSpan, ...] = ()
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
@@ -98,8 +119,17 @@ class Manifest:
                 )
             label = item.get("label", "")
             masks.append(ManualMask((x0, y0, x1, y1), int(start), None if end is None else int(end), str(label)))
+        spans = data.get("audio", [])
+        if not isinstance(spans, list):
+            raise ConfigError(f"{where}: 'audio' must be a list")
+        audio = []
+        for i, item in enumerate(spans):
+            start, end = (item.get("start"), item.get("end")) if isinstance(item, dict) else (None, None)
+            if not (_number(start) and _number(end) and 0 <= start < end):
+                raise ConfigError(f"{where}: audio[{i}] needs seconds 0 <= start < end, got {item!r}")
+            audio.append(AudioSpan(float(start), float(end), str(item.get("label", ""))))
         video = data.get("video")
-        return cls(tuple(masks), size, None if video is None else str(video))
+        return cls(tuple(masks), size, None if video is None else str(video), tuple(audio))
 
     def check_size(self, width: int, height: int, where: str) -> None:
         if self.size is not None and self.size != (width, height):
@@ -118,7 +148,15 @@ class Manifest:
         if self.size is not None:
             data["size"] = list(self.size)
         data["masks"] = [m.as_dict() for m in self.masks]
+        if self.audio:
+            data["audio"] = [a.as_dict() for a in self.audio]
         return data
+
+    def audio_spans(self) -> list:
+        """The manual audio spans as :class:`anonymise.speech.Span` s (``source="manual"``)."""
+        from .speech import Span
+
+        return [Span(a.start, a.end, a.label or "manual", "manual") for a in self.audio]
 
 
 def _number(value) -> bool:

@@ -23,9 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import scene, still
+from . import scene, speech, still
 from .background import STABLE_FRAMES, BackgroundModel, TorchBackgroundModel
-from .config import Config, Fill
+from .config import Audio, Config, Fill
 from .detections import VideoInfo
 from .errors import SourceError, Stopped, StreamBroken
 from .framestream import Anonymised, FrameStream, reconfigured
@@ -272,6 +272,7 @@ class Anonymiser:
         dst = Path(dst)
         progress = progress or Progress(enabled=False)
         start = time.perf_counter()
+        audio = audio and self.config.audio is not Audio.DROP
         reader = open_reader(src, audio=audio and extras.video, span=span)
         viewer = Viewer(str(src.spec)) if show else None
         written = 0
@@ -300,9 +301,17 @@ class Anonymiser:
                 result = FileResult(
                     str(src.spec), dst, status, written, seconds, stream.counts, message, broken=broken, **live
                 )
+                if gates:  # the spans of every file written (a segment's are on its own clock)
+                    result.speech = tuple(span for gate in gates for span in gate.spans)
                 return self._finished(sink, stream, extras, info, result, realtime=realtime)
 
+            gates: list = []  # the speech gates of the files written (one a segment)
+
             def open_writer(path: Path) -> WriterThread:
+                gate = None
+                if audio and reader.audio_stream is not None and self.config.audio in REDACTED_AUDIO:
+                    gate = speech.SpeechGate(REDACTED_AUDIO[self.config.audio], manual=_audio_spans(stream.manual))
+                    gates.append(gate)
                 return WriterThread(
                     VideoWriter(
                         path,
@@ -313,6 +322,7 @@ class Anonymiser:
                         reader.audio_stream if audio else None,
                         gpu=str(self.device).startswith("cuda"),
                         live=info.live,
+                        speech=gate,
                     )
                 )
 
@@ -525,6 +535,7 @@ class Anonymiser:
                 seconds=result.seconds,
                 counts=stream.counts,
                 resolved={**stream.resolved(), "realtime": realtime},
+                speech=result.speech,
             )
             if result.segments:
                 fields["segments"] = [str(p) for p in result.segments]
@@ -622,6 +633,15 @@ def _percentiles(latencies) -> tuple[float, float] | None:
         return None
     values = np.asarray(latencies, np.float64)
     return float(np.median(values)), float(np.percentile(values, 95))
+
+
+#: the --audio modes that redact speech, and the :class:`~anonymise.speech.SpeechGate` mode of each
+REDACTED_AUDIO = {Audio.MUTE_SPEECH: "mute", Audio.BEEP_SPEECH: "beep"}
+
+
+def _audio_spans(manual) -> list:
+    """The manual audio spans of a redaction manifest (``--masks``), or none."""
+    return manual.audio_spans() if manual is not None else []
 
 
 def _recorded(sink, result: FileResult) -> FileResult:

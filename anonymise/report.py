@@ -75,7 +75,16 @@ def model_hashes(config) -> dict[str, dict]:
 
 
 def build(
-    ledger: dict, config, *, source: str, output: Path, fps: float, seconds: float, counts=None, resolved=None
+    ledger: dict,
+    config,
+    *,
+    source: str,
+    output: Path,
+    fps: float,
+    seconds: float,
+    counts=None,
+    resolved=None,
+    speech=None,
 ) -> dict:
     """The report of one output, as a JSON-ready dict. ``resolved``: the values the run chose where the
     config left the choice open (``None``: auto), and what it chose beyond the config (the backend's
@@ -87,6 +96,18 @@ def build(
     for name, value in (resolved or {}).items():
         if settings.get(name) in (None, "auto"):
             settings[name] = value
+    audio = {"mode": settings.get("audio"), "spans": None}
+    if speech is not None:  # the audio was redacted: what, where and why (detected, or by hand)
+        from . import speech as voices
+
+        spans = [
+            {"start": round(x.start, 3), "end": round(x.end, 3), "why": x.source, "label": x.label} for x in speech
+        ]
+        audio = {
+            **audio,
+            "spans": spans,
+            "model": {"model": "silero_vad.jit", "path": str(voices.model_path()), "sha256": voices.model_sha256()},
+        }
     return {
         "anonymise": _version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -101,6 +122,7 @@ def build(
         "tracks": ledger["tracks"],
         "frames_by_reason": ledger["frames_by_reason"],
         "failed_closed": ledger["frames_by_reason"].get("failed", {}).get("spans", []),
+        "audio": audio,
     }
 
 
@@ -156,6 +178,23 @@ def to_html(report: dict) -> str:
         else "No frame failed closed: every frame was processed."
     )
     tracks = "".join(rows) or '<tr><td colspan="6">no tracked person</td></tr>'
+    audio = report.get("audio") or {}
+    if audio.get("spans") is None:
+        sound = f"<p>Not redacted (--audio {e(str(audio.get('mode')))}, or no audio track).</p>"
+    else:
+        spans = (
+            "".join(
+                f"<tr><td>{x['start']:.2f}–{x['end']:.2f} s</td><td>{e(x['why'])}</td><td>{e(x['label'])}</td></tr>"
+                for x in audio["spans"]
+            )
+            or '<tr><td colspan="3">no speech found</td></tr>'
+        )
+        model = audio.get("model", {})
+        sound = (
+            f"<p>--audio {e(str(audio['mode']))}: {len(audio['spans'])} span(s); speech found by "
+            f"{e(model.get('model', ''))} <code>{e(model.get('sha256', ''))}</code></p>"
+            f"<table><tr><th>span</th><th>why</th><th>label</th></tr>{spans}</table>"
+        )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Redaction report: {e(Path(report["output"]).name)}</title>
 <style>
@@ -176,6 +215,7 @@ by anonymise {e(report["anonymise"])} in {report["seconds"]} s</p>
 <h2>What was masked, by reason</h2>
 <table><tr><th>reason</th><th>meaning</th><th>frames</th><th>regions</th><th>frames (spans)</th></tr>
 {"".join(reasons)}</table>
+<h2>Sound</h2>{sound}
 <h2>Models</h2><table><tr><th>role</th><th>model</th><th>sha256</th></tr>{models}</table>
 <h2>Settings</h2><table>{settings}</table>
 </body></html>

@@ -231,10 +231,13 @@ def _clip_with_audio(path, acodec: str):
     ],
 )
 def test_audio_is_copied_where_the_container_allows(tmp_path, acodec, out_ext, expected):
+    """``--audio keep``: the packets are copied; the default (``mute-speech``) re-encodes to AAC."""
     src = _clip_with_audio(tmp_path / "in.mkv", acodec)
     dst = tmp_path / f"out.{out_ext}"
-    Anonymiser(Config(pose=False), detector=ColourDetector()).process_video(src, dst)
+    Anonymiser(Config(pose=False, audio="keep"), detector=ColourDetector()).process_video(src, dst)
     assert stream_summary(dst)["audio"] == [expected]
+    Anonymiser(Config(pose=False), detector=ColourDetector()).process_video(src, tmp_path / f"muted.{out_ext}")
+    assert stream_summary(tmp_path / f"muted.{out_ext}")["audio"] == ["aac"]
 
 
 def test_pcm_in_avi_with_an_unnamed_layout_makes_an_mp4(tmp_path):

@@ -446,6 +446,8 @@ def nvenc_available() -> bool:
     return _NVENC
 
 
+#: samples FFmpeg's AAC encoder puts before the first (its priming: the first packet is at -1024)
+AAC_PRIMING = 1024
 #: seconds a stream may deliver nothing (opening, or between packets) before it counts as stalled
 READ_TIMEOUT_S = 15.0
 #: packets of a stream's unidentified track FFmpeg probes before it gives up on it (its default: 2500)
@@ -477,11 +479,15 @@ class VideoWriter:
         codec: str = "libx264",
         gpu: bool = False,
         live: bool = False,
+        speech=None,
     ):
         """``live``: a camera or stream recording, written as fragmented MP4 (MP4, MOV, M4V) with a
         keyframe every second, so that a crash or SIGKILL loses at most the last second or two; its
-        hidden name marks it for recovery (see :func:`~anonymise.io.files.partial_path`)."""
+        hidden name marks it for recovery (see :func:`~anonymise.io.files.partial_path`).
+        ``speech``: a :class:`~anonymise.speech.SpeechGate` the audio passes through (decoded, its
+        speech muted or beeped, encoded to AAC); ``None``: the audio is copied."""
         self.path = Path(path)
+        self.speech = speech
         self._fragmented = live and self.path.suffix.lower() in FRAGMENTABLE
         self.width, self.height = width + width % 2, height + height % 2  # 4:2:0 needs even sizes
         if gpu and codec == "libx264" and nvenc_available():
@@ -561,7 +567,7 @@ class VideoWriter:
         name = src.codec_context.name  # the decoder ("mp3float")
         copyable = audio_copyable(self.path.suffix, getattr(src.codec_context.codec, "canonical_name", name))
         # AVI takes AAC's configuration in its header only, which ADTS AAC has not: re-encoded
-        if not copyable or (_is_adts(src) and self.path.suffix.lower() == ".avi"):
+        if self.speech is not None or not copyable or (_is_adts(src) and self.path.suffix.lower() == ".avi"):
             rate = src.codec_context.sample_rate or 48000
             self._audio_out = self._container.add_stream("aac", rate=rate)
             layout = src.codec_context.layout
@@ -575,7 +581,11 @@ class VideoWriter:
             self._audio_decoder.layout = self._audio_out.layout
             self._audio_decoder.format = src.codec_context.format
             self._resampler = av.AudioResampler(format="fltp", layout=self._audio_out.layout, rate=rate)
-            log.info("re-encoding %s audio to AAC for %s", name, self.path.suffix)
+            self._audio_rate = rate
+            self._no_timestamps = self.path.suffix.lower() == ".avi"
+            self._audio_next: int | None = None  # the next sample's pts (1 / rate), once the first is placed
+            if self.speech is None:
+                log.info("re-encoding %s audio to AAC for %s", name, self.path.suffix)
         else:
             self._audio_out = self._container.add_stream_from_template(src)
             if _is_adts(src) and self.path.suffix.lower() in MP4_LIKE:
@@ -596,9 +606,7 @@ class VideoWriter:
     def _write_audio(self, packet) -> None:
         if self._audio_decoder is not None:
             for frame in self._audio_decoder.decode(packet):
-                for resampled in self._resampler.resample(frame):
-                    resampled.pts = None
-                    self._container.mux(self._audio_out.encode(resampled))
+                self._encode_audio(self.speech.push(frame) if self.speech is not None else [frame])
             return
         if self._adts is not None:
             time_base = packet.time_base
@@ -609,6 +617,42 @@ class VideoWriter:
             return
         packet.stream = self._audio_out
         self._container.mux(packet)
+
+    def _encode_audio(self, frames: list) -> None:
+        """Encode decoded frames to the AAC track, laid end to end from where the first one plays: a gap
+        in the source (a live source's lost packets) is filled with silence, an overlap is cut, so that
+        the encoder's timestamps stay contiguous and the audio stays in time with the video."""
+        for frame in frames:
+            for resampled in self._resampler.resample(frame):
+                at = frame.pts * frame.time_base if frame.pts is not None and frame.time_base else None
+                start = round(at * self._audio_rate) if at is not None else self._audio_next
+                if self._audio_next is None:
+                    # AVI keeps no timestamps: the AAC encoder's priming (its first packet before 0) would
+                    # make the muxer shift the video a frame later; the audio starts after it instead
+                    self._audio_next = max(start or 0, 0) + (AAC_PRIMING if self._no_timestamps else 0)
+                elif start is not None and start - self._audio_next > resampled.samples // 2:  # a gap
+                    self._silence(start - self._audio_next)
+                elif start is not None and self._audio_next - start >= resampled.samples:  # all played already
+                    continue
+                resampled.pts, resampled.time_base = self._audio_next, Fraction(1, self._audio_rate)
+                self._audio_next += resampled.samples
+                self._container.mux(self._audio_out.encode(resampled))
+
+    def _silence(self, samples: int) -> None:
+        """``samples`` of silence into the AAC track at its next timestamp."""
+        layout = self._audio_out.layout.name
+        channels = self._audio_out.layout.nb_channels
+        while samples > 0:
+            n = min(samples, self._audio_rate)
+            frame = av.AudioFrame.from_ndarray(np.zeros((channels, n), np.float32), format="fltp", layout=layout)
+            frame.sample_rate, frame.pts, frame.time_base = (
+                self._audio_rate,
+                self._audio_next,
+                Fraction(1, self._audio_rate),
+            )
+            self._audio_next += n
+            samples -= n
+            self._container.mux(self._audio_out.encode(frame))
 
     def _lose_audio(self, error: Exception) -> None:
         """Stop writing audio after a failure; said once. The video goes on (its track is whole)."""
@@ -639,6 +683,8 @@ class VideoWriter:
             self._container.mux(self._stream.encode(None))
             if self._audio_decoder is not None and not self._audio_lost:
                 try:
+                    if self.speech is not None:  # what the gate still holds: its speech decided at the end
+                        self._encode_audio(self.speech.flush())
                     self._container.mux(self._audio_out.encode(None))
                 except (av.FFmpegError, ValueError) as e:
                     self._lose_audio(e)

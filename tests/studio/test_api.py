@@ -525,3 +525,35 @@ def test_a_restart_removes_the_partial_files_of_an_interrupted_job(tmp_path, cli
     assert again.jobs["stuckjob0001"].status == "interrupted"
     assert partials(store.folder(running.id)) == [] and (out / "notes.txt").is_file()
     assert again.jobs[done["id"]].status == "done" and store.output(again.jobs[done["id"]], "video") is not None
+
+
+def test_the_speech_row_and_a_manual_mute_span_rerendered(tmp_path, monkeypatch):
+    """The report the review page reads gives the speech muted (its row on the timeline); a mute span
+    saved into the manifest is muted by the re-render, and the report says it was by hand."""
+    from test_voices import RATE, Bursts, bursts, level, noise, pcm
+    from test_voices import clip as voiced
+
+    from anonymise import speech
+
+    monkeypatch.setattr(speech, "SileroVAD", Bursts)
+    n = 3 * RATE
+    data = voiced(tmp_path / "talk.mp4", 3, noise(n, -30) + bursts(n, [(0.5, 1.0)])[None]).read_bytes()
+    store, client = studio(tmp_path)
+    job = wait(client, upload(client, "talk.mp4", data)["id"])
+    report = client.get(f"/api/jobs/{job['id']}/files/report_json").json()
+    assert report["audio"]["mode"] == "mute-speech"
+    assert [x["why"] for x in report["audio"]["spans"]] == ["detected"]
+    bad = client.put(f"/api/jobs/{job['id']}/manifest", json={"masks": [], "audio": [{"start": 2, "end": 1}]})
+    assert bad.status_code == 422 and "audio[0]" in bad.json()["detail"]
+    saved = client.put(
+        f"/api/jobs/{job['id']}/manifest", json={"masks": [], "audio": [{"start": 2.0, "end": 2.5, "label": "a name"}]}
+    )
+    assert saved.status_code == 200 and saved.json()["audio"] == [{"start": 2.0, "end": 2.5, "label": "a name"}]
+    assert client.post(f"/api/jobs/{job['id']}/rerender").status_code == 200
+    again = wait(client, job["id"])
+    assert again["status"] == "done" and again["renders"] == 2
+    report = client.get(f"/api/jobs/{job['id']}/files/report_json").json()
+    assert [(x["why"], x["label"]) for x in report["audio"]["spans"]] == [("detected", "speech"), ("manual", "a name")]
+    out, _ = pcm(store.output(store.jobs[job["id"]], "video"))
+    assert level(out[round(2.05 * RATE) : round(2.45 * RATE)]) < -90, "the manual span is muted"
+    assert level(out[round(1.4 * RATE) : round(1.9 * RATE)]) > -40, "the noise before it is kept"

@@ -146,12 +146,22 @@ def test_upload_watch_review_correct_rerender_and_download(server, browser, pede
     page.fill("#label", "sign")
     page.click("#add")
     assert "frames 0–29" in page.inner_text("#masks")
+    # and the sound muted by hand over a stretch (a name said that no detector would hear as speech)
+    page.fill("#mute-start", "0.5")
+    page.fill("#mute-end", "1")
+    page.fill("#mute-label", "a name said")
+    page.click("#mute-add")
+    assert "sound muted 0.50–1.00 s" in page.inner_text("#mutes")
     page.screenshot(full_page=True, path=shots() / "studio-correction.png")
     page.click("#rerender")
     page.wait_for_function(
         "() => document.querySelector('#mask-status').textContent.includes('re-rendered')", timeout=240_000
     )
     page.wait_for_selector("#timeline .row[data-kind=check] .span.manual", timeout=10_000)  # the new report
+    page.wait_for_selector("#timeline .row[data-kind=speech] .span.manual", timeout=10_000)  # its sound row
+    assert json.loads(store.manifest_path(job).read_text())["audio"] == [
+        {"start": 0.5, "end": 1.0, "label": "a name said"}
+    ]
     page.screenshot(full_page=True, path=shots() / "studio-rerendered.png")
     after = read_frames(store.output(job, "video"))
     assert len(after) == len(before) == FRAMES

@@ -7,6 +7,7 @@ let job = null;
 let report = null;
 let fps = 25;
 let masks = [];
+let mutes = []; // the manifest's audio spans: [{start, end, label}] in seconds
 let box = null; // [x0, y0, x1, y1] in video pixels, being drawn or drawn
 
 const frameOf = (t) => Math.floor(t * fps + 1e-3);
@@ -73,6 +74,15 @@ function timeline() {
       row(`${label} (${entry.frames})`, [[key === "manual" ? "manual" : "check", entry.spans]], "check", total, () => entry.spans[0][0]);
     }
   }
+  // the sound: the spans the last render muted (found, or by hand), in frames of the timeline
+  const audio = report.audio || {};
+  if (audio.spans) {
+    const inFrames = (x) => [frameOf(x.start), Math.min(Math.max(frameOf(x.end), frameOf(x.start)), total - 1)];
+    const found = audio.spans.filter((x) => x.why === "detected").map(inFrames);
+    const byHand = audio.spans.filter((x) => x.why === "manual").map(inFrames);
+    row(`speech (${audio.spans.length}, ${audio.spans.reduce((a, x) => a + x.end - x.start, 0).toFixed(1)} s)`,
+        [["speech", found], ["manual", byHand]], "speech", total, () => (audio.spans.length ? frameOf(audio.spans[0].start) : 0));
+  }
   if (!$("#timeline").children.length) $("#timeline").textContent = "Nobody was found or masked in this video.";
 }
 
@@ -114,6 +124,28 @@ function listMasks() {
     li.appendChild(del);
     list.appendChild(li);
   });
+}
+
+function listMutes() {
+  const list = $("#mutes");
+  list.replaceChildren();
+  mutes.forEach((m, i) => {
+    const li = document.createElement("li");
+    li.textContent = `${m.label || "muted"}: sound muted ${m.start.toFixed(2)}–${m.end.toFixed(2)} s `;
+    const del = document.createElement("button");
+    del.type = "button";
+    del.textContent = "remove";
+    del.addEventListener("click", () => { mutes.splice(i, 1); listMutes(); });
+    li.appendChild(del);
+    list.appendChild(li);
+  });
+}
+
+function addMute() {
+  const start = Number($("#mute-start").value), end = Number($("#mute-end").value);
+  if (!(start >= 0 && end > start)) { $("#mask-status").textContent = "a mute span needs 0 <= from < to"; return; }
+  mutes.push({ start, end, label: $("#mute-label").value });
+  listMutes();
 }
 
 function sizeCanvas() {
@@ -183,10 +215,11 @@ function drawing() {
 
 async function saveManifest() {
   const response = await fetch(`/api/jobs/${jobId}/manifest`, {
-    method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ version: 1, masks }),
+    method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ version: 1, masks, audio: mutes }),
   });
   const body = await response.json();
-  $("#mask-status").textContent = response.ok ? `saved ${masks.length} mask(s)` : `not saved: ${body.detail}`;
+  $("#mask-status").textContent = response.ok
+    ? `saved ${masks.length} mask(s), ${mutes.length} mute span(s)` : `not saved: ${body.detail}`;
   return response.ok;
 }
 
@@ -244,7 +277,9 @@ async function load() {
   const response = await fetch(`/api/jobs/${jobId}/files/report_json?render=${job.renders}`);
   report = response.ok ? await response.json() : null;
   fps = report && report.fps ? report.fps : 25;
-  masks = (await (await fetch(`/api/jobs/${jobId}/manifest`)).json()).masks || [];
+  const manifest = await (await fetch(`/api/jobs/${jobId}/manifest`)).json();
+  masks = manifest.masks || [];
+  mutes = manifest.audio || [];
   const video = $("#video");
   video.src = `/api/jobs/${jobId}/files/video?render=${job.renders}`;
   $("#side").disabled = !job.has_original;
@@ -252,6 +287,7 @@ async function load() {
   if (!job.has_original) $("#mask-status").textContent = "The original was not kept: corrections can be saved, not re-rendered.";
   timeline();
   listMasks();
+  listMutes();
   downloads();
 }
 
@@ -277,6 +313,7 @@ window.addEventListener("DOMContentLoaded", () => {
   video.addEventListener("play", () => { if (!$("#original-box").hidden) $("#original").play(); });
   video.addEventListener("pause", () => $("#original").pause());
   $("#save").addEventListener("click", saveManifest);
+  $("#mute-add").addEventListener("click", addMute);
   $("#rerender").addEventListener("click", rerender);
   drawing();
   load();
