@@ -157,7 +157,10 @@ class JobStore:
 
     def __init__(self, root: Path, keep_originals: bool = False):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        # the jobs hold unmasked originals: the folder is its owner's alone (made so, or kept so)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if os.name == "posix" and self.root.stat().st_mode & 0o077:
+            self.root.chmod(0o700)
         self.keep_originals = keep_originals
         self.jobs: dict[str, Job] = {}
         self.queue: queue.Queue[str | None] = queue.Queue()

@@ -557,3 +557,13 @@ def test_the_speech_row_and_a_manual_mute_span_rerendered(tmp_path, monkeypatch)
     out, _ = pcm(store.output(store.jobs[job["id"]], "video"))
     assert level(out[round(2.05 * RATE) : round(2.45 * RATE)]) < -90, "the manual span is muted"
     assert level(out[round(1.4 * RATE) : round(1.9 * RATE)]) > -40, "the noise before it is kept"
+
+
+@pytest.mark.skipif(__import__("os").name != "posix", reason="POSIX permissions")
+def test_the_jobs_folder_is_its_owners_alone(tmp_path):
+    """It holds unmasked originals: mode 0700 when made, and made so again when found open."""
+    JobStore(tmp_path / "jobs")
+    assert (tmp_path / "jobs").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "jobs").chmod(0o755)
+    JobStore(tmp_path / "jobs")
+    assert (tmp_path / "jobs").stat().st_mode & 0o777 == 0o700
