@@ -343,6 +343,7 @@ AudioOpt = Annotated[
             "speaks and keeps the rest; beep-speech puts a tone there; keep copies it as it is; drop writes none."
         ),
         case_sensitive=False,
+        metavar="<mode>",
         rich_help_panel=IO,
     ),
 ]

@@ -16,6 +16,13 @@ at twelve Baker Street" and a phone number. The mix is written as float WAV, run
   speech's energy is within 40 dB of its loudest step, and as muted where every sample of it is silent);
 - the detection's own time (decoding included, the model's load printed apart) against the clip's length.
 
+``--pipeline``: the mix goes in as the AAC track of the clip's own video (the same cut) and the whole
+pipeline runs on it at its defaults (``--audio mute-speech``), then again with ``--audio keep`` in the
+same process: the figures above come from the output file's sound (AAC: "bit-identical" cannot hold,
+the ambient change can), and the cost is the whole process's time against ``keep``'s.
+
+    python scripts/audio_eval.py --pipeline --noise-db -30
+
 The shared ``pedestrians.mp4``'s soundtrack is digital silence, so the default runs three scenarios: the
 clip's own sound, and with pink noise at -30 dBFS (speech ~9 dB above it) and at -20 dBFS (about level).
 """
@@ -114,7 +121,9 @@ def db(a: float, b: float) -> float:
     return 10 * math.log10(a / b)
 
 
-def scenario(name: str, ambient: np.ndarray, voice: list[np.ndarray], rate: int, layout: str, tmp: Path) -> None:
+def scenario(
+    name: str, ambient: np.ndarray, voice: list[np.ndarray], rate: int, layout: str, tmp: Path, video=None
+) -> None:
     n = ambient.shape[1]
     clean = np.zeros(n, np.float32)
     for (at, _), v in zip(SENTENCES, voice):
@@ -130,9 +139,13 @@ def scenario(name: str, ambient: np.ndarray, voice: list[np.ndarray], rate: int,
     t0 = time.perf_counter()
     detected = speech.speech_spans(src, detector=detector)
     took = time.perf_counter() - t0
-    spans = speech.redact_file(src, dst, "mute")  # detection again, streaming, as a writer would run it
-    assert spans == detected, (spans, detected)
-    out = decode(dst, rate, layout)[:, :n]
+    if video is None:
+        spans = speech.redact_file(src, dst, "mute")  # detection again, streaming, as a writer would run it
+        assert spans == detected, (spans, detected)
+        out = decode(dst, rate, layout)[:, :n]
+    else:
+        spans, out, costs = through_pipeline(video, src, tmp)
+        out = np.pad(out, ((0, 0), (0, max(0, n - out.shape[1]))))[:, :n]
 
     muted = span_mask(spans, n, rate)
     energy = steps_energy(clean, rate)
@@ -159,6 +172,49 @@ def scenario(name: str, ambient: np.ndarray, voice: list[np.ndarray], rate: int,
     )
     print(f"  speech time muted (10 ms): {share:.2%} of {talking.sum() * STEP:.2f} s")
     print(f"  detection: {took:.2f} s for {n / rate:.1f} s of audio ({took / (n / rate):.1%}; model load {load:.2f} s)")
+    if video is not None:
+        muted_s, kept_s = costs
+        print(
+            f"  whole process: {muted_s:.1f} s with --audio mute-speech, {kept_s:.1f} s with keep "
+            f"({100 * (muted_s / kept_s - 1):+.1f}%)"
+        )
+
+
+def clip_with(video: tuple[list[np.ndarray], float], wav: Path, dst: Path) -> Path:
+    """The frames of ``video`` (frames, fps) with ``wav`` as their AAC track, into ``dst``."""
+    frames, fps = video
+    with av.open(str(dst), "w") as out, av.open(str(wav)) as sound:
+        v = out.add_stream("libx264", rate=round(fps))
+        v.height, v.width = frames[0].shape[:2]
+        v.pix_fmt = "yuv420p"
+        a = out.add_stream("aac", rate=sound.streams.audio[0].rate)
+        a.layout = {1: "mono"}.get(sound.streams.audio[0].layout.nb_channels, "stereo")  # a WAV's is unnamed
+        for image in frames:
+            out.mux(v.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        out.mux(v.encode())
+        for frame in sound.decode(audio=0):
+            frame.pts = None
+            out.mux(a.encode(frame))
+        out.mux(a.encode())
+    return dst
+
+
+def through_pipeline(video, wav: Path, tmp: Path) -> tuple[list, np.ndarray, tuple[float, float]]:
+    """(spans, the output's sound, (seconds muted, seconds kept)): the clip anonymised at the defaults,
+    then with ``--audio keep`` (the cost), both in this process."""
+    from anonymise import Anonymiser, Config
+
+    src = clip_with(video, wav, tmp / "clip.mp4")
+    seconds = {}
+    for mode in ("keep", "mute-speech", "keep", "mute-speech"):  # the first of each warms up
+        t0 = time.perf_counter()
+        result = Anonymiser(Config(audio=mode)).process_video(src, tmp / f"out-{mode}.mp4")
+        seconds[mode] = time.perf_counter() - t0
+        if mode == "mute-speech":
+            spans = list(result.speech)
+    with av.open(str(src)) as c:
+        rate, layout = c.streams.audio[0].rate, c.streams.audio[0].layout.name
+    return spans, decode(tmp / "out-mute-speech.mp4", rate, layout), (seconds["mute-speech"], seconds["keep"])
 
 
 def main() -> None:
@@ -169,6 +225,7 @@ def main() -> None:
     parser.add_argument(
         "--noise-db", type=float, nargs="*", default=[-30.0, -20.0], help="pink noise levels, one scenario each"
     )
+    parser.add_argument("--pipeline", action="store_true", help="through the whole pipeline (see above)")
     args = parser.parse_args()
     if shutil.which("espeak-ng") is None:
         raise SystemExit("espeak-ng is needed (apt-get install espeak-ng)")
@@ -180,12 +237,22 @@ def main() -> None:
     ambient = decode(args.clip, rate, layout, args.skip, args.seconds)
     own = 20 * math.log10(max(float(np.sqrt((ambient**2).mean())), 1e-12))
     print(f"speech model: {speech.model_path().name} sha256 {speech.model_sha256()}")
+    video = None
+    if args.pipeline:
+        with av.open(str(args.clip)) as c:
+            fps = float(c.streams.video[0].average_rate or 25)
+            frames = [
+                f.to_ndarray(format="bgr24")
+                for f in c.decode(video=0)
+                if args.skip <= f.time < args.skip + args.seconds
+            ]
+        video = (frames, fps)
     with tempfile.TemporaryDirectory() as tmp:
         voice = [spoken(text, rate, Path(tmp)) for _, text in SENTENCES]
-        scenario(f"{args.clip.name}'s own sound ({own:.0f} dBFS)", ambient, voice, rate, layout, Path(tmp))
+        scenario(f"{args.clip.name}'s own sound ({own:.0f} dBFS)", ambient, voice, rate, layout, Path(tmp), video)
         for level in args.noise_db:
             noisy = ambient + pink_noise(ambient.shape[1], ambient.shape[0], level)
-            scenario(f"its own sound + pink noise at {level:.0f} dBFS", noisy, voice, rate, layout, Path(tmp))
+            scenario(f"its own sound + pink noise at {level:.0f} dBFS", noisy, voice, rate, layout, Path(tmp), video)
 
 
 if __name__ == "__main__":

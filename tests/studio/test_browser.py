@@ -162,6 +162,11 @@ def test_upload_watch_review_correct_rerender_and_download(server, browser, pede
     assert json.loads(store.manifest_path(job).read_text())["audio"] == [
         {"start": 0.5, "end": 1.0, "label": "a name said"}
     ]
+    # the new render's frame painted before the picture is taken (the README shows it): a row's click seeks
+    page.evaluate(
+        "() => new Promise(done => { const v = document.querySelector('#video');"
+        " v.addEventListener('seeked', done, {once: true}); document.querySelector('#timeline .row').click(); })"
+    )
     page.screenshot(full_page=True, path=shots() / "studio-rerendered.png")
     after = read_frames(store.output(job, "video"))
     assert len(after) == len(before) == FRAMES
