@@ -136,7 +136,17 @@ class Compositor:
     def _record(self, slot: Slot) -> None:
         people = slot.found.people if slot.found is not None else Detections.empty()
         ids = people.tracker_id if people.tracker_id is not None else ()
-        self._ledger.record(slot.t, tracks=ids, held_tracks=slot.held_ids, people=len(people), **slot.why)
+        height, width = slot.frame.image.shape[:2]
+        self._ledger.record(
+            slot.t,
+            tracks=ids,
+            held_tracks=slot.held_ids,
+            people=len(people),
+            boxes=people.xyxy if len(ids) else None,
+            confidence=people.confidence if len(ids) and people.confidence is not None else None,
+            size=(width, height),
+            **slot.why,
+        )
 
     def _fill(self, slot: Slot, config: Config, debug: bool) -> tuple[np.ndarray, np.ndarray | torch.Tensor | None]:
         """(the frame with its people replaced, or the canvas; the background used)."""

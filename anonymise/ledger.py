@@ -42,11 +42,24 @@ class Spans:
 
 
 class Track:
-    """One tracked person: the frames they were detected in, and held in."""
+    """One tracked person: the frames they were detected in, and held in; where they were first and
+    last seen, and how sure the models were (the reviewer's checks, :mod:`anonymise.checks`)."""
 
     def __init__(self) -> None:
         self.detected = Spans()
         self.held = Spans()
+        self.first_box: list[float] | None = None  # xyxy of the first detection
+        self.last_box: list[float] | None = None  # xyxy of the last detection
+        self.confidence: list[float] = []  # [lowest, highest] detection confidence
+
+    def saw(self, box, confidence: float | None) -> None:
+        """A detection of this track at ``box`` (xyxy), with ``confidence`` where known."""
+        self.last_box = [round(float(v), 1) for v in box]
+        if self.first_box is None:
+            self.first_box = self.last_box
+        if confidence is not None:
+            c = float(confidence)
+            self.confidence = [min(self.confidence[0], c), max(self.confidence[1], c)] if self.confidence else [c, c]
 
     def as_dict(self, track_id: int) -> dict:
         firsts = [s.first for s in (self.detected, self.held) if s.first is not None]
@@ -59,6 +72,9 @@ class Track:
             "held": self.held.runs,
             "frames_detected": self.detected.count,
             "frames_held": self.held.count,
+            "first_box": self.first_box,
+            "last_box": self.last_box,
+            "confidence": [round(c, 3) for c in self.confidence],
         }
 
 
@@ -67,6 +83,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self.frames = 0
+        self.size: tuple[int, int] | None = None  # (width, height) of the frames
         self.tracks: dict[int, Track] = {}
         #: frames where each reason masked something (see REASONS), and where any detection did
         self.reasons = {reason: Spans() for reason in ("detected", *REASONS)}
@@ -74,14 +91,29 @@ class Ledger:
         self.regions = dict.fromkeys(("detected", *REASONS), 0)
 
     def record(
-        self, t: int, tracks: Iterable[int] = (), held_tracks: Iterable[int] = (), people: int = 0, **reasons: int
+        self,
+        t: int,
+        tracks: Iterable[int] = (),
+        held_tracks: Iterable[int] = (),
+        people: int = 0,
+        *,
+        boxes=None,
+        confidence=None,
+        size: tuple[int, int] | None = None,
+        **reasons: int,
     ) -> None:
-        """Frame ``t``: the track ids detected (``tracks``) and held in it, the people detected (tracked or
-        not), and the number of regions each other reason masked (``motion=2``, ``failed=1``)."""
+        """Frame ``t``: the track ids detected (``tracks``, with their ``boxes`` and ``confidence`` where
+        given) and held in it, the people detected (tracked or not), and the number of regions each other
+        reason masked (``motion=2``, ``failed=1``); ``size``: the frame's (width, height)."""
         self.frames = max(self.frames, t + 1)
-        for track_id in tracks:
+        if size is not None:
+            self.size = (int(size[0]), int(size[1]))
+        for i, track_id in enumerate(tracks):
             if track_id >= 0:
-                self.tracks.setdefault(int(track_id), Track()).detected.add(t)
+                track = self.tracks.setdefault(int(track_id), Track())
+                track.detected.add(t)
+                if boxes is not None:
+                    track.saw(boxes[i], confidence[i] if confidence is not None else None)
         for track_id in held_tracks:
             if track_id >= 0:
                 self.tracks.setdefault(int(track_id), Track()).held.add(t)
@@ -98,6 +130,7 @@ class Ledger:
     def as_dict(self) -> dict:
         return {
             "frames": self.frames,
+            "size": list(self.size) if self.size is not None else None,
             "tracks": [track.as_dict(i) for i, track in sorted(self.tracks.items())],
             "frames_by_reason": {
                 reason: {"frames": spans.count, "regions": self.regions[reason], "spans": spans.runs}

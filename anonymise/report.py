@@ -15,6 +15,7 @@ import json
 import time
 from pathlib import Path
 
+from . import checks
 from .config import Mode
 from .io.files import atomic
 from .ledger import REASONS
@@ -108,7 +109,7 @@ def build(
             "spans": spans,
             "model": {"model": "silero_vad.jit", "path": str(voices.model_path()), "sha256": voices.model_sha256()},
         }
-    return {
+    fields = {
         "anonymise": _version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "input": str(source),
@@ -123,7 +124,12 @@ def build(
         "frames_by_reason": ledger["frames_by_reason"],
         "failed_closed": ledger["frames_by_reason"].get("failed", {}).get("spans", []),
         "audio": audio,
+        "size": ledger.get("size"),
     }
+    moments, more = checks.ranked(fields)
+    fields["checks"] = [{**m, "checked": False} for m in moments]
+    fields["checks_more"] = more
+    return fields
 
 
 def write(report: dict, output: Path) -> tuple[Path, Path]:
@@ -178,6 +184,16 @@ def to_html(report: dict) -> str:
         else "No frame failed closed: every frame was processed."
     )
     tracks = "".join(rows) or '<tr><td colspan="6">no tracked person</td></tr>'
+    moments = (
+        "".join(
+            f"<tr><td>{m['risk']:.2f}</td><td>{_spans([[m['first'], m['last']]], fps)}</td><td>{e(m['why'])}</td>"
+            f"<td>{'checked' if m.get('checked') else ''}</td></tr>"
+            for m in report.get("checks", [])
+        )
+        or '<tr><td colspan="4">nothing to check</td></tr>'
+    )
+    if report.get("checks_more"):
+        moments += f'<tr><td colspan="4">… {report["checks_more"]} more of lower risk (none listed)</td></tr>'
     audio = report.get("audio") or {}
     if audio.get("spans") is None:
         sound = f"<p>Not redacted (--audio {e(str(audio.get('mode')))}, or no audio track).</p>"
@@ -209,6 +225,9 @@ code {{ font-size: 12px; }}
 <b>Frames</b> {report["frames"]} at {fps:.3f} fps · <b>made</b> {e(report["created"])}
 by anonymise {e(report["anonymise"])} in {report["seconds"]} s</p>
 <p>{e(verdict)}</p>
+<h2>Checks, by risk</h2>
+<p>Moments a reviewer should look at, the likeliest to show a person first (see anonymise.checks).</p>
+<table><tr><th>risk</th><th>frames</th><th>why</th><th>reviewer</th></tr>{moments}</table>
 <h2>People (tracks)</h2>
 <table><tr><th>track</th><th>first frame</th><th>last frame</th><th>frames detected</th><th>frames held</th>
 <th>held spans</th></tr>{tracks}</table>

@@ -65,14 +65,10 @@ function timeline() {
     row(`person ${t.id} (${t.first}–${t.last})`, [["detected", t.detected], ["held", t.held]], "track", total,
         () => t.first, () => extendTrack(t.id));
   }
-  const reasons = report.frames_by_reason;
-  const checks = [["motion", "motion guard"], ["held", "held, no detection"], ["second_look", "second look found"],
-                  ["backfill", "back-filled"], ["failed", "failed closed"], ["manual", "manual masks"]];
-  for (const [key, label] of checks) {
-    const entry = reasons[key];
-    if (entry && entry.spans.length) {
-      row(`${label} (${entry.frames})`, [[key === "manual" ? "manual" : "check", entry.spans]], "check", total, () => entry.spans[0][0]);
-    }
+  // what to check is the ranked list above (listChecks); the reviewer's own masks keep their row
+  const manual = report.frames_by_reason.manual;
+  if (manual && manual.spans.length) {
+    row(`manual masks (${manual.frames})`, [["manual", manual.spans]], "manual", total, () => manual.spans[0][0]);
   }
   // the sound: the spans the last render muted (found, or by hand), in frames of the timeline
   const audio = report.audio || {};
@@ -84,6 +80,43 @@ function timeline() {
         [["speech", found], ["manual", byHand]], "speech", total, () => (audio.spans.length ? frameOf(audio.spans[0].start) : 0));
   }
   if (!$("#timeline").children.length) $("#timeline").textContent = "Nobody was found or masked in this video.";
+}
+
+function listChecks() {
+  // the report's moments, highest risk first: a click seeks, a tick records that it was looked at
+  const list = $("#checks");
+  list.replaceChildren();
+  const checks = (report && report.checks) || [];
+  if (!checks.length) { list.textContent = "Nothing to check: no moment the tool was unsure of."; return; }
+  for (const c of checks) {
+    const li = document.createElement("li");
+    li.className = "check-item";
+    li.dataset.id = c.id;
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.checked = Boolean(c.checked);
+    box.title = "checked";
+    box.addEventListener("change", saveChecks);
+    const risk = document.createElement("span");
+    risk.className = `risk ${c.risk >= 0.75 ? "high" : c.risk >= 0.5 ? "medium" : "low"}`;
+    risk.textContent = c.risk.toFixed(2);
+    const text = document.createElement("a");
+    text.href = "#";
+    text.textContent = ` frames ${c.first}–${c.last} (${(c.first / fps).toFixed(1)} s): ${c.why}`;
+    text.addEventListener("click", (e) => { e.preventDefault(); seek(c.first); });
+    li.append(box, " ", risk, text);
+    list.appendChild(li);
+  }
+  if (report.checks_more) list.append(`… and ${report.checks_more} more of lower risk (see the report)`);
+}
+
+async function saveChecks() {
+  const checked = [...document.querySelectorAll("#checks li")].filter((li) => li.querySelector("input").checked).map((li) => li.dataset.id);
+  const response = await fetch(`/api/jobs/${jobId}/checks`, {
+    method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ checked }),
+  });
+  const body = await response.json();
+  $("#mask-status").textContent = response.ok ? `${checked.length} of ${body.checks.length} checks marked checked` : `not saved: ${body.detail}`;
 }
 
 let keypoints = null; // the job's keypoint records, loaded once (for "extend")
@@ -286,6 +319,7 @@ async function load() {
   $("#rerender").disabled = !job.has_original;
   if (!job.has_original) $("#mask-status").textContent = "The original was not kept: corrections can be saved, not re-rendered.";
   timeline();
+  listChecks();
   listMasks();
   listMutes();
   downloads();
