@@ -157,7 +157,7 @@ def test_upload_watch_review_correct_rerender_and_download(server, browser, pede
     page.wait_for_function(
         "() => document.querySelector('#mask-status').textContent.includes('re-rendered')", timeout=240_000
     )
-    page.wait_for_selector("#timeline .row[data-kind=check] .span.manual", timeout=10_000)  # the new report
+    page.wait_for_selector("#timeline .row[data-kind=manual] .span.manual", timeout=10_000)  # the new report
     page.wait_for_selector("#timeline .row[data-kind=speech] .span.manual", timeout=10_000)  # its sound row
     assert json.loads(store.manifest_path(job).read_text())["audio"] == [
         {"start": 0.5, "end": 1.0, "label": "a name said"}
