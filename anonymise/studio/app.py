@@ -29,7 +29,8 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 
 from ..manifest import Manifest
-from .jobs import SETTINGS, JobStore, studio_canvas
+from . import originals_policy
+from .jobs import CHOICES, SETTINGS, JobStore, StudioJob, studio_canvas
 
 STATIC = Path(__file__).parent / "static"
 #: every page and answer: nothing from elsewhere, no framing, no form posted elsewhere
@@ -167,23 +168,39 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
         find(job_id)
         return page("review.html")
 
-    def find(job_id: str):
+    def find(job_id: str) -> StudioJob:
         job = store.jobs.get(job_id)
         if job is None:
             raise HTTPException(404, "no such job")
         return job
 
+    def public(job: StudioJob) -> dict:
+        """A job as the API answers it: its state, version, and when its original goes."""
+        return {**job.public(), "original_until": store.original_until(job)}
+
     @app.get("/api/settings")
     def settings():
-        return {"defaults": SETTINGS, "keep_originals": store.keep_originals, "max_upload_mb": max_upload_mb}
+        return {
+            "defaults": SETTINGS,
+            "choices": CHOICES,
+            "keep_originals": store.keep_originals,
+            "keep_originals_hours": store.keep_originals_hours,
+            "originals": originals_policy(store.keep_originals, store.keep_originals_hours),
+            "max_upload_mb": max_upload_mb,
+        }
+
+    def listing() -> list[dict]:
+        return [public(j) for j in sorted(store.jobs.values(), key=lambda j: j.created)]
 
     @app.get("/api/jobs")
     def jobs():
-        return [j.public() for j in sorted(store.jobs.values(), key=lambda j: j.created)]
+        store.expire()  # the originals' time limit, checked whenever the jobs are listed
+        return listing()
 
     @app.get("/api/jobs/{job_id}")
     def job(job_id: str):
-        return find(job_id).public()
+        store.expire()
+        return public(find(job_id))
 
     @app.post("/api/jobs")
     async def upload(request: Request):
@@ -199,10 +216,9 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
             if key in form:
                 value = str(form[key])
                 chosen[key] = value.lower() in ("1", "true", "on", "yes") if isinstance(default, bool) else value
-        for key in ("mode", "preset", "fill"):
-            allowed = {"mode": ("bbox", "seg"), "preset": ("thorough", "balanced", "fast")}.get(key)
-            if allowed and chosen[key] not in allowed:
-                raise HTTPException(422, f"{key} must be one of {', '.join(allowed)}")
+        for key, allowed in CHOICES.items():  # Config's own modes, presets and fills
+            if chosen[key] not in allowed:
+                raise HTTPException(422, f"{key} must be one of {', '.join(allowed)}, got {chosen[key][:40]!r}")
         try:
             chosen["canvas"] = studio_canvas(chosen["canvas"])
         except ValueError as e:
@@ -232,12 +248,21 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
             await form.close()
         for job in created:
             store.submit(job)
-        return [j.public() for j in created]
+        return [public(j) for j in created]
 
     @app.post("/api/jobs/{job_id}/cancel")
     def cancel(job_id: str):
         find(job_id)
-        return store.cancel(job_id).public()
+        return public(store.cancel(job_id))
+
+    @app.post("/api/jobs/{job_id}/reviewed")
+    def reviewed(job_id: str):
+        """The reviewer is done with the job: its unmasked original is deleted now."""
+        find(job_id)
+        try:
+            return public(store.mark_reviewed(job_id))
+        except ValueError as e:
+            raise HTTPException(409, str(e)) from None
 
     @app.delete("/api/jobs/{job_id}")
     def delete(job_id: str):
@@ -277,11 +302,13 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
         job = find(job_id)
         if job.status in ("queued", "running"):
             raise HTTPException(409, "the job is still queued or running")
+        store.expire()
         if store.original(job) is None:
-            raise HTTPException(409, "the original was not kept, so this job cannot be re-rendered")
+            why = job.original_gone or "not a regular file in the job's folder"
+            raise HTTPException(409, f"the original is gone ({why}), so this job cannot be re-rendered: upload again")
         if not store.submit(job, again=True):
             raise HTTPException(409, "the job is still queued or running")
-        return job.public()
+        return public(job)
 
     @app.get("/api/jobs/{job_id}/files/{kind}")
     def download(job_id: str, kind: str, request: Request):
@@ -290,9 +317,10 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
             path = store.zip_outputs(job)
             return files(path, "application/zip", path.name)
         if kind == "original":
+            store.expire()
             path = store.original(job)
             if path is None or job.kind not in ("video", "image"):
-                raise HTTPException(404, "the original was not kept")
+                raise HTTPException(404, f"the original is gone ({job.original_gone or 'not kept'})")
             media = "video/mp4" if job.kind == "video" else None  # a probed video: renamed .mp4
             return files(path, media, None if job.kind == "video" else path.name)
         if kind == "snapshot":
@@ -319,9 +347,10 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
                 if store.version != seen:
                     seen = store.version
                     idle = 0
-                    yield f"data: {json.dumps(jobs())}\n\n"
+                    yield f"data: {json.dumps(listing())}\n\n"
                 elif idle >= 60:
                     idle = 0
+                    store.expire()  # an open page sees an original's time run out (the next pass sends it)
                     yield ": keep-alive\n\n"
                 idle += 1
                 await asyncio.sleep(0.25)

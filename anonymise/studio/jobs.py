@@ -1,8 +1,14 @@
 """The studio's jobs: one folder each under ``--jobs-dir``, a FIFO queue, ``--workers`` threads.
 
 A job folder holds ``job.json`` (its state, rewritten atomically on every change), the upload
-(``original/``, deleted when the job ends unless the job keeps it), the outputs (``out/``) and
-the reviewer's manifest (``manifest.json``). On a restart the store reads every ``job.json``:
+(``original/``), the outputs (``out/``) and the reviewer's manifest (``manifest.json``).
+
+The unmasked upload is kept while its job is open for review (side by side, re-render) and
+deleted when the job is marked reviewed, when it is deleted, or once the server's time limit
+(``keep_originals_hours`` after upload) has passed: checked when the store loads, when a worker
+picks a job, and whenever the jobs are listed. A server started without keeping originals
+(``keep_originals=False``), or an upload that asked not to keep it, has it deleted as soon as
+its job ends. On a restart the store reads every ``job.json``:
 finished jobs stay, a job that was running is marked ``interrupted``, queued ones queue again.
 A job's failure is the job's: the worker catches everything and records the one-line error.
 A job that ends without its outputs (failed, cancelled, interrupted) leaves no half-written file.
@@ -26,28 +32,52 @@ import time
 import unicodedata
 import uuid
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..colours import COLOURS, parse_colour
-from ..errors import first_line
+from ..config import PRESETS, Config, Fill, Mode
+from ..errors import ConfigError, first_line
 from ..io.files import atomic
 from ..io.images import IMAGE_EXTS
+from . import KEEP_ORIGINALS_HOURS
 
 log = logging.getLogger("anonymise.studio")
 
-#: the settings an upload may carry, with their defaults (the CLI's)
-SETTINGS = {
-    "mode": "bbox",
-    "fill": "background",
-    "canvas": "",
-    "skeleton_colour": "limbs",
-    "preset": "balanced",
-    "keypoints": True,
-    "snapshot_every": "",
-    "pose": True,
+
+def studio_settings(config: Config | None = None) -> dict:
+    """The settings an upload may carry, with their defaults: ``Config()``'s, never restated here.
+
+    ``pose`` is whether skeletons are drawn (``Config.draw_pose``); ``keypoints`` (a JSONL file and
+    the events from it) and ``snapshot_every`` are the run's extras, which ``Config`` does not hold:
+    the studio writes keypoints by default, where the CLI writes them when asked.
+    """
+    config = Config() if config is None else config
+    return {
+        "mode": config.mode.value,
+        "fill": config.fill.value,
+        "canvas": config.canvas or "",
+        "skeleton_colour": config.skeleton_colour,
+        "preset": config.preset,
+        "keypoints": True,
+        "snapshot_every": "",
+        "pose": config.draw_pose,
+    }
+
+
+#: the settings an upload may carry, with their defaults (``Config()``'s)
+SETTINGS = studio_settings()
+#: the values a chosen setting may take: ``Config``'s own enums and presets
+CHOICES = {
+    "mode": [m.value for m in Mode],
+    "preset": list(PRESETS),
+    "fill": [f.value for f in Fill],
 }
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+#: states in which a job's original is in use (or about to be): never deleted under it
+BUSY = ("uploading", "queued", "running")
+#: why a job has no original on a server that keeps none
+NOT_KEPT = "this server keeps no originals"
 
 
 def studio_canvas(spec: str) -> str:
@@ -88,7 +118,9 @@ def safe_name(name: str) -> str:
 
 
 @dataclass
-class Job:
+class StudioJob:
+    """One upload in the studio (``job.json``); not :class:`anonymise.jobs.Job`, a CLI run's file pair."""
+
     id: str
     name: str
     created: float
@@ -102,6 +134,10 @@ class Job:
     error: str = ""
     keep_original: bool = False
     has_original: bool = True
+    #: why the original is gone (``""`` while it is kept): said where a re-render is refused
+    original_gone: str = ""
+    #: when the reviewer marked the job reviewed (its original deleted then), else ``None``
+    reviewed: float | None = None
     outputs: dict = field(default_factory=dict)  # kind -> file name under out/
     renders: int = 0
     width: int = 0
@@ -109,8 +145,24 @@ class Job:
     duration: float = 0.0
     seconds: float = 0.0
 
-    def public(self) -> dict:
+    @property
+    def version(self) -> str:
+        """What its outputs are: ``original render`` or ``re-render N``."""
+        return "original render" if self.renders <= 1 else f"re-render {self.renders - 1}"
+
+    def state(self) -> dict:
+        """What ``job.json`` holds."""
         return asdict(self)
+
+    def public(self) -> dict:
+        """What the API answers: its state and its version."""
+        return {**self.state(), "version": self.version}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudioJob:
+        """A job from ``job.json`` (or :meth:`public`): keys it does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class Cancelled(KeyboardInterrupt):
@@ -120,7 +172,7 @@ class Cancelled(KeyboardInterrupt):
 class JobProgress:
     """The pipeline's progress hook for one job: frames, fps and ETA into the store."""
 
-    def __init__(self, store: JobStore, job: Job, cancel: threading.Event):
+    def __init__(self, store: JobStore, job: StudioJob, cancel: threading.Event):
         self.store, self.job, self.cancel = store, job, cancel
         self._start = time.perf_counter()
         self._last = 0.0
@@ -153,16 +205,31 @@ class JobProgress:
 
 
 class JobStore:
-    """Every job, their folders and the queue; thread-safe."""
+    """Every job, their folders and the queue; thread-safe.
 
-    def __init__(self, root: Path, keep_originals: bool = False):
+    ``keep_originals``: whether a job keeps its upload while it is open for review (else it is
+    deleted when the job ends); ``keep_originals_hours``: the time limit after upload (``None``:
+    none, kept until the job is marked reviewed or deleted). ``clock`` gives the time (tests fake it).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        keep_originals: bool = True,
+        keep_originals_hours: float | None = KEEP_ORIGINALS_HOURS,
+        clock=time.time,
+    ):
+        if keep_originals_hours is not None and not keep_originals_hours > 0:
+            raise ConfigError(f"the originals' time limit must be above 0 hours, got {keep_originals_hours}")
         self.root = Path(root)
         # the jobs hold unmasked originals: the folder is its owner's alone (made so, or kept so)
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         if os.name == "posix" and self.root.stat().st_mode & 0o077:
             self.root.chmod(0o700)
         self.keep_originals = keep_originals
-        self.jobs: dict[str, Job] = {}
+        self.keep_originals_hours = keep_originals_hours
+        self.clock = clock
+        self.jobs: dict[str, StudioJob] = {}
         self.queue: queue.Queue[str | None] = queue.Queue()
         self.version = 0
         self._lock = threading.Lock()
@@ -177,7 +244,7 @@ class JobStore:
     def _load(self) -> None:
         for path in sorted(self.root.glob("*/job.json")):
             try:
-                job = Job(**json.loads(path.read_text(encoding="utf-8")))
+                job = StudioJob.from_dict(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, ValueError, TypeError) as e:
                 log.warning("skipping %s: %s", path, first_line(e))
                 continue
@@ -186,29 +253,67 @@ class JobStore:
                 continue
             if job.status == "running":
                 job.status, job.error = "interrupted", "the server stopped while this job ran"
-                self._drop_original(job)
+                self._settle_original(job)
                 self._save(job)
             self._drop_partials(job)  # nothing runs yet: any unfinished file is a stopped run's
             self.jobs[job.id] = job
+        self.expire()
         for job in sorted(self.jobs.values(), key=lambda j: j.created):
             if job.status == "queued":
                 self._cancel[job.id] = threading.Event()
                 self.queue.put(job.id)
 
-    def _save(self, job: Job) -> None:
+    def _save(self, job: StudioJob) -> None:
         folder = self.folder(job.id)
         if not folder.is_dir():
             return  # deleted
         with atomic(folder / "job.json") as tmp:
-            tmp.write_text(json.dumps(job.public()), encoding="utf-8")
+            tmp.write_text(json.dumps(job.state()), encoding="utf-8")
 
-    def _drop_original(self, job: Job) -> None:
-        """Delete the unmasked upload unless the job keeps it."""
+    def _drop_original(self, job: StudioJob, why: str) -> None:
+        """Delete the unmasked upload, saying why (kept in ``original_gone``)."""
+        shutil.rmtree(self.folder(job.id) / "original", ignore_errors=True)
+        if job.has_original or not job.original_gone:
+            job.original_gone = why
+        job.has_original = False
+
+    def _settle_original(self, job: StudioJob) -> None:
+        """At a job's end: its original is deleted unless the job keeps it and its time is not up."""
         if not job.keep_original:
-            shutil.rmtree(self.folder(job.id) / "original", ignore_errors=True)
-            job.has_original = False
+            self._drop_original(job, "not kept: " + ("the upload asked so" if self.keep_originals else NOT_KEPT))
+        elif self.expired(job):
+            self._drop_original(job, self.time_up())
 
-    def _drop_partials(self, job: Job) -> None:
+    def original_until(self, job: StudioJob) -> float | None:
+        """When the job's original will be deleted by the time limit (``None``: gone, or no limit)."""
+        if not job.has_original or not job.keep_original or self.keep_originals_hours is None:
+            return None
+        return job.created + self.keep_originals_hours * 3600
+
+    def expired(self, job: StudioJob) -> bool:
+        until = self.original_until(job)
+        return until is not None and self.clock() >= until
+
+    def time_up(self) -> str:
+        hours = self.keep_originals_hours
+        return f"deleted {hours:g} hour{'' if hours == 1 else 's'} after upload, the server's limit"
+
+    def expire(self) -> list[str]:
+        """Delete the originals past the time limit (never one a job is using); the ids of their jobs."""
+        dropped = []
+        with self._lock:
+            for job in list(self.jobs.values()):
+                if job.status not in BUSY and job.has_original and self.expired(job):
+                    self._drop_original(job, self.time_up())
+                    self._save(job)
+                    dropped.append(job.id)
+            if dropped:
+                self.version += 1
+        for job_id in dropped:
+            log.info("job %s: the original was %s", job_id, self.time_up())
+        return dropped
+
+    def _drop_partials(self, job: StudioJob) -> None:
         """Delete the unfinished files (``.<name>.partial-*``) a stopped or failed run left in the job's
         folder: half a video and its keypoints, which nothing else would ever remove (a re-render
         writes under new temporary names)."""
@@ -217,21 +322,22 @@ class JobStore:
                 if name.startswith(".") and ".partial-" in name:
                     Path(folder, name).unlink(missing_ok=True)
 
-    def changed(self, job: Job) -> None:
+    def changed(self, job: StudioJob) -> None:
         with self._lock:
             self._save(job)
             self.version += 1
 
     # -- the API's verbs ----------------------------------------------------------------------
 
-    def create(self, name: str, settings: dict, keep_original: bool | None = None) -> tuple[Job, Path]:
-        """A new job (not yet queued) and the path its upload is to be written to."""
-        job = Job(
+    def create(self, name: str, settings: dict, keep_original: bool | None = None) -> tuple[StudioJob, Path]:
+        """A new job (not yet queued) and the path its upload is to be written to. ``keep_original``
+        ``False``: its original is deleted as soon as it ends; never kept where the server keeps none."""
+        job = StudioJob(
             uuid.uuid4().hex[:12],
             safe_name(name),
-            time.time(),
+            self.clock(),
             settings,
-            keep_original=self.keep_originals if keep_original is None else keep_original,
+            keep_original=self.keep_originals and keep_original is not False,
         )
         job.status = "uploading"
         folder = self.folder(job.id)
@@ -242,7 +348,7 @@ class JobStore:
             self._save(job)  # a restart mid-upload finds it, and removes it
         return job, folder / "original" / job.name
 
-    def submit(self, job: Job, again: bool = False) -> bool:
+    def submit(self, job: StudioJob, again: bool = False) -> bool:
         """Queue a job; ``again`` (a re-render): only if it is neither queued nor running (checked and
         changed at once, so a double click queues it once). Returns whether it was queued."""
         with self._lock:
@@ -257,14 +363,29 @@ class JobStore:
         self.queue.put(job.id)
         return True
 
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str) -> StudioJob:
         job = self.jobs[job_id]
         if job.status in ("queued", "running"):
             self._cancel.setdefault(job_id, threading.Event()).set()
             if job.status == "queued":
                 job.status, job.error = "cancelled", "cancelled by the reviewer"
-                self._drop_original(job)
+                self._settle_original(job)
                 self.changed(job)
+        return job
+
+    def mark_reviewed(self, job_id: str) -> StudioJob:
+        """The reviewer is done with the job: its original is deleted now (no re-render after).
+        Raises ``ValueError`` while it is queued or running."""
+        with self._lock:
+            job = self.jobs[job_id]
+            if job.status in BUSY:
+                raise ValueError("the job is still queued or running: mark it reviewed once it has ended")
+            if job.reviewed is None:
+                job.reviewed = self.clock()
+            if job.has_original:
+                self._drop_original(job, "deleted when the job was marked reviewed")
+            self._save(job)
+            self.version += 1
         return job
 
     def delete(self, job_id: str) -> None:
@@ -278,26 +399,26 @@ class JobStore:
             shutil.rmtree(self.folder(job.id), ignore_errors=True)
         # a running job notices the cancel, stops, and its worker removes the folder (see _work)
 
-    def original(self, job: Job) -> Path | None:
+    def original(self, job: StudioJob) -> Path | None:
         folder = self.folder(job.id)
         files = sorted((folder / "original").glob("*")) if job.has_original else []
         return next((f for f in files if regular_file(f, folder)), None)
 
-    def output(self, job: Job, kind: str) -> Path | None:
+    def output(self, job: StudioJob, kind: str) -> Path | None:
         name = job.outputs.get(kind)
         return regular_file(self.folder(job.id) / "out" / name, self.folder(job.id)) if name else None
 
-    def snapshot(self, job: Job, name: str) -> Path | None:
+    def snapshot(self, job: StudioJob, name: str) -> Path | None:
         """One of the job's snapshots by its name (only a name the job lists)."""
         if name not in job.outputs.get("snapshots", []):
             return None
         folder = self.folder(job.id) / "out" / f"{Path(job.outputs.get('video', '')).stem}_snapshots"
         return regular_file(folder / name, self.folder(job.id))
 
-    def manifest_path(self, job: Job) -> Path:
+    def manifest_path(self, job: StudioJob) -> Path:
         return self.folder(job.id) / "manifest.json"
 
-    def zip_outputs(self, job: Job) -> Path:
+    def zip_outputs(self, job: StudioJob) -> Path:
         """Every output of the job in one zip (made once per render)."""
         target = self.folder(job.id) / f"{Path(job.name).stem}_anonymised_{job.renders}.zip"
         if regular_file(target, self.folder(job.id)) is None:  # a link in its place is replaced, never followed
@@ -329,9 +450,10 @@ class JobStore:
                 return
             job = self.jobs.get(job_id)
             cancel = self._cancel.get(job_id, threading.Event())
+            self.expire()  # the time limit, checked as the queue moves
             if job is None or job.status != "queued" or cancel.is_set():
                 if job is not None and job.status == "cancelled":
-                    self._drop_original(job)
+                    self._settle_original(job)
                     self.changed(job)
                 continue
             job.status = "running"
@@ -349,9 +471,9 @@ class JobStore:
                 if job.id not in self.jobs:  # deleted while it ran: every file of it goes now
                     shutil.rmtree(self.folder(job.id), ignore_errors=True)
                 else:
-                    if status == "failed" and not job.kind:
-                        job.keep_original = False  # not a video or image: nothing to review it against
-                    self._drop_original(job)
+                    if status == "failed" and not job.kind:  # not a video or image: nothing to review it against
+                        self._drop_original(job, "not kept: not a video or image")
+                    self._settle_original(job)
                     if status != "done":
                         self._drop_partials(job)
                     job.status = status
@@ -422,16 +544,16 @@ def _upright_size(path: Path) -> tuple[int, int]:
 VIDEO_SUFFIX, IMAGE_SUFFIX = ".mp4", ".png"
 
 
-def run_job(store: JobStore, job: Job, progress: JobProgress, detector_for) -> None:
+def run_studio_job(store: JobStore, job: StudioJob, progress: JobProgress, detector_for) -> None:
     """Anonymise one job's upload into its ``out/`` folder (with its manifest, when there is one)."""
     from ..analyze import analyze_file, write_events_csv
-    from ..config import Config
     from ..pipeline import Anonymiser
     from ..sidecars import Extras
 
     src = store.original(job)
     if src is None:
-        raise ValueError("the original upload is gone (it was not kept): upload it again to re-render")
+        why = job.original_gone or "not a regular file in the job's folder"
+        raise ValueError(f"the original upload is gone ({why}): upload it again to re-render")
     kind, width, height, seconds = probe(src)
     job.kind, job.width, job.height, job.duration = kind, width, height, seconds
     suffix = VIDEO_SUFFIX if kind == "video" else IMAGE_SUFFIX

@@ -16,7 +16,7 @@ pytest.importorskip("fastapi", reason="the studio extra is not installed: pip in
 from fastapi.testclient import TestClient
 
 from anonymise.studio.app import create_app
-from anonymise.studio.jobs import JobStore, run_job, safe_name
+from anonymise.studio.jobs import JobStore, StudioJob, run_studio_job, safe_name
 
 TOKEN = "test-token"
 
@@ -35,10 +35,10 @@ class SlowDetector(ColourDetector):
         return super().__call__(frames, imgsz)
 
 
-def studio(tmp_path, detector=None, keep_originals=True, max_upload_mb=50, workers=1):
-    store = JobStore(tmp_path / "jobs", keep_originals=keep_originals)
+def studio(tmp_path, detector=None, keep_originals=True, max_upload_mb=50, workers=1, **options):
+    store = JobStore(tmp_path / "jobs", keep_originals=keep_originals, **options)
     make = detector or ColourDetector
-    store.run_workers(workers, lambda s, j, p: run_job(s, j, p, lambda config: make()))
+    store.run_workers(workers, lambda s, j, p: run_studio_job(s, j, p, lambda config: make()))
     client = TestClient(create_app(store, TOKEN, max_upload_mb=max_upload_mb))
     client.headers["X-Anonymise-Token"] = TOKEN
     return store, client
@@ -241,17 +241,187 @@ def test_a_manual_box_rerenders_and_changes_that_region(tmp_path):
 
 def test_without_the_original_there_is_no_rerender(tmp_path, clip):
     store, client = studio(tmp_path, keep_originals=False)
-    job = wait(client, upload(client, "walk.mp4", clip)["id"])
+    assert client.get("/api/settings").json()["keep_originals"] is False
+    job = wait(client, upload(client, "walk.mp4", clip, keep_original="true")["id"])  # the server's word wins
     assert job["has_original"] is False and not list((store.folder(job["id"]) / "original").glob("*"))
+    assert job["original_gone"] == "not kept: this server keeps no originals" and job["original_until"] is None
     response = client.post(f"/api/jobs/{job['id']}/rerender")
     assert response.status_code == 409 and "not kept" in response.json()["detail"]
     assert client.get(f"/api/jobs/{job['id']}/files/original").status_code == 404
 
 
+def test_a_rerender_needs_nothing_ticked_at_upload(tmp_path, clip):
+    """The original is kept while the job is open for review by default: no field at upload, no
+    server option; an upload may still ask not to keep it."""
+    from anonymise.studio import build
+
+    _, built, _ = build(tmp_path / "built", token=TOKEN)
+    built.stop(1)
+    assert built.keep_originals is True and built.keep_originals_hours == 72
+    default = JobStore(tmp_path / "default")
+    assert default.keep_originals is True and default.keep_originals_hours == 72
+    store = JobStore(tmp_path / "jobs")
+    store.run_workers(1, lambda s, j, p: run_studio_job(s, j, p, lambda config: ColourDetector()))
+    client = TestClient(create_app(store, TOKEN))
+    client.headers["X-Anonymise-Token"] = TOKEN
+    settings = client.get("/api/settings").json()
+    assert settings["keep_originals"] is True and settings["keep_originals_hours"] == 72
+    assert settings["originals"].endswith("deleted when it is marked reviewed, deleted, or 72 hours after upload")
+    response = client.post("/api/jobs", files=[("files", ("walk.mp4", clip, "video/mp4"))])  # nothing but the file
+    job = wait(client, response.json()[0]["id"])
+    assert job["status"] == "done" and job["has_original"] is True and job["original_gone"] == ""
+    assert job["original_until"] == pytest.approx(job["created"] + 72 * 3600)
+    assert client.get(f"/api/jobs/{job['id']}/files/original").status_code == 200
+    box = {"masks": [{"box": [0, 0, 20, 20], "start": 0}]}
+    assert client.put(f"/api/jobs/{job['id']}/manifest", json=box).status_code == 200
+    assert client.post(f"/api/jobs/{job['id']}/rerender").status_code == 200
+    again = wait(client, job["id"])
+    assert again["status"] == "done" and again["renders"] == 2 and again["version"] == "re-render 1"
+    assert again["has_original"] is True, "still open for review"
+    unkept = wait(client, upload(client, "walk.mp4", clip, keep_original="false")["id"])
+    assert unkept["has_original"] is False and unkept["original_gone"] == "not kept: the upload asked so"
+
+
+def test_marking_a_job_reviewed_deletes_its_original(tmp_path, clip):
+    gate = threading.Event()
+    store, client = studio(tmp_path, detector=lambda: SlowDetector(0.02, gate))
+    job = upload(client, "walk.mp4", clip)
+    busy = client.post(f"/api/jobs/{job['id']}/reviewed")
+    assert busy.status_code == 409 and "still queued or running" in busy.json()["detail"]
+    gate.set()
+    job = wait(client, job["id"])
+    assert job["has_original"] is True and job["reviewed"] is None
+    marked = client.post(f"/api/jobs/{job['id']}/reviewed")
+    assert marked.status_code == 200, marked.text
+    done = marked.json()
+    assert done["reviewed"] is not None and done["has_original"] is False and done["original_until"] is None
+    assert done["original_gone"] == "deleted when the job was marked reviewed"
+    assert not (store.folder(job["id"]) / "original").exists(), "the unmasked upload is gone from the disk"
+    assert client.get(f"/api/jobs/{job['id']}/files/video").status_code == 200, "the outputs stay"
+    assert client.get(f"/api/jobs/{job['id']}/files/original").status_code == 404
+    refused = client.post(f"/api/jobs/{job['id']}/rerender")
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == (
+        "the original is gone (deleted when the job was marked reviewed), so this job cannot be re-rendered: "
+        "upload again"
+    )
+    assert client.post(f"/api/jobs/{job['id']}/reviewed").status_code == 200, "marking it again changes nothing"
+    assert JobStore(tmp_path / "jobs").jobs[job["id"]].reviewed == done["reviewed"], "a restart remembers it"
+    assert client.post("/api/jobs/nosuchjob/reviewed").status_code == 404
+
+
+def test_the_time_limit_deletes_the_originals_of_old_jobs(tmp_path, clip):
+    now = [time.time()]
+    gate = threading.Event()
+    store, client = studio(
+        tmp_path, detector=lambda: SlowDetector(0.02, gate), keep_originals_hours=1, clock=lambda: now[0]
+    )
+    settings = client.get("/api/settings").json()
+    assert settings["keep_originals_hours"] == 1 and settings["originals"].endswith("or 1 hour after upload")
+    gate.set()
+    old = wait(client, upload(client, "old.mp4", clip)["id"])
+    now[0] += 1800
+    young = wait(client, upload(client, "young.mp4", clip)["id"])
+    assert old["original_until"] == pytest.approx(old["created"] + 3600)
+    now[0] += 2000  # the old one is 3800 s old, the young one 2000 s
+    listed = {j["name"]: j for j in client.get("/api/jobs").json()}  # a listing enforces the limit
+    assert listed["old.mp4"]["has_original"] is False
+    assert listed["old.mp4"]["original_gone"] == "deleted 1 hour after upload, the server's limit"
+    assert not (store.folder(old["id"]) / "original").exists()
+    assert listed["young.mp4"]["has_original"] is True
+    refused = client.post(f"/api/jobs/{old['id']}/rerender")
+    assert refused.status_code == 409 and "1 hour after upload" in refused.json()["detail"]
+    # a job running when its time is up keeps its original until it ends, then it goes
+    gate.clear()
+    assert client.post(f"/api/jobs/{young['id']}/rerender").status_code == 200
+    deadline = time.monotonic() + 10
+    while store.jobs[young["id"]].status != "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    now[0] += 2000
+    assert client.get("/api/jobs").json()[1]["has_original"] is True, "never deleted under a running job"
+    gate.set()
+    ended = wait(client, young["id"])
+    assert ended["status"] == "done" and ended["renders"] == 2 and ended["has_original"] is False
+    # the store enforces it when it loads, too (the job's time made old on disk)
+    third = wait(client, upload(client, "third.mp4", clip)["id"])
+    state = json.loads((store.folder(third["id"]) / "job.json").read_text())
+    assert state["has_original"] is True
+    (store.folder(third["id"]) / "job.json").write_text(json.dumps({**state, "created": state["created"] - 7200}))
+    again = JobStore(tmp_path / "jobs", keep_originals_hours=1, clock=lambda: now[0])
+    assert again.jobs[third["id"]].has_original is False and not (store.folder(third["id"]) / "original").exists()
+    with pytest.raises(ValueError, match="above 0 hours"):
+        JobStore(tmp_path / "jobs", keep_originals_hours=0)
+    unlimited = JobStore(tmp_path / "other", keep_originals_hours=None)
+    job, path = unlimited.create("x.mp4", {})
+    assert unlimited.original_until(job) is None and not unlimited.expired(job)
+
+
+def test_the_jobs_listing_tells_uploads_of_one_file_apart(tmp_path, clip):
+    now = [1_800_000_000.0]
+    store, client = studio(tmp_path, clock=lambda: now[0])
+    ids = []
+    for _ in range(3):
+        ids.append(wait(client, upload(client, "walk.mp4", clip)["id"])["id"])
+        now[0] += 61
+    assert client.post(f"/api/jobs/{ids[1]}/rerender").status_code == 200
+    wait(client, ids[1])
+    rows = client.get("/api/jobs").json()
+    assert [r["id"] for r in rows] == ids, "in upload order"
+    assert [r["name"] for r in rows] == ["walk.mp4"] * 3
+    assert [r["created"] for r in rows] == [1_800_000_000.0, 1_800_000_061.0, 1_800_000_122.0]
+    assert [r["version"] for r in rows] == ["original render", "re-render 1", "original render"]
+    assert [r["renders"] for r in rows] == [1, 2, 1]
+    assert client.get(f"/api/jobs/{ids[1]}").json()["version"] == "re-render 1"
+
+
+def test_the_studio_defaults_are_configs():
+    """The studio restates nothing: its defaults are ``Config()``'s, its choices ``Config``'s enums and presets."""
+    from anonymise.config import PRESETS, Config, Fill, Mode
+    from anonymise.studio.jobs import CHOICES, SETTINGS, studio_settings
+
+    config = Config()
+    assert SETTINGS["mode"] == config.mode.value and SETTINGS["fill"] == config.fill.value
+    assert SETTINGS["preset"] == config.preset and SETTINGS["skeleton_colour"] == config.skeleton_colour
+    assert SETTINGS["canvas"] == (config.canvas or "") and SETTINGS["pose"] == config.draw_pose
+    assert set(SETTINGS) == {
+        "mode",
+        "fill",
+        "canvas",
+        "skeleton_colour",
+        "preset",
+        "pose",
+        "keypoints",
+        "snapshot_every",
+    }
+    assert {"mode": [m.value for m in Mode], "preset": list(PRESETS), "fill": [f.value for f in Fill]} == CHOICES
+    other = studio_settings(Config(preset="fast", fill=Fill.BLUR, skeleton_colour="track"))
+    assert (other["preset"], other["fill"], other["skeleton_colour"]) == ("fast", "blur", "track")
+
+
+def test_a_bad_fill_preset_or_mode_is_refused_with_one_line(tmp_path, clip):
+    from anonymise.config import Fill
+
+    store, client = studio(tmp_path)
+    settings = client.get("/api/settings").json()
+    assert settings["choices"]["fill"][0] == "background" and "pixelate" in settings["choices"]["fill"]
+    assert settings["defaults"]["fill"] == "background"
+    for key, bad in (("fill", "sparkle"), ("preset", "extreme"), ("mode", "boxes")):
+        response = client.post("/api/jobs", files=[("files", ("walk.mp4", clip, "video/mp4"))], data={key: bad})
+        assert response.status_code == 422, (key, response.text)
+        detail = response.json()["detail"]
+        assert detail.startswith(f"{key} must be one of ") and repr(bad) in detail and "\n" not in detail
+    detail = client.post("/api/jobs", files=[("files", ("w.mp4", clip, "video/mp4"))], data={"fill": "x"}).json()
+    fills = ", ".join(f.value for f in Fill)  # Config's own fill modes
+    assert detail["detail"] == f"fill must be one of {fills}, got 'x'"
+    assert client.get("/api/jobs").json() == [] and not list(store.root.iterdir()), "nothing was created"
+    job = wait(client, upload(client, "walk.mp4", clip, fill="pixelate", preset="fast")["id"])
+    assert job["status"] == "done" and job["settings"]["fill"] == "pixelate"
+
+
 def test_a_restart_keeps_finished_jobs_and_marks_interrupted_ones(tmp_path, clip):
     store, client = studio(tmp_path)
     done = wait(client, upload(client, "walk.mp4", clip)["id"])
-    running = store.jobs[done["id"]].__class__(**{**done, "id": "stuckjob0001", "status": "running"})
+    running = StudioJob.from_dict({**done, "id": "stuckjob0001", "status": "running"})
     store.folder(running.id).mkdir()
     (store.folder(running.id) / "job.json").write_text(json.dumps(running.public()))
     again = JobStore(tmp_path / "jobs")
@@ -358,6 +528,7 @@ def changes(job_id, clip):
         ("DELETE", f"/api/jobs/{job_id}", {}),
         ("PUT", f"/api/jobs/{job_id}/manifest", {"json": {"masks": [{"box": [0, 0, 9, 9], "start": 0}]}}),
         ("POST", f"/api/jobs/{job_id}/rerender", {}),
+        ("POST", f"/api/jobs/{job_id}/reviewed", {}),
     ]
 
 
@@ -378,6 +549,7 @@ def test_another_origin_changes_nothing(tmp_path, clip):
         assert unsaid.status_code == 403 and "X-Anonymise-Token" in unsaid.json()["detail"], (method, path)
     assert [j["id"] for j in client.get("/api/jobs").json()] == [job["id"]], "no job was created or deleted"
     assert client.get(f"/api/jobs/{job['id']}").json()["renders"] == 1, "no re-render"
+    assert client.get(f"/api/jobs/{job['id']}").json()["has_original"] is True, "not marked reviewed"
     assert client.get(f"/api/jobs/{job['id']}/manifest").json()["masks"] == []
 
 
@@ -509,7 +681,7 @@ def test_a_failed_job_leaves_no_partial_file(tmp_path, clip):
 def test_a_restart_removes_the_partial_files_of_an_interrupted_job(tmp_path, clip):
     store, client = studio(tmp_path)
     done = wait(client, upload(client, "walk.mp4", clip)["id"])
-    running = store.jobs[done["id"]].__class__(**{**done, "id": "stuckjob0001", "status": "running"})
+    running = StudioJob.from_dict({**done, "id": "stuckjob0001", "status": "running"})
     out = store.folder(running.id) / "out"
     (out / "walk_anonymised_snapshots").mkdir(parents=True)
     (store.folder(running.id) / "job.json").write_text(json.dumps(running.public()))

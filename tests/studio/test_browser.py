@@ -247,10 +247,10 @@ def answers(app, log: list):
 
 def test_another_page_on_this_machine_cannot_upload_rerender_or_play_a_job(browser, tmp_path):
     from anonymise.studio.app import create_app
-    from anonymise.studio.jobs import SETTINGS, JobStore, run_job
+    from anonymise.studio.jobs import SETTINGS, JobStore, run_studio_job
 
     store = JobStore(tmp_path / "jobs", keep_originals=True)
-    store.run_workers(1, lambda s, j, p: run_job(s, j, p, lambda config: ColourDetector()))
+    store.run_workers(1, lambda s, j, p: run_studio_job(s, j, p, lambda config: ColourDetector()))
     job, path = store.create("walk.mp4", dict(SETTINGS), keep_original=True)
     write_video(path, synthetic_frames(24), fps=10, audio=None)
     store.submit(job)

@@ -73,3 +73,25 @@ def test_an_explicit_jobs_dir_wins(served, monkeypatch, tmp_path):
 def test_the_help_names_the_default():
     text = " ".join(CliRunner().invoke(app, ["serve", "-h"], terminal_width=80).output.split())
     assert "~/.local/share/anonymise/jobs" in text and "anonymise-jobs" not in text
+
+
+def test_the_server_states_what_it_keeps_of_the_originals(served, tmp_path):
+    """Kept while a job is open for review, by default, up to a time limit the server prints;
+    ``keep_originals=False`` keeps none; the CLI's call (``--keep-originals``) still works."""
+    stores, _ = served
+    said = []
+    studio.serve(jobs_dir=tmp_path / "a", echo=said.append)
+    assert stores[-1].keep_originals is True and stores[-1].keep_originals_hours == 72
+    assert (
+        "Unmasked originals are kept while their job is open for review, deleted when it is marked reviewed, "
+        "deleted, or 72 hours after upload." in said
+    ), said
+    studio.serve(jobs_dir=tmp_path / "b", echo=said.append, keep_originals_hours=5)
+    assert stores[-1].keep_originals_hours == 5 and any("or 5 hours after upload" in line for line in said)
+    studio.serve(jobs_dir=tmp_path / "c", echo=said.append, keep_originals_hours=None)
+    assert stores[-1].keep_originals_hours is None and said[-3].endswith("marked reviewed, deleted.")
+    studio.serve(jobs_dir=tmp_path / "d", echo=said.append, keep_originals=False)
+    assert stores[-1].keep_originals is False and "are not kept" in said[-3]
+    output = " ".join(_serve("--keep-originals", "--jobs-dir", str(tmp_path / "e")).split())
+    assert stores[-1].keep_originals is True
+    assert studio.originals_policy(stores[-1].keep_originals, stores[-1].keep_originals_hours) in output
