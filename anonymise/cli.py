@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import enum
+import inspect
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import MISSING, dataclass, fields, replace
+from functools import update_wrapper
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_type_hints
 
 import typer
 from rich.console import Console
@@ -104,361 +107,7 @@ def _panel_of(param) -> str:
     return getattr(param, "rich_help_panel", None) or (IO if param.name == "help" else "Options")
 
 
-# Options shared by every command (defaults come from Config, the one place they are set).
-Source = Annotated[
-    str,
-    typer.Option(
-        "--video-source",
-        "-i",
-        help="Video file, folder, image, camera index (0) or stream URL.",
-        show_default=False,
-        rich_help_panel=IO,
-    ),
-]
-Output = Annotated[
-    Path | None,
-    typer.Option(
-        "--output",
-        "-o",
-        help=(
-            "Output file, or folder for a folder input. (default: <stem>_anonymised.mp4 beside the input; "
-            "<folder>_anonymised/ for a folder)"
-        ),
-        show_default=False,
-        rich_help_panel=IO,
-    ),
-]
-PoseModel = Annotated[
-    str,
-    typer.Option(
-        "--pose-model",
-        envvar="ANONYMISE_POSE_MODEL",
-        help="Pose weights (path or Ultralytics name); the bundled yolo11n-pose.pt works offline.",
-        rich_help_panel=DETECTION,
-    ),
-]
-Device = Annotated[
-    str,
-    typer.Option(
-        "--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps.", rich_help_panel=SPEED
-    ),
-]
-BackendOpt = Annotated[
-    str,
-    typer.Option(
-        "--backend",
-        envvar="ANONYMISE_BACKEND",
-        help=(
-            "Inference runtime: auto (OpenVINO on x86-64 CPUs, TensorRT or torch fp16 on CUDA, torch elsewhere), "
-            "torch, onnx, openvino or tensorrt (exported once, cached). See docs/backends.md."
-        ),
-        rich_help_panel=SPEED,
-    ),
-]
-Int8 = Annotated[
-    bool | None,
-    typer.Option(
-        "--int8/--no-int8",
-        help=(
-            "int8 models (openvino, tensorrt): 1.3-1.8x faster than bf16 on a CPU, calibrated once on your "
-            "video's first frames, in memory (or on $ANONYMISE_CALIBRATION). Default: on with --backend auto on a "
-            "CPU."
-        ),
-        show_default=False,
-        rich_help_panel=SPEED,
-    ),
-]
-Half = Annotated[
-    bool | None,
-    typer.Option(
-        "--half/--no-half",
-        help=(
-            "Reduced precision: fp16 on CUDA (the default there); bf16 (or fp16) with --backend openvino on a "
-            "CPU that has it (~1.6x faster, slightly different scores)."
-        ),
-        show_default=False,
-        rich_help_panel=SPEED,
-    ),
-]
-Imgsz = Annotated[
-    int | None,
-    typer.Option(
-        "--imgsz",
-        help=(
-            "Inference size (px) of the search for small people. (default: enlarged until a person of "
-            f"--min-person is {TARGET_PERSON_PX} px at the model, within {MIN_IMGSZ}-{MAX_IMGSZ}: 480x360 -> "
-            f"{auto_imgsz(480, 360, _D.min_person)})"
-        ),
-        show_default=False,
-        rich_help_panel=DETECTION,
-    ),
-]
-Conf = Annotated[
-    float,
-    typer.Option(
-        "--conf",
-        help="Person confidence threshold (low on purpose: a missed person is a leak).",
-        rich_help_panel=DETECTION,
-    ),
-]
-Alpha = Annotated[
-    float, typer.Option("--alpha", help="Background learning rate per frame, in (0, 1].", rich_help_panel=LOOK)
-]
-Dilate = Annotated[int, typer.Option("--dilate", help="Grow person boxes by this many pixels.", rich_help_panel=LOOK)]
-Feather = Annotated[
-    int,
-    typer.Option(
-        "--feather", help="Gaussian feather kernel in pixels (0: hard edge); grows outwards only.", rich_help_panel=LOOK
-    ),
-]
-PoseConf = Annotated[
-    float,
-    typer.Option("--pose-conf", help="Minimum keypoint confidence for a joint to be drawn.", rich_help_panel=LOOK),
-]
-NoPose = Annotated[bool, typer.Option("--no-pose", help="Do not draw skeletons.", rich_help_panel=LOOK)]
-Lookahead = Annotated[
-    int | None,
-    typer.Option(
-        "--lookahead",
-        help="Frames the background looks ahead (output delay). (default: 30 for files, 15 for cameras/streams)",
-        show_default=False,
-        rich_help_panel=LOOK,
-    ),
-]
-MinPerson = Annotated[
-    int,
-    typer.Option(
-        "--min-person",
-        help="Smallest person height (px) to find: sets the inference size and when to tile.",
-        rich_help_panel=DETECTION,
-    ),
-]
-PresetOpt = Annotated[
-    str,
-    typer.Option(
-        "--preset",
-        help=(
-            "How hard to look for people, against speed. thorough: all of every frame, at every size (slowest). "
-            f"balanced: all of every {_BALANCED['sweep_every']}th frame and, between, where people were or "
-            "something moved (about twice as fast, as private on the README's clips). fast: all of every "
-            f"{_FAST['sweep_every']}th frame, people from {_FAST['min_person']} px tall, no closer look at motion no "
-            "detection explains (about 1.5x faster again; smaller people can be missed)."
-        ),
-        rich_help_panel=DETECTION,
-    ),
-]
-Tiles = Annotated[
-    str,
-    typer.Option(
-        "--tiles",
-        help="Tiled inference: auto (when people are small for the frame), off, or N tiles on the long side.",
-        rich_help_panel=DETECTION,
-    ),
-]
-Hold = Annotated[
-    int,
-    typer.Option(
-        "--hold", help="Frames a lost track stays masked (and a new one is back-filled).", rich_help_panel=DETECTION
-    ),
-]
-FailClosed = Annotated[
-    bool,
-    typer.Option(
-        "--fail-closed/--no-fail-closed",
-        help="Mask moving person-sized regions no detection explains (files, cameras and streams).",
-        rich_help_panel=DETECTION,
-    ),
-]
-Batch = Annotated[
-    int | None,
-    typer.Option(
-        "--batch",
-        help="Frames per model call. (default: 1 on CPU, 8 on CUDA)",
-        show_default=False,
-        rich_help_panel=SPEED,
-    ),
-]
-Start = Annotated[
-    str | None,
-    typer.Option(
-        "--start", help="Files: begin at this time (seconds, or [HH:]MM:SS).", show_default=False, rich_help_panel=IO
-    ),
-]
-Duration = Annotated[
-    str | None,
-    typer.Option(
-        "--duration", help="Files: process this long (seconds, or [HH:]MM:SS).", show_default=False, rich_help_panel=IO
-    ),
-]
-Frames = Annotated[
-    int | None,
-    typer.Option("--frames", help="Files: process at most this many frames.", show_default=False, rich_help_panel=IO),
-]
-Realtime = Annotated[
-    bool | None,
-    typer.Option(
-        "--realtime/--no-realtime",
-        help=(
-            "Keep the delay bounded: process the newest frame and drop stale ones (default); --no-realtime "
-            "processes every frame, as for files."
-        ),
-        show_default=False,
-        rich_help_panel=LIVE,
-    ),
-]
-Reconnect = Annotated[
-    float,
-    typer.Option(
-        "--reconnect",
-        help=(
-            "When the source breaks off (a reset, 15 s without data), keep the recording and retry for this many "
-            "seconds, into <stem>_<start time>.mp4; 0: stop."
-        ),
-        rich_help_panel=LIVE,
-    ),
-]
-Segment = Annotated[
-    float,
-    typer.Option(
-        "--segment",
-        help=(
-            "Record into files of this many seconds, each named by its start time (<stem>_YYYYmmdd-HHMMSS.mp4); "
-            "0: one file."
-        ),
-        rich_help_panel=LIVE,
-    ),
-]
-Show = Annotated[
-    bool, typer.Option("--show", help="Preview window (q or Esc stops a camera or stream).", rich_help_panel=IO)
-]
-NoAudio = Annotated[
-    bool, typer.Option("--no-audio", help="Drop the audio track (as --audio drop).", rich_help_panel=IO)
-]
-AudioOpt = Annotated[
-    Audio,
-    typer.Option(
-        "--audio",
-        help=(
-            "What happens to the sound, a voice being an identity too: mute-speech silences where someone "
-            "speaks and keeps the rest; beep-speech puts a tone there; keep copies it as it is; drop writes none."
-        ),
-        case_sensitive=False,
-        metavar="<mode>",
-        rich_help_panel=IO,
-    ),
-]
-Overwrite = Annotated[
-    bool,
-    typer.Option(
-        "--overwrite", help="Folder runs: redo outputs that already exist (skipped by default).", rich_help_panel=IO
-    ),
-]
-FillOpt = Annotated[
-    Fill,
-    typer.Option(
-        "--fill",
-        help=(
-            "What replaces a person: the reconstructed scene, black, a size-scaled blur or pixelation, a flat "
-            "silhouette, a heat map, or none (people stay visible: only with --canvas or for data)."
-        ),
-        case_sensitive=False,
-        rich_help_panel=LOOK,
-    ),
-]
-CanvasOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--canvas",
-        help=(
-            "Draw only the skeletons, on black, white, a colour (name or #RRGGBB) or an image or video (looped, "
-            "resized)."
-        ),
-        show_default=False,
-        rich_help_panel=LOOK,
-    ),
-]
-SkeletonColour = Annotated[
-    str,
-    typer.Option(
-        "--skeleton-colour",
-        "--skeleton-color",
-        help="limbs (a colour per body part), track (a stable colour per person) or one colour (name or #RRGGBB).",
-        rich_help_panel=LOOK,
-    ),
-]
-Thickness = Annotated[
-    int | None,
-    typer.Option(
-        "--thickness",
-        help="Skeleton line thickness in pixels. (default: scaled with the frame size)",
-        show_default=False,
-        rich_help_panel=LOOK,
-    ),
-]
-ShowConf = Annotated[
-    bool, typer.Option("--show-conf", help="Draw each joint's size by its keypoint confidence.", rich_help_panel=LOOK)
-]
-KeypointsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--keypoints",
-        help=(
-            "Also write per-person keypoints: jsonl or csv (a file beside each output) or a file path "
-            "(.jsonl/.csv). Schema: docs/keypoints.md."
-        ),
-        show_default=False,
-        rich_help_panel=DATA,
-    ),
-]
-SnapshotEvery = Annotated[
-    str | None,
-    typer.Option(
-        "--snapshot-every",
-        help="Save an anonymised frame every N frames (25) or seconds (2s) as JPEG.",
-        show_default=False,
-        rich_help_panel=DATA,
-    ),
-]
-SnapshotDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--snapshot-dir",
-        help="Folder for snapshots. (default: <output stem>_snapshots/ beside the output)",
-        show_default=False,
-        rich_help_panel=DATA,
-    ),
-]
-DebugView = Annotated[
-    bool,
-    typer.Option(
-        "--debug-view",
-        help=(
-            "Original, person mask, background and output tiled: in the --show window, or else written to "
-            "<output stem>_debug.mp4 (UNMASKED original: for debugging only)."
-        ),
-        rich_help_panel=DATA,
-    ),
-]
-MasksOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--masks",
-        help=(
-            "Redaction manifest (JSON): boxes always masked in their frames, e.g. a person the detector "
-            "missed (one video; schema: docs/manifest.md)."
-        ),
-        show_default=False,
-        rich_help_panel=DETECTION,
-    ),
-]
-ReportOpt = Annotated[
-    bool,
-    typer.Option(
-        "--report",
-        help="Also write a redaction report beside each output: <stem>.report.json and .report.html.",
-        rich_help_panel=DATA,
-    ),
-]
+# Options shared by analyze and serve too
 Quiet = Annotated[
     bool,
     typer.Option(
@@ -477,64 +126,557 @@ class Engine(str, enum.Enum):
     RAY = "ray"
 
 
-EngineOpt = Annotated[
-    Engine,
-    typer.Option(
-        "--engine",
-        help=(
-            "local: this process; ray: spread a folder over a Ray cluster, one file per worker "
-            '(pip install -e ".[ray]" in the clone).'
+@dataclass(frozen=True)
+class Options:
+    """Every option of ``seg`` and ``bbox``, written once: its flags, help, panel and default.
+
+    A field named as a :class:`Config` field goes to the config as it is, and its default is
+    ``Config``'s (``_D``); the others say what to read and write and how to run. Typer reads a
+    command's options from its function's signature, so :func:`_takes` builds each command's
+    signature from these fields (in this order, which is the order ``-h`` shows them in within a
+    panel) and calls the command with one ``Options``.
+
+    Why a table and not one explicit signature per command forwarding named arguments to a typed
+    runner: that is about fifty parameters written out twice and forwarded twice, the six places
+    a new setting had to be added, and the two commands drift apart. Here a new setting is a
+    ``Config`` field and one field below (``tests/test_cli.py`` fails while it has neither).
+    """
+
+    video_source: Annotated[
+        str,
+        typer.Option(
+            "--video-source",
+            "-i",
+            help="Video file, folder, image, camera index (0) or stream URL.",
+            show_default=False,
+            rich_help_panel=IO,
         ),
-        case_sensitive=False,
-        rich_help_panel=SPEED,
-    ),
-]
-RayAddress = Annotated[
-    str | None,
-    typer.Option(
-        "--ray-address",
-        help=(
-            "Ray cluster to join (auto, host:port, ray://host:10001). (default: $RAY_ADDRESS, else a local Ray "
-            "instance)"
+    ]
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help=(
+                "Output file, or folder for a folder input. (default: <stem>_anonymised.mp4 beside the input; "
+                "<folder>_anonymised/ for a folder)"
+            ),
+            show_default=False,
+            rich_help_panel=IO,
         ),
-        show_default=False,
-        rich_help_panel=SPEED,
-    ),
-]
-RayActors = Annotated[
-    int | None,
-    typer.Option(
-        "--ray-actors",
-        help="Ray workers. (default: as many as the cluster's GPUs, or CPUs, hold)",
-        show_default=False,
-        rich_help_panel=SPEED,
-    ),
-]
-RayGpus = Annotated[
-    float | None,
-    typer.Option(
-        "--ray-gpus-per-actor",
-        help="GPUs per Ray worker; 0.5 puts two on a GPU. (default: 1 where the cluster has GPUs, else 0)",
-        show_default=False,
-        rich_help_panel=SPEED,
-    ),
-]
-RayCpus = Annotated[
-    float,
-    typer.Option(
-        "--ray-cpus-per-actor",
-        help="CPUs per Ray worker (on CPU-only clusters, the threads each worker uses).",
-        rich_help_panel=SPEED,
-    ),
-]
-RayRetries = Annotated[
-    int,
-    typer.Option(
-        "--ray-retries",
-        help="Times a file is retried when its Ray worker dies (crash, out of memory, lost node).",
-        rich_help_panel=SPEED,
-    ),
-]
+    ] = None
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start",
+            help="Files: begin at this time (seconds, or [HH:]MM:SS).",
+            show_default=False,
+            rich_help_panel=IO,
+        ),
+    ] = None
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            "--duration",
+            help="Files: process this long (seconds, or [HH:]MM:SS).",
+            show_default=False,
+            rich_help_panel=IO,
+        ),
+    ] = None
+    frames: Annotated[
+        int | None,
+        typer.Option(
+            "--frames", help="Files: process at most this many frames.", show_default=False, rich_help_panel=IO
+        ),
+    ] = None
+    show: Annotated[
+        bool, typer.Option("--show", help="Preview window (q or Esc stops a camera or stream).", rich_help_panel=IO)
+    ] = False
+    audio: Annotated[
+        Audio,
+        typer.Option(
+            "--audio",
+            help=(
+                "What happens to the sound, a voice being an identity too: mute-speech silences where someone "
+                "speaks and keeps the rest; beep-speech puts a tone there; keep copies it as it is; drop writes none."
+            ),
+            case_sensitive=False,
+            metavar="<mode>",
+            rich_help_panel=IO,
+        ),
+    ] = _D.audio
+    no_audio: Annotated[
+        bool, typer.Option("--no-audio", help="Drop the audio track (as --audio drop).", rich_help_panel=IO)
+    ] = False
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Folder runs: redo outputs that already exist (skipped by default).", rich_help_panel=IO
+        ),
+    ] = False
+    quiet: Quiet = False
+    verbose: Verbose = False
+    fill: Annotated[
+        Fill,
+        typer.Option(
+            "--fill",
+            help=(
+                "What replaces a person: the reconstructed scene, black, a size-scaled blur or pixelation, a flat "
+                "silhouette, a heat map, or none (people stay visible: only with --canvas or for data)."
+            ),
+            case_sensitive=False,
+            rich_help_panel=LOOK,
+        ),
+    ] = _D.fill
+    canvas: Annotated[
+        str | None,
+        typer.Option(
+            "--canvas",
+            help=(
+                "Draw only the skeletons, on black, white, a colour (name or #RRGGBB) or an image or video (looped, "
+                "resized)."
+            ),
+            show_default=False,
+            rich_help_panel=LOOK,
+        ),
+    ] = _D.canvas
+    no_pose: Annotated[bool, typer.Option("--no-pose", help="Do not draw skeletons.", rich_help_panel=LOOK)] = False
+    skeleton_colour: Annotated[
+        str,
+        typer.Option(
+            "--skeleton-colour",
+            "--skeleton-color",
+            help="limbs (a colour per body part), track (a stable colour per person) or one colour (name or #RRGGBB).",
+            rich_help_panel=LOOK,
+        ),
+    ] = _D.skeleton_colour
+    thickness: Annotated[
+        int | None,
+        typer.Option(
+            "--thickness",
+            help="Skeleton line thickness in pixels. (default: scaled with the frame size)",
+            show_default=False,
+            rich_help_panel=LOOK,
+        ),
+    ] = _D.thickness
+    show_conf: Annotated[
+        bool,
+        typer.Option("--show-conf", help="Draw each joint's size by its keypoint confidence.", rich_help_panel=LOOK),
+    ] = _D.show_conf
+    pose_conf: Annotated[
+        float,
+        typer.Option("--pose-conf", help="Minimum keypoint confidence for a joint to be drawn.", rich_help_panel=LOOK),
+    ] = _D.pose_conf
+    inflate: Annotated[
+        int,
+        typer.Option(
+            "--inflate", help="Grow instance masks by this many pixels (distance transform).", rich_help_panel=LOOK
+        ),
+    ] = _D.inflate
+    dilate: Annotated[
+        int, typer.Option("--dilate", help="Grow person boxes by this many pixels.", rich_help_panel=LOOK)
+    ] = _D.dilate
+    feather: Annotated[
+        int,
+        typer.Option(
+            "--feather",
+            help="Gaussian feather kernel in pixels (0: hard edge); grows outwards only.",
+            rich_help_panel=LOOK,
+        ),
+    ] = _D.feather
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Background learning rate per frame, in (0, 1].", rich_help_panel=LOOK)
+    ] = _D.alpha
+    lookahead: Annotated[
+        int | None,
+        typer.Option(
+            "--lookahead",
+            help="Frames the background looks ahead (output delay). (default: 30 for files, 15 for cameras/streams)",
+            show_default=False,
+            rich_help_panel=LOOK,
+        ),
+    ] = _D.lookahead
+    preset: Annotated[
+        str,
+        typer.Option(
+            "--preset",
+            help=(
+                "How hard to look for people, against speed. thorough: all of every frame, at every size (slowest). "
+                f"balanced: all of every {_BALANCED['sweep_every']}th frame and, between, where people were or "
+                "something moved (about twice as fast, as private on the README's clips). fast: all of every "
+                f"{_FAST['sweep_every']}th frame, people from {_FAST['min_person']} px tall, "
+                "no closer look at motion no "
+                "detection explains (about 1.5x faster again; smaller people can be missed)."
+            ),
+            rich_help_panel=DETECTION,
+        ),
+    ] = _D.preset
+    min_person: Annotated[
+        int,
+        typer.Option(
+            "--min-person",
+            help="Smallest person height (px) to find: sets the inference size and when to tile.",
+            rich_help_panel=DETECTION,
+        ),
+    ] = _D.min_person
+    conf: Annotated[
+        float,
+        typer.Option(
+            "--conf",
+            help="Person confidence threshold (low on purpose: a missed person is a leak).",
+            rich_help_panel=DETECTION,
+        ),
+    ] = _D.conf
+    hold: Annotated[
+        int,
+        typer.Option(
+            "--hold", help="Frames a lost track stays masked (and a new one is back-filled).", rich_help_panel=DETECTION
+        ),
+    ] = _D.hold
+    fail_closed: Annotated[
+        bool,
+        typer.Option(
+            "--fail-closed/--no-fail-closed",
+            help="Mask moving person-sized regions no detection explains (files, cameras and streams).",
+            rich_help_panel=DETECTION,
+        ),
+    ] = _D.fail_closed
+    masks: Annotated[
+        str | None,
+        typer.Option(
+            "--masks",
+            help=(
+                "Redaction manifest (JSON): boxes always masked in their frames, e.g. a person the detector "
+                "missed (one video; schema: docs/manifest.md)."
+            ),
+            show_default=False,
+            rich_help_panel=DETECTION,
+        ),
+    ] = _D.masks
+    imgsz: Annotated[
+        int | None,
+        typer.Option(
+            "--imgsz",
+            help=(
+                "Inference size (px) of the search for small people. (default: enlarged until a person of "
+                f"--min-person is {TARGET_PERSON_PX} px at the model, within {MIN_IMGSZ}-{MAX_IMGSZ}: 480x360 -> "
+                f"{auto_imgsz(480, 360, _D.min_person)})"
+            ),
+            show_default=False,
+            rich_help_panel=DETECTION,
+        ),
+    ] = _D.imgsz
+    tiles: Annotated[
+        str,
+        typer.Option(
+            "--tiles",
+            help="Tiled inference: auto (when people are small for the frame), off, or N tiles on the long side.",
+            rich_help_panel=DETECTION,
+        ),
+    ] = _D.tiles
+    seg_model: Annotated[
+        str,
+        typer.Option(
+            "--seg-model",
+            envvar="ANONYMISE_SEG_MODEL",
+            help="Segmentation weights (path or Ultralytics name, downloaded on first use when online).",
+            rich_help_panel=DETECTION,
+        ),
+    ] = _D.seg_model
+    pose_model: Annotated[
+        str,
+        typer.Option(
+            "--pose-model",
+            envvar="ANONYMISE_POSE_MODEL",
+            help="Pose weights (path or Ultralytics name); the bundled yolo11n-pose.pt works offline.",
+            rich_help_panel=DETECTION,
+        ),
+    ] = _D.pose_model
+    bbox_model: Annotated[
+        str | None,
+        typer.Option(
+            "--bbox-model",
+            envvar="ANONYMISE_BBOX_MODEL",
+            help="Separate person detector; by default the pose model's boxes are used (one forward pass).",
+            show_default=False,
+            rich_help_panel=DETECTION,
+        ),
+    ] = _D.bbox_model
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps.", rich_help_panel=SPEED
+        ),
+    ] = _D.device
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            "--batch",
+            help="Frames per model call. (default: 1 on CPU, 8 on CUDA)",
+            show_default=False,
+            rich_help_panel=SPEED,
+        ),
+    ] = _D.batch
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            envvar="ANONYMISE_BACKEND",
+            help=(
+                "Inference runtime: auto (OpenVINO on x86-64 CPUs, TensorRT or torch fp16 on CUDA, torch elsewhere), "
+                "torch, onnx, openvino or tensorrt (exported once, cached). See docs/backends.md."
+            ),
+            rich_help_panel=SPEED,
+        ),
+    ] = _D.backend
+    int8: Annotated[
+        bool | None,
+        typer.Option(
+            "--int8/--no-int8",
+            help=(
+                "int8 models (openvino, tensorrt): 1.3-1.8x faster than bf16 on a CPU, calibrated once on your "
+                "video's first frames, in memory (or on $ANONYMISE_CALIBRATION). Default: on with --backend auto on a "
+                "CPU."
+            ),
+            show_default=False,
+            rich_help_panel=SPEED,
+        ),
+    ] = _D.int8
+    half: Annotated[
+        bool | None,
+        typer.Option(
+            "--half/--no-half",
+            help=(
+                "Reduced precision: fp16 on CUDA (the default there); bf16 (or fp16) with --backend openvino on a "
+                "CPU that has it (~1.6x faster, slightly different scores)."
+            ),
+            show_default=False,
+            rich_help_panel=SPEED,
+        ),
+    ] = _D.half
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            help=(
+                "local: this process; ray: spread a folder over a Ray cluster, one file per worker "
+                '(pip install -e ".[ray]" in the clone).'
+            ),
+            case_sensitive=False,
+            rich_help_panel=SPEED,
+        ),
+    ] = Engine.LOCAL
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help=(
+                "Ray cluster to join (auto, host:port, ray://host:10001). (default: $RAY_ADDRESS, else a local Ray "
+                "instance)"
+            ),
+            show_default=False,
+            rich_help_panel=SPEED,
+        ),
+    ] = None
+    ray_actors: Annotated[
+        int | None,
+        typer.Option(
+            "--ray-actors",
+            help="Ray workers. (default: as many as the cluster's GPUs, or CPUs, hold)",
+            show_default=False,
+            rich_help_panel=SPEED,
+        ),
+    ] = None
+    ray_gpus_per_actor: Annotated[
+        float | None,
+        typer.Option(
+            "--ray-gpus-per-actor",
+            help="GPUs per Ray worker; 0.5 puts two on a GPU. (default: 1 where the cluster has GPUs, else 0)",
+            show_default=False,
+            rich_help_panel=SPEED,
+        ),
+    ] = None
+    ray_cpus_per_actor: Annotated[
+        float,
+        typer.Option(
+            "--ray-cpus-per-actor",
+            help="CPUs per Ray worker (on CPU-only clusters, the threads each worker uses).",
+            rich_help_panel=SPEED,
+        ),
+    ] = 1.0
+    ray_retries: Annotated[
+        int,
+        typer.Option(
+            "--ray-retries",
+            help="Times a file is retried when its Ray worker dies (crash, out of memory, lost node).",
+            rich_help_panel=SPEED,
+        ),
+    ] = 1
+    realtime: Annotated[
+        bool | None,
+        typer.Option(
+            "--realtime/--no-realtime",
+            help=(
+                "Keep the delay bounded: process the newest frame and drop stale ones (default); --no-realtime "
+                "processes every frame, as for files."
+            ),
+            show_default=False,
+            rich_help_panel=LIVE,
+        ),
+    ] = _D.realtime
+    reconnect: Annotated[
+        float,
+        typer.Option(
+            "--reconnect",
+            help=(
+                "When the source breaks off (a reset, 15 s without data), keep the recording and retry for this many "
+                "seconds, into <stem>_<start time>.mp4; 0: stop."
+            ),
+            rich_help_panel=LIVE,
+        ),
+    ] = 60.0
+    segment: Annotated[
+        float,
+        typer.Option(
+            "--segment",
+            help=(
+                "Record into files of this many seconds, each named by its start time (<stem>_YYYYmmdd-HHMMSS.mp4); "
+                "0: one file."
+            ),
+            rich_help_panel=LIVE,
+        ),
+    ] = 600.0
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Also write a redaction report beside each output: <stem>.report.json and .report.html.",
+            rich_help_panel=DATA,
+        ),
+    ] = False
+    keypoints: Annotated[
+        str | None,
+        typer.Option(
+            "--keypoints",
+            help=(
+                "Also write per-person keypoints: jsonl or csv (a file beside each output) or a file path "
+                "(.jsonl/.csv). Schema: docs/keypoints.md."
+            ),
+            show_default=False,
+            rich_help_panel=DATA,
+        ),
+    ] = None
+    snapshot_every: Annotated[
+        str | None,
+        typer.Option(
+            "--snapshot-every",
+            help="Save an anonymised frame every N frames (25) or seconds (2s) as JPEG.",
+            show_default=False,
+            rich_help_panel=DATA,
+        ),
+    ] = None
+    snapshot_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--snapshot-dir",
+            help="Folder for snapshots. (default: <output stem>_snapshots/ beside the output)",
+            show_default=False,
+            rich_help_panel=DATA,
+        ),
+    ] = None
+    debug_view: Annotated[
+        bool,
+        typer.Option(
+            "--debug-view",
+            help=(
+                "Original, person mask, background and output tiled: in the --show window, or else written to "
+                "<output stem>_debug.mp4 (UNMASKED original: for debugging only)."
+            ),
+            rich_help_panel=DATA,
+        ),
+    ] = False
+
+
+_HINTS = get_type_hints(Options, include_extras=True)  # the Annotated options, evaluated once
+_FIELDS = {f.name: f for f in fields(Options)}
+#: the options that are settings of the pipeline, passed on to :class:`Config` as they are
+CONFIG_OPTIONS = tuple(f.name for f in fields(Config) if f.name in _FIELDS)
+#: each command's options, in the order of the table: seg has no --bbox-model, bbox no --inflate or --seg-model
+SEG_OPTIONS = tuple(name for name in _FIELDS if name != "bbox_model")
+BBOX_OPTIONS = tuple(name for name in _FIELDS if name not in ("inflate", "seg_model"))
+#: export writes keypoints only: no look, no mask growth, no segments, no sidecars but its own
+EXPORT_OPTIONS = (
+    "video_source",
+    "output",
+    "format",
+    "start",
+    "duration",
+    "frames",
+    "overwrite",
+    "quiet",
+    "verbose",
+    "preset",
+    "min_person",
+    "conf",
+    "hold",
+    "imgsz",
+    "tiles",
+    "pose_model",
+    "device",
+    "batch",
+    "backend",
+    "int8",
+    "half",
+    "engine",
+    "ray_address",
+    "ray_actors",
+    "ray_gpus_per_actor",
+    "ray_cpus_per_actor",
+    "ray_retries",
+    "realtime",
+    "reconnect",
+)
+
+
+def _takes(names: tuple[str, ...]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the options ``names``, in that order, and call it with them as one :class:`Options`.
+
+    The command is ``def command(options: Options, *, own...)``: a name that is one of its own
+    keyword parameters (export's --output, with its own help, and --format) is taken from there and
+    passed to it as it is; every other name is a field of :class:`Options`, and the fields not named
+    keep their defaults.
+    """
+
+    def build(command: Callable[..., None]) -> Callable[..., None]:
+        own = dict(list(inspect.signature(command, eval_str=True).parameters.items())[1:])
+        if unplaced := own.keys() - set(names):
+            raise TypeError(f"{command.__name__}: parameters not among its options: {', '.join(sorted(unplaced))}")
+        params = []
+        for name in names:
+            if name in own:
+                params.append(own[name].replace(kind=inspect.Parameter.KEYWORD_ONLY))
+                continue
+            default = _FIELDS[name].default
+            params.append(
+                inspect.Parameter(
+                    name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=inspect.Parameter.empty if default is MISSING else default,
+                    annotation=_HINTS[name],
+                )
+            )
+
+        def command_line(**given) -> None:
+            mine = {name: given.pop(name) for name in own}
+            command(Options(**given), **mine)
+
+        update_wrapper(
+            command_line, command, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=()
+        )
+        command_line.__signature__ = inspect.Signature(params)
+        return command_line
+
+    return build
 
 
 def _version(value: bool) -> None:
@@ -553,73 +695,8 @@ def main_callback(
 
 
 @app.command(cls=_Panelled)
-def seg(
-    video_source: Source,
-    output: Output = None,
-    start: Start = None,
-    duration: Duration = None,
-    frames: Frames = None,
-    show: Show = False,
-    audio: AudioOpt = _D.audio,
-    no_audio: NoAudio = False,
-    overwrite: Overwrite = False,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    fill: FillOpt = _D.fill,
-    canvas: CanvasOpt = _D.canvas,
-    no_pose: NoPose = False,
-    skeleton_colour: SkeletonColour = _D.skeleton_colour,
-    thickness: Thickness = _D.thickness,
-    show_conf: ShowConf = False,
-    pose_conf: PoseConf = _D.pose_conf,
-    inflate: Annotated[
-        int,
-        typer.Option(
-            "--inflate", help="Grow instance masks by this many pixels (distance transform).", rich_help_panel=LOOK
-        ),
-    ] = _D.inflate,
-    dilate: Dilate = _D.dilate,
-    feather: Feather = _D.feather,
-    alpha: Alpha = _D.alpha,
-    lookahead: Lookahead = _D.lookahead,
-    preset: PresetOpt = _D.preset,
-    min_person: MinPerson = _D.min_person,
-    conf: Conf = _D.conf,
-    hold: Hold = _D.hold,
-    fail_closed: FailClosed = _D.fail_closed,
-    masks: MasksOpt = _D.masks,
-    imgsz: Imgsz = _D.imgsz,
-    tiles: Tiles = _D.tiles,
-    seg_model: Annotated[
-        str,
-        typer.Option(
-            "--seg-model",
-            envvar="ANONYMISE_SEG_MODEL",
-            help="Segmentation weights (path or Ultralytics name, downloaded on first use when online).",
-            rich_help_panel=DETECTION,
-        ),
-    ] = _D.seg_model,
-    pose_model: PoseModel = _D.pose_model,
-    device: Device = _D.device,
-    batch: Batch = _D.batch,
-    backend: BackendOpt = _D.backend,
-    int8: Int8 = _D.int8,
-    half: Half = _D.half,
-    engine: EngineOpt = Engine.LOCAL,
-    ray_address: RayAddress = None,
-    ray_actors: RayActors = None,
-    ray_gpus_per_actor: RayGpus = None,
-    ray_cpus_per_actor: RayCpus = 1.0,
-    ray_retries: RayRetries = 1,
-    realtime: Realtime = _D.realtime,
-    reconnect: Reconnect = 60.0,
-    segment: Segment = 600.0,
-    report: ReportOpt = False,
-    keypoints: KeypointsOpt = None,
-    snapshot_every: SnapshotEvery = None,
-    snapshot_dir: SnapshotDir = None,
-    debug_view: DebugView = False,
-) -> None:
+@_takes(SEG_OPTIONS)
+def seg(options: Options) -> None:
     """Mask people by their instance segmentation (tight masks, inflated and feathered).
 
     \b
@@ -631,72 +708,12 @@ def seg(
       # a folder on a GPU box: every video below footage/ into clean/
       anonymise seg -i footage/ -o clean/ --device cuda --report
     """
-    _run(Mode.SEG, **locals())
+    _run(Mode.SEG, options)
 
 
 @app.command(cls=_Panelled)
-def bbox(
-    video_source: Source,
-    output: Output = None,
-    start: Start = None,
-    duration: Duration = None,
-    frames: Frames = None,
-    show: Show = False,
-    audio: AudioOpt = _D.audio,
-    no_audio: NoAudio = False,
-    overwrite: Overwrite = False,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    fill: FillOpt = _D.fill,
-    canvas: CanvasOpt = _D.canvas,
-    no_pose: NoPose = False,
-    skeleton_colour: SkeletonColour = _D.skeleton_colour,
-    thickness: Thickness = _D.thickness,
-    show_conf: ShowConf = False,
-    pose_conf: PoseConf = _D.pose_conf,
-    dilate: Dilate = _D.dilate,
-    feather: Feather = _D.feather,
-    alpha: Alpha = _D.alpha,
-    lookahead: Lookahead = _D.lookahead,
-    preset: PresetOpt = _D.preset,
-    min_person: MinPerson = _D.min_person,
-    conf: Conf = _D.conf,
-    hold: Hold = _D.hold,
-    fail_closed: FailClosed = _D.fail_closed,
-    masks: MasksOpt = _D.masks,
-    imgsz: Imgsz = _D.imgsz,
-    tiles: Tiles = _D.tiles,
-    pose_model: PoseModel = _D.pose_model,
-    bbox_model: Annotated[
-        str | None,
-        typer.Option(
-            "--bbox-model",
-            envvar="ANONYMISE_BBOX_MODEL",
-            help="Separate person detector; by default the pose model's boxes are used (one forward pass).",
-            show_default=False,
-            rich_help_panel=DETECTION,
-        ),
-    ] = _D.bbox_model,
-    device: Device = _D.device,
-    batch: Batch = _D.batch,
-    backend: BackendOpt = _D.backend,
-    int8: Int8 = _D.int8,
-    half: Half = _D.half,
-    engine: EngineOpt = Engine.LOCAL,
-    ray_address: RayAddress = None,
-    ray_actors: RayActors = None,
-    ray_gpus_per_actor: RayGpus = None,
-    ray_cpus_per_actor: RayCpus = 1.0,
-    ray_retries: RayRetries = 1,
-    realtime: Realtime = _D.realtime,
-    reconnect: Reconnect = 60.0,
-    segment: Segment = 600.0,
-    report: ReportOpt = False,
-    keypoints: KeypointsOpt = None,
-    snapshot_every: SnapshotEvery = None,
-    snapshot_dir: SnapshotDir = None,
-    debug_view: DebugView = False,
-) -> None:
+@_takes(BBOX_OPTIONS)
+def bbox(options: Options) -> None:
     """Mask people by their bounding boxes (dilated and feathered).
 
     \b
@@ -708,83 +725,55 @@ def bbox(
       # a folder on a GPU box: every video below footage/ into clean/
       anonymise bbox -i footage/ -o clean/ --device cuda --report
     """
-    _run(Mode.BBOX, **locals())
+    _run(Mode.BBOX, options)
 
 
-def _run(
-    mode: Mode,
-    *,
-    video_source,
-    output,
-    show,
-    no_audio,
-    overwrite,
-    quiet,
-    verbose,
-    no_pose,
-    start=None,
-    duration=None,
-    frames=None,
-    reconnect=60.0,
-    segment=600.0,
-    keypoints=None,
-    snapshot_every=None,
-    snapshot_dir=None,
-    debug_view=False,
-    report=False,
-    video=True,
-    engine=Engine.LOCAL,
-    ray_address=None,
-    ray_actors=None,
-    ray_gpus_per_actor=None,
-    ray_cpus_per_actor=1.0,
-    ray_retries=1,
-    **knobs,
-) -> None:
-    """The runner every command shares: config, plan, pipeline."""
-    with _command(verbose, quiet):
+def _run(mode: Mode, o: Options, video: bool = True) -> None:
+    """The runner every command shares: config, plan, pipeline (``video``: False for keypoints only)."""
+    with _command(o.verbose, o.quiet):
         from .io.sources import probe
         from .io.video import Span, parse_time
         from .jobs import plan_jobs
         from .pipeline import Anonymiser
         from .sidecars import Extras
 
-        if no_audio:
+        knobs = {name: getattr(o, name) for name in CONFIG_OPTIONS}
+        if o.no_audio:
             knobs["audio"] = Audio.DROP
         # --no-pose with --keypoints: the pose model still runs, for the data, and nothing is drawn
-        config = Config(mode=mode, pose=not no_pose or keypoints is not None, draw_pose=not no_pose, **knobs)
+        config = Config(mode=mode, pose=not o.no_pose or o.keypoints is not None, draw_pose=not o.no_pose, **knobs)
         if config.fill is Fill.NONE and config.canvas is None and video:
             logging.getLogger("anonymise").warning("--fill none: people are NOT removed from the video")
-        extras = Extras(keypoints, snapshot_every, snapshot_dir, debug_view, video, report)
+        extras = Extras(o.keypoints, o.snapshot_every, o.snapshot_dir, o.debug_view, video, o.report)
         span = Span(
-            parse_time(start, "--start") if start else 0.0,
-            parse_time(duration, "--duration") if duration else None,
-            frames,
+            parse_time(o.start, "--start") if o.start else 0.0,
+            parse_time(o.duration, "--duration") if o.duration else None,
+            o.frames,
         )
         # once; bad paths fail before the models load
-        plan = plan_jobs(video_source, output, extras, overwrite, span, reconnect, segment if video else 0.0)
+        plan = plan_jobs(o.video_source, o.output, extras, o.overwrite, span, o.reconnect, o.segment if video else 0.0)
         probe(plan.source, plan.span)  # a bad file, or a --start past its end, before the models load
         if config.masks and not plan.single:
             raise ConfigError("--masks applies to one video: its boxes are in that video's frames")
         ray_options = dict(
-            address=ray_address,
-            actors=ray_actors,
-            gpus_per_actor=ray_gpus_per_actor,
-            cpus_per_actor=ray_cpus_per_actor,
-            retries=ray_retries,
+            address=o.ray_address,
+            actors=o.ray_actors,
+            gpus_per_actor=o.ray_gpus_per_actor,
+            cpus_per_actor=o.ray_cpus_per_actor,
+            retries=o.ray_retries,
         )
-        if Engine(engine) is Engine.RAY:
-            if show:
+        if Engine(o.engine) is Engine.RAY:
+            if o.show:
                 raise ConfigError("--show needs --engine local (Ray workers have no window)")
             from .distributed import run_ray
 
-            report = run_ray(config, plan, audio=not no_audio, progress=not quiet, **ray_options)
+            report = run_ray(config, plan, audio=not o.no_audio, progress=not o.quiet, **ray_options)
         else:
             if ray_options != dict(address=None, actors=None, gpus_per_actor=None, cpus_per_actor=1.0, retries=1):
                 raise ConfigError("--ray-* options need --engine ray")
             anonymiser = Anonymiser(config)
-            report = anonymiser.run_plan(plan, audio=not no_audio, show=show, progress=not quiet)
-    if not quiet:
+            report = anonymiser.run_plan(plan, audio=not o.no_audio, show=o.show, progress=not o.quiet)
+    if not o.quiet:
         _summary(report, config.audio)
     else:  # --quiet hides progress and the summary, never a failure
         for r in report.failed:
@@ -794,8 +783,10 @@ def _run(
 
 
 @app.command(cls=_Panelled)
+@_takes(EXPORT_OPTIONS)
 def export(
-    video_source: Source,
+    options: Options,
+    *,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -812,32 +803,6 @@ def export(
     format: Annotated[
         str, typer.Option("--format", help="jsonl or csv (when --output does not say).", rich_help_panel=IO)
     ] = "jsonl",
-    start: Start = None,
-    duration: Duration = None,
-    frames: Frames = None,
-    overwrite: Overwrite = False,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    preset: PresetOpt = _D.preset,
-    min_person: MinPerson = _D.min_person,
-    conf: Conf = _D.conf,
-    hold: Hold = _D.hold,
-    imgsz: Imgsz = _D.imgsz,
-    tiles: Tiles = _D.tiles,
-    pose_model: PoseModel = _D.pose_model,
-    device: Device = _D.device,
-    batch: Batch = _D.batch,
-    backend: BackendOpt = _D.backend,
-    int8: Int8 = _D.int8,
-    half: Half = _D.half,
-    engine: EngineOpt = Engine.LOCAL,
-    ray_address: RayAddress = None,
-    ray_actors: RayActors = None,
-    ray_gpus_per_actor: RayGpus = None,
-    ray_cpus_per_actor: RayCpus = 1.0,
-    ray_retries: RayRetries = 1,
-    realtime: Realtime = _D.realtime,
-    reconnect: Reconnect = 60.0,
 ) -> None:
     """Write only the people's keypoints (no video at all): the strictest privacy setting."""
     if format.lower() not in ("jsonl", "csv"):
@@ -845,44 +810,11 @@ def export(
     keypoints = (
         str(output) if output is not None and output.suffix.lower() in (".jsonl", ".ndjson", ".csv") else format.lower()
     )
-    _run(
-        Mode.BBOX,
-        video_source=video_source,
-        output=output,
-        show=False,
-        no_audio=True,
-        overwrite=overwrite,
-        start=start,
-        duration=duration,
-        frames=frames,
-        realtime=realtime,
-        reconnect=reconnect,
-        segment=0.0,  # keypoints only: one file
-        quiet=quiet,
-        verbose=verbose,
-        no_pose=False,
-        keypoints=keypoints,
-        video=False,
-        fill=Fill.NONE,
-        pose_model=pose_model,
-        device=device,
-        imgsz=imgsz,
-        conf=conf,
-        min_person=min_person,
-        preset=preset,
-        tiles=tiles,
-        hold=hold,
-        batch=batch,
-        backend=backend,
-        int8=int8,
-        half=half,
-        engine=engine,
-        ray_address=ray_address,
-        ray_actors=ray_actors,
-        ray_gpus_per_actor=ray_gpus_per_actor,
-        ray_cpus_per_actor=ray_cpus_per_actor,
-        ray_retries=ray_retries,
+    # no audio, no look (people are not removed from a video that is not written), one file
+    keypoints_only = replace(
+        options, output=output, no_audio=True, keypoints=keypoints, fill=Fill.NONE, show=False, segment=0.0
     )
+    _run(Mode.BBOX, keypoints_only, video=False)
 
 
 @app.command()

@@ -334,6 +334,86 @@ def test_the_imgsz_default_the_help_states_is_the_codes_and_the_readmes():
     assert auto_imgsz(480 * 4, 360 * 4) == MAX_IMGSZ and auto_imgsz(160, 120) == MIN_IMGSZ
 
 
+#: Config fields that are no option of seg or bbox, and why (a new field is an option, or says here why not)
+NOT_OPTIONS = {
+    "mode": "the command itself: seg or bbox",
+    "pose": "from --no-pose and --keypoints: the pose model runs when skeletons are drawn or keypoints written",
+    "draw_pose": "from --no-pose",
+    "iou": "the detector's suppression overlap: a model constant, set from Python only",
+    "track": "the tracker carries the hold, back-fill and gap-fill that privacy relies on: off from Python only",
+    "motion_threshold": "the motion guard's grey-level step, tuned with the guard: set from Python only",
+    "second_look": "--preset says it (fast has none); off from Python only",
+}
+
+
+def _options(command: str) -> dict:
+    from typer.main import get_command
+
+    return {p.name: p for p in get_command(app).commands[command].params if p.param_type_name == "option"}
+
+
+def test_every_config_field_is_an_option_of_seg_or_bbox_with_configs_default():
+    from dataclasses import fields
+
+    from anonymise import Config
+
+    options = {**_options("seg"), **_options("bbox")}
+    names = [f.name for f in fields(Config)]
+    missing = [name for name in names if name not in options and name not in NOT_OPTIONS]
+    assert not missing, f"Config fields with no option in seg or bbox, and not in NOT_OPTIONS: {missing}"
+    assert not NOT_OPTIONS.keys() - set(names), "NOT_OPTIONS names a field Config no longer has"
+    assert not NOT_OPTIONS.keys() & options.keys(), "a field in NOT_OPTIONS is an option after all"
+    for name in options.keys() & set(names):
+        assert options[name].default == getattr(Config(), name), f"--{name}'s default is not Config's"
+    assert _options("seg").keys() - _options("bbox").keys() == {"inflate", "seg_model"}
+    assert _options("bbox").keys() - _options("seg").keys() == {"bbox_model"}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["bbox", "--conf", "0.3", "--fill", "blur", "--dilate", "3", "--preset", "fast", "--audio", "keep"],
+            {"mode": "bbox", "conf": 0.3, "fill": "blur", "dilate": 3, "preset": "fast", "audio": "keep"},
+        ),
+        (
+            ["seg", "--inflate", "2", "--seg-model", "x-seg.pt", "--no-fail-closed", "--tiles", "3", "--no-audio"],
+            {"mode": "seg", "inflate": 2, "seg_model": "x-seg.pt", "fail_closed": False, "tiles": "3", "audio": "drop"},
+        ),
+        (
+            ["bbox", "--no-pose", "--keypoints", "csv", "--skeleton-colour", "track", "--lookahead", "4"],
+            {"pose": True, "draw_pose": False, "skeleton_colour": "track", "lookahead": 4},
+        ),
+        (
+            ["export", "--min-person", "40", "--hold", "2", "--backend", "torch"],
+            {"fill": "none", "audio": "drop", "min_person": 40, "hold": 2, "backend": "torch", "draw_pose": True},
+        ),
+    ],
+)
+def test_the_options_given_reach_the_config(tmp_path, monkeypatch, args, expected):
+    """Each command hands its options to Config as given (export: no fill, no audio); the run stops at the plan."""
+    import anonymise.jobs
+    from anonymise import Config, cli
+    from anonymise.errors import ConfigError
+
+    built = []
+
+    class Recorded(Config):
+        def __post_init__(self):
+            super().__post_init__()
+            built.append(self)
+
+    monkeypatch.setattr(cli, "Config", Recorded)
+
+    def stop(*args, **kwargs):
+        raise ConfigError("planned")
+
+    monkeypatch.setattr(anonymise.jobs, "plan_jobs", stop)
+    r = runner.invoke(app, [args[0], "-i", str(tmp_path / "in.mp4"), *args[1:]])
+    assert r.exit_code == 1 and "planned" in r.output, r.output
+    assert {name: getattr(built[0], name) for name in expected} == expected
+
+
 def test_usage_errors_are_one_line_and_exit_1():
     for args, line in (
         (["bbox", "--nope"], "Error: No such option: --nope (Possible options: --no-pose) (see anonymise bbox --help)"),
