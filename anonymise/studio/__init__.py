@@ -67,7 +67,9 @@ def originals_policy(keep_originals: bool, keep_originals_hours: float | None) -
         return "originals are not kept: each is deleted when its job ends (no side-by-side review, no re-render)"
     hours = keep_originals_hours
     limit = "" if hours is None else f", or {hours:g} hour{'' if hours == 1 else 's'} after upload"
-    return f"originals are kept while their job is open for review, deleted when it is marked reviewed, deleted{limit}"
+    return (
+        f"originals are kept while their job is open for review: deleted when it is marked reviewed or deleted{limit}"
+    )
 
 
 def default_jobs_dir() -> Path:

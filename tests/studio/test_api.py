@@ -266,7 +266,7 @@ def test_a_rerender_needs_nothing_ticked_at_upload(tmp_path, clip):
     client.headers["X-Anonymise-Token"] = TOKEN
     settings = client.get("/api/settings").json()
     assert settings["keep_originals"] is True and settings["keep_originals_hours"] == 72
-    assert settings["originals"].endswith("deleted when it is marked reviewed, deleted, or 72 hours after upload")
+    assert settings["originals"].endswith("deleted when it is marked reviewed or deleted, or 72 hours after upload")
     response = client.post("/api/jobs", files=[("files", ("walk.mp4", clip, "video/mp4"))])  # nothing but the file
     job = wait(client, response.json()[0]["id"])
     assert job["status"] == "done" and job["has_original"] is True and job["original_gone"] == ""

@@ -83,13 +83,13 @@ def test_the_server_states_what_it_keeps_of_the_originals(served, tmp_path):
     studio.serve(jobs_dir=tmp_path / "a", echo=said.append)
     assert stores[-1].keep_originals is True and stores[-1].keep_originals_hours == 72
     assert (
-        "Unmasked originals are kept while their job is open for review, deleted when it is marked reviewed, "
-        "deleted, or 72 hours after upload." in said
+        "Unmasked originals are kept while their job is open for review: deleted when it is marked reviewed "
+        "or deleted, or 72 hours after upload." in said
     ), said
     studio.serve(jobs_dir=tmp_path / "b", echo=said.append, keep_originals_hours=5)
     assert stores[-1].keep_originals_hours == 5 and any("or 5 hours after upload" in line for line in said)
     studio.serve(jobs_dir=tmp_path / "c", echo=said.append, keep_originals_hours=None)
-    assert stores[-1].keep_originals_hours is None and said[-3].endswith("marked reviewed, deleted.")
+    assert stores[-1].keep_originals_hours is None and said[-3].endswith("marked reviewed or deleted.")
     studio.serve(jobs_dir=tmp_path / "d", echo=said.append, keep_originals=False)
     assert stores[-1].keep_originals is False and "are not kept" in said[-3]
     output = " ".join(_serve("--keep-originals", "--jobs-dir", str(tmp_path / "e")).split())

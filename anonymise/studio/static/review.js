@@ -256,6 +256,14 @@ async function saveManifest() {
   return response.ok;
 }
 
+async function markReviewed() {
+  if (job.has_original && !confirm("Mark this job reviewed? Its unmasked original is deleted now: no re-render after.")) return;
+  const response = await fetch(`/api/jobs/${jobId}/reviewed`, { method: "POST" });
+  const body = await response.json();
+  if (!response.ok) { $("#mask-status").textContent = `not marked reviewed: ${body.detail}`; return; }
+  await load();
+}
+
 async function rerender() {
   if (!(await saveManifest())) return;
   const response = await fetch(`/api/jobs/${jobId}/rerender`, { method: "POST" });
@@ -317,7 +325,12 @@ async function load() {
   video.src = `/api/jobs/${jobId}/files/video?render=${job.renders}`;
   $("#side").disabled = !job.has_original;
   $("#rerender").disabled = !job.has_original;
-  if (!job.has_original) $("#mask-status").textContent = "The original was not kept: corrections can be saved, not re-rendered.";
+  if (!job.has_original) {
+    $("#mask-status").textContent = `The original is gone (${job.original_gone || "not kept"}): corrections can be saved, not re-rendered.`;
+  }
+  $("#reviewed").title = job.original_until ? `The original is kept until ${new Date(job.original_until * 1000).toLocaleString()}, or until the job is marked reviewed or deleted.` : "";
+  $("#reviewed").disabled = job.reviewed !== null || job.status === "queued" || job.status === "running";
+  $("#reviewed").textContent = job.reviewed !== null ? "Reviewed" : "Mark reviewed (deletes the original)";
   timeline();
   listChecks();
   listMasks();
@@ -349,6 +362,7 @@ window.addEventListener("DOMContentLoaded", () => {
   $("#save").addEventListener("click", saveManifest);
   $("#mute-add").addEventListener("click", addMute);
   $("#rerender").addEventListener("click", rerender);
+  $("#reviewed").addEventListener("click", markReviewed);
   drawing();
   load();
 });

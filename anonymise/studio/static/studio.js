@@ -9,6 +9,20 @@ function fmtEta(seconds) {
   return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
 }
 
+// how a choice reads on the form (the values themselves come from Config, through /api/settings)
+const LABELS = { bbox: "bbox (boxes)", seg: "seg (instance masks)", none: "none (no fill: not private)" };
+
+function fmtTime(seconds) {
+  return new Date(seconds * 1000).toLocaleString([], {
+    day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+}
+
+function originalText(job) {
+  if (!job.has_original) return job.original_gone || "not kept";
+  return job.original_until ? `kept until ${fmtTime(job.original_until)}` : "kept";
+}
+
 function cell(row, text, className) {
   const td = document.createElement("td");
   td.textContent = text;
@@ -30,11 +44,18 @@ function render(jobs) {
   const body = $("#jobs tbody");
   body.replaceChildren();
   $("#no-jobs").hidden = jobs.length > 0;
+  const seen = {};
+  const many = {};
+  for (const job of jobs) many[job.name] = (many[job.name] || 0) + 1;
   for (const job of jobs) {
     const row = document.createElement("tr");
     row.dataset.job = job.id;
     row.className = "job";
-    cell(row, job.name, "name");
+    seen[job.name] = (seen[job.name] || 0) + 1; // the same file uploaded again: #2, #3 in upload order
+    cell(row, many[job.name] > 1 ? `${job.name} #${seen[job.name]}` : job.name, "name");
+    cell(row, fmtTime(job.created), "uploaded");
+    cell(row, job.version, "version");
+    cell(row, originalText(job), job.has_original ? "original kept" : "original gone");
     const status = cell(row, job.status, `status status-${job.status}`);
     if (job.error) status.title = job.error;
     if (job.error && job.status !== "cancelled") status.textContent = `${job.status}: ${job.error}`;
@@ -88,7 +109,14 @@ async function upload(files) {
 
 window.addEventListener("DOMContentLoaded", async () => {
   const settings = await (await fetch("/api/settings")).json();
+  for (const [name, values] of Object.entries(settings.choices)) {
+    const select = $(`select[name=${name}]`);
+    for (const value of values) select.add(new Option(LABELS[value] || value, value));
+    select.value = settings.defaults[name];
+  }
   $("#keep_original").checked = settings.keep_originals;
+  $("#keep_original").disabled = !settings.keep_originals;
+  $("#originals-note").textContent = `Unmasked ${settings.originals}.`;
   const drop = $("#drop");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
