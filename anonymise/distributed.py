@@ -4,8 +4,8 @@ Each worker is a Ray actor holding its own :class:`~anonymise.pipeline.Anonymise
 once per actor) and processes whole files end to end, writing straight to the output path, which
 must be on a filesystem every node sees (outputs are written atomically by the pipeline, so a
 worker that dies leaves at most a hidden ``.partial`` file). The driver only plans the jobs
-(:func:`~anonymise.pipeline.plan_jobs`, the same skip-existing rule as a local run), hands them
-out through a work queue and collects a :class:`~anonymise.pipeline.BatchReport` in input order.
+(:func:`~anonymise.jobs.plan_jobs`, the same skip-existing rule as a local run), hands them
+out through a work queue and collects a :class:`~anonymise.jobs.BatchReport` in input order.
 
 A file that fails (corrupt, unreadable ...) is reported failed, as in a local run, and the worker
 goes on. A worker that dies (segfault, out of memory, lost node) is replaced and its file retried
@@ -174,7 +174,7 @@ def run_ray(
     """
     _check_options(config, actors, gpus_per_actor, cpus_per_actor, retries)
     plan = source if isinstance(source, Plan) else plan_jobs(source, output, extras, overwrite)
-    if plan.source.kind in ("camera", "stream"):
+    if plan.source.kind.live:
         raise ConfigError(
             f"--engine ray takes files and folders, not a {plan.source.kind} ({plan.source.spec}); use --engine local"
         )

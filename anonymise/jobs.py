@@ -20,7 +20,16 @@ from .errors import AnonymiseError, ConfigError, OutputError, SourceError
 from .io.files import partial_path
 from .io.images import IMAGE_EXTS
 from .io.outputs import claim, staging
-from .io.sources import VIDEO_EXTS, Source, default_output, find_media, media_kind, output_for, parse_source
+from .io.sources import (
+    VIDEO_EXTS,
+    Source,
+    SourceKind,
+    default_output,
+    find_media,
+    media_kind,
+    output_for,
+    parse_source,
+)
 from .io.video import Span
 from .sidecars import Extras, data_suffix
 from .slot import Counts
@@ -87,7 +96,7 @@ class Job:
 
     @property
     def image(self) -> bool:
-        return not isinstance(self.source, Source) and media_kind(self.source) == "image"
+        return not isinstance(self.source, Source) and media_kind(self.source) is SourceKind.IMAGE
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,7 @@ class Plan:
     @property
     def single(self) -> bool:
         """One input (a file, camera or stream): its failure is the run's. A folder goes on past a bad file."""
-        return self.source.kind != "folder"
+        return self.source.kind is not SourceKind.FOLDER
 
     def skipped(self, job: Job) -> FileResult | None:
         """The result of a job that is not run: a folder's output that exists, without ``overwrite``."""
@@ -155,14 +164,14 @@ def plan_jobs(
     src = source if isinstance(source, Source) else parse_source(source)
     extras = extras or Extras()
     span = span if span is not None and not span.whole else None
-    if span is not None and src.kind in ("camera", "stream"):
+    if span is not None and src.kind.live:
         raise ConfigError(f"--start, --duration and --frames take files, not a {src.kind}")
     if not isinstance(reconnect, (int, float)) or isinstance(reconnect, bool) or not reconnect >= 0:
         raise ConfigError(f"--reconnect must be a number of seconds >= 0, got {reconnect!r}")
     if not isinstance(segment, (int, float)) or isinstance(segment, bool) or not (segment == 0 or segment >= 1):
         raise ConfigError(f"--segment must be 0 (one file) or a number of seconds >= 1, got {segment!r}")
     jobs = tuple(Job(a, b) for a, b in _pairs(src, output, extras))
-    live = src.kind in ("camera", "stream")
+    live = src.kind.live
     plan = Plan(src, jobs, extras, overwrite, span, float(reconnect) if live else 0.0, float(segment) if live else 0.0)
     for job in plan.jobs:
         plan.keypoints_path(job)  # a bad --keypoints path fails now, before any model loads
@@ -227,16 +236,16 @@ def as_anonymise_error(e: Exception) -> AnonymiseError:
 def _pairs(src: Source, out: str | Path | None, extras: Extras) -> list[tuple]:
     """Pairs of (input, output path) for a source; checks that no output can replace an input.
 
-    ``out`` ``None``: the default output (see :func:`~anonymise.sources.default_output`). With
+    ``out`` ``None``: the default output (see :func:`~anonymise.io.sources.default_output`). With
     ``extras.video`` off the outputs are keypoint files (``.jsonl`` or ``.csv``), not videos.
     """
     suffix = None if extras.video else data_suffix(extras.keypoints)
     if out is None:
         out = default_output(src)
-        if suffix and src.kind != "folder":
+        if suffix and src.kind is not SourceKind.FOLDER:
             out = out.with_suffix(suffix)
     out = Path(out)
-    if src.kind == "folder":
+    if src.kind is SourceKind.FOLDER:
         root = src.path.resolve()
         out = out.resolve()
         if out == root:
@@ -270,11 +279,11 @@ def _pairs(src: Source, out: str | Path | None, extras: Extras) -> list[tuple]:
         out = out / default_output(src).name
     if src.path is not None and out.resolve() == src.path.resolve():
         raise OutputError(f"output would overwrite the input {src.path}; choose another --output")
-    allowed = IMAGE_EXTS if src.kind == "image" else VIDEO_EXTS
+    allowed = IMAGE_EXTS if src.kind is SourceKind.IMAGE else VIDEO_EXTS
     if suffix:
         allowed = {suffix}
     if out.suffix.lower() not in allowed:
-        kind = f"a {suffix.lstrip('.')}" if suffix else "an image" if src.kind == "image" else "a video"
+        kind = f"a {suffix.lstrip('.')}" if suffix else "an image" if src.kind is SourceKind.IMAGE else "a video"
         raise OutputError(f"output {out} needs {kind} extension ({', '.join(sorted(allowed))})")
     return [(src.path if src.path is not None else src, out)]
 

