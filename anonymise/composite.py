@@ -214,6 +214,17 @@ def _pixelated(frame: np.ndarray, rect: Rect, size: float) -> np.ndarray:
     return full[y - top : y - top + h, x - left : x - left + w]
 
 
+#: How each fill mode is drawn, from ``(frame, background, alpha, boxes, colour)``.
+#: ``background``, ``silhouette`` and ``heatmap`` are drawn over the reconstructed scene (it must be given).
+_FILLS: dict[Fill, Callable[..., np.ndarray]] = {
+    Fill.BACKGROUND: lambda frame, background, alpha, boxes, colour: blend(frame, background, alpha),
+    Fill.SILHOUETTE: lambda frame, background, alpha, boxes, colour: silhouette(frame, background, alpha, colour),
+    Fill.HEATMAP: lambda frame, background, alpha, boxes, colour: heatmap(frame, background, alpha),
+    Fill.BLACKOUT: lambda frame, background, alpha, boxes, colour: blackout(frame, alpha),
+    Fill.BLUR: lambda frame, background, alpha, boxes, colour: blur(frame, alpha, boxes),
+    Fill.PIXELATE: lambda frame, background, alpha, boxes, colour: pixelate(frame, alpha, boxes),
+    Fill.NONE: lambda frame, background, alpha, boxes, colour: frame.copy(),
+}
 _NEEDS_BACKGROUND = {Fill.BACKGROUND, Fill.SILHOUETTE, Fill.HEATMAP}
 
 
@@ -236,19 +247,9 @@ def fill(
         mode = Fill(mode.lower() if isinstance(mode, str) else mode)
     except (ValueError, AttributeError):
         raise ValueError(f"fill mode: expected one of {', '.join(f.value for f in Fill)}, got {mode!r}") from None
-    if mode in _NEEDS_BACKGROUND and background is None:
-        raise ValueError(f"fill mode {mode.value}: expected a background image, got None")
-    if mode is Fill.BACKGROUND:
-        return blend(frame, background, alpha)
-    if mode is Fill.SILHOUETTE:
-        return silhouette(frame, background, alpha, colour)
-    if mode is Fill.HEATMAP:
-        return heatmap(frame, background, alpha)
-    _check(frame, alpha, background)
-    if mode is Fill.BLACKOUT:
-        return blackout(frame, alpha)
-    if mode is Fill.BLUR:
-        return blur(frame, alpha, boxes)
-    if mode is Fill.PIXELATE:
-        return pixelate(frame, alpha, boxes)
-    return frame.copy()
+    if mode in _NEEDS_BACKGROUND:
+        if background is None:
+            raise ValueError(f"fill mode {mode.value}: expected a background image, got None")
+    else:
+        _check(frame, alpha, background)  # a background given but unused still has to match the frame
+    return _FILLS[mode](frame, background, alpha, boxes, colour)
