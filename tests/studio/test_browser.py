@@ -1,6 +1,8 @@
 """The studio in a real browser: Debian's Chromium driven by Playwright, the real models, a real
-clip cut from pedestrians.mp4. Upload, progress to 100%, review (the player, its duration, the
-timeline), a manual box drawn and re-rendered, the report downloaded. And another page on
+clip cut from pedestrians.mp4. Upload (nothing ticked: the original is kept while the job is
+open for review, as the form says), progress to 100%, review (the player, its duration, the
+timeline), a manual box drawn and re-rendered, the report downloaded, the job marked reviewed
+(its original deleted), and the jobs page telling its version. And another page on
 127.0.0.1 (same-site, so the studio's cookie goes with its requests) that tries to upload,
 re-render and play the kept original, and gets nothing.
 
@@ -67,7 +69,7 @@ def server(tmp_path_factory):
     from anonymise.studio import build
 
     jobs = tmp_path_factory.mktemp("studio") / "jobs"
-    app, store, token = build(jobs, keep_originals=True)
+    app, store, token = build(jobs)  # the defaults: originals kept while their job is open for review
     with running(app) as url:
         yield url, token, store
 
@@ -99,7 +101,13 @@ def test_upload_watch_review_correct_rerender_and_download(server, browser, pede
     playable = page.evaluate("() => document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.640028\"')")
     assert playable in ("probably", "maybe"), "this Chromium cannot play H.264: the studio would need a WebM copy"
 
-    # upload, and watch the progress reach 100%
+    # upload with nothing ticked, and watch the progress reach 100%
+    page.wait_for_function("() => document.querySelector('#originals-note').textContent.length > 0")
+    assert "72 hours after upload" in page.inner_text("#originals-note"), "the form says how long originals stay"
+    assert page.is_checked("#keep_original"), "kept while the job is open for review, unasked"
+    assert (
+        page.input_value("select[name=fill]") == "background" and page.input_value("select[name=preset]") == "balanced"
+    )
     page.set_input_files("#files", str(clip))
     page.screenshot(full_page=True, path=shots() / "studio-upload.png")
     started = time.perf_counter()
@@ -111,6 +119,9 @@ def test_upload_watch_review_correct_rerender_and_download(server, browser, pede
     page.screenshot(full_page=True, path=shots() / "studio-jobs.png")
     (job,) = store.jobs.values()
     assert job.frames == FRAMES and job.status == "done"
+    assert page.inner_text("tr.job td.version") == "original render" and "kept until" in page.inner_text(
+        "tr.job td.original"
+    )
 
     # the review page: the player loads and lasts as long as the input
     page.click("tr.job a.review")
@@ -183,6 +194,22 @@ def test_upload_watch_review_correct_rerender_and_download(server, browser, pede
     saved = tmp_path / "report.html"
     download.value.save_as(saved)
     assert "Redaction report" in saved.read_text() and "manual" in saved.read_text()
+
+    # done: marked reviewed, the unmasked original goes, and a re-render is no longer offered
+    assert store.original(job) is not None
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#reviewed")
+    page.wait_for_function(
+        "() => document.querySelector('#mask-status').textContent.includes('marked reviewed')", timeout=10_000
+    )
+    assert job.reviewed is not None and store.original(job) is None
+    assert not (store.folder(job.id) / "original").exists(), "the original is gone from the disk"
+    assert page.is_disabled("#rerender") and page.is_disabled("#reviewed")
+    page.goto(f"{url}/")
+    page.wait_for_selector("tr.job td.version")
+    assert page.inner_text("tr.job td.version") == "re-render 1"
+    assert page.inner_text("tr.job td.original") == "deleted when the job was marked reviewed"
+    page.screenshot(full_page=True, path=shots() / "studio-reviewed.png")
     assert not problems, problems
     print(f"upload to done {uploaded_to_done:.1f} s, to review {reviewed:.1f} s ({FRAMES} frames)")
 
