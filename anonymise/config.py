@@ -9,7 +9,7 @@ from .errors import ConfigError
 
 #: accepted values of ``--backend`` (``auto``: the fastest one this machine has, see :func:`choose_backend`)
 BACKENDS = ("auto", "torch", "onnx", "openvino", "tensorrt")
-#: backends that take ``--int8`` (they calibrate on images; see :func:`exported`)
+#: backends that take ``--int8`` (they calibrate on images; see :func:`anonymise.detect.exports.exported`)
 INT8_BACKENDS = ("openvino", "tensorrt")
 
 DEFAULT_SEG_MODEL = "yolo11n-seg.pt"
@@ -115,7 +115,7 @@ class Config:
     #: half precision inference; ``None``: on for CUDA, off elsewhere
     half: bool | None = None
     #: inference runtime: ``auto`` (OpenVINO on x86-64 CPUs, TensorRT or torch on CUDA, torch elsewhere;
-    #: see :func:`anonymise.backends.choose_backend`), ``torch``, or an export cached beside the weights:
+    #: see :func:`anonymise.detect.exports.choose_backend`), ``torch``, or an export cached beside the weights:
     #: ``onnx``, ``openvino``, ``tensorrt``
     backend: str = "auto"
     #: int8 quantisation of the export (``openvino``, ``tensorrt``). OpenVINO calibrates on the first

@@ -30,28 +30,27 @@ runs: both passes, the small search at ``MAX_IMGSZ``. ``SWEEP_EVERY`` is the
 Where the small search does not tile, it runs between its sweeps on a **window** only
 (:meth:`ScalePolicy.area`): the part of the frame that holds everyone found in the last ``RECENT``
 frames, with room to move, and whatever moved since the frame before (:func:`moving_boxes`: someone
-walking in), enlarged as the whole frame would be. On ``pedestrians.mp4`` that is a little over half
-the frame. The sweep frames (every ``every``-th) search the whole frame, so a still person outside the
-window whom only the small search finds is unseen for at most ``every - 1`` frames (4 in
-``balanced``, 9 in ``fast``), all of which the back-fill reaches; a window runs only where the next
-sweep frame will run the small search.
+walking in), enlarged as the whole frame would be. The sweep frames (every ``every``-th) search the
+whole frame, so a still person outside the window whom only the small search finds is unseen for at
+most ``every - 1`` frames (4 in ``balanced``, 9 in ``fast``), all of which the back-fill reaches; a
+window runs only where the next sweep frame will run the small search.
 
 Where the small search tiles the frame (beyond 1280 px), it looks where people can be
 (:meth:`ScalePolicy.tiles`, every preset but ``thorough``): a rotating share of the tiles, plus a
 person crop around each person only the tiles found (half a tile's side, enlarged as the tiles are:
 a quarter of a tile's cost; their tile where a crop cannot hold them with room to move); the motion
 guard's second looks cover whatever moves unexplained, and the tracks lost. There the search costs
-many frame-scale passes (at 960x720 its 1280 px pass and tiles cost about six 640 px passes), so
-``balanced`` runs it on every other frame at most (``stride``, the preset's ``search_every``). The
-frames between get the frame-scale pass alone (frames 1280 px and longer, which have none, get the
-frame at 640 px: :func:`anonymise.detect.alone_imgsz`), and the tracks carry the small people
-across: each track that pass does not see is fed on to ByteTrack along its predicted path and
-masked as held (:class:`anonymise.detect.tracker.PersonTracker`, ``coast``); once the next search
-sees them, the gap gets boxes and skeletons interpolated between the two sightings
+many frame-scale passes (docs/decisions.md, "policy.py"), so ``balanced`` runs it on every other
+frame at most (``stride``, the preset's ``search_every``). The frames between get the frame-scale
+pass alone (frames 1280 px and longer, which have none, get the frame at 640 px:
+:func:`anonymise.detect.alone_imgsz`), and the tracks carry the small people across: each track that
+pass does not see is fed on to ByteTrack along its predicted path and masked as held
+(:class:`anonymise.detect.tracker.PersonTracker`, ``coast``); once the next search sees them, the
+gap gets boxes and skeletons interpolated between the two sightings
 (:class:`anonymise.track.TrackHistory`). The rotation counts the frames searched, so each tile is
-searched at least every ``every * stride`` frames (10 in ``balanced``): a still small person no
-pass has found goes unseen for at most 9 frames, all of which the back-fill reaches (the stride is
-1 where the look-ahead is shorter than that).
+searched at least every ``every * stride`` frames (10 in ``balanced``): a still small person no pass
+has found goes unseen for at most 9 frames, all of which the back-fill reaches (the stride is 1
+where the look-ahead is shorter than that).
 """
 
 from __future__ import annotations
@@ -375,13 +374,12 @@ class ScalePolicy:
         """``(size, which frames)`` for the model call :meth:`passes` just planned when it holds a deep
         sweep frame (the whole call runs at that size; only its sweep frames count as deep), else ``None``.
 
-        The nano models miss some people the automatic size should find: on pedestrians.mp4 a man
-        43 px tall, standing still in a dark coat at the frame's edge, scores 0.03 at 960 px, 0.18
-        at 1120 and 0.44 at 1280. Where the small search does not tile (frames up to 640 px long),
-        every sweep frame runs it at ``MAX_IMGSZ`` instead; what only the deep sweep finds the
-        stream keeps masking until the next one, and back-fills into the frames since the last
-        (see :class:`anonymise.hold.Hold`). ``thorough`` (the preset's period is 1)
-        runs the small search at ``MAX_IMGSZ`` on every frame: it is the most its passes can find.
+        The nano models miss some people the automatic size should find, and find them at a larger
+        size (docs/decisions.md, "policy.py"). Where the small search does not tile (frames up to
+        640 px long), every sweep frame runs it at ``MAX_IMGSZ`` instead; what only the deep sweep
+        finds the stream keeps masking until the next one, and back-fills into the frames since the
+        last (see :class:`anonymise.hold.Hold`). ``thorough`` (the preset's period is 1) runs the
+        small search at ``MAX_IMGSZ`` on every frame: it is the most its passes can find.
         """
         if self.windows or self.search_imgsz >= MAX_IMGSZ:
             return None
@@ -444,9 +442,8 @@ class LivePolicy:
     ``LIVE_WINDOW_S`` stays under 90% of ``min(source rate, LIVE_TARGET_FPS)`` and stale frames
     were dropped in that window (the models, not the source, are short), :meth:`processed` says
     so, once: the reader already drops the frames the models have no time for (``io.live.Newest``),
-    so the recording has fewer frames, each one fully anonymised. (Stepping the search down to a
-    640 px pass instead left about half of the small walkers of a live ``pedestrians.mp4`` visible.)
-    ``--preset fast`` is the user's own choice of a cheaper search.
+    so the recording has fewer frames, each one fully anonymised (why not search less instead:
+    docs/decisions.md, "policy.py"). ``--preset fast`` is the user's own choice of a cheaper search.
     """
 
     def __init__(self, source_fps: float, clock=None):

@@ -36,10 +36,7 @@ from ultralytics.data.augment import LetterBox  # noqa: E402, F401 - the detecto
 
 #: OpenVINO CPU properties every model is compiled with. Threads not pinned to cores: the detect
 #: stage's model and the second looks' twin run at once, and pinned, their threads wait for each
-#: other's cores. On pedestrians.mp4 (throwaway scripts, runs alternated): in memory, 200 frames,
-#: 10.3 and 10.7 fps pinned, 13.3 and 11.2 not; whole process (``process_video``, 200 frames)
-#: 11.0, 9.6 and 10.9 pinned, 10.8, 11.2 and 11.1 not; at 960x720, where the looks are rare, the
-#: same within noise (3.8-4.2 fps either way).
+#: other's cores (measured: docs/decisions.md, "detect/yolo.py").
 OPENVINO_CPU = {"ENABLE_CPU_PINNING": False}
 
 
@@ -48,7 +45,7 @@ def openvino_precision(model, hint: str = "f32") -> bool:
     and :data:`OPENVINO_CPU`.
 
     OpenVINO's CPU plugin runs bf16 by default on CPUs with AVX512-BF16 or AMX (about 1.6x faster,
-    slightly different boxes and scores: docs/exports.md), and Ultralytics gives no way to ask
+    slightly different boxes and scores: docs/backends.md), and Ultralytics gives no way to ask
     for f32, which is what the torch backend computes on a CPU. Returns whether the hint was applied.
     """
 
@@ -78,7 +75,7 @@ def export_weights(
 ) -> str:
     """Ultralytics' exporter on ``weights`` (dynamic shapes); returns what it wrote (beside ``weights``).
 
-    Called by :mod:`anonymise.backends`, which caches the result.
+    Called by :func:`anonymise.detect.exports.exported`, which caches the result.
     """
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
