@@ -9,7 +9,8 @@ ordered by the risk that a person shows there (a leak), highest first:
 kind                    risk  why a person may show
 ======================  ====  =====================================================================
 ``track_ends_inside``   0.9   a track ends away from the frame's edges before the clip does: the
-                              person left unseen, or the detector lost them where they stand
+                              person left unseen, or the detector lost them where they stand (the
+                              moment: from its end over the 2 s after)
 ``held_long``           0.6+  a track held without a detection for over a second: the held box
                               follows a prediction, which drifts (more the longer it lasts)
 ``low_confidence_edge`` 0.55  a track at the frame's edge found only with low confidence: part
@@ -21,8 +22,8 @@ kind                    risk  why a person may show
                               scene is lost there
 ======================  ====  =====================================================================
 
-Runs of a reason less than half a second apart are one moment; longer moments rank higher (up to
-+0.3). Each moment has a stable ``id`` (kind, first frame, track) that a reviewer's "checked" mark
+Runs of a reason less than half a second apart are one moment; longer ones rank higher (up to
++0.3 at 5 s). Each moment has a stable ``id`` (kind, first frame, track) that a reviewer's "checked" mark
 keeps across a re-render where the moment is unchanged. At most :data:`LIMIT` are listed; the
 report says how many more there were.
 """
@@ -57,9 +58,9 @@ def ranked(report: dict, limit: int = LIMIT) -> tuple[list[dict], int]:
     size = report.get("size")
     moments: list[dict] = []
 
-    def add(kind: str, first: int, last: int, why: str, track: int | None = None) -> None:
+    def add(kind: str, first: int, last: int, why: str, track: int | None = None, longer: bool = True) -> None:
         seconds = (last - first + 1) / fps
-        risk = min(1.0, BASE[kind] + 0.3 * min(1.0, seconds / 5.0))
+        risk = min(1.0, BASE[kind] + (0.3 * min(1.0, seconds / 5.0) if longer else 0.0))
         moment_id = f"{kind}:{first}" + (f":{track}" if track is not None else "")
         moments.append(
             {"id": moment_id, "kind": kind, "first": first, "last": last, "risk": round(risk, 3), "why": why}
@@ -68,18 +69,17 @@ def ranked(report: dict, limit: int = LIMIT) -> tuple[list[dict], int]:
 
     for track in report.get("tracks", []):
         tid, last = track["id"], track["last"]
-        detected = track.get("detected") or []
-        last_seen = detected[-1][1] if detected else last
         box = track.get("last_box")
         if box and size and last < frames - 1 and not _at_edge(box, size):
-            after = min(frames - 1, last + max(1, round(2 * fps)))
+            after = min(frames - 1, last + max(1, round(2 * fps)))  # where they would still be
             add(
                 "track_ends_inside",
-                last_seen,
+                last,
                 after,
                 f"person {tid}'s track ends at frame {last} away from the frame's edges: did they leave, "
                 "or did the detector lose them where they stand?",
                 tid,
+                longer=False,
             )
         for first, end in _merged(track.get("held") or [], fps):
             if (end - first + 1) / fps > HELD_S:

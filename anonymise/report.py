@@ -142,6 +142,21 @@ def write(report: dict, output: Path) -> tuple[Path, Path]:
     return json_path, html_path
 
 
+def mark_checked(json_path: Path, checked: set[str]) -> dict:
+    """The report at ``json_path`` with the checks whose ``id`` is in ``checked`` marked checked (the
+    others not), written again, its HTML page beside it too (each atomically); returns it."""
+    json_path = Path(json_path)
+    report = json.loads(json_path.read_text(encoding="utf-8"))
+    for check in report.get("checks", []):
+        check["checked"] = check["id"] in checked
+    with atomic(json_path) as tmp:
+        tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    html_path = json_path.with_name(json_path.name.removesuffix(".json") + ".html")
+    with atomic(html_path) as tmp:
+        tmp.write_text(to_html(report), encoding="utf-8")
+    return report
+
+
 def _spans(runs: list, fps: float, limit: int = 40) -> str:
     def one(first: int, last: int) -> str:
         if first == last:

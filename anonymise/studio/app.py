@@ -29,6 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 
 from ..manifest import Manifest
+from ..report import mark_checked
 from . import originals_policy
 from .jobs import CHOICES, SETTINGS, JobStore, StudioJob, studio_canvas
 
@@ -296,6 +297,21 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
         path = store.manifest_path(job)
         path.write_text(json.dumps(data, indent=1))
         return data
+
+    @app.put("/api/jobs/{job_id}/checks")
+    async def put_checks(job_id: str, request: Request):
+        """The checks the reviewer ticked (``{"checked": [ids]}``): recorded in the current render's
+        report (JSON and HTML) and kept for the next render's."""
+        job = find(job_id)
+        path = store.output(job, "report_json")
+        if path is None:
+            raise HTTPException(409, "this job has no report to record checks in")
+        body = await request.json()
+        ids = body.get("checked") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(x, str) for x in ids):
+            raise HTTPException(422, 'checks: expected {"checked": [the ids of the checks ticked]}')
+        store.checks_path(job).write_text(json.dumps(sorted(set(ids))))
+        return {"checks": mark_checked(path, set(ids)).get("checks", [])}
 
     @app.post("/api/jobs/{job_id}/rerender")
     def rerender(job_id: str):

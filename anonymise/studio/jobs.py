@@ -418,6 +418,17 @@ class JobStore:
     def manifest_path(self, job: StudioJob) -> Path:
         return self.folder(job.id) / "manifest.json"
 
+    def checks_path(self, job: StudioJob) -> Path:
+        """The ids of the checks the reviewer ticked (kept across re-renders)."""
+        return self.folder(job.id) / "checked.json"
+
+    def checked(self, job: StudioJob) -> set[str]:
+        path = self.checks_path(job)
+        try:
+            return set(json.loads(path.read_text())) if path.is_file() else set()
+        except (OSError, ValueError):
+            return set()
+
     def zip_outputs(self, job: StudioJob) -> Path:
         """Every output of the job in one zip (made once per render)."""
         target = self.folder(job.id) / f"{Path(job.name).stem}_anonymised_{job.renders}.zip"
@@ -548,6 +559,7 @@ def run_studio_job(store: JobStore, job: StudioJob, progress: JobProgress, detec
     """Anonymise one job's upload into its ``out/`` folder (with its manifest, when there is one)."""
     from ..analyze import analyze_file, write_events_csv
     from ..pipeline import Anonymiser
+    from ..report import mark_checked
     from ..sidecars import Extras
 
     src = store.original(job)
@@ -603,6 +615,8 @@ def run_studio_job(store: JobStore, job: StudioJob, progress: JobProgress, detec
     ):
         if path.is_file():
             outputs[name] = path.name
+    if "report_json" in outputs and store.checked(job):  # the reviewer's ticks, on the new render's checks
+        mark_checked(out / outputs["report_json"], store.checked(job))
     if "keypoints" in outputs:
         events = out / f"{stem}_events.csv"
         write_events_csv(analyze_file(out / outputs["keypoints"]).events, events)

@@ -739,3 +739,32 @@ def test_the_jobs_folder_is_its_owners_alone(tmp_path):
     (tmp_path / "jobs").chmod(0o755)
     JobStore(tmp_path / "jobs")
     assert (tmp_path / "jobs").stat().st_mode & 0o777 == 0o700
+
+
+def test_checks_are_ranked_in_the_report_and_a_tick_is_recorded_and_kept_across_a_rerender(tmp_path):
+    """The review page's list: the report's checks, highest risk first; a reviewer's ticks are
+    written into the report (JSON and HTML) and carried onto the next render's checks."""
+    from conftest import scene
+
+    frames = synthetic_frames(40)
+    frames[12:] = [scene().copy() for _ in frames[12:]]  # the walker vanishes mid-frame at frame 12
+    data = write_video(tmp_path / "vanish.mp4", frames, fps=10, audio=None).read_bytes()
+    store, client = studio(tmp_path)
+    job = wait(client, upload(client, "vanish.mp4", data)["id"])
+    report = client.get(f"/api/jobs/{job['id']}/files/report_json").json()
+    checks = report["checks"]
+    assert checks and checks[0]["kind"] == "track_ends_inside" and not any(c["checked"] for c in checks)
+    assert [c["risk"] for c in checks] == sorted((c["risk"] for c in checks), reverse=True)
+    first = checks[0]["id"]
+    bad = client.put(f"/api/jobs/{job['id']}/checks", json={"checked": "all"})
+    assert bad.status_code == 422
+    ticked = client.put(f"/api/jobs/{job['id']}/checks", json={"checked": [first]})
+    assert ticked.status_code == 200 and [c["checked"] for c in ticked.json()["checks"]][0] is True
+    report = client.get(f"/api/jobs/{job['id']}/files/report_json").json()
+    assert report["checks"][0]["checked"] is True
+    assert "checked" in client.get(f"/api/jobs/{job['id']}/files/report_html").text
+    assert client.post(f"/api/jobs/{job['id']}/rerender").status_code == 200
+    again = wait(client, job["id"])
+    assert again["renders"] == 2
+    report = client.get(f"/api/jobs/{job['id']}/files/report_json").json()
+    assert [c["id"] for c in report["checks"] if c["checked"]] == [first], "the tick is kept on the new render"

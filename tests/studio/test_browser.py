@@ -137,6 +137,16 @@ def test_upload_watch_review_correct_rerender_and_download(server, browser, pede
     )  # a click on a row seeks the player
     page.screenshot(full_page=True, path=shots() / "studio-review.png")
 
+    # the checks, ranked by risk: the first is ticked (the report records it, and keeps it over a re-render)
+    checks = page.locator("#checks li.check-item")
+    assert checks.count() >= 1, page.inner_text("#checks")
+    ticked = checks.first.get_attribute("data-id")
+    checks.first.locator("input").check()
+    page.wait_for_function("() => document.querySelector('#mask-status').textContent.includes('checks marked')")
+    assert [c["id"] for c in json.loads(store.output(job, "report_json").read_text())["checks"] if c["checked"]] == [
+        ticked
+    ]
+
     # "extend" on a track fills in its last box and the frames after it (not added here)
     page.click("#timeline .row .extend")
     page.wait_for_function("() => !document.querySelector('#add').disabled", timeout=10_000)
@@ -170,6 +180,7 @@ def test_upload_watch_review_correct_rerender_and_download(server, browser, pede
     )
     page.wait_for_selector("#timeline .row[data-kind=manual] .span.manual", timeout=10_000)  # the new report
     page.wait_for_selector("#timeline .row[data-kind=speech] .span.manual", timeout=10_000)  # its sound row
+    assert page.locator(f"#checks li[data-id='{ticked}'] input").is_checked(), "the tick is kept on the new render"
     assert json.loads(store.manifest_path(job).read_text())["audio"] == [
         {"start": 0.5, "end": 1.0, "label": "a name said"}
     ]
