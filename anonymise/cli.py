@@ -899,10 +899,18 @@ def serve(
     keep_originals: Annotated[
         bool,
         typer.Option(
-            "--keep-originals",
-            help="Keep uploads after their job ends by default (side-by-side review, re-render); else deleted.",
+            "--keep-originals/--no-keep-originals",
+            help=(
+                "Keep each upload while its job is open for review (side by side, re-render): deleted when it is "
+                "marked reviewed or deleted, or after --keep-originals-hours. --no-keep-originals: deleted when its "
+                "job ends."
+            ),
         ),
-    ] = False,
+    ] = True,
+    keep_originals_hours: Annotated[
+        float,
+        typer.Option("--keep-originals-hours", help="Hours after upload when a kept original is deleted anyway."),
+    ] = 72.0,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest upload accepted, in MB.")] = 2048,
     verbose: Verbose = False,
 ) -> None:
@@ -910,7 +918,18 @@ def serve(
     with _command(verbose):
         from .studio import serve as run_studio
 
-        run_studio(host, port, jobs_dir, workers, keep_originals, max_upload_mb, echo=out.print)
+        if not keep_originals_hours > 0:
+            raise ConfigError(f"--keep-originals-hours must be above 0, got {keep_originals_hours:g}")
+        run_studio(
+            host,
+            port,
+            jobs_dir,
+            workers,
+            keep_originals,
+            max_upload_mb,
+            echo=out.print,
+            keep_originals_hours=keep_originals_hours,
+        )
 
 
 @contextmanager

@@ -95,3 +95,13 @@ def test_the_server_states_what_it_keeps_of_the_originals(served, tmp_path):
     output = " ".join(_serve("--keep-originals", "--jobs-dir", str(tmp_path / "e")).split())
     assert stores[-1].keep_originals is True
     assert studio.originals_policy(stores[-1].keep_originals, stores[-1].keep_originals_hours) in output
+
+
+def test_serve_keeps_originals_by_default_and_its_options_reach_the_store(served, tmp_path):
+    stores, _ = served
+    _serve("--jobs-dir", str(tmp_path / "a"))
+    assert stores[-1].keep_originals is True and stores[-1].keep_originals_hours == 72
+    _serve("--no-keep-originals", "--keep-originals-hours", "5", "--jobs-dir", str(tmp_path / "b"))
+    assert stores[-1].keep_originals is False and stores[-1].keep_originals_hours == 5
+    bad = CliRunner().invoke(app, ["serve", "--keep-originals-hours", "0", "--jobs-dir", str(tmp_path / "c")])
+    assert bad.exit_code == 1 and "--keep-originals-hours must be above 0" in bad.output
