@@ -28,6 +28,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
+from ..io.sources import SourceKind
 from ..manifest import Manifest
 from ..report import mark_checked
 from . import originals_policy
@@ -284,7 +285,7 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
     @app.put("/api/jobs/{job_id}/manifest")
     async def put_manifest(job_id: str, request: Request):
         job = find(job_id)
-        if job.kind == "image":
+        if job.kind == SourceKind.IMAGE:
             raise HTTPException(422, "manual masks apply to videos (an image job has no frames to range over)")
         try:
             manifest = Manifest.parse(await request.json(), "manifest")
@@ -335,10 +336,10 @@ def create_app(store: JobStore, token: str, max_upload_mb: float = MAX_UPLOAD_MB
         if kind == "original":
             store.expire()
             path = store.original(job)
-            if path is None or job.kind not in ("video", "image"):
+            if path is None or job.kind not in (SourceKind.VIDEO, SourceKind.IMAGE):
                 raise HTTPException(404, f"the original is gone ({job.original_gone or 'not kept'})")
-            media = "video/mp4" if job.kind == "video" else None  # a probed video: renamed .mp4
-            return files(path, media, None if job.kind == "video" else path.name)
+            media = "video/mp4" if job.kind == SourceKind.VIDEO else None  # a probed video: renamed .mp4
+            return files(path, media, None if job.kind == SourceKind.VIDEO else path.name)
         if kind == "snapshot":
             path = store.snapshot(job, request.query_params.get("name", ""))
             if path is None:

@@ -40,6 +40,7 @@ from ..config import PRESETS, Config, Fill, Mode
 from ..errors import ConfigError, first_line
 from ..io.files import atomic
 from ..io.images import IMAGE_EXTS
+from ..io.sources import SourceKind
 from . import KEEP_ORIGINALS_HOURS
 
 log = logging.getLogger("anonymise.studio")
@@ -126,7 +127,7 @@ class StudioJob:
     created: float
     settings: dict
     status: str = "queued"
-    kind: str = ""  # "video" or "image", from probing the upload
+    kind: str = ""  # SourceKind.VIDEO or IMAGE (its name in job.json), from probing the upload
     frames: int = 0
     total: int | None = None
     fps: float = 0.0
@@ -515,8 +516,8 @@ def detector_cache():
     return detector_for
 
 
-def probe(path: Path) -> tuple[str, int, int, float]:
-    """(``video`` or ``image``, width, height, seconds) of an upload, by opening it (never by its name)."""
+def probe(path: Path) -> tuple[SourceKind, int, int, float]:
+    """(``SourceKind.VIDEO`` or ``IMAGE``, width, height, seconds) of an upload, by opening it (never by its name)."""
     import av
     import cv2
 
@@ -534,14 +535,14 @@ def probe(path: Path) -> tuple[str, int, int, float]:
                 try:
                     for _ in container.decode(container.streams.video[0]):
                         width, height = _upright_size(path)
-                        return "video", width, height, seconds
+                        return SourceKind.VIDEO, width, height, seconds
                 except av.FFmpegError as e:
                     raise ValueError(f"corrupt video: {first_line(e)}") from None
                 raise ValueError("a video with no frame that could be decoded")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError("not a video or image this studio can read")
-    return "image", image.shape[1], image.shape[0], 0.0
+    return SourceKind.IMAGE, image.shape[1], image.shape[0], 0.0
 
 
 def _upright_size(path: Path) -> tuple[int, int]:
@@ -568,11 +569,11 @@ def run_studio_job(store: JobStore, job: StudioJob, progress: JobProgress, detec
         raise ValueError(f"the original upload is gone ({why}): upload it again to re-render")
     kind, width, height, seconds = probe(src)
     job.kind, job.width, job.height, job.duration = kind, width, height, seconds
-    suffix = VIDEO_SUFFIX if kind == "video" else IMAGE_SUFFIX
+    suffix = VIDEO_SUFFIX if kind == SourceKind.VIDEO else IMAGE_SUFFIX
     # the pipeline picks its reader by extension: give the upload the one its probe found
-    if kind == "video" and src.suffix.lower() != VIDEO_SUFFIX:
+    if kind == SourceKind.VIDEO and src.suffix.lower() != VIDEO_SUFFIX:
         src = src.rename(src.with_suffix(VIDEO_SUFFIX))
-    elif kind == "image" and src.suffix.lower() not in IMAGE_EXTS:
+    elif kind == SourceKind.IMAGE and src.suffix.lower() not in IMAGE_EXTS:
         src = src.rename(src.with_suffix(IMAGE_SUFFIX))
     s = {**SETTINGS, **job.settings}
     manifest = store.manifest_path(job)
@@ -584,7 +585,7 @@ def run_studio_job(store: JobStore, job: StudioJob, progress: JobProgress, detec
         preset=s["preset"],
         pose=bool(s["pose"]) or bool(s["keypoints"]),
         draw_pose=bool(s["pose"]),
-        masks=str(manifest) if manifest.is_file() and kind == "video" else None,
+        masks=str(manifest) if manifest.is_file() and kind == SourceKind.VIDEO else None,
     )
     out = store.folder(job.id) / "out"
     for old in out.iterdir():  # a re-render replaces the last render's files
@@ -597,16 +598,16 @@ def run_studio_job(store: JobStore, job: StudioJob, progress: JobProgress, detec
     extras = Extras(
         keypoints=keypoints,
         snapshot_every=s["snapshot_every"] or None,
-        report=kind == "video",
+        report=kind == SourceKind.VIDEO,
     )
     anonymiser = Anonymiser(config, detector=detector_for(config))
     start = time.perf_counter()
-    if kind == "image":
+    if kind == SourceKind.IMAGE:
         anonymiser.process_image(src, dst, extras=extras)
     else:
         anonymiser.process_video(src, dst, progress=progress, extras=extras)
     job.seconds = round(time.perf_counter() - start, 2)
-    outputs = {"video" if kind == "video" else "image": dst.name}
+    outputs = {"video" if kind == SourceKind.VIDEO else "image": dst.name}
     stem = dst.stem
     for name, path in (
         ("keypoints", out / f"{stem}.keypoints.jsonl"),
@@ -626,5 +627,5 @@ def run_studio_job(store: JobStore, job: StudioJob, progress: JobProgress, detec
         outputs["snapshots"] = sorted(p.name for p in snapshots.iterdir())
     job.outputs = outputs
     job.renders += 1
-    if job.total is None or kind == "image":
+    if job.total is None or kind == SourceKind.IMAGE:
         job.total = job.frames = job.frames or 1
