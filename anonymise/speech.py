@@ -42,19 +42,19 @@ timestamp, so audio is assumed contiguous, as a decoder gives it.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 import warnings
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Protocol
 
 import av
 import numpy as np
+
+from .io.files import sha256_of
 
 #: the model's sample rate, and its window (32 ms)
 SAMPLE_RATE = 16000
@@ -143,18 +143,9 @@ def model_path() -> Path:
     return path
 
 
-@lru_cache(maxsize=4)
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def model_sha256() -> str:
     """The speech model file's sha256, for the redaction report."""
-    return _sha256(model_path())
+    return sha256_of(model_path())
 
 
 class SileroVAD:

@@ -304,3 +304,24 @@ def stream_summary(path: Path) -> dict:
             "audio": [s.codec_context.name for s in c.streams.audio],
             "size": (v.codec_context.width, v.codec_context.height),
         }
+
+
+# -- speech -----------------------------------------------------------------------------------
+
+ESPEAK_REASON = "espeak-ng is not installed (.ci/run installs Debian's espeak-ng): no synthetic speech"
+
+
+@pytest.fixture(scope="session")
+def spoken(tmp_path_factory) -> np.ndarray:
+    """'My name is Anna Schmidt' from espeak-ng, mono float32 at 44.1 kHz (skipped, saying why, without it)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip(ESPEAK_REASON)
+    wav = tmp_path_factory.mktemp("speech") / "say.wav"
+    subprocess.run(["espeak-ng", "-w", str(wav), "My name is Anna Schmidt"], check=True, capture_output=True)
+    with av.open(str(wav)) as c:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=44100)
+        chunks = [r.to_ndarray().reshape(-1) for f in c.decode(audio=0) for r in resampler.resample(f)]
+    return np.concatenate(chunks).astype(np.float32)

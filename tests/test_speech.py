@@ -8,8 +8,6 @@ everywhere with tone bursts and a stand-in model.
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +21,6 @@ from anonymise import speech
 from anonymise.speech import Span, SpeechDetector, SpeechGate, merge_spans, redact_file, redact_frame, speech_spans
 
 RATE = 44100
-ESPEAK_REASON = "espeak-ng is not installed (.ci/run installs Debian's espeak-ng): no synthetic speech"
 
 
 class LoudModel:
@@ -324,15 +321,6 @@ def test_speech_spans_of_a_file_use_the_default_model(tmp_path, monkeypatch):
 
 
 # -- real speech (espeak-ng) --------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def spoken(tmp_path_factory) -> np.ndarray:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip(ESPEAK_REASON)
-    wav = tmp_path_factory.mktemp("speech") / "say.wav"
-    subprocess.run(["espeak-ng", "-w", str(wav), "My name is Anna Schmidt"], check=True, capture_output=True)
-    return read_audio(wav, "mono")[0]
 
 
 def test_speech_over_noise_is_muted_and_the_noise_kept(spoken, tmp_path):

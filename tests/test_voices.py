@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import subprocess
 
 import av
 import numpy as np
@@ -23,7 +21,6 @@ from anonymise.sidecars import Extras
 
 RATE = 44100
 FPS = 10
-ESPEAK_REASON = "espeak-ng is not installed (.ci/run installs Debian's espeak-ng): no synthetic speech"
 
 
 class Bursts:
@@ -231,19 +228,6 @@ def _with_colour_detector(self, config, detector=None, **kwargs):
 
 
 # -- real speech (espeak-ng), a live stream ------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def spoken(tmp_path_factory) -> np.ndarray:
-    """'My name is Anna Schmidt' from espeak-ng, mono float32 at 44.1 kHz."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip(ESPEAK_REASON)
-    wav = tmp_path_factory.mktemp("speech") / "say.wav"
-    subprocess.run(["espeak-ng", "-w", str(wav), "My name is Anna Schmidt"], check=True, capture_output=True)
-    with av.open(str(wav)) as c:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
-        chunks = [r.to_ndarray().reshape(-1) for f in c.decode(audio=0) for r in resampler.resample(f)]
-    return np.concatenate(chunks).astype(np.float32)
 
 
 def test_real_speech_over_noise_is_muted_by_30_db_and_the_noise_kept(tmp_path, spoken):

@@ -7,14 +7,13 @@ imported.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ModelError
+from ..io.files import sha256_of
 
 #: project folder of weights (git-ignored); ``ANONYMISE_MODELS`` adds another, searched first
 PROJECT_MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -78,15 +77,6 @@ def bundled_path(name: str) -> Path | None:
             f"bundled {name} in {path.parent} does not match its sha256; reinstall {package.replace('_', '-')}"
         )
     return path
-
-
-@lru_cache(maxsize=8)
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve(spec: str | os.PathLike) -> ResolvedModel:

@@ -8,12 +8,14 @@ killed can leave one behind: :mod:`anonymise.io.outputs` finds and removes those
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 #: the signals a run stops on: Ctrl-C, and the SIGTERM and SIGHUP the CLI handles as it (:func:`anonymise.cli.main`)
@@ -97,3 +99,13 @@ def signals_held() -> Iterator[None]:
         if came and not acted:
             signum, frame = came[0]
             held[signum](signum, frame)
+
+
+@lru_cache(maxsize=8)
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file (a model's weights), read in 1 MiB chunks; cached by path."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
