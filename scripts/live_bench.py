@@ -133,7 +133,11 @@ def main() -> None:
             cmd.append("--no-pose")
         print("running: " + shlex.join(cmd), flush=True)
         started = time.monotonic()
-        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Ctrl-C's default action in the child even where this runs as a background job of a script (whose
+        # children inherit SIGINT ignored, and Python then installs no handler for it): the stop is SIGINT
+        child = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+        )
         opened: list[float] = []  # when the recording's file appeared: its first frame is captured then
 
         def watch() -> None:
@@ -225,6 +229,11 @@ def residual(recording: Path, video: Path, every: int = 5) -> tuple[int, int]:
     left = sum(len(p) for p in people(reference, [image for _, image in recorded]))
     served = [source[round(when * fps) % len(source)] for when, _ in recorded]
     return sum(len(p) for p in people(reference, served)), left
+
+
+def default_sigint() -> None:
+    """In a child before it runs: SIGINT back to its default, so Python raises KeyboardInterrupt on it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def usage(pid: int) -> tuple[float, int]:

@@ -21,6 +21,12 @@ runner = CliRunner()
 FAST = ["--imgsz", "320", "--quiet"]
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT at its default, so that the CLI gets Python's KeyboardInterrupt even where the
+    test runner was started as a background job of a script (its children inherit SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _clean_env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("YOLO_")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -474,6 +480,7 @@ def test_ctrl_c_sigterm_and_sighup_leave_no_file(tmp_path, signum, code, message
         text=True,
         env=_clean_env(),
         cwd=tmp_path,
+        preexec_fn=_default_sigint,
     )
     deadline = time.time() + 120
     while time.time() < deadline and not list(tmp_path.glob(".long_anonymised.partial-*")):
@@ -499,6 +506,7 @@ def test_ctrl_c_during_the_int8_calibration_exits_cleanly_and_caches_nothing(tmp
         text=True,
         env={**_clean_env(), "ANONYMISE_CACHE": str(cache)},
         cwd=tmp_path,
+        preexec_fn=_default_sigint,
     )
     lines, calibrating = [], threading.Event()
 

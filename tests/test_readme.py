@@ -59,7 +59,7 @@ def test_readme_commands_run(tmp_path, clip):
 
     commands = readme_commands()
     assert len(commands) >= 10, commands
-    for name in ("clip.mp4", "in.mp4", "long.mp4"):
+    for name in ("clip.mp4", "in.mp4", "long.mp4", "interview.mp4"):
         shutil.copy(clip, tmp_path / name)
     (tmp_path / "footage" / "day1").mkdir(parents=True)
     shutil.copy(clip, tmp_path / "footage" / "day1" / "a.mp4")
@@ -87,6 +87,7 @@ def test_readme_commands_run(tmp_path, clip):
         "footage_anonymised/day1/a.mp4",
         "photo_anonymised.jpg",
         "long_anonymised.mp4",
+        "interview_anonymised.mp4",
         "in_anonymised.keypoints.jsonl",
         "in_anonymised.jsonl",
         "footage_anonymised/day1/a.csv",
