@@ -67,13 +67,14 @@ def push_pull(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     streaks and nothing of the person, who is never a known pixel.
     """
     weight = known.astype(np.float32)
-    level = image.astype(np.float32) * weight[..., None]
+    level = image.astype(np.float32)
+    level[~known] = 0.0  # times the weight, which is 0 or 1 here
     levels = [(level, weight)]
     while min(level.shape[:2]) > 2:
         level, weight = cv2.pyrDown(level), cv2.pyrDown(weight)
         levels.append((level, weight))
     colour = None
-    for level, weight in reversed(levels):
+    for level, weight in reversed(levels[1:]):
         here = level / np.maximum(weight, 1e-6)[..., None]
         if colour is None:
             mean = levels[0][0].reshape(-1, 3).sum(0) / max(float(levels[0][1].sum()), 1e-6)
@@ -83,8 +84,14 @@ def push_pull(image: np.ndarray, known: np.ndarray) -> np.ndarray:
         trust = np.clip(weight, 0.0, 1.0)[..., None]
         colour = trust * here + (1.0 - trust) * up
     out = image.copy()
-    filled = np.clip(np.rint(colour), 0, 255).astype(np.uint8)
-    out[~known] = filled[~known]
+    if colour is None:  # a frame too small for a pyramid: the known pixels' mean
+        mean = levels[0][0].reshape(-1, 3).sum(0) / max(float(levels[0][1].sum()), 1e-6)
+        out[~known] = np.clip(np.rint(mean), 0, 255).astype(np.uint8)
+        return out
+    # the finest level's weight is 0 or 1: the known pixels keep their value, the others take the level
+    # above, brought up (the same as the blend above, without its arithmetic over the whole image)
+    up = cv2.pyrUp(colour, dstsize=(image.shape[1], image.shape[0]))
+    out[~known] = np.clip(np.rint(up[~known]), 0, 255).astype(np.uint8)
     return out
 
 

@@ -283,31 +283,78 @@ class ClipScene:
                 when[take] = seen[take]
                 np.minimum(distance, gap, out=distance)
         hole = when == NEVER
-        part = self._relit(part, when, t, alpha[window], hole)
-        if hole.any() and (alpha[window][hole] > 0).any():
-            fill = inpaint_unseen(part, hole)
-            self._tint = choose_tint(frame[window], fill, hole, self._tint)
-            part = mark_unseen(fill, hole, UNSEEN_TINTS[self._tint])
+        shown = np.ones(here.shape, bool) if whole else masked[window].view(bool)
+        # the wash is made where it shows: on crops around the unknown pixels under the people (with
+        # room for the scene around them), not on the whole window (a crowd's is most of the frame)
+        crops = _crops(hole & shown, hole.shape) if hole.any() else []
+        needed = shown.copy()
+        for crop in crops:
+            needed[crop] = True
+        part = self._relit(part, when, t, needed & ~hole)
+        if crops:
+            under = hole & shown
+            self._tint = choose_tint(frame[window], part, under, self._tint)
+            for crop in crops:
+                wash = inpaint_unseen(part[crop], hole[crop])
+                part[crop] = mark_unseen(wash, hole[crop], UNSEEN_TINTS[self._tint])
         out[window] = part
         unseen[window] = hole
         return out, unseen
 
-    def _relit(self, value: np.ndarray, when: np.ndarray, t: int, alpha: np.ndarray, unseen: np.ndarray) -> np.ndarray:
-        """``value`` with the pixels under the people brought from the light of ``when`` to frame ``t``'s."""
-        region = (alpha > 0) & ~unseen
-        x, y, w, h = cv2.boundingRect(region.view(np.uint8))
-        if not w or not h:
+    def _relit(self, value: np.ndarray, when: np.ndarray, t: int, region: np.ndarray) -> np.ndarray:
+        """``value`` with its pixels in ``region`` brought from the light of ``when`` to frame ``t``'s.
+
+        One table of 256 levels per channel for each moment the region's values were seen (a few
+        dozen), looked up per pixel: the cost follows the region, not its bounding rectangle."""
+        if not region.any():
             return value
-        window = np.s_[y : y + h, x : x + w]
-        then = self.light(when[window])  # (h, w, 2, 3)
+        seen_at = when[region]
+        first = int(seen_at.min())
+        present = np.bincount(seen_at - first) > 0  # the moments seen, as np.unique would, in a tenth the time
+        moments = np.flatnonzero(present) + first
+        then = self.light(moments)  # (U, 2, 3)
         now = self.light(t)
         if np.allclose(then, now, atol=1e-3):
             return value
-        seen = value[window].astype(np.float32)
-        lit = now[0] * (seen - then[..., 1, :]) / then[..., 0, :] + now[1]
+        levels = np.arange(256, dtype=np.float32)[None, :, None]  # (1, 256, 1): level, channel last
+        table = np.clip(np.rint(now[0] * (levels - then[:, None, 1, :]) / then[:, None, 0, :] + now[1]), 0, 255)
+        table = table.astype(np.uint8)  # (U, 256, 3)
+        changed = (table != levels.astype(np.uint8)).any(axis=(1, 2))  # the moments whose light is not the frame's
+        if not changed.any():
+            return value
+        which = (np.cumsum(present) - 1)[seen_at - first]
         out = value.copy()
-        out[window] = np.clip(np.rint(lit), 0, 255).astype(np.uint8)
+        if not changed.all():  # only the pixels seen in another light
+            region = region.copy()
+            region[region] = changed[which]
+            which = which[changed[which]]
+        out[region] = table[which.reshape(-1, 1), value[region], np.arange(3)]
         return out
+
+
+def _crops(holes: np.ndarray, shape: tuple[int, int]) -> list[tuple[slice, slice]]:
+    """Windows around each group of ``holes`` (bool): its bounding box grown by half its size (at least
+    WINDOW_MARGIN px) each way, overlapping ones merged."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(holes.view(np.uint8), connectivity=8)
+    height, width = shape
+    boxes = []
+    for x, y, w, h, _ in stats[1:count]:
+        margin = max(WINDOW_MARGIN, max(w, h) // 2)
+        boxes.append([max(x - margin, 0), max(y - margin, 0), min(x + w + margin, width), min(y + h + margin, height)])
+    merged = True
+    while merged and len(boxes) > 1:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [np.s_[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
 
 
 #: colours_like: each channel in this many bins; a bin is the person's if it holds this share of their
