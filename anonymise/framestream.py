@@ -44,6 +44,7 @@ from .hold import Hold
 from .io.video import Frame
 from .learning import Learner, Learning
 from .ledger import Ledger
+from .person_detector import PersonDetector, Plain, person_detector
 from .planner import Planner
 from .slot import Counts, Slot
 
@@ -52,15 +53,18 @@ __all__ = ["SECOND_LOOK_IMGSZ", "Anonymised", "Counts", "FrameStream", "reconfig
 log = logging.getLogger(__name__)
 
 
-def reconfigured(detector, **changes):
+def reconfigured(detector: PersonDetector, **changes) -> PersonDetector:
     """``detector`` with some settings changed (a photo's ``preset``): a shallow copy, so the
     anonymiser's own detector, and its loaded models, are shared and keep their settings."""
     import copy
 
-    if not hasattr(detector, "config"):  # a synthetic detector: nothing to change
+    if detector.config is None:  # a synthetic detector without settings: nothing to change
         return detector
     detector = copy.copy(detector)
     detector.config = detector.config.replace(**changes)
+    if isinstance(detector, Plain):  # the object it wraps reads them
+        detector.wrapped = copy.copy(detector.wrapped)
+        detector.wrapped.config = detector.config
     return detector
 
 
@@ -103,7 +107,7 @@ class FrameStream:
                 self.canvas = Canvas.parse(config.canvas)
             except ValueError as e:
                 raise ConfigError(str(e)) from None
-        self.detector = detector
+        self.detector = detector  # a PersonDetector (see the property)
         self.background = background
         self.lookahead = lookahead
         self.depth = min(config.hold, lookahead)
@@ -165,10 +169,19 @@ class FrameStream:
                 ready.append(self._compose(self._buffer.popleft()))
         return ready
 
+    @property
+    def detector(self) -> PersonDetector:
+        """The detector the stages call (a callable given is wrapped: :func:`.person_detector.person_detector`)."""
+        return self._detector
+
+    @detector.setter
+    def detector(self, detector) -> None:
+        self._detector = person_detector(detector)
+
     def resolved(self) -> dict:
         """The settings this stream runs with, as resolved (the redaction report's): the look-ahead,
         fail-closed, the detector's backend, device, precision and batch, and the passes planned."""
-        detector = self.detector.resolved() if hasattr(self.detector, "resolved") else {}
+        detector = self.detector.resolved()
         passes = self._planner.describe()
         size = {"imgsz": passes["search_imgsz"]} if "search_imgsz" in passes else {}
         return {"lookahead": self.lookahead, "fail_closed": self.fail_closed, **size, **detector, **passes}

@@ -31,6 +31,7 @@ from .track import grow
 
 if TYPE_CHECKING:
     from .background import BackgroundModel, TorchBackgroundModel
+    from .person_detector import PersonDetector
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,11 @@ class Guard:
 
 
 def second_look(
-    detector, models: AbstractContextManager, image: np.ndarray, regions: np.ndarray, context=SECOND_LOOK_CONTEXT
+    detector: PersonDetector,
+    models: AbstractContextManager,
+    image: np.ndarray,
+    regions: np.ndarray,
+    context=SECOND_LOOK_CONTEXT,
 ) -> Detections:
     """People ``detector`` finds on crops around ``regions``, at a higher resolution, in frame
     coordinates. ``models``: the lock the detector's models are called under (see :func:`_look`)."""
@@ -235,15 +240,10 @@ def second_look(
     return Detections.concat(found)
 
 
-def _look(detector, models: AbstractContextManager, crops: list[np.ndarray]) -> list[Detections]:
-    """The people on each crop at :data:`SECOND_LOOK_IMGSZ`: one batched call where the detector
-    has ``look``, under ``models`` unless its looks run on a twin of the models."""
-    look = getattr(detector, "look", None)
-    shares = getattr(detector, "look_shares_models", None)
-    if look is not None and shares is not None and not shares():
-        return look(crops, SECOND_LOOK_IMGSZ)  # a twin of the models: beside the detect stage
+def _look(detector: PersonDetector, models: AbstractContextManager, crops: list[np.ndarray]) -> list[Detections]:
+    """The people on each crop at :data:`SECOND_LOOK_IMGSZ`, under ``models`` unless the detector's
+    looks run on a twin of its models (then beside the detect stage)."""
+    if not detector.look_shares_models():
+        return detector.look(crops, SECOND_LOOK_IMGSZ)
     with models:
-        if look is not None:  # one batched call for every crop
-            return look(crops, SECOND_LOOK_IMGSZ)
-        results = [detector([crop], imgsz=SECOND_LOOK_IMGSZ)[0] for crop in crops]
-    return [r.poses if len(r.poses) else r.people for r in results]
+        return detector.look(crops, SECOND_LOOK_IMGSZ)

@@ -36,6 +36,7 @@ from .io.sources import Source, SourceKind, media_kind, open_reader, parse_sourc
 from .io.video import Frame, Span, VideoWriter
 from .jobs import BatchReport, FileResult, Job, Plan, note_kept, plan_jobs, run_job
 from .manifest import Manifest
+from .person_detector import person_detector
 from .policy import LivePolicy
 from .preview import FpsMeter, Viewer, require_display
 from .progress import Progress
@@ -76,9 +77,9 @@ class Anonymiser:
             from .detect import Detector  # imports torch and ultralytics: only when needed
 
             detector = Detector(self.config)
-        self.detector = detector
-        self.device = getattr(detector, "device", "cpu")
-        self.batch = getattr(detector, "batch", None) or self.config.batch or 1
+        self.detector = person_detector(detector)
+        self.device = self.detector.device
+        self.batch = self.detector.batch or self.config.batch or 1
         if background not in ("auto", "cpu", "torch"):
             raise ValueError(f"background must be auto, cpu or torch, got {background!r}")
         self._torch_bg = background == "torch" or (background == "auto" and str(self.device).startswith("cuda"))
@@ -155,7 +156,7 @@ class Anonymiser:
             yield from stream.hand_out(stream.flush())
         finally:
             # an int8 calibration under way in the detect thread stops at its next input, not 10 s later
-            with getattr(stream.detector, "calibrations_stopped", contextlib.nullcontext)():
+            with stream.detector.calibrations_stopped():
                 closed = detected.close()
             stream.detect_stopped = closed
             if closed and stream.keeps_tail:  # a live stop: the frames already detected are kept too

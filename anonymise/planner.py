@@ -15,6 +15,7 @@ import numpy as np
 
 from .config import Config, auto_imgsz
 from .detections import FrameDetections
+from .person_detector import PersonDetector
 from .policy import ScalePolicy, moving_boxes, scene_cut, shrunk, thumbnail
 from .slot import Counts
 
@@ -73,7 +74,7 @@ class Planner:
         its first frame, or where the detector runs one pass (a single-scale model)."""
         return self._scale.describe() if self._scale is not None else {}
 
-    def plan(self, images: list[np.ndarray], detector, config: Config) -> CallPlan:
+    def plan(self, images: list[np.ndarray], detector: PersonDetector, config: Config) -> CallPlan:
         """The plan of the next model call, on ``images`` (one batch), for ``detector``."""
         small, large = self._passes(images, detector, config)
         scale = self._scale
@@ -104,9 +105,9 @@ class Planner:
         self._counts.tiles_skipped = self._scale.skipped["tiles"]
         self._counts.windowed = self._scale.windowed
 
-    def _passes(self, images: list[np.ndarray], detector, config: Config) -> tuple[bool, bool]:
+    def _passes(self, images: list[np.ndarray], detector: PersonDetector, config: Config) -> tuple[bool, bool]:
         """(small search, frame-scale pass) for this model call (see :class:`~anonymise.policy.ScalePolicy`)."""
-        if not getattr(detector, "multiscale", False) or not images:
+        if not detector.multiscale or not images:
             return True, True
         first = thumbnail(images[0])
         if self._scale is not None and scene_cut(self._thumbnail, first):
@@ -118,7 +119,7 @@ class Planner:
 
             height, width = images[0].shape[:2]
             size = config.imgsz or auto_imgsz(width, height, config.search_min_person)
-            windows = detector.windows(width, height) if hasattr(detector, "windows") else []
+            windows = detector.windows(width, height)
             self._scale = ScalePolicy(
                 width,
                 height,

@@ -282,7 +282,8 @@ def test_a_live_source_the_models_cannot_keep_up_with_drops_frames_and_never_sea
     assert result.status == "done" and result.dropped > 0
     assert caplog.text.count("under the 15 fps to hold: stale frames are dropped") == 1, "said once"
     (stream,) = streams
-    assert stream.config.preset == "balanced" and stream.detector is detector and set(detector.presets) == {"balanced"}
+    assert stream.config.preset == "balanced" and set(detector.presets) == {"balanced"}
+    assert stream.detector.wrapped is detector
     assert stream.lookahead == LIVE_LOOKAHEAD and stream.fail_closed, "live: the file's look-ahead and motion guard"
     assert not any(is_person_colour(f, 60).sum() > 5 for f in read_frames(result.output))
     # a camera the models keep up with is left alone
