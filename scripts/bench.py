@@ -614,7 +614,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "crowd: fps, model share, peak RSS and privacy (see scripts/bench_resolutions.py); --frames per row, "
         "default 100",
     )
-    p.add_argument("--rows", nargs="+", help="--resolutions: only these rows (360p 432p 480p 720p 1080p crowd)")
+    p.add_argument(
+        "--rows", nargs="+", help="--resolutions: only these rows (360p 432p 480p 720p 1080p crowd crowd720 crowd1080)"
+    )
     p.add_argument(
         "--presets", nargs="+", help="--resolutions: these presets (default: balanced thorough, and the table)"
     )
@@ -623,7 +625,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         metavar="N",
         help="only check that memory is flat in video length: "
-        "peak RSS of the pipeline on N frames vs 10*N frames (the clip looped), each in a fresh process",
+        "peak RSS of the pipeline on N frames vs 10*N frames (the clip looped), each in a fresh process; "
+        "at the defaults, or at --imgsz with tiles off",
     )
     args = p.parse_args(argv)
     if args.frames is not None and args.frames < 1:
@@ -652,19 +655,19 @@ def loop_clip(src: Path, dst: Path, frames: int) -> int:
 PEAK_CHILD = """
 import sys, resource
 from anonymise import Anonymiser, Config
-Anonymiser(Config(imgsz=int(sys.argv[3]), tiles="off")).process_video(sys.argv[1], sys.argv[2])
+size = int(sys.argv[3])  # 0: the defaults (the automatic size, tiles where it needs them)
+Anonymiser(Config(imgsz=size, tiles="off") if size else Config()).process_video(sys.argv[1], sys.argv[2])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
-def memory_check(video: Path, n: int, imgsz: int = 320) -> None:
-    """Peak RSS of the whole pipeline on n and 10n frames, each in a fresh process."""
+def memory_check(video: Path, n: int, imgsz: int | None = None) -> None:
+    """Peak RSS of the whole pipeline on n and 10n frames, each in a fresh process: the defaults, or
+    ``imgsz`` without tiles."""
     import subprocess
 
-    print(
-        f"memory check: pipeline (bbox defaults, imgsz {imgsz}, tiles off) on {n} and {10 * n} frames of "
-        f"{video.name}, fresh process each"
-    )
+    settings = f"imgsz {imgsz}, tiles off" if imgsz else "the whole defaults"
+    print(f"memory check: pipeline (bbox, {settings}) on {n} and {10 * n} frames of {video.name}, fresh process each")
     peaks = {}
     with tempfile.TemporaryDirectory(prefix="anonymise-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -673,7 +676,7 @@ def memory_check(video: Path, n: int, imgsz: int = 320) -> None:
             loop_clip(video, src, frames)
             start = time.perf_counter()
             done = subprocess.run(
-                [sys.executable, "-c", PEAK_CHILD, str(src), str(tmp / "out.mp4"), str(imgsz)],
+                [sys.executable, "-c", PEAK_CHILD, str(src), str(tmp / "out.mp4"), str(imgsz or 0)],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -701,7 +704,7 @@ def main(argv: list[str] | None = None) -> None:
         bench_resolutions.run(rows, args.frames or 100, Memory(), presets)
         return
     if args.memory_check:
-        memory_check(find_video(args.video), args.memory_check, args.imgsz or 320)
+        memory_check(find_video(args.video), args.memory_check, args.imgsz)
         return
     try:
         run(args)

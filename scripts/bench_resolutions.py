@@ -23,7 +23,10 @@ shared clip, everything in one process:
   - ``crowd`` four moments of ``pedestrians.mp4`` (frames i, i+200, i+400 and i+600), each
     stretched to 640x360, in one 1280x720 frame (2x2): 20-50 people 20-60 px tall, a stand-in
     for a crowd seen from afar: **residual people %**, each cell scaled back to 480x360 and
-    scored against the reference's people in its own moment.
+    scored against the reference's people in its own moment;
+  - ``crowd720`` and ``crowd1080``: nine moments (frames i, i+80, ..., i+640) in a 3x3 grid scaled
+    to 1280x720 and 1920x1080: 40-90 people, 15-60 px tall at 720p, the harder stand-in for a
+    busy HD camera (issue 30); scored as ``crowd``.
 
 The ratio columns are the defaults over thorough, run back to back on the same machine.
 
@@ -58,11 +61,30 @@ ROWS = {
     "720p": ("pedestrians.mp4", 2, "people"),
     "1080p": ("pedestrians.mp4", 3, "people"),
     "crowd": ("pedestrians.mp4", 1, "crowd"),
+    "crowd720": ("pedestrians.mp4", 1, "crowd"),
+    "crowd1080": ("pedestrians.mp4", 1, "crowd"),
 }
-#: the ``crowd`` row: four moments of pedestrians.mp4 (these frame offsets), each stretched to
-#: 640x360, side by side in a 1280x720 frame: 20-50 people 20-60 px tall
-MOSAIC_OFFSETS = (0, 200, 400, 600)
-MOSAIC_CELL = (640, 360)
+
+
+@dataclass(frozen=True)
+class Mosaic:
+    """Moments of pedestrians.mp4 (these frame offsets) in a ``grid`` x ``grid`` frame of ``size``."""
+
+    offsets: tuple[int, ...]
+    grid: int
+    size: tuple[int, int]
+
+    @property
+    def cell(self) -> tuple[int, int]:
+        return self.size[0] // self.grid, self.size[1] // self.grid
+
+
+#: the crowd rows: 2x2 at 1280x720 (20-50 people 20-60 px tall); 3x3 at 720p and 1080p (40-90 people)
+MOSAICS = {
+    "crowd": Mosaic((0, 200, 400, 600), 2, (1280, 720)),
+    "crowd720": Mosaic(tuple(range(0, 641, 80)), 3, (1280, 720)),
+    "crowd1080": Mosaic(tuple(range(0, 641, 80)), 3, (1920, 1080)),
+}
 PRESETS = ("balanced", "thorough")
 PRIVACY_LABEL = {
     "people": "residual people %",
@@ -110,28 +132,35 @@ def clips_of(row: str) -> list[Path]:
     return sorted((data / "closeups").glob("*.mkv")) if name == "closeups" else [data / name]
 
 
-def mosaic(images: list[np.ndarray]) -> np.ndarray:
-    """Four frames, each resized to ``MOSAIC_CELL``, in a 2x2 grid (the ``crowd`` row)."""
-    cells = [cv2.resize(image, MOSAIC_CELL, interpolation=cv2.INTER_CUBIC) for image in images]
-    return np.vstack([np.hstack(cells[:2]), np.hstack(cells[2:])])
+def mosaic(images: list[np.ndarray], layout: Mosaic = MOSAICS["crowd"]) -> np.ndarray:
+    """Frames, each resized to the layout's cell, in its grid (the crowd rows)."""
+    cells = [cv2.resize(image, layout.cell, interpolation=cv2.INTER_CUBIC) for image in images]
+    g = layout.grid
+    image = np.vstack([np.hstack(cells[r * g : (r + 1) * g]) for r in range(g)])
+    if image.shape[:2] != layout.size[::-1]:  # a size the grid does not divide: the last row/column padded
+        image = cv2.copyMakeBorder(
+            image, 0, layout.size[1] - image.shape[0], 0, layout.size[0] - image.shape[1], cv2.BORDER_REPLICATE
+        )
+    return image
 
 
-def cells(image: np.ndarray, size: tuple[int, int]) -> list[np.ndarray]:
-    """The four cells of a :func:`mosaic` output, each resized back to ``size`` (width, height)."""
-    width, height = MOSAIC_CELL
+def cells(image: np.ndarray, size: tuple[int, int], layout: Mosaic = MOSAICS["crowd"]) -> list[np.ndarray]:
+    """The cells of a :func:`mosaic` output, each resized back to ``size`` (width, height)."""
+    width, height = layout.cell
     return [
         cv2.resize(image[y : y + height, x : x + width], size, interpolation=cv2.INTER_AREA)
-        for y in (0, height)
-        for x in (0, width)
+        for y in range(0, height * layout.grid, height)
+        for x in range(0, width * layout.grid, width)
     ]
 
 
-def frames_of(video: Path, kind: str, count: int, scale: int) -> list[Frame]:
+def frames_of(video: Path, kind: str, count: int, scale: int, row: str = "crowd") -> list[Frame]:
     """The frames a row runs on: the first ``count`` (after the 70 empty ones for ``static``), upscaled
     (or, for ``crowd``, four moments of the clip in one frame)."""
     if kind == "crowd":
         originals = pe.read(video, None)
-        return [Frame(mosaic([originals[i + o].image for o in MOSAIC_OFFSETS]), i) for i in range(count)]
+        layout = MOSAICS[row]
+        return [Frame(mosaic([originals[i + o].image for o in layout.offsets], layout), i) for i in range(count)]
     frames = pe.read(video, count + (pe.STATIC_EMPTY_FRAMES if kind == "static" else 0))
     if scale != 1:
         height, width = frames[0].image.shape[:2]
@@ -165,7 +194,13 @@ def whole_process(config: Config, clip: Path, tmp: Path, memory) -> tuple[float,
 
 
 def privacy(
-    kind: str, video: Path, frames: list[Frame], scale: int, config: Config, reference: Detector | None
+    kind: str,
+    video: Path,
+    frames: list[Frame],
+    scale: int,
+    config: Config,
+    reference: Detector | None,
+    row: str = "crowd",
 ) -> tuple[int, int]:
     """(leaked, total) for the row's privacy figure: people (residual / input) or pixels."""
     if kind == "crowd":  # each cell scored against the reference's people in its own moment
@@ -175,7 +210,8 @@ def privacy(
         leaked = total = 0
         outputs = Anonymiser(config).anonymise_frames(Frame(f.image, f.index) for f in frames)
         for (_, out), source in zip(outputs, frames):
-            for cell, offset in zip(cells(out, (width, height)), MOSAIC_OFFSETS):
+            layout = MOSAICS[row]
+            for cell, offset in zip(cells(out, (width, height), layout), layout.offsets):
                 expected = truth[source.index + offset]
                 leaked += int(pe.matched(pe.people(reference, [cell])[0], expected).sum())
                 total += len(expected)
@@ -211,7 +247,7 @@ def bench_row(row: str, count: int, memory, tmp: Path, reference: Detector, pres
     runs: dict[str, Run] = {}
     inputs = []
     for video in clips_of(row):
-        frames = frames_of(video, kind, count, scale)
+        frames = frames_of(video, kind, count, scale, row)
         with VideoReader(video, audio=False) as reader:
             fps = reader.info.fps
         inputs.append((video, frames, write_clip(frames, fps, tmp / f"{row}-{video.stem}.mp4")))
@@ -222,7 +258,7 @@ def bench_row(row: str, count: int, memory, tmp: Path, reference: Detector, pres
         for video, frames, clip in inputs:
             seconds, in_models, mib, n = whole_process(config, clip, tmp, memory)
             wall, model, peak, done = wall + seconds, model + in_models, max(peak, mib), done + n
-            a, b = privacy(kind, video, frames, scale, config, reference)
+            a, b = privacy(kind, video, frames, scale, config, reference, row)
             leaked, total = leaked + a, total + b
         runs[preset] = Run(done / wall, model / wall, peak, 100 * leaked / max(total, 1))
         r = runs[preset]
