@@ -4,7 +4,8 @@
 reference to compare with), after the detections' alpha is built:
 
 - **guard**: every moving, person-sized region is masked; one no detection explains is grown and
-  gets a **second look** (the models on a crop around it, at :data:`SECOND_LOOK_IMGSZ`), and so do
+  gets a **second look** (the models on a crop around it, at the size of :data:`LOOK_SIZES` that shows
+  it at least ``TARGET_PERSON_PX`` tall, :func:`look_size`), and so do
   the held tracks no detection of the frame overlaps, so a lost person gets their skeleton back;
 - **carry**: a box masked in the frame before stays masked while the background cannot vouch for
   what is under it (see :meth:`Guard._carry`).
@@ -15,6 +16,7 @@ its detect stage); :func:`second_look` is the one the stream uses.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -24,7 +26,7 @@ import cv2
 import numpy as np
 
 from . import masking, masks, motion
-from .config import Config
+from .config import TARGET_PERSON_PX, Config
 from .detections import Detections, box_iou, suppress
 from .slot import Counts, Slot, to_numpy
 from .track import grow
@@ -37,8 +39,14 @@ log = logging.getLogger(__name__)
 
 #: unexplained motion regions are masked this much larger (fraction of their size per side)
 MOTION_GROWTH = 0.25
-#: inference size of the second look at a crop around an unexplained region
+#: inference size of the second look at a crop around an unexplained region, at most
 SECOND_LOOK_IMGSZ = 320
+#: the look's sizes (px): each crop runs at the smallest that shows its region at least
+#: TARGET_PERSON_PX tall (the height the small search is sized for), else at SECOND_LOOK_IMGSZ; a few
+#: fixed sizes, so the runtimes compile few input shapes. In a crowd most looks are at people
+#: already large enough in their crop: a held track's (little context) runs at 160 px, a quarter of
+#: the cost at 320
+LOOK_SIZES = (160, 224, SECOND_LOOK_IMGSZ)
 #: context around an unexplained region in its second-look crop (times its size, per side)
 SECOND_LOOK_CONTEXT = 1.0
 #: the same around a held box (already grown with the time its track is lost)
@@ -230,9 +238,10 @@ def second_look(
     context = np.broadcast_to(np.asarray(context, np.float32), (len(regions),))
     windows = [motion.crop_window(box, image.shape[:2], float(c)) for box, c in zip(regions, context)]
     crops = [np.ascontiguousarray(image[top:bottom, left:right]) for left, top, right, bottom in windows]
+    sizes = [look_size(box, crop.shape[:2]) for box, crop in zip(regions, crops)]
     found = []
     try:
-        for (left, top, _, _), people in zip(windows, _look(detector, models, crops)):
+        for (left, top, _, _), people in zip(windows, _look(detector, models, crops, sizes)):
             if len(people):
                 found.append(people.shifted(left, top))
     except Exception as e:  # noqa: BLE001 - the regions are masked anyway
@@ -240,10 +249,28 @@ def second_look(
     return Detections.concat(found)
 
 
-def _look(detector: PersonDetector, models: AbstractContextManager, crops: list[np.ndarray]) -> list[Detections]:
-    """The people on each crop at :data:`SECOND_LOOK_IMGSZ`, under ``models`` unless the detector's
+def look_size(region: np.ndarray, crop: tuple[int, int]) -> int:
+    """The look's size for ``region`` (x0, y0, x1, y1) in a crop of ``crop`` (H, W) px: the smallest of
+    :data:`LOOK_SIZES` at which the region is TARGET_PERSON_PX tall (the crop is padded to a square)."""
+    side = max(crop)
+    height = float(region[3] - region[1])
+    for size in LOOK_SIZES:
+        if height * size >= TARGET_PERSON_PX * side:
+            return size
+    return SECOND_LOOK_IMGSZ
+
+
+def _look(
+    detector: PersonDetector, models: AbstractContextManager, crops: list[np.ndarray], sizes: list[int]
+) -> list[Detections]:
+    """The people on each crop at its size (one call per size), under ``models`` unless the detector's
     looks run on a twin of its models (then beside the detect stage)."""
-    if not detector.look_shares_models():
-        return detector.look(crops, SECOND_LOOK_IMGSZ)
-    with models:
-        return detector.look(crops, SECOND_LOOK_IMGSZ)
+    found: list[Detections | None] = [None] * len(crops)
+    shared = detector.look_shares_models()
+    for size in sorted(set(sizes)):
+        which = [i for i, s in enumerate(sizes) if s == size]
+        with models if shared else contextlib.nullcontext():
+            people = detector.look([crops[i] for i in which], size)
+        for i, p in zip(which, people):
+            found[i] = p
+    return found

@@ -71,3 +71,35 @@ def test_moving_regions_report_explained_ones_and_their_foreground():
     r = moving_regions(_frame(46, bg), moved(_frame(46, bg), _frame(40, bg)), bg, seen, covered, min_height=16)
     assert r.explained.tolist() == [True]
     assert r.foreground[75, 50] and not r.foreground[10, 10], "the part below the detection is foreground"
+
+
+def test_each_second_look_runs_at_the_smallest_size_that_shows_its_region_target_tall_one_call_per_size():
+    import contextlib
+
+    from anonymise.detections import Detections
+    from anonymise.guard import LOOK_SIZES, SECOND_LOOK_IMGSZ, look_size, second_look
+
+    assert look_size(np.array([0, 0, 20, 40]), (120, 120)) == 224, "40 px in 120 at 160 is 53 px: under 64"
+    assert look_size(np.array([0, 0, 50, 100]), (150, 150)) == 160, "a held track with little context"
+    assert look_size(np.array([0, 0, 8, 10]), (64, 64)) == SECOND_LOOK_IMGSZ, "never above the look's own size"
+    assert LOOK_SIZES[-1] == SECOND_LOOK_IMGSZ
+
+    calls = []
+
+    class Looker:
+        def look_shares_models(self):
+            return True
+
+        def look(self, crops, imgsz):  # one person filling each crop's top-left 10x20 px
+            calls.append((len(crops), imgsz))
+            box = np.array([[0, 0, 10, 20]], np.float32)
+            return [Detections(box, np.array([imgsz / 1000], np.float32), np.zeros(1, np.int64)) for _ in crops]
+
+    image = np.zeros((720, 1280, 3), np.uint8)
+    regions = np.array([[100, 100, 120, 140], [500, 300, 550, 400], [900, 100, 920, 140]], np.float32)
+    found = second_look(Looker(), contextlib.nullcontext(), image, regions, np.array([1.0, 0.25, 1.0]))
+    assert sorted(calls) == [(1, 160), (2, 224)], "one call per size, the crops of a size together"
+    # each crop's people come back in frame coordinates, in the order of the regions, from its own size
+    assert len(found) == 3
+    assert np.allclose(found.confidence, [0.224, 0.160, 0.224])
+    assert np.allclose(found.xyxy[:, :2], [[50, 60], [450, 275], [850, 60]], atol=1)
