@@ -29,8 +29,10 @@ in time, before or after the frame**, matched to the frame's lighting. A generou
 last checkpoint onto it, over the pixels free in both (:func:`fit_light`); chained from checkpoint
 to checkpoint, they give every frame's light against frame 0's. Under the
 people, a value seen at moment ``w`` is brought from ``w``'s light to the frame's, so an exposure
-change corrects the known scene instead of discarding it. Pixels no candidate knows (someone who
-never leaves) get the tinted wash, as live.
+change corrects the known scene instead of discarding it (one table of levels per moment seen,
+looked up for the pixels that show). Pixels no candidate knows (someone who never leaves) get the
+tinted wash, as live, made on crops around those under the people (:func:`_crops`): the cost follows
+the unknown pixels that show, not the people's bounding rectangle.
 
 Decoding twice is cheap next to the models. Memory is flat in the clip's length: the compose pass
 holds three checkpoints; the checkpoints and the records are files in a temporary folder that is
