@@ -25,7 +25,7 @@ shared clip, everything in one process:
     for a crowd seen from afar: **residual people %**, each cell scaled back to 480x360 and
     scored against the reference's people in its own moment;
   - ``crowd720`` and ``crowd1080``: nine moments (frames i, i+80, ..., i+640) in a 3x3 grid scaled
-    to 1280x720 and 1920x1080: 40-90 people, 15-60 px tall at 720p, the harder stand-in for a
+    to 1280x720 and 1920x1080: 43-53 people, 26-55 px tall at 720p (5th-95th percentile), the harder stand-in for a
     busy HD camera (issue 30); scored as ``crowd``.
 
 The ratio columns are the defaults over thorough, run back to back on the same machine.
@@ -79,7 +79,7 @@ class Mosaic:
         return self.size[0] // self.grid, self.size[1] // self.grid
 
 
-#: the crowd rows: 2x2 at 1280x720 (20-50 people 20-60 px tall); 3x3 at 720p and 1080p (40-90 people)
+#: the crowd rows: 2x2 at 1280x720 (20-50 people 20-60 px tall); 3x3 at 720p and 1080p (43-53 people)
 MOSAICS = {
     "crowd": Mosaic((0, 200, 400, 600), 2, (1280, 720)),
     "crowd720": Mosaic(tuple(range(0, 641, 80)), 3, (1280, 720)),
