@@ -336,27 +336,14 @@ class ClipScene:
 
 def _crops(holes: np.ndarray, shape: tuple[int, int]) -> list[tuple[slice, slice]]:
     """Windows around each group of ``holes`` (bool): its bounding box grown by half its size (at least
-    WINDOW_MARGIN px) each way, overlapping ones merged."""
+    WINDOW_MARGIN px) each way; windows that touch become the bounding box of their union."""
     count, _, stats, _ = cv2.connectedComponentsWithStats(holes.view(np.uint8), connectivity=8)
-    height, width = shape
-    boxes = []
+    grown = np.zeros(shape, np.uint8)
     for x, y, w, h, _ in stats[1:count]:
         margin = max(WINDOW_MARGIN, max(w, h) // 2)
-        boxes.append([max(x - margin, 0), max(y - margin, 0), min(x + w + margin, width), min(y + h + margin, height)])
-    merged = True
-    while merged and len(boxes) > 1:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return [np.s_[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
+        grown[max(y - margin, 0) : y + h + margin, max(x - margin, 0) : x + w + margin] = 1
+    count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    return [np.s_[y : y + h, x : x + w] for x, y, w, h, _ in stats[1:count]]
 
 
 #: colours_like: each channel in this many bins; a bin is the person's if it holds this share of their
