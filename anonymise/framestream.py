@@ -222,7 +222,7 @@ class FrameStream:
             images = [f.image for f in frames]
             plan = self._planner.plan(images, self.detector, self.config)
             with self._models:
-                found = self.detector(images) if plan.plain else self.detector(images, **plan.options())
+                found = self.detector(images, plan=plan)
             self._planner.mark(plan, found)
             self._detected_any = True
             self._planner.observe(found)

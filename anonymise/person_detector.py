@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .callplan import CallPlan
 from .config import Config
 from .detections import Detections, FrameDetections
 
@@ -34,11 +35,13 @@ class PersonDetector(Protocol):
     device: str
     #: frames per model call (``None``: the config's, else 1)
     batch: int | None
-    #: whether a call may ask for some passes only (see :class:`anonymise.planner.CallPlan`)
+    #: whether the call takes a :class:`~anonymise.callplan.CallPlan` (some passes only, on windows)
     multiscale: bool
 
-    def __call__(self, frames: list[np.ndarray], imgsz: int | None = None, **plan) -> list[FrameDetections]:
-        """People in each frame: every pass, or the passes ``plan`` names (:meth:`CallPlan.options`)."""
+    def __call__(
+        self, frames: list[np.ndarray], imgsz: int | None = None, plan: CallPlan | None = None
+    ) -> list[FrameDetections]:
+        """People in each frame: the passes ``plan`` says (``None``: every pass), or one pass at ``imgsz``."""
         ...
 
     def look(self, crops: list[np.ndarray], imgsz: int) -> list[Detections]:
@@ -76,10 +79,13 @@ class Plain:
             if own is not None:
                 setattr(self, name, own)
 
-    def __call__(self, frames: list[np.ndarray], imgsz: int | None = None, **plan) -> list[FrameDetections]:
+    def __call__(
+        self, frames: list[np.ndarray], imgsz: int | None = None, plan: CallPlan | None = None
+    ) -> list[FrameDetections]:
         if imgsz is not None:
             return self.wrapped(frames, imgsz=imgsz)
-        return self.wrapped(frames, **plan) if plan else self.wrapped(frames)
+        # a plan only for a callable that takes one (it says so: ``multiscale``)
+        return self.wrapped(frames, plan=plan) if plan is not None and self.multiscale else self.wrapped(frames)
 
     def look(self, crops: list[np.ndarray], imgsz: int) -> list[Detections]:
         """Each crop through the call at ``imgsz``: its skeletons' people where it has any, else its boxes."""

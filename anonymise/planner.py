@@ -2,54 +2,22 @@
 
 :class:`Planner` keeps the video's :class:`~anonymise.policy.ScalePolicy` (made on the first frame:
 it needs the frame size), notices scene cuts and what moved since the frame before, and returns one
-frozen :class:`CallPlan` per model call. The stream runs the plan (``FrameStream.detect``) and hands
+frozen :class:`~anonymise.callplan.CallPlan` per model call, sized into passes
+(:func:`~anonymise.callplan.call_plan`). The stream runs the plan (``FrameStream.detect``) and hands
 back what the models found (:meth:`Planner.mark`, :meth:`Planner.observe`). A detector that is not
 ``multiscale`` gets the plain call (every pass on the whole frame) every time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
+from .callplan import CallPlan, alone_imgsz, call_plan
 from .config import Config, auto_imgsz
 from .detections import FrameDetections
 from .person_detector import PersonDetector
 from .policy import ScalePolicy, moving_boxes, scene_cut, shrunk, thumbnail
 from .slot import Counts
-
-
-@dataclass(frozen=True)
-class CallPlan:
-    """What one model call runs (the detector's keyword arguments, see :meth:`options`)."""
-
-    #: the small search, and the frame-scale pass
-    small: bool = True
-    large: bool = True
-    #: which of the small search's tiles run (``None``: all), and the person crops it runs instead of some
-    tiles: list[bool] | None = None
-    crops: list[tuple[int, int, int, int]] = field(default_factory=list)
-    #: ``(size, which frames)``: a deep sweep, the small search at that size (see ``ScalePolicy.deep``)
-    deep: tuple[int, list[bool]] | None = None
-    #: the window (x0, y0, x1, y1) the small search runs on (``None``: the whole frame)
-    area: tuple[int, int, int, int] | None = None
-
-    @property
-    def plain(self) -> bool:
-        """Every pass on the whole frame: the detector's call without options."""
-        return self.small and self.large and self.tiles is None and self.deep is None and self.area is None
-
-    def options(self) -> dict:
-        """The keyword arguments of the detector's call (where it is not :attr:`plain`)."""
-        options: dict = {} if self.tiles is None else {"tiles": self.tiles}
-        if self.tiles is not None and self.crops:
-            options["crops"] = self.crops
-        if self.deep is not None:
-            options["search"] = self.deep[0]
-        if self.area is not None:
-            options["area"] = self.area
-        return {"small": self.small, "large": self.large, **options}
 
 
 class Planner:
@@ -75,15 +43,13 @@ class Planner:
         return self._scale.describe() if self._scale is not None else {}
 
     def plan(self, images: list[np.ndarray], detector: PersonDetector, config: Config) -> CallPlan:
-        """The plan of the next model call, on ``images`` (one batch), for ``detector``."""
-        small, large = self._passes(images, detector, config)
-        scale = self._scale
-        if scale is None or not small:
-            return CallPlan(small, large)
-        tiles = scale.tiles(len(images))
-        deep = scale.deep(len(images))
-        area = scale.area(len(images), self._moving) if tiles is None and deep is None else None
-        return CallPlan(small, large, tiles, scale.crops if tiles is not None else [], deep, area)
+        """The plan of the next model call, on ``images`` (one batch), for ``detector``: the policy's
+        choices (:meth:`~anonymise.policy.ScalePolicy.choose`), sized into passes for this frame size
+        by the detector's own settings (:func:`anonymise.callplan.call_plan`)."""
+        choices = self._choices(images, detector, config)
+        height, width = images[0].shape[:2] if images else (0, 0)
+        windows = detector.windows(width, height) if images and detector.multiscale else []
+        return call_plan(width, height, detector.config or config, windows, **choices)
 
     def mark(self, plan: CallPlan, found: list[FrameDetections]) -> None:
         """What the call ``plan`` planned found: each frame marked deep or strided, for the stages after."""
@@ -105,18 +71,16 @@ class Planner:
         self._counts.tiles_skipped = self._scale.skipped["tiles"]
         self._counts.windowed = self._scale.windowed
 
-    def _passes(self, images: list[np.ndarray], detector: PersonDetector, config: Config) -> tuple[bool, bool]:
-        """(small search, frame-scale pass) for this model call (see :class:`~anonymise.policy.ScalePolicy`)."""
+    def _choices(self, images: list[np.ndarray], detector: PersonDetector, config: Config) -> dict:
+        """The policy's choices for this model call (see :class:`~anonymise.policy.ScalePolicy`)."""
         if not detector.multiscale or not images:
-            return True, True
+            return {}
         first = thumbnail(images[0])
         if self._scale is not None and scene_cut(self._thumbnail, first):
             self._scale.cut()
             self._counts.scene_cuts += 1
         self._thumbnail = thumbnail(images[-1]) if len(images) > 1 else first
         if self._scale is None:
-            from .detect.tiles import alone_imgsz
-
             height, width = images[0].shape[:2]
             size = config.imgsz or auto_imgsz(width, height, config.search_min_person)
             windows = detector.windows(width, height)
@@ -135,4 +99,4 @@ class Planner:
             height, width = images[-1].shape[:2]
             self._moving = moving_boxes(self._shrunk, now, width, height) if len(images) == 1 else None
             self._shrunk = now
-        return self._scale.passes(len(images))
+        return self._scale.choose(len(images), self._moving)

@@ -51,6 +51,13 @@ gap gets boxes and skeletons interpolated between the two sightings
 searched at least every ``every * stride`` frames (10 in ``balanced``): a still small person no pass
 has found goes unseen for at most 9 frames, all of which the back-fill reaches (the stride is 1
 where the look-ahead is shorter than that).
+
+**The budget of a call** (where the search tiles): its small search costs at most what every tile
+costs, the thorough search. A crowd would exceed it with person crops, so the plan covers the same
+people the cheaper way, never fewer places: a tile whose crops would cost as much as the tile
+(``CROP_SHARE ** -2`` crops, four) runs whole in their place (``ScalePolicy.crowded`` counts these),
+and where the tiles and crops that run would cost as much as every tile, every tile runs, without
+crops. Each call is then one plan (:class:`anonymise.callplan.CallPlan`) of passes of fixed sizes.
 """
 
 from __future__ import annotations
@@ -214,6 +221,8 @@ class ScalePolicy:
         self.skipped = {"small": 0, "large": 0, "tiles": 0}
         #: frames whose small search ran on a window (:meth:`area`) rather than the whole frame
         self.windowed = 0
+        #: tiles run in place of their person crops, over the budget (a crowd: :meth:`tiles`)
+        self.crowded = 0
 
     def describe(self) -> dict:
         """The passes this video runs, resolved (for the redaction report): the search's size and tiles,
@@ -249,6 +258,19 @@ class ScalePolicy:
             self._searched += count
             self._ran = t + count - 1
         return run["small"], run["large"]
+
+    def choose(self, count: int, moving: np.ndarray | None = None) -> dict:
+        """What the next model call (``count`` frames) runs, as :func:`anonymise.callplan.call_plan`'s
+        keywords: :meth:`passes`, and where the small search runs, :meth:`tiles` and their
+        :attr:`crops`, :meth:`deep`, or :meth:`area` (``moving``: boxes of what moved since the frame before)."""
+        small, large = self.passes(count)
+        if not small:
+            return {"small": False, "large": large}
+        tiles = self.tiles(count)
+        deep = self.deep(count)
+        area = self.area(count, moving) if tiles is None and deep is None else None
+        crops = self.crops if tiles is not None else []
+        return {"small": True, "large": large, "tiles": tiles, "crops": crops, "deep": deep, "area": area}
 
     def tiles(self, count: int) -> list[bool] | None:
         """Which tiles the model call :meth:`passes` just planned runs (``None``: all of them).
@@ -289,9 +311,27 @@ class ScalePolicy:
                     keep[j] = True
             held = (inside[np.flatnonzero(keep)] >= TILE_HOLDS).any(axis=0)  # a tile that runs anyway holds them
             self.crops = self._cluster(room[fits & ~held])
+            crowded = self._crowded(self.crops)
+            if crowded:  # over the budget: their tiles instead (never fewer places searched)
+                self.crowded += len(crowded)
+                for j in crowded:
+                    keep[j] = True
+                held = (inside[np.flatnonzero(keep)] >= TILE_HOLDS).any(axis=0)
+                self.crops = self._cluster(room[fits & ~held])
+            if (sum(keep) + len(self.crops) * CROP_SHARE**2) >= len(keep):
+                keep, self.crops = [True] * len(keep), []  # the whole search costs no more: it runs
         self._tile_seen = [t + count - 1 if on else seen for on, seen in zip(keep, self._tile_seen)]
         self.skipped["tiles"] += count * (len(keep) - sum(keep))
         return None if all(keep) else keep
+
+    def _crowded(self, crops: list[tuple[int, int, int, int]]) -> list[int]:
+        """The tiles whose person crops cost as much as the tile (``CROP_SHARE ** -2`` of them, a crowd):
+        each crop counts against the tile that holds most of it (the call's budget: module docstring)."""
+        if not crops:
+            return []
+        home = box_ioa(np.asarray(self.windows, np.float32), np.asarray(crops, np.float32)).argmax(axis=0)
+        tiles, counts = np.unique(home, return_counts=True)
+        return [int(j) for j, n in zip(tiles, counts) if n * CROP_SHARE**2 >= 1]
 
     def _crop_room(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each box grown for a person crop (``CROP_MARGIN`` of its height per side, ``TILE_MARGIN``

@@ -29,6 +29,7 @@ import math
 import cv2
 import numpy as np
 
+from .callplan import CallPlan, call_plan
 from .detections import Detections, FrameDetections
 
 #: photos larger than this (pixels) are masked and filled at this size (see the module docstring)
@@ -79,13 +80,20 @@ class FullSize:
         """No tiles at the working size: the full-size search tiles as it needs (a photo runs them all)."""
         return []
 
-    def __call__(self, frames: list[np.ndarray], imgsz: int | None = None, **options) -> list[FrameDetections]:
+    def __call__(
+        self, frames: list[np.ndarray], imgsz: int | None = None, plan: CallPlan | None = None
+    ) -> list[FrameDetections]:
         if imgsz is not None:
             return self._detector(frames, imgsz)
-        # the policy's windows, crops and areas are working-copy geometry; a photo runs without them
-        options = {k: v for k, v in options.items() if k in ("small", "large", "search")}
+        height, width = self._image.shape[:2]
+        if plan is not None:
+            # the policy's windows, crops and areas are working-copy geometry: a photo runs without
+            # them, its passes sized for the full-size photo
+            chosen = dict(small=plan.small, large=plan.large, deep=plan.deep)
+            windows = self._detector.windows(width, height)
+            plan = call_plan(width, height, self._detector.config, windows, **chosen)
         shape = frames[0].shape[:2]
-        (found,) = self._detector([self._image], **options)
+        (found,) = self._detector([self._image], plan=plan)
         people = scaled(found.people, self._factor, shape)
         poses = people if found.poses is found.people else scaled(found.poses, self._factor, shape)
         tile_only = None if found.tile_only is None else found.tile_only * np.float32(self._factor)

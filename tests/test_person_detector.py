@@ -39,7 +39,7 @@ def test_a_synthetic_detectors_own_members_are_used_and_its_settings_changed_on_
             self.config = Config()
             self.looked = []
 
-        def __call__(self, frames, imgsz=None, **plan):
+        def __call__(self, frames, imgsz=None, plan=None):
             return _one_person(frames)
 
         def look(self, crops, imgsz):

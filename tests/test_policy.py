@@ -6,10 +6,17 @@ import numpy as np
 import pytest
 
 from anonymise import Anonymiser, Config
-from anonymise.detect import FrameDetections, alone_imgsz, large_imgsz
+from anonymise.callplan import CallPlan, alone_imgsz, large_imgsz
+from anonymise.detect import FrameDetections
 from anonymise.detections import Detections
 from anonymise.io.video import Frame
 from anonymise.policy import RECENT, SWEEP_EVERY, WARMUP, ScalePolicy, smallest_person
+
+
+def _chosen(plan):
+    """(small, large, tiles, crops, search, area): what ``plan`` (a CallPlan, ``None``: every pass) asks for."""
+    plan = plan or CallPlan()
+    return plan.small, plan.large, plan.tiles, plan.crops, plan.search, plan.area
 
 
 def test_large_pass_runs_only_when_the_main_pass_enlarges_the_frame():
@@ -68,7 +75,8 @@ class _PassRecorder:
         self.batch = 1
         self.device = "cpu"
 
-    def __call__(self, frames, imgsz=None, small=True, large=True, area=None):
+    def __call__(self, frames, imgsz=None, plan=None):
+        small, large, tiles, crops, search, area = _chosen(plan)
         assert large, "a large person is around: the frame-scale pass must run"
         self.calls.append(small)
         people = Detections(np.array([[100, 0, 400, 480]], np.float32), [0.9], [0])
@@ -256,7 +264,8 @@ class _TiledWalker:
     def windows(self, width, height):
         return WINDOWS
 
-    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, crops=(), area=None):
+    def __call__(self, frames, imgsz=None, plan=None):
+        small, large, tiles, crops, search, area = _chosen(plan)
         from conftest import is_person_colour
 
         self.small.append(small and imgsz is None)
@@ -319,7 +328,8 @@ class _TiledScene:
     def windows(self, width, height):
         return WINDOWS
 
-    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, crops=(), area=None):
+    def __call__(self, frames, imgsz=None, plan=None):
+        small, large, tiles, crops, search, area = _chosen(plan)
         from conftest import is_person_colour
 
         out = []
@@ -410,7 +420,8 @@ class _CloseUp(_Untiled):
     """A large person the frame-scale pass finds, and the magenta person only the small search finds;
     ``calls``: whether each call ran the small search."""
 
-    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None, area=None):
+    def __call__(self, frames, imgsz=None, plan=None):
+        small, large, tiles, crops, search, area = _chosen(plan)
         from conftest import is_person_colour
 
         searched = small and imgsz is None  # not the frame-scale pass alone, nor a second look (deep or not)
@@ -468,7 +479,8 @@ class _FaintScene(_Untiled):
     """The magenta person is found only by a deep sweep (the small search at 1280 px), as the nano
     model finds a still, dark, 43 px man on pedestrians.mp4; ``calls``: each call's ``search``."""
 
-    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None, area=None):
+    def __call__(self, frames, imgsz=None, plan=None):
+        small, large, tiles, crops, search, area = _chosen(plan)
         from conftest import is_person_colour
 
         self.calls.append(search)
@@ -609,7 +621,8 @@ class _Windowed(_Untiled):
     """Every magenta blob the small search's window holds is a small person; the frame-scale pass
     finds nobody. ``calls``: each call's ``area`` (``None``: the whole frame, or no small search)."""
 
-    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None, area=None):
+    def __call__(self, frames, imgsz=None, plan=None):
+        small, large, tiles, crops, search, area = _chosen(plan)
         import cv2
         from conftest import is_person_colour
 
@@ -660,7 +673,8 @@ def test_a_still_person_outside_the_window_is_found_by_the_next_sweep_and_masked
 class _FaintWalker(_Untiled):
     """As :class:`_FaintScene`, with keypoints: the pose model's skeleton of the magenta person."""
 
-    def __call__(self, frames, imgsz=None, small=True, large=True, tiles=None, search=None, area=None):
+    def __call__(self, frames, imgsz=None, plan=None):
+        small, large, tiles, crops, search, area = _chosen(plan)
         from conftest import is_person_colour
 
         self.calls.append(search)

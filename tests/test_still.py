@@ -27,7 +27,7 @@ class _Sizes(ColourDetector):
         super().__init__(**kwargs)
         self.sizes = []
 
-    def __call__(self, frames, imgsz=None, **options):
+    def __call__(self, frames, imgsz=None, plan=None):
         if imgsz is None:
             self.sizes.append(frames[0].shape[:2])
         return super().__call__(frames, imgsz)
@@ -68,7 +68,7 @@ def test_a_photo_within_the_working_size_is_done_as_one_frame(tmp_path):
 class _Masks(ColourDetector):
     """Seg-mode people (instance masks), and nobody in the photo."""
 
-    def __call__(self, frames, imgsz=None, **options):
+    def __call__(self, frames, imgsz=None, plan=None):
         from anonymise.detect import FrameDetections
         from anonymise.detections import Detections
 

@@ -9,10 +9,11 @@
 - :mod:`.tracker`: Ultralytics' ByteTrack over our detections, with a hold of lost tracks.
 """
 
+from ..callplan import alone_imgsz, large_imgsz
 from ..detections import FrameDetections, suppress
 from .detector import Detector, resolve_device
 from .loading import load_model
-from .tiles import alone_imgsz, large_imgsz, merge_tiles, tile_only, tile_windows
+from .tiles import merge_tiles, tile_only, tile_windows
 from .yolo import align_masks, person_class, to_detections
 
 __all__ = [

@@ -15,12 +15,13 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..config import MIN_IMGSZ, Config, Mode, auto_imgsz
+from ..callplan import WIDE, CallPlan, Pass, call_plan, choices
+from ..config import MIN_IMGSZ, Config, Mode
 from ..detections import Detections, FrameDetections
 from ..errors import AnonymiseError, ConfigError, ModelError, first_line
 from . import exports
 from .loading import Calibration, load_export, load_model, twin
-from .tiles import alone_imgsz, large_imgsz, merge_tiles, pad_square, tile_only, tile_windows
+from .tiles import merge_tiles, pad_square, tile_only, tile_windows
 from .yolo import LetterBox, person_class, to_detections, torch
 
 log = logging.getLogger("anonymise")
@@ -233,7 +234,7 @@ class Detector:
         finally:
             self._stop.clear()
 
-    #: the stream may ask for the frame-scale pass alone (``small=False``, see :class:`anonymise.policy.ScalePolicy`)
+    #: the call takes a plan (some passes only, on windows: :class:`anonymise.callplan.CallPlan`)
     multiscale = True
 
     def resolved(self) -> dict:
@@ -257,98 +258,71 @@ class Detector:
         return tile_windows(height, width, self.config.tiles, self.config.search_min_person)
 
     def __call__(
-        self,
-        frames: list[np.ndarray],
-        imgsz: int | None = None,
-        small: bool = True,
-        large: bool = True,
-        tiles: list[bool] | None = None,
-        search: int | None = None,
-        crops: list[tuple[int, int, int, int]] | None = None,
-        area: tuple[int, int, int, int] | None = None,
+        self, frames: list[np.ndarray], imgsz: int | None = None, plan: CallPlan | None = None
     ) -> list[FrameDetections]:
-        """Detect people in a batch of frames (all of one size), at every scale.
+        """Detect people in a batch of frames (all of one size): run the passes of ``plan``, merged.
 
-        Two searches are merged, never traded: the **frame-scale pass** (:func:`large_imgsz`: the
-        frame at its own size, at most 640 px, where a person who fills the frame is one box) and
-        the **small-person search** (the frame enlarged for ``--min-person`` people, plus tiles
-        when that would exceed 1280 px), where a large person is often split into partial boxes.
-        Every box of every pass is masked; skeletons are de-duplicated. ``small=False`` runs the
-        frame-scale pass alone, ``large=False`` the small search alone (the stream's scale policy
-        skips the pass whose kind of person has not been seen lately, with a full sweep every few
-        frames; see :mod:`anonymise.policy`).
+        The detector plans nothing: ``plan`` (:func:`anonymise.callplan.call_plan`; the stream's
+        :class:`anonymise.planner.Planner` makes one per call) says which passes run, at which sizes,
+        on which windows. Without one, every pass runs on the whole frame (the plan with the policy's
+        defaults, for this frame size): the **frame-scale pass** (the frame at its own size, at most
+        640 px, where a person who fills the frame is one box) and the **small-person search** (the
+        frame enlarged for ``--min-person`` people, plus tiles when that would exceed 1280 px), where a
+        large person is often split into partial boxes. The passes are merged, never traded: every box
+        of every pass is masked; skeletons are de-duplicated. A plan of one whole-frame pass gives
+        that pass's results as they are.
 
-        ``imgsz`` overrides the inference size (one pass, no tiles), e.g. for a second look at a crop.
-        ``tiles`` (one bool per window of :meth:`windows`): which tiles run (``None``: all).
-        ``search``: the small search's full-frame pass at this size instead (a deep sweep).
-        ``crops``: windows (x0, y0, x1, y1, all of one size) around people only the tiles found,
-        run beside the tiles at the tiles' enlargement (see :meth:`anonymise.policy.ScalePolicy.tiles`).
-        ``area``: a window (x0, y0, x1, y1) of the frame where the small search's full-frame pass
-        runs instead of the whole frame, at the same enlargement (where people can be: see
-        :meth:`anonymise.policy.ScalePolicy.area`).
+        ``imgsz``: one pass at that size, no plan (a second look at a crop).
         """
         if not frames:
             return []
-        height, width = frames[0].shape[:2]
         if imgsz:
             return self._run(frames, imgsz)
-        min_person = self.config.search_min_person
-        size = self.config.imgsz or auto_imgsz(width, height, min_person)
-        windows = tile_windows(height, width, self.config.tiles, min_person)
-        tiling = bool(windows)
-        alone = alone_imgsz(width, height, size, tiling)
-        if not small and alone:
-            return self._run(frames, alone)
-        large = large_imgsz(width, height, size) if large else None
-        parts_per_frame: list[list[FrameDetections]] = [[] for _ in frames]
+        if plan is None or not plan.passes:
+            height, width = frames[0].shape[:2]
+            plan = call_plan(width, height, self.config, self.windows(width, height), **choices(plan))
+        return self.execute(frames, plan)
+
+    def execute(self, frames: list[np.ndarray], plan: CallPlan) -> list[FrameDetections]:
+        """Each pass of ``plan`` on ``frames``, merged in the plan's order (see :meth:`__call__`)."""
+        first, *rest = plan.passes
+        if not rest and first.windows is None:
+            return self._run(frames, first.imgsz)
+        height, width = frames[0].shape[:2]
+        shape = (height, width)
+        parts: list[list[FrameDetections]] = [[] for _ in frames]
         offsets: list[tuple[int, int, int, int]] = []  # where each part lies in the frame
-        if large:
-            offsets.append((0, 0, width, height))
-            for i, found in enumerate(self._run(frames, large)):
-                parts_per_frame[i].append(found)
-        searches = []  # (windows of one size, their inference size): the tiles, then the person crops
-        if windows:
-            tile_w, tile_h = windows[0][2] - windows[0][0], windows[0][3] - windows[0][1]
-            tile_imgsz = auto_imgsz(tile_w, tile_h, min_person)  # --imgsz is the full-frame pass's
-            running = windows if tiles is None else [w for w, keep in zip(windows, tiles) if keep]
-            searches.append((running, tile_imgsz))
-            if crops:  # enlarged as the tiles are, to a multiple of 32
-                crop_imgsz = _enlarged(crops[0][2] - crops[0][0], tile_imgsz / tile_w)
-                searches.append((list(crops), crop_imgsz))
-        for where, imgsz in searches:
+        wide = [0] * len(frames)  # people per frame the whole-frame passes found (the first parts)
+        for step in plan.passes:
+            where = [(0, 0, width, height)] if step.windows is None else list(step.windows)
             if not where:
                 continue
-            # cut as they run, a call's worth at a time: a 48 MP photo's 768 tiles are 236 MB of copies
-            cuts = [(f, w) for f in frames for w in where]
-            found = []
-            for i in range(0, len(cuts), self.pieces):
-                pieces = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f, (x0, y0, x1, y1) in cuts[i : i + self.pieces]]
-                found += self._run(pieces, imgsz)
+            found = self._pieces(frames, step)
             n = len(where)
             for i in range(len(frames)):
-                parts_per_frame[i].extend(found[i * n : (i + 1) * n])
+                mine = found[i * n : (i + 1) * n]
+                parts[i].extend(mine)
+                if step.kind in WIDE:
+                    wide[i] += sum(len(f.people) for f in mine)
             offsets.extend(where)
-        whole = self._area(frames, size, area) if area and not search else self._run(frames, search or size)
-        shape = (height, width)
-        merged = [merge_tiles(w, parts, offsets, shape) if offsets else w for w, parts in zip(whole, parts_per_frame)]
-        if tiling:  # who only the tiles found: where the policy keeps them running (ScalePolicy.tiles)
-            for found, w, parts in zip(merged, whole, parts_per_frame):
-                # merge_tiles keeps the order: the full-frame pass, the frame-scale pass (when it ran), the
-                # tiles, the person crops
-                full = len(w.people) + (len(parts[0].people) if large else 0)
+        nothing = FrameDetections(Detections.empty(shape if self.seg_model is not None else None), Detections.empty())
+        merged = [merge_tiles(nothing, p, offsets, shape) for p in parts]
+        if plan.tiled:  # who only the tiles found: where the policy keeps them running (ScalePolicy.tiles)
+            for found, full in zip(merged, wide):
                 found.tile_only = tile_only(found.people.xyxy[:full], found.people.xyxy[full:])
         return merged
 
-    def _area(self, frames: list[np.ndarray], size: int, area: tuple[int, int, int, int]) -> list[FrameDetections]:
-        """The full-frame pass at ``size`` on the window ``area`` only (enlarged as the whole frame would be)."""
-        height, width = frames[0].shape[:2]
-        x0, y0, x1, y1 = area
-        imgsz = _enlarged(max(x1 - x0, y1 - y0), size / max(width, height))
-        found = self._run([np.ascontiguousarray(f[y0:y1, x0:x1]) for f in frames], imgsz)
-        nothing = FrameDetections(
-            Detections.empty((height, width) if self.seg_model is not None else None), Detections.empty()
-        )
-        return [merge_tiles(nothing, [part], [area], (height, width)) for part in found]
+    def _pieces(self, frames: list[np.ndarray], step: Pass) -> list[FrameDetections]:
+        """``step`` on each frame whole, or on each of its windows of each frame (frame by frame)."""
+        if step.windows is None:
+            return self._run(frames, step.imgsz)
+        # cut as they run, a call's worth at a time: a 48 MP photo's 768 tiles are 236 MB of copies
+        cuts = [(f, w) for f in frames for w in step.windows]
+        found = []
+        for i in range(0, len(cuts), self.pieces):
+            pieces = [np.ascontiguousarray(f[y0:y1, x0:x1]) for f, (x0, y0, x1, y1) in cuts[i : i + self.pieces]]
+            found += self._run(pieces, step.imgsz)
+        return found
 
     def look(self, crops: list[np.ndarray], imgsz: int) -> list[Detections]:
         """People (boxes, with keypoints when the pose model runs) in crops of any sizes, one model call.
@@ -428,8 +402,3 @@ class Detector:
         if poses is None or not self.config.pose:
             poses = [Detections.empty() for _ in frames]
         return [FrameDetections(p, k) for p, k in zip(people, poses)]
-
-
-def _enlarged(side: int, scale: float) -> int:
-    """The inference size of a window ``side`` px long enlarged ``scale`` times: a multiple of 32."""
-    return max(32, int(np.ceil(side * scale / 32)) * 32)

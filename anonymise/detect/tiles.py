@@ -19,28 +19,6 @@ def pad_square(image: np.ndarray, value: int = 114) -> np.ndarray:
     return square
 
 
-def large_imgsz(width: int, height: int, size: int) -> int | None:
-    """Inference size of the frame-scale pass, or ``None`` when the main pass (``size``) does not enlarge the frame.
-
-    The frame at its own size (a multiple of 32), at most ``MIN_IMGSZ``: nano models are trained
-    at 640 px, where a person who fills the frame is found whole; enlarged 2x they often split
-    such a person into partial boxes (head to thigh, plus fragments).
-    """
-    long_side = max(width, height)
-    if size <= long_side:
-        return None
-    return min(int(np.ceil(long_side / 32) * 32), MIN_IMGSZ)
-
-
-def alone_imgsz(width: int, height: int, size: int, tiled: bool) -> int | None:
-    """Inference size of the frame-scale pass when it runs alone (the policy skipped the small search).
-
-    :func:`large_imgsz`, or where the small search tiles a frame it does not enlarge (1280 px
-    long and more, where there is no separate frame-scale pass), the frame at ``MIN_IMGSZ``.
-    """
-    return large_imgsz(width, height, size) or (MIN_IMGSZ if tiled else None)
-
-
 def tile_windows(height: int, width: int, tiles: str = "auto", min_person: int = 32) -> list[tuple[int, int, int, int]]:
     """Equal-size overlapping windows (x0, y0, x1, y1) covering the frame, or ``[]`` for no tiling.
 

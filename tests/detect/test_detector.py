@@ -5,11 +5,18 @@ import pytest
 from conftest import read_frames
 
 from anonymise import Config, ConfigError, ModelError
+from anonymise.callplan import call_plan
 from anonymise.detect import weights as models
 from anonymise.detections import box_iou
 
 detect = pytest.importorskip("anonymise.detect")
 pytestmark = pytest.mark.slow
+
+
+def _plan(detector, frame, **choices):
+    """The plan of a call on ``frame`` with the policy's ``choices`` (the planner's, sized for this detector)."""
+    height, width = frame.shape[:2]
+    return call_plan(width, height, detector.config, detector.windows(width, height), **choices)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +32,8 @@ def test_pose_model_boxes_are_people_with_keypoints(frame):
     # two scales merged (the frame's own 480 px and 960 px): every box is masked, each skeleton drawn once
     assert found.people.keypoints is not None and len(found.poses) <= len(found.people)
     assert found.poses.keypoints.shape == (len(found.poses), 17, 3)
-    (single,) = d([frame], small=False)  # the frame-scale pass alone: one pass, its boxes are the skeletons'
+    # the frame-scale pass alone: one pass, its boxes are the skeletons'
+    (single,) = d([frame], plan=_plan(d, frame, small=False))
     assert single.people is single.poses
     assert (found.people.class_id == 0).all() and (found.people.confidence >= 0.15).all()
     h, w = frame.shape[:2]
@@ -48,7 +56,7 @@ def test_the_small_search_on_a_window_finds_the_people_in_it_in_frame_coordinate
     """``area`` (ScalePolicy.area): the search's full-frame pass on a window, at the same enlargement."""
     d = detect.Detector(Config(mode="bbox", device="cpu"))
     h, w = frame.shape[:2]
-    (whole,) = d([frame], large=False)
+    (whole,) = d([frame], plan=_plan(d, frame, large=False))
     area = (w // 4, 0, w, h * 3 // 4)  # three quarters of each side, the frame's top right
     x0, y0, x1, y1 = area
     inside = whole.people[
@@ -58,7 +66,7 @@ def test_the_small_search_on_a_window_finds_the_people_in_it_in_frame_coordinate
         & (whole.people.xyxy[:, 3] <= y1 - 8)
     ]
     assert len(inside) >= 2, "several pedestrians walk in that part of the frame"
-    (part,) = d([frame], large=False, area=area)
+    (part,) = d([frame], plan=_plan(d, frame, large=False, area=area))
     boxes = part.people.xyxy
     assert len(boxes) and (boxes[:, :2] >= [x0 - 1, y0 - 1]).all() and (boxes[:, 2:] <= [x1 + 1, y1 + 1]).all()
     assert np.mean(box_iou(inside.xyxy, boxes).max(axis=1) > 0.5) >= 0.8, "the window missed people it holds"
@@ -81,11 +89,48 @@ def test_seg_masks_of_a_window_are_frame_sized_and_placed_where_the_window_is():
         return [FrameDetections(person, Detections.empty())]
 
     d._run = run
-    (found,) = d([np.zeros((120, 200, 3), np.uint8)], large=False, area=(100, 30, 200, 120))
+    blank = np.zeros((120, 200, 3), np.uint8)
+    (found,) = d([blank], plan=_plan(d, blank, large=False, area=(100, 30, 200, 120)))
     assert asked == [((90, 100), 320)], "the window, enlarged as the whole frame would be (200 px -> 640)"
     assert found.people.xyxy.tolist() == [[110, 50, 130, 90]]
     assert found.people.mask.shape == (1, 120, 200) and found.people.mask.sum() == 800
     assert found.people.mask[0, 50:90, 110:130].all()
+
+
+def test_the_detector_runs_the_plan_it_is_given_and_plans_nothing():
+    """Passes of sizes and windows no policy would choose run exactly as given, in order, merged in
+    frame coordinates; who only the tiles and crops found is the call's ``tile_only``."""
+    from anonymise.callplan import CallPlan, Kind, Pass
+    from anonymise.detections import Detections, FrameDetections
+
+    d = detect.Detector(Config(mode="bbox", device="cpu", backend="torch", pose=False))
+    asked = []
+
+    def run(pieces, imgsz):  # one person at (2, 4)-(8, 16) of each piece
+        asked.append(([p.shape[:2] for p in pieces], imgsz))
+        person = Detections(np.array([[2, 4, 8, 16]], np.float32), [0.9], [0])
+        return [FrameDetections(person, Detections.empty()) for _ in pieces]
+
+    d._run = run
+    plan = CallPlan(
+        passes=(
+            Pass(Kind.SEARCH, 224),
+            Pass(Kind.TILES, 96, ((0, 0, 50, 50), (50, 10, 100, 60))),
+            Pass(Kind.CROPS, 64, ((30, 30, 50, 50),)),
+        )
+    )
+    frames = [np.zeros((60, 100, 3), np.uint8)] * 2
+    found = d(frames, plan=plan)
+    assert asked == [([(60, 100)] * 2, 224), ([(50, 50)] * 4, 96), ([(20, 20)] * 2, 64)]
+    for f in found:
+        assert f.people.xyxy.tolist() == [[2, 4, 8, 16], [2, 4, 8, 16], [52, 14, 58, 26], [32, 34, 38, 46]]
+        assert f.tile_only.tolist() == [[52, 14, 58, 26], [32, 34, 38, 46]], "the tiles' own finds"
+    asked.clear()
+    (one,) = d(frames[:1], plan=CallPlan(passes=(Pass(Kind.ALONE, 160),)))
+    assert asked == [([(60, 100)], 160)] and one.tile_only is None, "one whole pass: its results as they are"
+    asked.clear()
+    d(frames[:1], plan=CallPlan(small=False))  # the policy's choices alone: sized as the planner sizes them
+    assert asked == [([(60, 100)], 128)], "the frame-scale pass alone, at the frame's own size"
 
 
 def test_align_masks_undoes_ultralytics_letterbox():
@@ -267,7 +312,7 @@ def test_tiles_find_small_people_a_single_pass_misses(frame):
     assert len(many.tile_only) >= 1 and len(people) - len(one.people) >= 1
     assert all((many.people.xyxy == box).all(axis=1).any() for box in many.tile_only)
     windows = tiled.windows(w, h)
-    (none,) = tiled([frame], tiles=[False] * len(windows))
+    (none,) = tiled([frame], plan=_plan(tiled, frame, tiles=[False] * len(windows)))
     assert none.tile_only is not None and len(none.tile_only) == 0, "no tile ran: nobody found only on tiles"
     # a person crop (half a tile's side, enlarged as the tiles are) around each of them finds them again
     side = (windows[0][2] - windows[0][0]) // 2
@@ -276,7 +321,7 @@ def test_tiles_find_small_people_a_single_pass_misses(frame):
         left = int(np.clip((x0 + x1) / 2 - side / 2, 0, w - side))
         top = int(np.clip((y0 + y1) / 2 - side / 2, 0, h - side))
         crops.append((left, top, left + side, top + side))
-    (again,) = tiled([frame], tiles=[False] * len(windows), crops=crops)
+    (again,) = tiled([frame], plan=_plan(tiled, frame, tiles=[False] * len(windows), crops=crops))
     found = box_iou(many.tile_only, again.tile_only).max(axis=1) if len(again.tile_only) else [0]
     assert np.mean(np.asarray(found) > 0.5) >= 0.8, "the crops missed people only the tiles found"
 
