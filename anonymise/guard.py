@@ -27,7 +27,7 @@ import numpy as np
 
 from . import masking, masks, motion
 from .config import TARGET_PERSON_PX, Config
-from .detections import Detections, box_iou, suppress
+from .detections import Detections, box_ioa, box_iou, suppress
 from .slot import Counts, Slot, to_numpy
 from .track import grow
 
@@ -57,6 +57,13 @@ HELD_SEEN_IOU = 0.1
 #: detected again (it stays masked: the hold does that); on pedestrians.mp4 a third of the looks at
 #: held tracks found nobody, most of them at people who had left or were hidden
 HELD_LOOK_MISSES = 3
+#: a look's target (an unexplained region, a held box) that overlaps this much (IoU) a target of the
+#: frame before whose look found someone gets no look of its own, up to ``LOOK_REUSES`` frames in a
+#: row: those people, moved as the target moved, stand for it (masked, their skeletons drawn), and
+#: then it is looked at again. In a crowd the looks were most of the models' time
+LOOK_AGAIN_IOU, LOOK_REUSES = 0.3, 2
+#: a person a look found belongs to each target they overlap this much (IoU), or hold this share of
+LOOK_FOUND_IOU, LOOK_FOUND_HOLDS = 0.1, 0.5
 #: seconds a pixel counts as moving after it last changed: a person who stops walking is still guarded
 MOTION_MEMORY_S = 5.0
 #: a box masked in the previous frame stays masked while at least this share of it is forgotten
@@ -81,6 +88,8 @@ class Guard:
         self._last_moved: np.ndarray | None = None  # int32 (H, W): frame when each pixel last changed
         self._look_misses: dict[int, int] = {}  # held track id -> looks in a row that found nobody
         self._masked: list[tuple[np.ndarray, int]] = []  # boxes masked in the last final frame, with their carry age
+        #: (frame, its look targets, the people found for each, frames each was reused): for the next frame
+        self._looked: tuple[int, np.ndarray, list[Detections], np.ndarray] | None = None
 
     def check(
         self, slot: Slot, alpha: np.ndarray, reference: tuple[np.ndarray, np.ndarray], config: Config
@@ -135,7 +144,14 @@ class Guard:
         looks = np.concatenate([unexplained, held]) if config.looks else unexplained[:0]
         if len(looks):
             context = np.r_[np.full(len(unexplained), SECOND_LOOK_CONTEXT), np.full(len(held), HELD_LOOK_CONTEXT)]
-            found = self._look(slot.frame.image, looks, context)
+            again, moved, reused = self._looked_before(looks, slot.t)
+            fresh = self._look(image, looks[~again], context[~again]) if (~again).any() else Detections.empty()
+            mine = _belonging(looks, fresh)
+            for j in np.flatnonzero(again):
+                mine[j] = moved[j]
+            self._looked = (slot.t, looks, mine, reused)
+            self._counts.looks_reused += int(again.sum())
+            found = Detections.concat([fresh, *(moved[j] for j in np.flatnonzero(again))])
             self._count_misses(held, held_ids, found)
             if len(found) and found.keypoints is not None:
                 found.xyxy = masks.body_boxes(found.keypoints, found.xyxy, image.shape[:2])
@@ -215,6 +231,26 @@ class Guard:
             keep &= (box_iou(held, seen) < HELD_SEEN_IOU).all(axis=1)
         return held[keep], ids[keep]
 
+    def _looked_before(self, targets: np.ndarray, t: int) -> tuple[np.ndarray, list[Detections], np.ndarray]:
+        """Which ``targets`` a look on the frame before stands for (``LOOK_AGAIN_IOU``, ``LOOK_REUSES``),
+        the people it found for each (moved as the target moved, by the targets' centres; empty where
+        none), and how many frames in a row each has been reused (0: looked at now)."""
+        again = np.zeros(len(targets), bool)
+        moved = [Detections.empty() for _ in targets]
+        reused = np.zeros(len(targets), np.int64)
+        if self._looked is None or self._looked[0] != t - 1 or not len(self._looked[1]):
+            return again, moved, reused
+        _, before, found, count = self._looked
+        iou = box_iou(targets, before)
+        for j, row in enumerate(iou):
+            i = int(row.argmax())
+            if row[i] < LOOK_AGAIN_IOU or not len(found[i]) or count[i] >= LOOK_REUSES:
+                continue
+            again[j], reused[j] = True, count[i] + 1
+            dx, dy = (targets[j, :2] + targets[j, 2:] - before[i, :2] - before[i, 2:]) / 2
+            moved[j] = found[i].shifted(float(dx), float(dy))
+        return again, moved, reused
+
     def _count_misses(self, held: np.ndarray, ids: np.ndarray, found: Detections) -> None:
         """After a look: each held track it found (a person overlapping its box) starts its count
         again; each it did not find counts one more miss."""
@@ -224,6 +260,14 @@ class Guard:
         for i, h in zip(ids.tolist(), hit):
             if i >= 0:
                 self._look_misses[i] = 0 if h else self._look_misses.get(i, 0) + 1
+
+
+def _belonging(targets: np.ndarray, found: Detections) -> list[Detections]:
+    """The people of ``found`` that belong to each target (``LOOK_FOUND_IOU``, ``LOOK_FOUND_HOLDS``)."""
+    if not len(found):
+        return [Detections.empty() for _ in targets]
+    mine = (box_iou(found.xyxy, targets) >= LOOK_FOUND_IOU) | (box_ioa(found.xyxy, targets) >= LOOK_FOUND_HOLDS)
+    return [found[mine[:, j]] for j in range(len(targets))]
 
 
 def second_look(

@@ -32,6 +32,8 @@ class Counts:
     motion: int = 0
     #: people the second look found in such regions
     second_look: int = 0
+    #: second looks not run: the look at the same place on the frame before stood for them (guard.LOOK_AGAIN_IOU)
+    looks_reused: int = 0
     #: boxes kept masked because the background behind them is unknown
     carried: int = 0
     #: frames whose mask foreground completion grew

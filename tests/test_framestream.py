@@ -182,6 +182,39 @@ def test_a_tracked_person_the_detector_drops_keeps_their_skeleton_from_a_look_at
     assert [i for i, r in enumerate(without) if not len(r.poses)] == sorted(dropped), "without the look they have none"
 
 
+def test_a_look_that_found_someone_stands_for_the_next_frames_looks_at_the_same_place(monkeypatch):
+    """Only the looks find the walker. A look that found them stands, moved as their region moved,
+    for the looks at the same place on the next LOOK_REUSES frames: fewer looks, every frame masked,
+    one skeleton on them in each."""
+    from anonymise import framestream as stream_module
+    from anonymise import guard
+
+    looked = []
+    real = stream_module.FrameStream._second_look
+
+    def second_look(self, image, regions, context=guard.SECOND_LOOK_CONTEXT):
+        looked[-1] += len(regions)
+        return real(self, image, regions, context)
+
+    monkeypatch.setattr(stream_module.FrameStream, "_second_look", second_look)
+    frames = synthetic_frames(30)
+    reused = []
+    for reuses in (0, guard.LOOK_REUSES):
+        monkeypatch.setattr(guard, "LOOK_REUSES", reuses)
+        looked.append(0)
+        anon = Anonymiser(Config(fail_closed=True), detector=ColourDetector(keypoints=True, blind_full_frame=True))
+        stream = anon.stream(lookahead=10)
+        results = list(anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream))
+        reused.append(stream.counts.looks_reused)
+        assert _visible([r.image for r in results]) == []
+        for t, r in enumerate(results[2:], 2):  # the guard needs a frame before to see motion
+            x1, _, x2, _ = person_box(t)
+            assert len(r.poses) == 1, f"frame {t}: {len(r.poses)} skeletons"
+            assert abs((r.poses.xyxy[0, 0] + r.poses.xyxy[0, 2]) / 2 - (x1 + x2) / 2) <= 3, f"frame {t}: elsewhere"
+    assert reused[0] == 0 and reused[1] >= 15
+    assert looked[1] + reused[1] == looked[0] and looked[1] <= 0.7 * looked[0], looked
+
+
 def test_a_held_track_whose_looks_find_nobody_is_not_looked_at_again(monkeypatch):
     """The person leaves (hidden): their held box stays masked, and the looks at it stop after
     HELD_LOOK_MISSES that found nobody; a look that finds them starts the count again (above)."""
@@ -265,6 +298,7 @@ def test_every_box_a_second_look_finds_is_masked_even_a_duplicate(monkeypatch):
         )
 
     monkeypatch.setattr(stream_module.FrameStream, "_second_look", second_look)
+    monkeypatch.setattr("anonymise.guard.LOOK_REUSES", 0)  # every frame's own look (this one finds the same place)
     anon = Anonymiser(Config(fail_closed=True, dilate=0, feather=0), detector=ColourDetector(blind_full_frame=True))
     stream = anon.stream(lookahead=10, debug=True)
     results = list(anon.anonymise_frames((Frame(f, i) for i, f in enumerate(frames)), stream))
