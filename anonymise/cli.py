@@ -74,6 +74,8 @@ _D = Config()
 _BALANCED, _FAST = PRESETS["balanced"], PRESETS["fast"]
 
 # The panels of seg's, bbox's and export's help (the options' ``rich_help_panel``), in the order -h shows them
+#: a run's one-off work (an int8 calibration) this long or longer is reported apart from its speed (s)
+ONE_OFF_SHOWN = 1.0
 IO = "Input and output"
 LOOK = "What replaces people"
 DETECTION = "Detection"
@@ -992,6 +994,8 @@ def _summary(report, audio: Audio = Audio.MUTE_SPEECH) -> None:
             )
         if r.segments:
             note += f", {len(r.segments)} segment files from {r.segments[0].name}"
+        if r.one_off >= ONE_OFF_SHOWN:
+            note += f"; {r.steady_fps:.1f} fps without the one-off int8 calibration ({r.one_off:.0f} s, cached)"
         out.print(f"{r.status}: {r.output} ({r.frames} frames, {r.fps:.1f} fps{note})")
         _speech_line(results, audio)
         return
@@ -1002,7 +1006,8 @@ def _summary(report, audio: Audio = Audio.MUTE_SPEECH) -> None:
         # "stopped": a live recording ended by Ctrl-C, kept (after a reconnect it is one row of several)
         colour = {"done": "green", "skipped": "yellow", "failed": "red", "stopped": "yellow"}.get(r.status, "white")
         detail = str(r.output) if r.status in ("done", "stopped") else r.message
-        table.add_row(escape(r.source), f"[{colour}]{r.status}[/]", str(r.frames), f"{r.fps:.1f}", escape(detail))
+        fps = f"{r.fps:.1f}" + (f" ({r.steady_fps:.1f} after the int8 calibration)" if r.one_off >= ONE_OFF_SHOWN else "")
+        table.add_row(escape(r.source), f"[{colour}]{r.status}[/]", str(r.frames), fps, escape(detail))
     out.print(table)
     counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed", "stopped")}
     stopped = f", {counts['stopped']} stopped" if counts["stopped"] else ""

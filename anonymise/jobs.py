@@ -59,9 +59,18 @@ class FileResult:
     #: spans; ``None`` where the audio was not redacted (kept, dropped, or none)
     speech: tuple | None = None
 
+    #: seconds of ``seconds`` spent on one-off work (an int8 calibration, cached for later runs)
+    one_off: float = 0.0
+
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def steady_fps(self) -> float:
+        """Frames per second without the one-off work (what later runs of the same models get)."""
+        steady = self.seconds - self.one_off
+        return self.frames / steady if steady > 0 else self.fps
 
 
 @dataclass

@@ -37,6 +37,9 @@ class PersonDetector(Protocol):
     batch: int | None
     #: whether the call takes a :class:`~anonymise.callplan.CallPlan` (some passes only, on windows)
     multiscale: bool
+    #: seconds spent so far on one-off work inside its calls (an int8 calibration): a run's speed is
+    #: also reported without it
+    one_off_seconds: float
 
     def __call__(
         self, frames: list[np.ndarray], imgsz: int | None = None, plan: CallPlan | None = None
@@ -78,6 +81,10 @@ class Plain:
             own = getattr(call, name, None)
             if own is not None:
                 setattr(self, name, own)
+
+    @property
+    def one_off_seconds(self) -> float:
+        return float(getattr(self.wrapped, "one_off_seconds", 0.0))
 
     def __call__(
         self, frames: list[np.ndarray], imgsz: int | None = None, plan: CallPlan | None = None

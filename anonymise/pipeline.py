@@ -290,6 +290,7 @@ class Anonymiser:
             images = extras.video or extras.snapshot_every is not None or extras.debug_view or show
             stream = self.stream(lookahead, fps=float(info.fps), debug=extras.debug_view, images=images)
             stream.keeps_tail = info.live  # a stop keeps what was read (see kept below)
+            spent = stream.detector.one_off_seconds  # an int8 calibration in this run is reported apart
             meter = FpsMeter()
             pace = LivePolicy(float(info.fps)) if realtime else None
             latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
@@ -302,6 +303,7 @@ class Anonymiser:
                 result = FileResult(
                     str(src.spec), dst, status, written, seconds, stream.counts, message, broken=broken, **live
                 )
+                result.one_off = stream.detector.one_off_seconds - spent
                 if gates:  # the spans of every file written (a segment's are on its own clock)
                     result.speech = tuple(span for gate in gates for span in gate.spans)
                 return self._finished(sink, stream, extras, info, result, realtime=realtime)

@@ -22,8 +22,11 @@ shared clip, everything in one process:
     pixels leaked %**;
   - ``crowd`` four moments of ``pedestrians.mp4`` (frames i, i+200, i+400 and i+600), each
     stretched to 640x360, in one 1280x720 frame (2x2): 20-50 people 20-60 px tall, a stand-in
-    for a crowd seen from afar: **residual people %**, each cell scaled back to 480x360 and
-    scored against the reference's people in its own moment;
+    for a crowd seen from afar: **residual people %** in pixels: the reference's people of each
+    cell's own moment (found once on the original frames, cached), placed where the mosaic put
+    them, each counted as visible where half of its box's core (``privacy_eval.CORE_SHRINK``) or more
+    is unchanged in the output (within ``privacy_eval.LEAK_TOL``; :func:`shown`). A re-detection on
+    the output, as the other rows score, missed people 12-30 px tall and took washes for people;
   - ``crowd720`` and ``crowd1080``: nine moments (frames i, i+80, ..., i+640) in a 3x3 grid scaled
     to 1280x720 and 1920x1080: 43-53 people, 26-55 px tall at 720p (5th-95th percentile), the harder stand-in for a
     busy HD camera (issue 30); scored as ``crowd``.

@@ -429,3 +429,33 @@ def test_sigterm_on_a_camera_finishes_the_recording_then_stops(tmp_path, monkeyp
     (kept,) = tmp_path.glob("camera0_anonymised*.mp4")
     assert stream_summary(kept)["frames"] >= 5, "the recording is finished and playable"
     assert not list(tmp_path.glob(".*")), "no hidden partial left"
+
+
+def test_a_runs_one_off_calibration_is_reported_apart_from_its_speed(tmp_path, capsys):
+    """The models' one-off work inside the run (an int8 calibration: here 0.4 s on the first call) is
+    the result's ``one_off``; its speed without it is ``steady_fps``, and the CLI's line says both."""
+    from anonymise import cli
+    from anonymise.jobs import BatchReport
+
+    class Calibrating(ColourDetector):
+        one_off_seconds = 0.0
+
+        def __call__(self, frames, imgsz=None):
+            if not self.one_off_seconds:
+                time.sleep(0.4)
+                self.one_off_seconds += 0.4
+            return super().__call__(frames, imgsz)
+
+    src = write_video(tmp_path / "in.mp4", synthetic_frames(8), audio=None)
+    anon = Anonymiser(Config(pose=False), detector=Calibrating())
+    result = anon.process_video(src, tmp_path / "out.mp4")
+    assert result.one_off == pytest.approx(0.4) and result.seconds > 0.4
+    assert result.steady_fps == pytest.approx(8 / (result.seconds - 0.4))
+    again = anon.process_video(src, tmp_path / "again.mp4")
+    assert again.one_off == 0.0 and again.steady_fps == again.fps, "calibrated once: none in the next run"
+    cli._summary(BatchReport([result]))
+    assert "one-off" not in capsys.readouterr().out, "under a second (ONE_OFF_SHOWN): not worth a word"
+    result.one_off = 2.0
+    result.seconds = 4.0
+    cli._summary(BatchReport([result]))
+    assert "(8 frames, 2.0 fps; 4.0 fps without the one-off int8 calibration (2 s, cached))" in capsys.readouterr().out

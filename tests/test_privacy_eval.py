@@ -158,3 +158,26 @@ def test_scene_summary_leaves_out_frames_with_nothing_to_score(metric):
     assert metric.scene_text(nobody).endswith("fill error n/a (no reference person in the frames scored)")
     closeup = metric.scene_summary([0.0], [0.0], None, None)
     assert "fill error" not in closeup and metric.scene_text(closeup).endswith("fill error n/a (no empty scene)")
+
+
+def test_a_crowd_cells_people_are_placed_in_the_mosaic_and_visible_where_their_core_is_unchanged(metric):
+    """bench_resolutions' crowd score: each reference box of a 480x360 moment lands where the mosaic put
+    that moment, and counts as visible where half of its core or more is as it came."""
+    spec = importlib.util.spec_from_file_location("bench_resolutions", ROOT / "scripts" / "bench_resolutions.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_resolutions"] = bench  # its dataclasses look their module up
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    layout = bench.Mosaic((0, 1, 2, 3), 2, (960, 540))  # cells of 480x270
+    box = np.array([[48, 36, 96, 108]], np.float32)
+    assert bench.placed(box, 3, layout).tolist() == [[528, 297, 576, 351]], "cell 3: right, bottom; height x0.75"
+    image = np.random.default_rng(0).integers(0, 255, (540, 960, 3), np.uint8)
+    output = image.copy()
+    people = np.array([[100, 100, 140, 200], [300, 100, 340, 200], [500, 100, 540, 200]], np.float32)
+    output[100:200, 100:140] = 0  # masked whole
+    output[100:200, 300:340] = np.clip(image[100:200, 300:340].astype(int) + 6, 0, 255)  # within LEAK_TOL: shown
+    output[100:140, 500:540] = 0  # the top 40%: the rest of the core shows
+    assert bench.shown(image, output, people).tolist() == [False, True, True]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -136,6 +137,9 @@ class Detector:
         self._twin: list[tuple | None] = [None]
         #: set while a run ends: an int8 calibration under way stops (see :meth:`calibrations_stopped`)
         self._stop = threading.Event()
+        #: seconds spent so far on one-off work inside model calls: the int8 calibration (quantising
+        #: and loading the result), done once and cached; a run reports its speed without it too
+        self.one_off_seconds = 0.0
         self.pose_model = None
         self.box_model = None
         self.seg_model = None
@@ -200,6 +204,7 @@ class Detector:
         if len(calibration.samples) < exports.CALIBRATION_SAMPLES:
             return
         del model.int8_calibration
+        started = time.perf_counter()
         try:
             path = exports.quantize_openvino(
                 calibration.weights, calibration.imgsz, calibration.float_export, calibration.samples, self._stop
@@ -215,6 +220,7 @@ class Detector:
             return
         finally:
             calibration.samples.clear()
+            self.one_off_seconds += time.perf_counter() - started
         for name in ("pose_model", "box_model", "seg_model"):
             if getattr(self, name) is model:
                 setattr(self, name, quantised)
