@@ -1006,7 +1006,8 @@ def _summary(report, audio: Audio = Audio.MUTE_SPEECH) -> None:
         # "stopped": a live recording ended by Ctrl-C, kept (after a reconnect it is one row of several)
         colour = {"done": "green", "skipped": "yellow", "failed": "red", "stopped": "yellow"}.get(r.status, "white")
         detail = str(r.output) if r.status in ("done", "stopped") else r.message
-        fps = f"{r.fps:.1f}" + (f" ({r.steady_fps:.1f} after the int8 calibration)" if r.one_off >= ONE_OFF_SHOWN else "")
+        steady = f" ({r.steady_fps:.1f} after the int8 calibration)" if r.one_off >= ONE_OFF_SHOWN else ""
+        fps = f"{r.fps:.1f}{steady}"
         table.add_row(escape(r.source), f"[{colour}]{r.status}[/]", str(r.frames), fps, escape(detail))
     out.print(table)
     counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed", "stopped")}
