@@ -73,9 +73,10 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 _D = Config()
 _BALANCED, _FAST = PRESETS["balanced"], PRESETS["fast"]
 
-# The panels of seg's, bbox's and export's help (the options' ``rich_help_panel``), in the order -h shows them
 #: a run's one-off work (an int8 calibration) this long or longer is reported apart from its speed (s)
 ONE_OFF_SHOWN = 1.0
+
+# The panels of seg's, bbox's and export's help (the options' ``rich_help_panel``), in the order -h shows them
 IO = "Input and output"
 LOOK = "What replaces people"
 DETECTION = "Detection"
