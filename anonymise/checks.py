@@ -18,6 +18,8 @@ kind                    risk  why a person may show
 ``motion``              0.5+  the motion guard masked something moving that no detection explained
 ``second_look``         0.5   a second look found a person the first pass missed there: the
                               frames around may miss them too
+``shown``               0.5   a still thing the models called a person, with no body part seen, is
+                              shown as it is (:mod:`anonymise.things`): a person after all?
 ``failed``              0.3   frames that failed closed: fully masked, so nothing leaks, but the
                               scene is lost there
 ======================  ====  =====================================================================
@@ -46,6 +48,7 @@ BASE = {
     "low_confidence_edge": 0.55,
     "motion": 0.5,
     "second_look": 0.5,
+    "shown": 0.5,
     "failed": 0.3,
 }
 
@@ -107,6 +110,7 @@ def ranked(report: dict, limit: int = LIMIT) -> tuple[list[dict], int]:
         "motion": "the motion guard masked something moving that no detection explained: a person missed?",
         "second_look": "a second look found a person the first pass missed: check the frames around it",
         "failed": "frames failed closed (written fully masked): nothing leaks, the scene is lost",
+        "shown": "a still thing the models called a person, with no body part seen, is shown as it is: a person?",
     }
     for reason, why in texts.items():
         for first, last in _merged(reasons.get(reason, {}).get("spans", []), fps):

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from . import guard, masking, scene
+from . import guard, masking, scene, things
 from .compose import Anonymised, Compositor
 from .compose import draw as draw_skeletons
 from .config import Config
@@ -249,6 +249,9 @@ class FrameStream:
         learning = Learning()
         if slot.found is not None:
             try:
+                self.counts.shown += things.show(
+                    slot, things.still_things(slot, self._buffer, self.config.motion_threshold)
+                )
                 alpha = masking.alpha(image, slot.found, slot.extra, self.config)
                 reference = self._learner.reference()  # one conversion, shared
                 if self.fail_closed and reference is not None:

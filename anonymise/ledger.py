@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-#: the reasons a region is masked besides a detection, as the report names them
-REASONS = ("held", "backfill", "motion", "second_look", "carried", "manual", "failed")
+#: the reasons a region is masked besides a detection (and "shown": a detection not masked, things.py), as
+#: the report names them
+REASONS = ("held", "backfill", "motion", "second_look", "carried", "manual", "failed", "shown")
 
 
 class Spans:

@@ -30,6 +30,7 @@ MEANING = {
     "carried": "regions kept masked where the background could not vouch for what was there",
     "manual": "boxes from the redaction manifest (--masks)",
     "failed": "frames written fully masked because their processing failed (fail closed)",
+    "shown": "still things the models called people, with no body part seen: shown as they are, not masked",
 }
 
 

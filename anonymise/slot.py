@@ -36,6 +36,8 @@ class Counts:
     looks_reused: int = 0
     #: boxes kept masked because the background behind them is unknown
     carried: int = 0
+    #: still things the models called people, shown as they are (see things.py)
+    shown: int = 0
     #: frames whose mask foreground completion grew
     completed: int = 0
     #: frames the small-person search skipped, and the frame-scale pass (see policy.py)
@@ -74,6 +76,8 @@ class Slot:
     coasted: list[int] = field(default_factory=list)
     #: (K, 4) boxes of the redaction manifest in this frame (in ``extra`` too); ``None`` without a manifest
     manual: np.ndarray | None = None
+    #: (K, 4) boxes of the still things shown, not masked, taken out of ``found`` (see ``things.py``)
+    shown: np.ndarray | None = None
     #: regions masked per reason (see ``ledger.REASONS``)
     why: dict[str, int] = field(default_factory=dict)
     #: the frame's image on the compositing device, once final
