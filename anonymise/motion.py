@@ -23,6 +23,13 @@ def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return cv2.max(cv2.max(blue, green), red)
 
 
+#: a region whose changed pixels a gain and an offset per channel of the background explain (all but this
+#: share of them within the threshold) changed its light, not what is there: a screen's white balance,
+#: a lamp. Only where the background has texture to fit (this standard deviation, in levels, in a
+#: channel at least) and the gain is a light's (LIGHT_GAINS): a flat wall maps onto anything
+RELIT_SHARE, RELIT_TEXTURE, LIGHT_GAINS = 0.1, 12.0, (0.6, 1.6)
+
+
 @dataclass
 class Regions:
     """Moving, person-sized foreground regions of one frame."""
@@ -79,12 +86,39 @@ def moving_regions(
         region = labels[y : y + h, x : x + w] == i
         if not moving[y : y + h, x : x + w][region].any():
             continue  # a still change (a parked car): the background will learn it
+        if relit(frame[y : y + h, x : x + w], reference[y : y + h, x : x + w], seen[y : y + h, x : x + w], threshold):
+            continue  # its light changed (the background is relit as it learns)
         keep[i] = True
         boxes.append((x, y, x + w, y + h))
         flags.append(np.count_nonzero(alpha[y : y + h, x : x + w][region]) >= explained * np.count_nonzero(region))
     if not boxes:
         return none
     return Regions(np.asarray(boxes, np.float32), np.asarray(flags, bool), keep[labels] & raw)
+
+
+def relit(frame: np.ndarray, reference: np.ndarray, seen: np.ndarray, threshold: int) -> bool:
+    """Whether ``frame`` is ``reference`` under another light where ``seen``: a gain (within LIGHT_GAINS)
+    and an offset per channel, fitted by least squares on a reference with texture (RELIT_TEXTURE),
+    bring all but RELIT_SHARE of the pixels that differ by more than ``threshold`` within it."""
+    if frame.ndim != 3 or np.count_nonzero(seen) < 64:
+        return False
+    x = reference[seen].astype(np.float32)
+    y = frame[seen].astype(np.float32)
+    changed = np.abs(y - x).max(axis=1) > threshold
+    if not changed.any():
+        return False
+    fitted = np.empty_like(y)
+    for c in range(x.shape[1]):
+        xs, ys = x[:, c], y[:, c]
+        spread = float(xs.std())
+        if spread < RELIT_TEXTURE:
+            return False
+        gain = float(((xs - xs.mean()) * (ys - ys.mean())).mean()) / spread**2
+        if not LIGHT_GAINS[0] <= gain <= LIGHT_GAINS[1]:
+            return False
+        fitted[:, c] = gain * (xs - xs.mean()) + ys.mean()
+    still_off = np.abs(y - fitted).max(axis=1) > threshold
+    return np.count_nonzero(still_off & changed) <= RELIT_SHARE * np.count_nonzero(changed)
 
 
 def complete_foreground(

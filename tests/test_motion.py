@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from conftest import MAGENTA, scene
 
-from anonymise.motion import crop_window, moved, moving_regions
+from anonymise.motion import crop_window, moved, moving_regions, relit
 
 
 def unexplained_regions(frame, moving, reference, seen, alpha, **kwargs) -> np.ndarray:
@@ -49,6 +49,31 @@ def test_still_changes_small_blobs_and_unknown_background_are_ignored():
     assert len(unexplained_regions(flash, moved(flash, bg), bg, seen, none)) == 0, (
         "a lighting change covering the frame is not a person"
     )
+
+
+def test_a_screen_whose_light_changes_is_not_a_person_and_a_person_on_it_or_a_flat_wall_still_is():
+    bg = scene(seed=3)
+    seen = np.ones(bg.shape[:2], bool)
+    none = np.zeros(bg.shape[:2], np.uint8)
+    before = bg.copy()
+    screen = (slice(20, 100), slice(30, 90))
+    after = bg.copy()
+    lit = bg[screen].astype(np.float32) * np.array([1.3, 1.0, 0.8]) + np.array([10, 0, -5])  # white balance
+    after[screen] = lit.clip(0, 255).astype(np.uint8)
+    assert len(unexplained_regions(before, moved(before, bg), bg, seen, none, min_height=16)) == 0
+    assert len(unexplained_regions(after, moved(after, before), bg, seen, none, min_height=16)) == 0, (
+        "a screen's new white balance"
+    )
+    assert relit(after[screen], bg[screen], seen[screen], 30)
+    person = after.copy()
+    person[40:90, 50:70] = MAGENTA
+    (box,) = unexplained_regions(person, moved(person, before), bg, seen, none, min_height=16)
+    assert box[1] <= 40 and box[3] >= 90, "a person in front of it is found"
+    flat = np.full_like(bg, 120)
+    grey = flat.copy()
+    grey[30:80, 40:60] = 60  # a person in grey against a flat wall: a gain and an offset fit it
+    assert not relit(grey[30:80, 40:60], flat[30:80, 40:60], seen[30:80, 40:60], 30), "no texture to judge by"
+    assert len(unexplained_regions(grey, moved(grey, flat), flat, seen, none, min_height=16)) == 1
 
 
 def test_crop_window_keeps_context_and_stays_in_frame():
