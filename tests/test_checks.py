@@ -64,6 +64,12 @@ def test_a_low_confidence_track_at_the_edge_is_a_moment():
     assert ranked(ledger(tracks=[sure]))[0] == []
 
 
+def test_a_still_thing_shown_as_it_is_is_a_moment_to_check():
+    (moment,), _ = ranked(ledger(frames_by_reason={"shown": {"spans": [[0, 40], [44, 99]]}}))
+    assert moment["kind"] == "shown" and (moment["first"], moment["last"]) == (0, 99)
+    assert "shown as it is" in moment["why"] and moment["risk"] > 0.5
+
+
 def test_at_most_the_limit_is_listed_and_the_rest_counted():
     spans = [[i * 20, i * 20] for i in range(LIMIT + 7)]
     moments, more = ranked(ledger(frames=2000, frames_by_reason={"second_look": {"spans": spans}}))
