@@ -93,15 +93,22 @@ def still_things(slot: Slot, window: Sequence[Slot], threshold: int) -> np.ndarr
 
 
 def show(slot: Slot, things: np.ndarray) -> int:
-    """Drop ``things`` from ``slot``: its detections at their place and the hold's boxes inside them
-    (not the manual ones). Returns how many things were shown."""
+    """Drop ``things`` from ``slot``: its detections at their place that show no body part in this frame,
+    and the hold's boxes inside them (not the manual ones). Returns how many things were shown."""
     if not len(things):
         return 0
     found = slot.found
-    thing = lambda d: (box_iou(d.xyxy, things) >= PLACE_IOU).any(axis=1) if len(d) else np.zeros(0, bool)  # noqa: E731
+    _, joints = _with_joints(found)
+    at = (box_iou(found.people.xyxy, things) >= PLACE_IOU).any(axis=1) if len(found.people) else np.zeros(0, bool)
+    drop = at & (joints >= 0) & (joints < BODY_JOINTS)  # one that shows a body part here (or may) stays masked
     same = found.people is found.poses
-    found.people = found.people[~thing(found.people)]
-    found.poses = found.people if same else found.poses[~thing(found.poses)]
+    found.people = found.people[~drop]
+    if same:
+        found.poses = found.people
+    elif len(found.poses) and found.poses.keypoints is not None:
+        body = (found.poses.keypoints[:, :, 2] >= BODY_PART).sum(axis=1)
+        at = (box_iou(found.poses.xyxy, things) >= PLACE_IOU).any(axis=1)
+        found.poses = found.poses[~(at & (body < BODY_JOINTS))]
     reach = np.asarray([grow(b, MAX_GROWTH) for b in things], np.float32)
     inside = lambda boxes: (box_ioa(reach, boxes) >= OWN_BOXES).any(axis=0)  # noqa: E731
     if slot.extra:

@@ -173,3 +173,10 @@ def test_the_office_chair_beside_a_close_up_is_shown_as_it_is_and_she_is_not(ped
         assert (image[:, 560:] == frame.image[:, 560:]).all(), f"the chair is masked in frame {frame.index}"
         face = np.abs(image[60:160, 260:360].astype(int) - frame.image[60:160, 260:360].astype(int)).max(axis=2)
         assert (face > 30).mean() > 0.5, f"her face shows in frame {frame.index}"
+
+
+def test_a_detection_at_the_place_that_shows_a_body_part_in_this_frame_stays_masked_in_it():
+    image = _room(1, lambda i: None)[0]
+    slot = _slot(0, image, [CHAIR], [0.9])
+    assert show(slot, np.asarray([CHAIR], np.float32)) == 1
+    assert len(slot.found.people) == 1, "someone seen there in this frame is masked here"
