@@ -26,7 +26,8 @@ def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 #: a region whose changed pixels a gain and an offset per channel of the background explain (all but this
 #: share of them within the threshold) changed its light, not what is there: a screen's white balance,
 #: a lamp. Only where the background has texture to fit (this standard deviation, in levels, in a
-#: channel at least) and the gain is a light's (LIGHT_GAINS): a flat wall maps onto anything
+#: channel at least) and the gain is a light's (LIGHT_GAINS, the bounds scene.fit_light keeps its gains
+#: within too): a flat wall maps onto anything
 RELIT_SHARE, RELIT_TEXTURE, LIGHT_GAINS = 0.1, 12.0, (0.6, 1.6)
 
 

@@ -52,6 +52,7 @@ import numpy as np
 
 from .background import UNSEEN_TINTS, choose_tint, inpaint_unseen, mark_unseen
 from .config import Fill
+from .motion import LIGHT_GAINS
 
 #: the fills that show the background (the others replace people without it)
 FILLS = frozenset({Fill.BACKGROUND, Fill.SILHOUETTE, Fill.HEATMAP})
@@ -69,8 +70,6 @@ NEVER = -(2**30)
 #: ``step`` pixels each way, so that about LIGHT_SAMPLES are looked at)
 LIGHT_MIN = 400
 LIGHT_SAMPLES = 5000
-#: the fitted gain is kept within these bounds (a wild fit on a few pixels is not the scene's light)
-GAIN_RANGE = (0.6, 1.6)
 #: pixels within this of a masked one are not used to fit the light
 LIGHT_MARGIN = 9
 
@@ -379,7 +378,7 @@ def _free(alpha: np.ndarray) -> np.ndarray:
 def fit_light(before: np.ndarray, now: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(gain, offset) per channel that best map ``before`` onto ``now`` (uint8 BGR) over ``free``: least
     squares, then again without the pixels it fits worst (something that moved). Identity where too
-    few are free; the gain stays within GAIN_RANGE."""
+    few are free; the gain stays within LIGHT_GAINS (a wild fit on a few pixels is not the scene's light)."""
     gain, offset = np.ones(3), np.zeros(3)
     if np.count_nonzero(free) < LIGHT_MIN:
         return gain, offset
@@ -392,7 +391,7 @@ def fit_light(before: np.ndarray, now: np.ndarray, free: np.ndarray) -> tuple[np
             mx, my = xs.mean(), ys.mean()
             var = ((xs - mx) ** 2).mean()
             g = ((xs - mx) * (ys - my)).mean() / var if var > 4.0 else 1.0
-            gain[c] = min(max(g, GAIN_RANGE[0]), GAIN_RANGE[1])
+            gain[c] = min(max(g, LIGHT_GAINS[0]), LIGHT_GAINS[1])
             offset[c] = my - gain[c] * mx
         residual = np.abs(y - (x * gain + offset)).max(axis=1)
         keep = residual <= max(3 * float(np.median(residual)), 4.0)

@@ -106,9 +106,8 @@ def show(slot: Slot, things: np.ndarray) -> int:
     if same:
         found.poses = found.people
     elif len(found.poses) and found.poses.keypoints is not None:
-        body = (found.poses.keypoints[:, :, 2] >= BODY_PART).sum(axis=1)
         at = (box_iou(found.poses.xyxy, things) >= PLACE_IOU).any(axis=1)
-        found.poses = found.poses[~(at & (body < BODY_JOINTS))]
+        found.poses = found.poses[~(at & (_joints_seen(found.poses.keypoints) < BODY_JOINTS))]
     reach = np.asarray([grow(b, MAX_GROWTH) for b in things], np.float32)
     inside = lambda boxes: (box_ioa(reach, boxes) >= OWN_BOXES).any(axis=0)  # noqa: E731
     if slot.extra:
@@ -142,15 +141,20 @@ def _with_joints(found) -> tuple[np.ndarray, np.ndarray]:
     if not len(people):
         return boxes, np.zeros(0, np.int64)
     if people.keypoints is not None:
-        return boxes, (people.keypoints[:, :, 2] >= BODY_PART).sum(axis=1)
+        return boxes, _joints_seen(people.keypoints)
     joints = np.full(len(people), -1, np.int64)
     poses = found.poses
     if len(poses) and poses.keypoints is not None:
         iou = box_iou(boxes, poses.xyxy)
         best = iou.argmax(axis=1)
         hit = iou[np.arange(len(boxes)), best] >= PLACE_IOU
-        joints[hit] = (poses.keypoints[best[hit], :, 2] >= BODY_PART).sum(axis=1)
+        joints[hit] = _joints_seen(poses.keypoints[best[hit]])
     return boxes, joints
+
+
+def _joints_seen(keypoints: np.ndarray) -> np.ndarray:
+    """How many joints of each of ``keypoints`` (N, 17, 3) are seen (BODY_PART or more)."""
+    return (keypoints[:, :, 2] >= BODY_PART).sum(axis=1)
 
 
 def _still(box: np.ndarray, slot: Slot, window: Sequence[Slot], threshold: int, shape: tuple[int, int]) -> bool:
@@ -167,6 +171,6 @@ def _still(box: np.ndarray, slot: Slot, window: Sequence[Slot], threshold: int, 
         if other is slot:
             continue
         there = other.frame.image[top:bottom, left:right]
-        if np.count_nonzero(motion.difference(here, there) > threshold) > limit:
+        if np.count_nonzero(motion.moved(here, there, threshold)) > limit:
             return False
     return True
